@@ -1,0 +1,169 @@
+"""The ``KOUDAI_*`` settings: their defaults, their validation and the one accessor.
+
+A host sets them in ``app.config``. ``init_app`` fills in defaults with ``setdefault`` and
+then validates every ``KOUDAI_`` key: an unknown key (a typo) or a bad value raises
+:class:`~koudai_flask.errors.ConfigError` with a message that names the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+
+from koudai_flask.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    help: str
+    check: Callable[[Any], Any] | None = None  # returns the normalised value or raises ValueError
+
+
+def _prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+        raise ValueError("must be a path that starts with '/' and does not end with '/'")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(repr, choices))}")
+        return str(value)
+
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be True or False")
+    return value
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, timedelta):
+        value = int(value.total_seconds())
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a positive number of seconds (an int or a timedelta)")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be a string or None")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _zone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone name such as 'Asia/Shanghai'") from exc
+    return str(value)
+
+
+SETTINGS: dict[str, Setting] = {
+    "KOUDAI_DATABASE_URI": Setting(
+        None,
+        "Database for koudai's own engine when no host `db` is given "
+        "(default: SQLALCHEMY_DATABASE_URI, else sqlite in the instance folder).",
+        _optional_str,
+    ),
+    "KOUDAI_REGISTER_BLUEPRINTS": Setting(
+        True, "Register the four blueprints at the prefixes below.", _bool
+    ),
+    "KOUDAI_SHOP_URL_PREFIX": Setting("/shop", "Mount point of the mobile shop.", _prefix),
+    "KOUDAI_ADMIN_URL_PREFIX": Setting("/shop-admin", "Mount point of the back office.", _prefix),
+    "KOUDAI_API_URL_PREFIX": Setting("/shop-api/v1", "Mount point of the REST API.", _prefix),
+    "KOUDAI_HOOKS_URL_PREFIX": Setting(
+        "/shop-hooks", "Mount point of inbound callbacks (payments, logistics).", _prefix
+    ),
+    "KOUDAI_STATIC_URL_PATH": Setting(
+        "/koudai-static", "URL path of the library's static files.", _prefix
+    ),
+    "KOUDAI_BASE_TEMPLATE": Setting(
+        "koudai/base.html", "Template every koudai page extends; point it at your layout.", _str
+    ),
+    "KOUDAI_SHOP_NAME": Setting("Koudai Shop", "Shop name shown in pages and messages.", _str),
+    "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", _zone),
+    "KOUDAI_CURRENCY": Setting("CNY", "ISO currency of all prices (amounts are in fen).", _str),
+    "KOUDAI_JOBS": Setting(
+        "inline",
+        "'inline' runs jobs right after commit in-process; 'rq' enqueues them on Redis.",
+        _choice("inline", "rq"),
+    ),
+    "KOUDAI_REDIS_URL": Setting(
+        "redis://127.0.0.1:6379/0", "Redis used when KOUDAI_JOBS = 'rq'.", _str
+    ),
+    "KOUDAI_QUEUE_NAME": Setting("koudai", "Name of the RQ queue.", _str),
+    "KOUDAI_RESERVATION_TTL": Setting(
+        1800, "Seconds an unpaid order holds its stock before it is cancelled.", _seconds
+    ),
+    "KOUDAI_EXPIRY_INTERVAL": Setting(
+        60, "Seconds between runs of the reservation-expiry job.", _seconds
+    ),
+    "KOUDAI_RELAY_INTERVAL": Setting(
+        60, "Seconds between runs of the outbox relay (it re-sends what Redis lost).", _seconds
+    ),
+    "KOUDAI_RELAY_GRACE": Setting(
+        30,
+        "Seconds an enqueued outbox event may wait before the relay checks whether its job "
+        "still exists in Redis.",
+        _seconds,
+    ),
+    "KOUDAI_OUTBOX_BATCH": Setting(500, "Outbox rows the relay handles per pass.", _positive_int),
+    "KOUDAI_DEFAULT_LOCATION": Setting(
+        "main", "Code of the stock location used when a call names none.", _str
+    ),
+    "KOUDAI_ORDER_NUMBER_PREFIX": Setting("KD", "Prefix of order numbers.", _str),
+    "KOUDAI_MEDIA_FOLDER": Setting(
+        None, "Folder of product images (default: <instance>/koudai-media).", _optional_str
+    ),
+    "KOUDAI_PAGE_SIZE": Setting(20, "Products per page in the shop.", _positive_int),
+}
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Fill in defaults and check every ``KOUDAI_`` key of ``config`` in place."""
+    for key in [k for k in config if k.startswith("KOUDAI_")]:
+        if key not in SETTINGS:
+            close = difflib.get_close_matches(key, SETTINGS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(
+                f"unknown setting {key}{hint} (known KOUDAI_ settings are listed in the README)"
+            )
+    for key, setting in SETTINGS.items():
+        config.setdefault(key, setting.default)
+        if setting.check is None:
+            continue
+        try:
+            config[key] = setting.check(config[key])
+        except ValueError as exc:
+            raise ConfigError(f"{key} = {config[key]!r} {exc}") from None
+
+
+def config_value(name: str) -> Any:
+    """Read ``KOUDAI_<name>`` of the current app; a name that is not a setting raises."""
+    key = name if name.startswith("KOUDAI_") else f"KOUDAI_{name}"
+    if key not in SETTINGS:
+        raise KeyError(f"{key} is not a koudai setting")
+    return current_app.config[key]

@@ -1,0 +1,1 @@
+"""Background work: the outbox dispatcher and relay, RQ wiring and the schedules."""

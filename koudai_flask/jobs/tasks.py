@@ -1,0 +1,15 @@
+"""Job functions run by the worker's schedules. Each takes plain values and is safe twice."""
+
+from __future__ import annotations
+
+from koudai_flask.jobs.outbox import relay_outbox
+from koudai_flask.services import inventory, orders
+
+
+def expire_reservations() -> int:
+    """Cancel unpaid orders past their hold and release other expired holds."""
+    return len(orders.expire_unpaid()) + inventory.expire_holds()
+
+
+def run_relay() -> int:
+    return relay_outbox()

@@ -1,0 +1,32 @@
+"""Alembic environment for koudai's own tables (run by ``flask koudai db ...``)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+import koudai_flask.models  # noqa: F401  (registers every table on the metadata)
+from koudai_flask.migrations import VERSION_TABLE, include_koudai_tables
+from koudai_flask.models.base import metadata
+
+
+def run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        include_object=include_koudai_tables,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run(connection)
+else:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.begin() as new_connection:
+        run(new_connection)

@@ -1,0 +1,39 @@
+"""SQLAlchemy models of koudai_flask, all on the library's own metadata (tables koudai_*)."""
+
+from __future__ import annotations
+
+from koudai_flask.models.base import Base, metadata
+from koudai_flask.models.catalog import Category, Product, ProductImage, Sku
+from koudai_flask.models.channels import Channel, ChannelListing, SyncCursor
+from koudai_flask.models.customers import Customer, CustomerIdentity
+from koudai_flask.models.inventory import Location, Reservation, StockLevel, StockMovement
+from koudai_flask.models.orders import Order, OrderEvent, OrderLine, Payment, Refund, Shipment
+from koudai_flask.models.outbox import OutboxEvent
+from koudai_flask.models.staff import AuditEntry, StaffMember
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Category",
+    "Channel",
+    "ChannelListing",
+    "Customer",
+    "CustomerIdentity",
+    "Location",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OutboxEvent",
+    "Payment",
+    "Product",
+    "ProductImage",
+    "Refund",
+    "Reservation",
+    "Shipment",
+    "Sku",
+    "StaffMember",
+    "StockLevel",
+    "StockMovement",
+    "SyncCursor",
+    "metadata",
+]

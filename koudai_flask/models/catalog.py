@@ -1,0 +1,97 @@
+"""Catalog: categories, products, their SKUs and images."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from koudai_flask.models.base import Base, Timestamped, utcnow
+
+if TYPE_CHECKING:
+    from koudai_flask.models.inventory import StockLevel
+
+
+class Category(Base, Timestamped):
+    __tablename__ = "koudai_category"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("koudai_category.id"))
+    position: Mapped[int] = mapped_column(default=0)
+
+    products: Mapped[list[Product]] = relationship(back_populates="category")
+
+
+class Product(Base, Timestamped):
+    __tablename__ = "koudai_product"
+    __table_args__ = (Index("ix_koudai_product_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("koudai_category.id"), index=True)
+    # "active" is on sale, "archived" is hidden from the shop but kept for old orders.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    featured: Mapped[bool] = mapped_column(default=False)
+    # Names of the attributes its SKUs vary by, in display order, e.g. ["color", "size"].
+    options: Mapped[list[Any]] = mapped_column(default=list)
+    sales_count: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    category: Mapped[Category | None] = relationship(back_populates="products")
+    skus: Mapped[list[Sku]] = relationship(
+        back_populates="product", order_by="Sku.id", cascade="all, delete-orphan"
+    )
+    images: Mapped[list[ProductImage]] = relationship(
+        back_populates="product", order_by="ProductImage.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def min_price(self) -> int:
+        return min((s.price for s in self.skus if s.active), default=0)
+
+
+class Sku(Base, Timestamped):
+    __tablename__ = "koudai_sku"
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("weight_grams >= 0", name="weight_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("koudai_product.id"), index=True)
+    # Attribute values keyed by the product's options, e.g. {"color": "red", "size": "M"}.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    price: Mapped[int]  # fen
+    compare_at_price: Mapped[int | None]
+    barcode: Mapped[str | None] = mapped_column(String(64), index=True)
+    weight_grams: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    product: Mapped[Product] = relationship(back_populates="skus")
+    stock_levels: Mapped[list[StockLevel]] = relationship(back_populates="sku")
+
+    @property
+    def label(self) -> str:
+        return " / ".join(str(v) for v in self.attributes.values()) or self.code
+
+
+class ProductImage(Base):
+    __tablename__ = "koudai_product_image"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("koudai_product.id"), index=True)
+    # Path inside KOUDAI_MEDIA_FOLDER, or an absolute http(s) URL.
+    path: Mapped[str] = mapped_column(String(300))
+    alt: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[int] = mapped_column(default=0)
+
+    product: Mapped[Product] = relationship(back_populates="images")
+
+    __table_args__ = (UniqueConstraint("product_id", "position"),)

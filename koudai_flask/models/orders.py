@@ -1,0 +1,148 @@
+"""Orders from every channel, their lines, events, payments, refunds and shipments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from koudai_flask.models.base import Base, Timestamped, utcnow
+
+if TYPE_CHECKING:
+    from koudai_flask.models.customers import Customer
+
+
+class Order(Base, Timestamped):
+    __tablename__ = "koudai_order"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_koudai_order_status_created", "status", "created_at"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    # One of koudai_flask.services.orders.STATES.
+    status: Mapped[str] = mapped_column(String(20), default="pending_payment")
+    # The channel's name ("web" is the own shop).
+    channel: Mapped[str] = mapped_column(ForeignKey("koudai_channel.name"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    # A digest of what was asked, so a reused key with a different order is refused.
+    request_digest: Mapped[str] = mapped_column(String(64), default="")
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("koudai_customer.id"), index=True)
+    address: Mapped[dict[str, Any] | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+    subtotal: Mapped[int] = mapped_column(default=0)
+    shipping_fee: Mapped[int] = mapped_column(default=0)
+    discount: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    paid_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+    payments: Mapped[list[Payment]] = relationship(back_populates="order", order_by="Payment.id")
+    refunds: Mapped[list[Refund]] = relationship(back_populates="order", order_by="Refund.id")
+    shipments: Mapped[list[Shipment]] = relationship(back_populates="order", order_by="Shipment.id")
+    customer: Mapped[Customer | None] = relationship()
+
+    @property
+    def paid_amount(self) -> int:
+        return sum(p.amount for p in self.payments)
+
+    @property
+    def refunded_amount(self) -> int:
+        return sum(r.amount for r in self.refunds)
+
+
+class OrderLine(Base):
+    __tablename__ = "koudai_order_line"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("koudai_sku.id"), index=True)
+    # Snapshots: what the buyer saw, even if the catalog changes later.
+    sku_code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    variant: Mapped[str] = mapped_column(String(200), default="")
+    unit_price: Mapped[int]
+    quantity: Mapped[int]
+    shipped_quantity: Mapped[int] = mapped_column(default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+class OrderEvent(Base, Timestamped):
+    """One transition (or a note) in an order's timeline."""
+
+    __tablename__ = "koudai_order_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(80), default="system")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class Payment(Base, Timestamped):
+    __tablename__ = "koudai_payment"
+    __table_args__ = (
+        UniqueConstraint("provider", "transaction_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    transaction_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="payments")
+
+
+class Refund(Base, Timestamped):
+    __tablename__ = "koudai_refund"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    amount: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+
+    order: Mapped[Order] = relationship(back_populates="refunds")
+
+
+class Shipment(Base, Timestamped):
+    __tablename__ = "koudai_shipment"
+    __table_args__ = (UniqueConstraint("carrier", "tracking_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    # Kuaidi100 carrier code: shunfeng, yuantong, zhongtong, ...
+    carrier: Mapped[str] = mapped_column(String(32))
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    # shipped | delivered
+    status: Mapped[str] = mapped_column(String(16), default="shipped")
+    delivered_at: Mapped[datetime | None]
+
+    order: Mapped[Order] = relationship(back_populates="shipments")

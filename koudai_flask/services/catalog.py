@@ -1,0 +1,220 @@
+"""Catalog: products with their SKU variants, categories, archiving."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.models import Category, Product, ProductImage, Sku
+from koudai_flask.schemas import load
+from koudai_flask.schemas.catalog import (
+    CategoryInput,
+    ProductInput,
+    ProductUpdate,
+    SkuInput,
+    SkuUpdate,
+)
+from koudai_flask.services import inventory
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+_product_input = ProductInput()
+_product_update = ProductUpdate(partial=True)
+_sku_input = SkuInput()
+_sku_update = SkuUpdate(partial=True)
+_category_input = CategoryInput()
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:100]
+    return slug or "item"
+
+
+def _unique_slug(session: Session, base: str) -> str:
+    slug = base
+    while session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
+        slug = f"{base}-{secrets.token_hex(3)}"
+    return slug
+
+
+def _category(session: Session, slug: str | None) -> Category | None:
+    if slug is None:
+        return None
+    category = session.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise NotFound(f"unknown category {slug!r}")
+    return category
+
+
+def get_product(session: Session, slug_or_id: str | int) -> Product:
+    if isinstance(slug_or_id, int):
+        product = session.get(Product, slug_or_id)
+    else:
+        product = session.scalar(select(Product).where(Product.slug == slug_or_id))
+    if product is None:
+        raise NotFound(f"unknown product {slug_or_id!r}")
+    return product
+
+
+def create_category(
+    name: str, slug: str, *, parent: str | None = None, position: int = 0
+) -> Category:
+    data = load(
+        _category_input,
+        {"name": name, "slug": slug, "parent": parent, "position": position},
+        "category",
+    )
+    with unit_of_work() as session:
+        if session.scalar(select(Category.id).where(Category.slug == data["slug"])):
+            raise ValidationError(f"category {data['slug']!r} already exists")
+        parent_row = _category(session, data["parent"])
+        category = Category(
+            name=data["name"],
+            slug=data["slug"],
+            parent_id=parent_row.id if parent_row else None,
+            position=data["position"],
+        )
+        session.add(category)
+        session.flush()
+        return category
+
+
+def create_product(
+    *,
+    title: str,
+    skus: list[dict[str, Any]],
+    slug: str | None = None,
+    description: str = "",
+    category: str | None = None,
+    options: list[str] | None = None,
+    featured: bool = False,
+    images: list[str] | None = None,
+    source: str = "catalog",
+) -> Product:
+    """Create a product and its SKUs; a SKU's ``stock`` becomes its opening on-hand count.
+
+    ``skus`` is ``[{"code", "price" (fen), "attributes": {"color": ..}, "barcode",
+    "weight_grams", "stock"}]``. A duplicate SKU code raises ``ValidationError``.
+    """
+    data = load(
+        _product_input,
+        {
+            "title": title,
+            "skus": skus,
+            "slug": slug,
+            "description": description,
+            "category": category,
+            "options": options or [],
+            "featured": featured,
+            "images": images or [],
+        },
+        "product",
+    )
+    codes = [s["code"] for s in data["skus"]]
+    if len(set(codes)) != len(codes):
+        raise ValidationError("SKU codes must be unique within a product", {"skus": codes})
+    with unit_of_work() as session:
+        taken = session.scalars(select(Sku.code).where(Sku.code.in_(codes))).all()
+        if taken:
+            raise ValidationError(f"SKU code {taken[0]!r} already exists", {"skus": list(taken)})
+        if data["slug"] and session.scalar(select(Product.id).where(Product.slug == data["slug"])):
+            raise ValidationError(f"product slug {data['slug']!r} already exists")
+        category_row = _category(session, data["category"])
+        product = Product(
+            title=data["title"],
+            slug=data["slug"] or _unique_slug(session, slugify(data["title"])),
+            description=data["description"],
+            category_id=category_row.id if category_row else None,
+            options=data["options"],
+            featured=data["featured"],
+            status="active",
+        )
+        product.images = [
+            ProductImage(path=path, alt=data["title"], position=i)
+            for i, path in enumerate(data["images"])
+        ]
+        session.add(product)
+        session.flush()
+        for sku_data in data["skus"]:
+            _add_sku(session, product, sku_data, source=source)
+        return product
+
+
+def _add_sku(session: Session, product: Product, data: dict[str, Any], *, source: str) -> Sku:
+    missing = [name for name in product.options if name not in data["attributes"]]
+    if missing:
+        raise ValidationError(
+            f"SKU {data['code']!r} lacks a value for {', '.join(missing)}",
+            {"attributes": missing},
+        )
+    stock = data.pop("stock", 0)
+    sku = Sku(product_id=product.id, **data)
+    session.add(sku)
+    session.flush()
+    location = inventory.get_location(session)
+    inventory.stock_level(session, sku, location)
+    if stock:
+        inventory.adjust(sku.code, stock, reason="adjustment", source=source, note="opening stock")
+    return sku
+
+
+def add_sku(product: str | int, sku: dict[str, Any], *, source: str = "catalog") -> Sku:
+    data = load(_sku_input, sku, "SKU")
+    with unit_of_work() as session:
+        if session.scalar(select(Sku.id).where(Sku.code == data["code"])):
+            raise ValidationError(f"SKU code {data['code']!r} already exists")
+        return _add_sku(session, get_product(session, product), data, source=source)
+
+
+def update_product(product: str | int, **changes: Any) -> Product:
+    data = load(_product_update, changes, "product")
+    with unit_of_work() as session:
+        row = get_product(session, product)
+        if "category" in data:
+            category_row = _category(session, data.pop("category"))
+            row.category_id = category_row.id if category_row else None
+        for key, value in data.items():
+            setattr(row, key, value)
+        session.flush()
+        return row
+
+
+def update_sku(code: str, **changes: Any) -> Sku:
+    data = load(_sku_update, changes, "SKU")
+    with unit_of_work() as session:
+        sku = inventory.get_sku(session, code)
+        for key, value in data.items():
+            setattr(sku, key, value)
+        session.flush()
+        return sku
+
+
+def archive_product(product: str | int) -> Product:
+    """Hide a product from the shop; its orders and stock history stay."""
+    with unit_of_work() as session:
+        row = get_product(session, product)
+        row.status = "archived"
+        session.flush()
+        return row
+
+
+def active_products(
+    *, category: str | None = None, limit: int = 20, offset: int = 0, featured: bool | None = None
+) -> list[Product]:
+    """Products on sale, newest first (the shop's listing)."""
+    session = current_session()
+    query = select(Product).where(Product.status == "active")
+    if category is not None:
+        category_row = _category(session, category)
+        assert category_row is not None
+        query = query.where(Product.category_id == category_row.id)
+    if featured is not None:
+        query = query.where(Product.featured.is_(featured))
+    query = query.order_by(Product.created_at.desc(), Product.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query).all())

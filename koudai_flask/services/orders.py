@@ -1,0 +1,544 @@
+"""The order engine: one state machine for the orders of every channel.
+
+States and transitions are DESIGN.md's table. Every transition is one conditional UPDATE on
+the order's status (so two concurrent actions cannot both move it), one ``OrderEvent`` and
+one outbox event, in one transaction. Anything else raises ``InvalidTransition`` and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from koudai_flask.config import config_value
+from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
+from koudai_flask.models import (
+    Channel,
+    Customer,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    Product,
+    Refund,
+    Reservation,
+    Shipment,
+    Sku,
+)
+from koudai_flask.models.base import utcnow
+from koudai_flask.schemas import load
+from koudai_flask.schemas.orders import PlaceOrderInput
+from koudai_flask.services import inventory, outbox
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+STATES = (
+    "pending_payment",
+    "paid",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunding",
+    "refunded",
+)
+
+# (from state, action) -> to state. Nothing else is allowed.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("pending_payment", "pay"): "paid",
+    ("pending_payment", "cancel"): "cancelled",
+    ("paid", "ship"): "shipped",
+    ("shipped", "deliver"): "delivered",
+    ("delivered", "complete"): "completed",
+    ("paid", "request_refund"): "refunding",
+    ("shipped", "request_refund"): "refunding",
+    ("delivered", "request_refund"): "refunding",
+    ("refunding", "refund"): "refunded",
+}
+
+ACTIONS = tuple(sorted({action for _, action in TRANSITIONS}))
+
+_place_schema = PlaceOrderInput()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def get_order(session: Session, number: str) -> Order:
+    order = session.scalar(
+        select(Order).where(Order.number == number).options(selectinload(Order.lines))
+    )
+    if order is None:
+        raise NotFound(f"unknown order {number!r}")
+    return order
+
+
+def _transition(session: Session, order: Order, action: str, *, actor: str, note: str = "") -> str:
+    """Move ``order`` by ``action`` or raise ``InvalidTransition``; returns the new state."""
+    session.refresh(order)
+    current = order.status
+    target = TRANSITIONS.get((current, action))
+    if target is None:
+        raise InvalidTransition(order.number, current, action)
+    moved = session.execute(
+        update(Order)
+        .execution_options(synchronize_session=False)
+        .where(Order.id == order.id, Order.status == current)
+        .values(status=target, updated_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if moved != 1:  # someone else moved it between our read and our write
+        session.refresh(order)
+        raise InvalidTransition(order.number, order.status, action)
+    session.refresh(order)
+    session.add(
+        OrderEvent(order_id=order.id, from_status=current, to_status=target, actor=actor, note=note)
+    )
+    outbox.record(session, f"order.{target}", _event_payload(order, current))
+    return target
+
+
+def _event_payload(order: Order, previous: str | None) -> dict[str, Any]:
+    return {
+        "number": order.number,
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "status": order.status,
+        "previous_status": previous,
+        "total": order.total,
+        "customer_id": order.customer_id,
+    }
+
+
+def _reservations(session: Session, order: Order) -> Sequence[Reservation]:
+    return session.scalars(
+        select(Reservation)
+        .where(Reservation.order_id == order.id, Reservation.status == "active")
+        .order_by(Reservation.sku_id, Reservation.id)
+    ).all()
+
+
+def _new_number() -> str:
+    zone = ZoneInfo(config_value("TIMEZONE"))
+    day = utcnow().astimezone(zone).strftime("%Y%m%d")
+    return f"{config_value('ORDER_NUMBER_PREFIX')}{day}{secrets.randbelow(10**10):010d}"
+
+
+def _digest(channel: str, data: dict[str, Any]) -> str:
+    blob = json.dumps({"channel": channel, **data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _existing(
+    session: Session, *, idempotency_key: str | None, channel: str, external_id: str | None
+) -> Order | None:
+    if idempotency_key is not None:
+        found = session.scalar(select(Order).where(Order.idempotency_key == idempotency_key))
+        if found is not None:
+            return found
+    if external_id is not None:
+        return session.scalar(
+            select(Order).where(Order.channel == channel, Order.external_id == external_id)
+        )
+    return None
+
+
+def _replay(order: Order, digest: str) -> Order:
+    if order.request_digest != digest:
+        raise ValidationError(
+            f"idempotency key or external id already used by order {order.number} "
+            "with different content; use a new key"
+        )
+    return order
+
+
+# -- placing ---------------------------------------------------------------------------------
+
+
+def place(
+    *,
+    channel: str,
+    lines: list[dict[str, Any]],
+    customer: Customer | int | None = None,
+    address: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    external_id: str | None = None,
+    shipping_fee: int = 0,
+    note: str = "",
+    actor: str = "buyer",
+) -> Order:
+    """Create an order and reserve its stock, or raise and change nothing.
+
+    ``lines`` is ``[{"sku": code, "quantity": n}]`` (``unit_price`` only for orders imported
+    from another channel). The same ``idempotency_key`` — or the same ``(channel,
+    external_id)`` — returns the first order and reserves nothing more.
+    """
+    data = load(
+        _place_schema,
+        {
+            "lines": lines,
+            "address": address,
+            "shipping_fee": shipping_fee,
+            "external_id": external_id,
+            "note": note,
+        },
+        "order",
+    )
+    digest = _digest(
+        channel,
+        {"lines": data["lines"], "address": data["address"], "shipping_fee": data["shipping_fee"]},
+    )
+    try:
+        with unit_of_work() as session:
+            found = _existing(
+                session,
+                idempotency_key=idempotency_key,
+                channel=channel,
+                external_id=data["external_id"],
+            )
+            if found is not None:
+                return _replay(found, digest)
+            return _place(session, channel, data, customer, idempotency_key, digest, actor)
+    except IntegrityError:
+        # A concurrent call with the same key or external id committed first.
+        session = current_session()
+        found = _existing(
+            session,
+            idempotency_key=idempotency_key,
+            channel=channel,
+            external_id=data["external_id"],
+        )
+        if found is None:
+            raise
+        return _replay(found, digest)
+
+
+def _place(
+    session: Session,
+    channel_name: str,
+    data: dict[str, Any],
+    customer: Customer | int | None,
+    idempotency_key: str | None,
+    digest: str,
+    actor: str,
+) -> Order:
+    channel = session.scalar(select(Channel).where(Channel.name == channel_name))
+    if channel is None or not channel.active:
+        raise NotFound(
+            f"unknown channel {channel_name!r}; create it with services.channels.create()"
+        )
+    customer_id = _customer_id(session, customer)
+    quantities: dict[str, int] = {}
+    prices: dict[str, int] = {}
+    for line in data["lines"]:
+        quantities[line["sku"]] = quantities.get(line["sku"], 0) + line["quantity"]
+        if "unit_price" in line:
+            if channel.kind == "web":
+                raise ValidationError(
+                    "unit_price may be given only for other channels' orders",
+                    {"lines": ["unit_price is set by the catalog"]},
+                )
+            prices[line["sku"]] = line["unit_price"]
+    skus = {code: inventory.get_sku(session, code) for code in quantities}
+    for sku in skus.values():
+        if not sku.active or sku.product.status != "active":
+            raise ValidationError(f"SKU {sku.code!r} is not on sale", {"lines": [sku.code]})
+
+    order = Order(
+        number=_new_number(),
+        status="pending_payment",
+        channel=channel.name,
+        external_id=data["external_id"],
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+        customer_id=customer_id,
+        address=data["address"],
+        note=data["note"],
+        shipping_fee=data["shipping_fee"],
+    )
+    session.add(order)
+    # Claim the key and external id first: a concurrent duplicate waits here and then fails,
+    # before it has reserved anything.
+    session.flush()
+
+    subtotal = 0
+    expires_at = utcnow() + timedelta(seconds=config_value("RESERVATION_TTL"))
+    # Lock in SKU id order so two orders of the same SKUs can never deadlock.
+    for code in sorted(quantities, key=lambda c: skus[c].id):
+        sku, quantity = skus[code], quantities[code]
+        unit_price = prices.get(code, sku.price)
+        session.add(
+            OrderLine(
+                order_id=order.id,
+                sku_id=sku.id,
+                sku_code=sku.code,
+                title=sku.product.title,
+                variant=sku.label if sku.attributes else "",
+                unit_price=unit_price,
+                quantity=quantity,
+            )
+        )
+        subtotal += unit_price * quantity
+        inventory.reserve_stock(
+            session,
+            sku,
+            quantity,
+            order_id=order.id,
+            expires_at=expires_at,
+            key=f"order:{order.number}:{sku.code}",
+            source=channel.name,
+            reference=f"order:{order.number}",
+        )
+    order.subtotal = subtotal
+    order.total = subtotal + order.shipping_fee - order.discount
+    session.add(
+        OrderEvent(
+            order_id=order.id, from_status=None, to_status="pending_payment", actor=actor, note=""
+        )
+    )
+    session.flush()
+    outbox.record(session, "order.placed", _event_payload(order, None))
+    return order
+
+
+def _customer_id(session: Session, customer: Customer | int | None) -> int | None:
+    if customer is None:
+        return None
+    if isinstance(customer, Customer):
+        return customer.id
+    if session.get(Customer, customer) is None:
+        raise NotFound(f"unknown customer {customer!r}")
+    return customer
+
+
+# -- transitions -----------------------------------------------------------------------------
+
+
+def mark_paid(
+    number: str, *, amount: int, transaction_id: str, provider: str, actor: str = "system"
+) -> Order:
+    """Record a payment and move the order to ``paid``.
+
+    A replay of the same ``(provider, transaction_id)`` returns the order and changes
+    nothing, whatever state the order is in by then.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValidationError(f"amount must be a positive integer of fen, got {amount!r}")
+    if not transaction_id or not provider:
+        raise ValidationError("transaction_id and provider are required")
+    try:
+        with unit_of_work() as session:
+            replay = _payment_replay(session, number, provider, transaction_id)
+            if replay is not None:
+                return replay
+            order = get_order(session, number)
+            if amount != order.total:
+                raise ValidationError(
+                    f"order {number}: paid amount {amount} does not match the total {order.total}"
+                )
+            _transition(session, order, "pay", actor=actor, note=f"{provider} {transaction_id}")
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    provider=provider,
+                    transaction_id=transaction_id,
+                    amount=amount,
+                )
+            )
+            order.paid_at = utcnow()
+            # Paid stock is held until the order ships or is refunded.
+            for reservation in _reservations(session, order):
+                reservation.expires_at = None
+            session.flush()
+            return order
+    except IntegrityError:
+        replay = _payment_replay(current_session(), number, provider, transaction_id)
+        if replay is None:
+            raise
+        return replay
+
+
+def _payment_replay(
+    session: Session, number: str, provider: str, transaction_id: str
+) -> Order | None:
+    payment = session.scalar(
+        select(Payment).where(
+            Payment.provider == provider, Payment.transaction_id == transaction_id
+        )
+    )
+    if payment is None:
+        return None
+    if payment.order.number != number:
+        raise ValidationError(
+            f"{provider} transaction {transaction_id} already paid order {payment.order.number}"
+        )
+    return payment.order
+
+
+def cancel(number: str, *, reason: str, actor: str = "system") -> Order:
+    """Cancel an unpaid order and give its reserved stock back."""
+    return _cancel(number, reason=reason, actor=actor, outcome="released")
+
+
+def _cancel(number: str, *, reason: str, actor: str, outcome: str) -> Order:
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "cancel", actor=actor, note=reason)
+        for reservation in _reservations(session, order):
+            inventory.close_reservation(session, reservation, outcome)
+        return order
+
+
+def ship(number: str, *, carrier: str, tracking_number: str, actor: str = "system") -> Order:
+    """Ship every line of a paid order: its reserved stock leaves the ledger."""
+    if not carrier or not tracking_number:
+        raise ValidationError("carrier and tracking_number are required")
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "ship", actor=actor, note=f"{carrier} {tracking_number}")
+        session.add(Shipment(order_id=order.id, carrier=carrier, tracking_number=tracking_number))
+        for reservation in _reservations(session, order):
+            inventory.close_reservation(session, reservation, "committed")
+        for line in order.lines:
+            line.shipped_quantity = line.quantity
+        _count_sales(session, order)
+        session.flush()
+        return order
+
+
+def _count_sales(session: Session, order: Order) -> None:
+    for line in order.lines:
+        sku = session.get(Sku, line.sku_id)
+        assert sku is not None
+        session.execute(
+            update(Product)
+            .execution_options(synchronize_session=False)
+            .where(Product.id == sku.product_id)
+            .values(sales_count=Product.sales_count + line.quantity)
+        )
+
+
+def deliver(number: str, *, actor: str = "system") -> Order:
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "deliver", actor=actor)
+        for shipment in order.shipments:
+            if shipment.status != "delivered":
+                shipment.status = "delivered"
+                shipment.delivered_at = utcnow()
+        return order
+
+
+def complete(number: str, *, actor: str = "system") -> Order:
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "complete", actor=actor)
+        return order
+
+
+def request_refund(number: str, *, reason: str, actor: str = "buyer") -> Order:
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "request_refund", actor=actor, note=reason)
+        return order
+
+
+def refund(
+    number: str,
+    *,
+    amount: int | None = None,
+    reason: str = "",
+    idempotency_key: str | None = None,
+    actor: str = "system",
+) -> Order:
+    """Refund money. ``amount=None`` refunds what is left and ends in ``refunded``.
+
+    A partial refund records a ``Refund`` and leaves the state as it is. A full refund of a
+    paid, shipped or delivered order passes through ``refunding``; stock not yet shipped
+    goes back to the shelf.
+    """
+    if amount is not None and (
+        isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
+    ):
+        raise ValidationError(f"amount must be a positive integer of fen, got {amount!r}")
+    with unit_of_work() as session:
+        if idempotency_key is not None:
+            done = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
+            if done is not None:
+                return done.order
+        order = get_order(session, number)
+        if order.status not in ("paid", "shipped", "delivered", "refunding"):
+            raise InvalidTransition(order.number, order.status, "refund")
+        remaining = order.paid_amount - order.refunded_amount
+        amount = remaining if amount is None else amount
+        if amount > remaining or remaining <= 0:
+            raise ValidationError(
+                f"order {number}: cannot refund {amount}, only {remaining} is refundable"
+            )
+        session.add(
+            Refund(
+                order_id=order.id,
+                amount=amount,
+                reason=reason,
+                idempotency_key=idempotency_key or f"refund:{secrets.token_hex(12)}",
+            )
+        )
+        session.flush()
+        if amount < remaining:
+            session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    from_status=order.status,
+                    to_status=order.status,
+                    actor=actor,
+                    note=f"partial refund {amount}: {reason}",
+                )
+            )
+            outbox.record(
+                session,
+                "order.partially_refunded",
+                {**_event_payload(order, order.status), "amount": amount},
+            )
+            return order
+        if order.status != "refunding":
+            _transition(session, order, "request_refund", actor=actor, note=reason)
+        _transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
+        for reservation in _reservations(session, order):
+            inventory.close_reservation(session, reservation, "released")
+        return order
+
+
+def expire_unpaid(now: Any = None) -> list[str]:
+    """Cancel unpaid orders whose reservations have expired; returns their numbers.
+
+    Each order is cancelled in its own transaction; an order paid or cancelled meanwhile is
+    skipped, so each reservation is released exactly once.
+    """
+    now = now or utcnow()
+    session = current_session()
+    numbers = session.scalars(
+        select(Order.number)
+        .join(Reservation, Reservation.order_id == Order.id)
+        .where(
+            Order.status == "pending_payment",
+            Reservation.status == "active",
+            Reservation.expires_at < now,
+        )
+        .distinct()
+    ).all()
+    cancelled = []
+    for number in numbers:
+        try:
+            _cancel(number, reason="reservation expired", actor="system", outcome="expired")
+        except InvalidTransition:
+            continue
+        cancelled.append(number)
+    return cancelled
