@@ -67,6 +67,12 @@ def _optional_str(value: Any) -> str | None:
     return value
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a dict")
+    return value
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("must be a non-empty string")
@@ -87,6 +93,11 @@ SETTINGS: dict[str, Setting] = {
         "Database for koudai's own engine when no host `db` is given "
         "(default: SQLALCHEMY_DATABASE_URI, else sqlite in the instance folder).",
         _optional_str,
+    ),
+    "KOUDAI_ENGINE_OPTIONS": Setting(
+        {},
+        "Keyword arguments for koudai's own engine (e.g. pool_size), when no host `db` is given.",
+        _dict,
     ),
     "KOUDAI_REGISTER_BLUEPRINTS": Setting(
         True, "Register the four blueprints at the prefixes below.", _bool

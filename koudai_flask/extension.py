@@ -41,7 +41,7 @@ class KoudaiState:
     @property
     def session(self) -> Session:
         if self.db is not None:
-            return self.db.session
+            return self.db.session()  # the scoped session of the current app context
         assert self._own_session is not None
         return self._own_session()
 
@@ -72,6 +72,7 @@ def _create_own_engine(app: Flask) -> Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
+    kwargs.update(app.config["KOUDAI_ENGINE_OPTIONS"])
     engine = create_engine(uri, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -49,7 +49,7 @@ def pg_engine() -> Iterator[Engine]:
             connection.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         unavailable(f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}")
-    engine = create_engine(_pg_url_with_schema(), pool_size=20, max_overflow=220)
+    engine = create_engine(_pg_url_with_schema(), pool_size=2)
     create_all(engine)
     yield engine
     engine.dispose()

@@ -29,7 +29,8 @@ MAX_ATTEMPTS = 8
 
 
 def job_id(event_id: int) -> str:
-    return f"koudai-outbox-{event_id}"
+    """RQ job ids are global to a Redis: name them by queue, one queue per shop database."""
+    return f"{config_value('QUEUE_NAME')}-outbox-{event_id}"
 
 
 def deliver_event(event_id: int) -> str:

@@ -359,7 +359,8 @@ def mark_paid(
                 reservation.expires_at = None
             session.flush()
             return order
-    except IntegrityError:
+    except (IntegrityError, InvalidTransition):
+        # A concurrent delivery of the same notify won the race: it is a replay after all.
         replay = _payment_replay(current_session(), number, provider, transaction_id)
         if replay is None:
             raise
@@ -459,11 +460,12 @@ def refund(
     idempotency_key: str | None = None,
     actor: str = "system",
 ) -> Order:
-    """Refund money. ``amount=None`` refunds what is left and ends in ``refunded``.
+    """Refund money through the order. ``amount=None`` refunds all that is left.
 
-    A partial refund records a ``Refund`` and leaves the state as it is. A full refund of a
-    paid, shipped or delivered order passes through ``refunding``; stock not yet shipped
-    goes back to the shelf.
+    A partial refund (less than what is left) records a ``Refund`` and leaves the state as
+    it is; it is allowed while the order is paid, shipped, delivered or refunding. A full
+    refund is the ``refund`` transition: only from ``refunding`` (``request_refund`` first),
+    and stock not yet shipped goes back to the shelf.
     """
     if amount is not None and (
         isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
@@ -475,14 +477,18 @@ def refund(
             if done is not None:
                 return done.order
         order = get_order(session, number)
-        if order.status not in ("paid", "shipped", "delivered", "refunding"):
-            raise InvalidTransition(order.number, order.status, "refund")
+        session.refresh(order)
         remaining = order.paid_amount - order.refunded_amount
         amount = remaining if amount is None else amount
+        partial = 0 < amount < remaining
+        if order.status not in ("paid", "shipped", "delivered", "refunding"):
+            raise InvalidTransition(order.number, order.status, "refund")
         if amount > remaining or remaining <= 0:
             raise ValidationError(
                 f"order {number}: cannot refund {amount}, only {remaining} is refundable"
             )
+        if not partial and order.status != "refunding":
+            raise InvalidTransition(order.number, order.status, "refund")
         session.add(
             Refund(
                 order_id=order.id,
@@ -492,7 +498,7 @@ def refund(
             )
         )
         session.flush()
-        if amount < remaining:
+        if partial:
             session.add(
                 OrderEvent(
                     order_id=order.id,
@@ -508,8 +514,6 @@ def refund(
                 {**_event_payload(order, order.status), "amount": amount},
             )
             return order
-        if order.status != "refunding":
-            _transition(session, order, "request_refund", actor=actor, note=reason)
         _transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
         for reservation in _reservations(session, order):
             inventory.close_reservation(session, reservation, "released")

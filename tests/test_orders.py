@@ -1,0 +1,308 @@
+"""The order engine: the whole transition table, idempotency and bad input."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
+from koudai_flask.extension import get_state
+from koudai_flask.models import (
+    Order,
+    OrderEvent,
+    OutboxEvent,
+    Payment,
+    Product,
+    Refund,
+    Reservation,
+    Shipment,
+    StockLevel,
+    StockMovement,
+)
+from koudai_flask.models.base import utcnow
+from koudai_flask.services import catalog, channels, inventory, orders
+from tests.helpers import assert_ledger_consistent
+
+# DESIGN.md's table, written out here so a wrong table in the code fails the test.
+EXPECTED = {
+    ("pending_payment", "pay"): "paid",
+    ("pending_payment", "cancel"): "cancelled",
+    ("paid", "ship"): "shipped",
+    ("shipped", "deliver"): "delivered",
+    ("delivered", "complete"): "completed",
+    ("paid", "request_refund"): "refunding",
+    ("shipped", "request_refund"): "refunding",
+    ("delivered", "request_refund"): "refunding",
+    ("refunding", "refund"): "refunded",
+}
+STATES = [
+    "pending_payment",
+    "paid",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunding",
+    "refunded",
+]
+ACTIONS = ["pay", "cancel", "ship", "deliver", "complete", "request_refund", "refund"]
+
+
+def act(order: Order, action: str) -> Order:
+    number = order.number
+    if action == "pay":
+        return orders.mark_paid(
+            number, amount=order.total, transaction_id=uuid.uuid4().hex, provider="offline"
+        )
+    if action == "cancel":
+        return orders.cancel(number, reason="buyer changed mind")
+    if action == "ship":
+        return orders.ship(number, carrier="shunfeng", tracking_number=uuid.uuid4().hex[:12])
+    if action == "deliver":
+        return orders.deliver(number)
+    if action == "complete":
+        return orders.complete(number)
+    if action == "request_refund":
+        return orders.request_refund(number, reason="damaged")
+    if action == "refund":
+        return orders.refund(number, reason="damaged")
+    raise AssertionError(action)
+
+
+PATHS = {
+    "pending_payment": [],
+    "paid": ["pay"],
+    "shipped": ["pay", "ship"],
+    "delivered": ["pay", "ship", "deliver"],
+    "completed": ["pay", "ship", "deliver", "complete"],
+    "cancelled": ["cancel"],
+    "refunding": ["pay", "request_refund"],
+    "refunded": ["pay", "request_refund", "refund"],
+}
+
+
+def order_in(state: str, sku: str = "SHIRT-W", quantity: int = 2) -> Order:
+    order = orders.place(channel="web", lines=[{"sku": sku, "quantity": quantity}])
+    for action in PATHS[state]:
+        order = act(order, action)
+    assert order.status == state
+    return order
+
+
+def world(app) -> dict[str, Any]:
+    """Everything an order action could change, for 'changed nothing' assertions."""
+    session = get_state(app).session
+    session.expire_all()
+
+    def count(model: Any) -> int:
+        return session.scalar(select(func.count()).select_from(model))
+
+    return {
+        "statuses": session.execute(select(Order.number, Order.status).order_by(Order.id)).all(),
+        "levels": session.execute(
+            select(StockLevel.sku_id, StockLevel.on_hand, StockLevel.reserved).order_by(
+                StockLevel.id
+            )
+        ).all(),
+        "reservations": session.execute(
+            select(Reservation.id, Reservation.status).order_by(Reservation.id)
+        ).all(),
+        **{
+            model.__name__: count(model)
+            for model in (OrderEvent, OutboxEvent, Payment, Refund, Shipment, StockMovement)
+        },
+    }
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_transition_table(app, shirt, state, action):
+    order = order_in(state)
+    target = EXPECTED.get((state, action))
+    if target is None:
+        before = world(app)
+        with pytest.raises(InvalidTransition) as info:
+            act(order, action)
+        assert (info.value.status, info.value.action) == (state, action)
+        assert world(app) == before
+        return
+    events_before = world(app)["OrderEvent"]
+    moved = act(order, action)
+    assert moved.status == target
+    session = get_state(app).session
+    last = session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id.desc())
+    ).first()
+    assert (last.from_status, last.to_status) == (state, target)
+    assert world(app)["OrderEvent"] == events_before + 1
+    assert_ledger_consistent(session)
+
+
+def test_stock_follows_the_order(app, shirt):
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 3}])
+    assert inventory.available("SHIRT-W") == 7
+    act(order, "pay")
+    assert inventory.available("SHIRT-W") == 7
+    act(order, "ship")
+    level = get_state(app).session.scalar(select(StockLevel).where(StockLevel.sku_id == 1))
+    get_state(app).session.refresh(level)
+    assert (level.on_hand, level.reserved) == (7, 0)
+    cancelled = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 5}])
+    assert inventory.available("SHIRT-W") == 2
+    orders.cancel(cancelled.number, reason="test")
+    assert inventory.available("SHIRT-W") == 7
+    refunded = order_in("refunded", quantity=4)
+    assert refunded.status == "refunded"
+    assert inventory.available("SHIRT-W") == 7  # paid but unshipped stock went back
+    assert_ledger_consistent(get_state(app).session)
+
+
+def test_partial_refund_records_a_refund_and_keeps_the_state(app, shirt):
+    order = order_in("shipped")
+    orders.refund(order.number, amount=1000, reason="late", idempotency_key="r1")
+    orders.refund(order.number, amount=1000, reason="late", idempotency_key="r1")
+    session = get_state(app).session
+    session.refresh(order)
+    assert order.status == "shipped"
+    assert order.refunded_amount == 1000
+    with pytest.raises(InvalidTransition):
+        orders.refund(order.number, reason="all of it")  # full refund needs request_refund
+    act(order, "request_refund")
+    done = orders.refund(order.number)
+    assert done.status == "refunded"
+    assert done.refunded_amount == order.total
+    with pytest.raises(ValidationError):
+        orders.refund(order_in("paid").number, amount=10**9)
+
+
+def test_place_with_the_same_key_is_one_order(app, shirt):
+    lines = [{"sku": "SHIRT-W", "quantity": 2}, {"sku": "SHIRT-B", "quantity": 1}]
+    first = orders.place(channel="web", lines=lines, idempotency_key="checkout-1")
+    again = orders.place(channel="web", lines=lines, idempotency_key="checkout-1")
+    assert first.number == again.number
+    session = get_state(app).session
+    assert session.scalar(select(func.count()).select_from(Order)) == 1
+    assert inventory.available("SHIRT-W") == 8
+    assert inventory.available("SHIRT-B") == 9
+    assert first.total == 2 * 12900 + 13900
+    with pytest.raises(ValidationError, match="different content"):
+        orders.place(
+            channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}], idempotency_key="checkout-1"
+        )
+
+
+def test_channel_external_id_is_unique(app, shirt):
+    channels.create("taobao", "tb-shop", settings={})
+    lines = [{"sku": "SHIRT-B", "quantity": 1, "unit_price": 9900}]
+    first = orders.place(channel="tb-shop", lines=lines, external_id="tid-123")
+    again = orders.place(channel="tb-shop", lines=lines, external_id="tid-123")
+    assert first.number == again.number
+    assert first.total == 9900
+    assert inventory.available("SHIRT-B") == 9
+
+
+def test_mark_paid_replayed_100_times_is_one_payment(app, shirt):
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    for _ in range(100):
+        paid = orders.mark_paid(
+            order.number, amount=12900, transaction_id="wx-1", provider="wechatpay"
+        )
+        assert paid.status == "paid"
+    session = get_state(app).session
+    assert session.scalar(select(func.count()).select_from(Payment)) == 1
+    assert (
+        session.scalar(
+            select(func.count()).select_from(OrderEvent).where(OrderEvent.to_status == "paid")
+        )
+        == 1
+    )
+    act(order, "ship")
+    assert (
+        orders.mark_paid(
+            order.number, amount=12900, transaction_id="wx-1", provider="wechatpay"
+        ).status
+        == "shipped"
+    )
+
+
+def test_mark_paid_with_the_wrong_amount_changes_nothing(app, shirt):
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    before = world(app)
+    with pytest.raises(ValidationError, match="does not match"):
+        orders.mark_paid(order.number, amount=1, transaction_id="wx-2", provider="wechatpay")
+    assert world(app) == before
+
+
+def test_expired_reservation_releases_its_stock_exactly_once(app, shirt):
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 4}])
+    paid = orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 1}])
+    act(paid, "pay")
+    later = utcnow() + timedelta(seconds=1801)
+    assert orders.expire_unpaid(utcnow()) == []
+    assert orders.expire_unpaid(later) == [order.number]
+    assert orders.expire_unpaid(later) == []
+    assert inventory.available("SHIRT-W") == 10
+    assert inventory.available("SHIRT-B") == 9  # paid stock is never expired
+    session = get_state(app).session
+    assert (
+        session.scalar(
+            select(func.count()).select_from(StockMovement).where(StockMovement.reason == "expiry")
+        )
+        == 1
+    )
+    assert_ledger_consistent(session)
+
+
+BAD_LINES = [
+    ([{"sku": "NOPE", "quantity": 1}], NotFound),
+    ([{"sku": "SHIRT-W", "quantity": 0}], ValidationError),
+    ([{"sku": "SHIRT-W", "quantity": -2}], ValidationError),
+    ([{"sku": "SHIRT-W", "quantity": "2"}], ValidationError),
+    ([{"sku": "SHIRT-W", "quantity": 11}], Exception),  # OutOfStock
+    ([{"sku": "SHIRT-W", "quantity": 1}, {"sku": "SHIRT-B", "quantity": 11}], Exception),
+    ([{"sku": "SHIRT-W", "quantity": 1, "unit_price": 1}], ValidationError),  # web sets prices
+    ([], ValidationError),
+]
+
+
+@pytest.mark.parametrize(("lines", "error"), BAD_LINES)
+def test_bad_order_input_writes_nothing(app, shirt, lines, error):
+    before = world(app)
+    with pytest.raises(error) as info:
+        orders.place(channel="web", lines=lines)
+    assert info.type.__module__ == "koudai_flask.errors"
+    assert world(app) == before
+
+
+def test_unknown_channel_writes_nothing(app, shirt):
+    before = world(app)
+    with pytest.raises(NotFound, match="unknown channel"):
+        orders.place(channel="nowhere", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    assert world(app) == before
+
+
+@pytest.mark.parametrize(
+    "sku",
+    [
+        {"code": "X-1", "price": -1},
+        {"code": "X-1", "price": 1.5},
+        {"code": "bad code!", "price": 100},
+        {"code": "SHIRT-W", "price": 100},  # taken
+    ],
+)
+def test_bad_product_input_writes_nothing(app, shirt, sku):
+    session = get_state(app).session
+    before = session.scalar(select(func.count()).select_from(Product))
+    with pytest.raises(ValidationError):
+        catalog.create_product(title="Bad", skus=[sku])
+    assert session.scalar(select(func.count()).select_from(Product)) == before
+
+
+def test_archived_products_cannot_be_ordered(app, shirt):
+    catalog.archive_product(shirt.id)
+    with pytest.raises(ValidationError, match="not on sale"):
+        orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])

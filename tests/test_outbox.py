@@ -1,0 +1,159 @@
+"""The transactional outbox with a real Redis, and inline dispatch without one."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import func, select
+
+from koudai_flask import Koudai
+from koudai_flask.errors import OutOfStock
+from koudai_flask.extension import get_state
+from koudai_flask.jobs.outbox import relay_outbox
+from koudai_flask.jobs.queue import get_queue, job_class_for, redis_connection
+from koudai_flask.models import OutboxEvent
+from koudai_flask.services import catalog, orders
+
+
+class Recorder:
+    """An outbox subscriber that remembers every event it was handed."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, topic: str, payload: dict[str, Any]) -> None:
+        self.seen.append((topic, payload))
+
+
+def statuses(app: Flask) -> Counter[str]:
+    session = get_state(app).session
+    session.expire_all()
+    rows = session.execute(select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status))
+    return Counter(dict(rows.all()))
+
+
+def event_count(app: Flask) -> int:
+    return get_state(app).session.scalar(select(func.count()).select_from(OutboxEvent))
+
+
+@pytest.fixture
+def rq_app(make_app, database_url, redis_url) -> Flask:
+    app = make_app(
+        database_url,
+        KOUDAI_JOBS="rq",
+        KOUDAI_REDIS_URL=redis_url,
+        KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
+    )
+    with app.app_context():
+        catalog.create_product(title="Fan", skus=[{"code": "FAN", "price": 4900, "stock": 5}])
+        work(app)  # deliver the catalog's own events, so each test starts with none queued
+        assert statuses(app) == Counter({"done": event_count(app)})
+    return app
+
+
+def work(app: Flask) -> None:
+    SimpleWorker(
+        [get_queue(app)], connection=redis_connection(app), job_class=job_class_for(app)
+    ).work(burst=True)
+
+
+def test_each_event_is_exactly_one_job(rq_app):
+    recorder = Recorder()
+    Koudai.subscribe(rq_app, "order.placed", recorder)
+    Koudai.subscribe(rq_app, "stock.changed", recorder)
+    with rq_app.app_context():
+        before = event_count(rq_app)
+        order = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 2}])
+        events = event_count(rq_app) - before
+        assert events == 2  # stock.changed (reservation) and order.placed
+        assert len(get_queue()) == events
+        assert relay_outbox(grace=0) == 0  # the jobs exist: nothing is sent twice
+        assert len(get_queue()) == events
+        work(rq_app)
+        assert statuses(rq_app) == Counter({"done": event_count(rq_app)})
+        assert sorted(t for t, _ in recorder.seen) == ["order.placed", "stock.changed"]
+        placed = next(p for t, p in recorder.seen if t == "order.placed")
+        assert placed["number"] == order.number
+
+
+def test_relay_resends_what_redis_lost(rq_app):
+    recorder = Recorder()
+    Koudai.subscribe(rq_app, "order.placed", recorder)
+    with rq_app.app_context():
+        first = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 1}])
+        redis: Redis = redis_connection()
+        redis.flushall()
+        assert len(get_queue()) == 0
+        second = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 1}])
+        work(rq_app)  # only the second order's jobs survive
+        assert [p["number"] for _, p in recorder.seen] == [second.number]
+        assert statuses(rq_app)["enqueued"] == 2  # the first order's two events
+        assert relay_outbox(grace=0) == 2
+        assert relay_outbox(grace=0) == 0  # the re-sent jobs exist now
+        work(rq_app)
+        assert [p["number"] for _, p in recorder.seen] == [second.number, first.number]
+        assert statuses(rq_app) == Counter({"done": event_count(rq_app)})
+        redis.flushall()
+        assert relay_outbox(grace=0) == 0  # everything acknowledged: nothing to resend
+
+
+def test_rolled_back_change_enqueues_nothing(rq_app):
+    with rq_app.app_context():
+        before = event_count(rq_app)
+        with pytest.raises(OutOfStock):
+            orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 99}])
+        assert event_count(rq_app) == before
+        assert len(get_queue()) == 0
+
+
+def test_redis_down_at_commit_keeps_the_events_for_the_relay(make_app, database_url, redis_url):
+    queue_name = f"koudai-test-{uuid.uuid4().hex[:8]}"
+    down = make_app(
+        database_url,
+        KOUDAI_JOBS="rq",
+        KOUDAI_QUEUE_NAME=queue_name,
+        KOUDAI_REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    with down.app_context():
+        catalog.create_product(title="Lamp", skus=[{"code": "LAMP", "price": 100, "stock": 3}])
+        order = orders.place(channel="web", lines=[{"sku": "LAMP", "quantity": 1}])
+        assert order.status == "pending_payment"
+        pending = statuses(down)["pending"]
+        assert pending == event_count(down) > 0
+    up = make_app(
+        database_url, KOUDAI_JOBS="rq", KOUDAI_QUEUE_NAME=queue_name, KOUDAI_REDIS_URL=redis_url
+    )
+    with up.app_context():
+        get_queue().empty()
+        assert relay_outbox(grace=0) == pending
+        work(up)
+        assert statuses(up) == Counter({"done": pending})
+
+
+def test_inline_mode_runs_handlers_after_commit_and_retries_failures(app):
+    calls: list[str] = []
+
+    def flaky(topic: str, payload: dict[str, Any]) -> None:
+        calls.append(payload["number"])
+        if len(calls) == 1:
+            raise RuntimeError("downstream is down")
+
+    Koudai.subscribe(app, "order.placed", flaky)
+    catalog.create_product(title="Bowl", skus=[{"code": "BOWL", "price": 100, "stock": 3}])
+    order = orders.place(channel="web", lines=[{"sku": "BOWL", "quantity": 1}])
+    assert calls == [order.number]
+    failed = get_state(app).session.scalar(
+        select(OutboxEvent).where(OutboxEvent.topic == "order.placed")
+    )
+    assert (failed.status, failed.attempts) == ("pending", 1)
+    assert "downstream is down" in failed.last_error
+    assert relay_outbox() == 1
+    assert calls == [order.number, order.number]
+    assert statuses(app) == Counter({"done": event_count(app)})
+    assert relay_outbox() == 0
