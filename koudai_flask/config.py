@@ -116,7 +116,6 @@ SETTINGS: dict[str, Setting] = {
     ),
     "KOUDAI_SHOP_NAME": Setting("Koudai Shop", "Shop name shown in pages and messages.", _str),
     "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", _zone),
-    "KOUDAI_CURRENCY": Setting("CNY", "ISO currency of all prices (amounts are in fen).", _str),
     "KOUDAI_JOBS": Setting(
         "inline",
         "'inline' runs jobs right after commit in-process; 'rq' enqueues them on Redis.",

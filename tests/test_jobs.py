@@ -1,0 +1,92 @@
+"""Schedules, the worker command and the documentation of every setting."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from koudai_flask.config import SETTINGS
+from koudai_flask.extension import get_state
+from koudai_flask.jobs import schedules, tasks
+from koudai_flask.jobs.queue import get_queue
+from koudai_flask.models import Order, OutboxEvent, Reservation
+from koudai_flask.models.base import utcnow
+from koudai_flask.services import catalog, inventory, orders
+
+
+def _expire_now(app) -> None:
+    session = get_state(app).session
+    session.execute(update(Reservation).values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+
+
+def test_inline_schedule_expires_unpaid_orders_after_a_request(make_app, database_url, monkeypatch):
+    app = make_app(database_url, KOUDAI_EXPIRY_INTERVAL=30)
+    with app.app_context():
+        catalog.create_product(title="Kite", skus=[{"code": "KITE", "price": 100, "stock": 2}])
+        number = orders.place(channel="web", lines=[{"sku": "KITE", "quantity": 2}]).number
+        _expire_now(app)
+    client = app.test_client()
+    client.get("/shop/")  # not due yet: the first run waits one interval
+    with app.app_context():
+        assert get_state().session.scalar(select(Order.status)) == "pending_payment"
+    clock = schedules.time.monotonic() + 31
+    monkeypatch.setattr(schedules.time, "monotonic", lambda: clock)
+    client.get("/shop/")
+    with app.app_context():
+        assert (
+            get_state().session.scalar(select(Order.status).where(Order.number == number))
+            == "cancelled"
+        )
+        assert inventory.available("KITE") == 2
+
+
+def test_expire_reservations_task_counts_orders_and_loose_holds(app, shirt):
+    orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    inventory.reserve("SHIRT-B", 2, idempotency_key="hold")
+    _expire_now(app)
+    assert tasks.expire_reservations() == 2
+    assert tasks.expire_reservations() == 0
+    assert inventory.available("SHIRT-W") == 10
+    assert inventory.available("SHIRT-B") == 10
+
+
+def test_worker_command_runs_jobs_inside_the_app(make_app, database_url, redis_url):
+    app = make_app(
+        database_url,
+        KOUDAI_JOBS="rq",
+        KOUDAI_REDIS_URL=redis_url,
+        KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
+    )
+    with app.app_context():
+        catalog.create_product(title="Drum", skus=[{"code": "DRUM", "price": 100, "stock": 1}])
+        queued = len(get_queue())
+        assert queued == get_state().session.scalar(select(func.count()).select_from(OutboxEvent))
+    result = app.test_cli_runner().invoke(args=["koudai", "worker", "--burst", "--no-schedule"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert len(get_queue()) == 0
+        session = get_state().session
+        rows = session.execute(
+            select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
+        ).all()
+        assert Counter(dict(rows)) == Counter({"done": queued})
+
+
+def test_periodic_jobs_use_the_configured_intervals(make_app, database_url):
+    app = make_app(database_url, KOUDAI_EXPIRY_INTERVAL=15, KOUDAI_RELAY_INTERVAL=45)
+    assert [(name, every) for name, _, every in schedules.periodic_jobs(app)] == [
+        ("koudai-expire-reservations", 15),
+        ("koudai-outbox-relay", 45),
+    ]
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(KOUDAI_[A-Z_]+)` \|", readme, flags=re.M))
+    assert documented == set(SETTINGS)
