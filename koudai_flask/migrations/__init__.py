@@ -8,8 +8,9 @@ autogenerate with ``Migrate(app, db, include_object=exclude_koudai_tables)``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from alembic.config import Config
 from sqlalchemy.engine import Connection
@@ -44,9 +45,9 @@ def exclude_koudai_tables(
     return table is None or not is_koudai_table(table.name)
 
 
-def alembic_config(connection: Connection) -> Config:
-    config = Config()
+def alembic_config(connection: Connection, *, stdout: TextIO | None = None) -> Config:
+    """An Alembic config for our environment on ``connection``, printing to ``stdout``."""
+    config = Config(stdout=stdout or sys.stdout)
     config.set_main_option("script_location", SCRIPT_LOCATION)
-    config.set_main_option("version_locations", VERSIONS_LOCATION)
     config.attributes["connection"] = connection
     return config

@@ -138,7 +138,13 @@ def grant(
         if display_name:
             target.display_name = display_name
         if email is not None:
-            target.email = email.strip().lower()
+            email = email.strip().lower()
+            other = session.scalar(
+                select(StaffMember).where(StaffMember.email == email, StaffMember.id != target.id)
+            )
+            if other is not None:
+                raise ValidationError(f"email {email!r} belongs to staff {other.user_id}")
+            target.email = email
         if password is not None:
             if len(password) < 8:
                 raise ValidationError("a staff password needs at least 8 characters")
