@@ -104,12 +104,11 @@ def db_check() -> None:
 @click.option("--no-schedule", is_flag=True, help="Do not run the periodic jobs here.")
 def worker(burst: bool, no_schedule: bool) -> None:
     """Run an RQ worker for koudai's queue, with the periodic jobs' scheduler."""
+    from redis.exceptions import RedisError
     from rq import Worker
 
     from koudai_flask.jobs.queue import get_queue, job_class_for, redis_connection
     from koudai_flask.jobs.schedules import start_cron_thread
-
-    from redis.exceptions import RedisError
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["KOUDAI_JOBS"] != "rq":
