@@ -116,9 +116,8 @@ def worker(burst: bool, no_schedule: bool) -> None:
     try:
         redis_connection(app).ping()
     except RedisError as exc:
-        fail(
-            f"cannot reach Redis at KOUDAI_REDIS_URL ({type(exc).__name__}); start it or fix the URL"
-        )
+        name = type(exc).__name__
+        fail(f"cannot reach Redis at KOUDAI_REDIS_URL ({name}); start it or fix the URL")
     stop = threading.Event()
     if not no_schedule:
         start_cron_thread(app, stop)
