@@ -73,6 +73,12 @@ def _dict(value: Any) -> dict[str, Any]:
     return value
 
 
+def _optional_dict(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError("must be a dict or None")
+    return value
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("must be a non-empty string")
@@ -149,6 +155,21 @@ SETTINGS: dict[str, Setting] = {
         None, "Folder of product images (default: <instance>/koudai-media).", _optional_str
     ),
     "KOUDAI_PAGE_SIZE": Setting(20, "Products per page in the shop.", _positive_int),
+    "KOUDAI_WECHATPAY": Setting(
+        None,
+        "WeChat Pay API v3 settings (mchid, appid, apiv3_key, merchant_private_key, "
+        "merchant_serial_no, platform_public_keys, gateway_url); None turns it off.",
+        _optional_dict,
+    ),
+    "KOUDAI_ALIPAY": Setting(
+        None,
+        "Alipay settings (app_id, app_private_key, alipay_public_key, gateway_url); "
+        "None turns it off.",
+        _optional_dict,
+    ),
+    "KOUDAI_OFFLINE_PAYMENT": Setting(
+        True, "Offer cash on delivery / bank transfer, marked paid by staff.", _bool
+    ),
 }
 
 

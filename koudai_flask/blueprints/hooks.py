@@ -16,4 +16,8 @@ def create_hooks_blueprint(name: str = "koudai_hooks") -> Blueprint:
     def health() -> ResponseReturnValue:
         return jsonify({"ok": True})
 
+    from koudai_flask import payments
+
+    payments.register_routes(bp)
+
     return bp
