@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The demo serves on 127.0.0.1:$(PORT); `make demo PORT=8000` (or PORT=8000 in the
+# environment) picks another port.
+PORT ?= 5000
 
 .PHONY: demo test lint bench clean
 
@@ -11,6 +14,15 @@ $(BIN)/python:
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
+
+$(VENV)/.installed-demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# Sets up examples/host_site (a merchant site embedding koudai) and serves it; the steps,
+# the URLs and the logins are in examples/host_site/run_demo.py. Safe to run again.
+demo: $(VENV)/.installed-demo
+	$(BIN)/python -m examples.host_site.run_demo --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest

@@ -8,6 +8,7 @@ then validates every ``KOUDAI_`` key: an unknown key (a typo) or a bad value rai
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,6 +80,22 @@ def _optional_dict(value: Any) -> dict[str, Any] | None:
     return value
 
 
+def _color(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise ValueError("must be a colour written #rrggbb")
+    return value
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be an integer >= 0")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else _non_negative_int(value)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("must be a non-empty string")
@@ -117,10 +134,40 @@ SETTINGS: dict[str, Setting] = {
     "KOUDAI_STATIC_URL_PATH": Setting(
         "/koudai-static", "URL path of the library's static files.", _prefix
     ),
-    "KOUDAI_BASE_TEMPLATE": Setting(
-        "koudai/base.html", "Template every koudai page extends; point it at your layout.", _str
+    "KOUDAI_SHOP_BASE_TEMPLATE": Setting(
+        "koudai/shop/base.html",
+        "Layout every shop page extends; point it at your own to re-skin the shop.",
+        _str,
     ),
-    "KOUDAI_SHOP_NAME": Setting("Koudai Shop", "Shop name shown in pages and messages.", _str),
+    "KOUDAI_ADMIN_BASE_TEMPLATE": Setting(
+        "koudai/admin/base.html", "Layout every back-office page extends.", _str
+    ),
+    "KOUDAI_SHOP_NAME": Setting(
+        "Koudai Shop", "Shop name (the owner's shop profile overrides it).", _str
+    ),
+    "KOUDAI_PRIMARY_COLOR": Setting(
+        "#e4393c", "Theme colour as #rrggbb (the shop profile overrides it).", _color
+    ),
+    "KOUDAI_LOGO_URL": Setting(
+        None, "Logo image URL (the shop profile overrides it).", _optional_str
+    ),
+    "KOUDAI_DEFAULT_LOCALE": Setting(
+        "zh_CN", "Language of the shop unless the buyer picks another.", _choice("zh_CN", "en")
+    ),
+    "KOUDAI_GUEST_CHECKOUT": Setting(True, "Let buyers check out without an account.", _bool),
+    "KOUDAI_SHIPPING_FEE": Setting(1000, "Flat shipping fee in fen.", _non_negative_int),
+    "KOUDAI_FREE_SHIPPING_OVER": Setting(
+        9900, "Order subtotal in fen from which shipping is free; None: never.", _optional_int
+    ),
+    "KOUDAI_PASSWORD_RESET_MAX_AGE": Setting(
+        3600, "Seconds a buyer's password-reset link stays valid.", _seconds
+    ),
+    "KOUDAI_WECHAT": Setting(
+        None,
+        "WeChat Official Account (appid, secret, oauth_url, api_url): enables the silent "
+        "snsapi_base login inside WeChat; None turns it off.",
+        _optional_dict,
+    ),
     "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", _zone),
     "KOUDAI_JOBS": Setting(
         "inline",

@@ -110,12 +110,18 @@ class Koudai:
         state = KoudaiState(app, db)
         app.extensions["koudai"] = state
         app.teardown_appcontext(state.remove_session)
+        from koudai_flask.services.payments import close_on_cancel
+
+        state.handlers["order.cancelled"].append(close_on_cancel)
 
         from koudai_flask.blueprints import assets_blueprint
         from koudai_flask.blueprints.common import install_template_globals
 
         app.register_blueprint(assets_blueprint(), url_prefix=app.config["KOUDAI_STATIC_URL_PATH"])
         install_template_globals(app)
+        from koudai_flask import i18n
+
+        i18n.init_app(app)
         if app.config["KOUDAI_REGISTER_BLUEPRINTS"]:
             register_blueprints(app)
 
@@ -156,6 +162,20 @@ def register_blueprints(app: Flask) -> None:
     ]
     for factory, prefix_key in factories:
         app.register_blueprint(factory(), url_prefix=app.config[prefix_key])
+    exempt_from_host_csrf(app)
+
+
+def exempt_from_host_csrf(app: Flask) -> None:
+    """Signed callbacks and API calls carry no form token: a host's CSRFProtect skips them.
+
+    Our own forms carry their token whether or not the host protects the whole site.
+    """
+    csrf = app.extensions.get("csrf")
+    if csrf is None:
+        return
+    for name in ("koudai_hooks", "koudai_api"):
+        if name in app.blueprints:
+            csrf.exempt(app.blueprints[name])
 
 
 def get_state(app: Flask | None = None) -> KoudaiState:

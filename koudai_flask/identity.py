@@ -1,15 +1,24 @@
-"""Who is asking: the host's Flask-Login user when there is one, else our own session login."""
+"""Who is asking: the host's Flask-Login user when there is one, else our own session login.
+
+Staff and buyers alike: with a host ``LoginManager``, its ``current_user`` is the person and
+the library links it to a ``StaffMember`` / ``Customer`` by user id. Without one, our own
+logins keep the id in the session. Inside WeChat the openid from the silent OAuth login
+identifies a buyer too.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from flask import current_app, session
+from flask import current_app, g, session
 
-from koudai_flask.models import StaffMember
-from koudai_flask.services import staff
+from koudai_flask.models import Customer, StaffMember
+from koudai_flask.services import customers, staff
 
 STAFF_SESSION_KEY = "koudai_staff_user_id"
+BUYER_SESSION_KEY = "koudai_customer_id"
+OPENID_SESSION_KEY = "koudai_wechat_openid"
 
 
 def host_login_manager() -> Any | None:
@@ -28,6 +37,9 @@ def current_user_id() -> str | None:
     return None
 
 
+# -- staff -----------------------------------------------------------------------------------
+
+
 def current_staff() -> StaffMember | None:
     user_id = (
         current_user_id() if host_login_manager() is not None else session.get(STAFF_SESSION_KEY)
@@ -44,3 +56,52 @@ def login_staff(member: StaffMember) -> None:
 
 def logout_staff() -> None:
     session.pop(STAFF_SESSION_KEY, None)
+
+
+# -- buyers ----------------------------------------------------------------------------------
+
+
+def current_customer() -> Customer | None:
+    """The buyer of this request, or None for a guest. Cached for the request."""
+    if "koudai_customer" in g:
+        return g.koudai_customer
+    customer: Customer | None = None
+    openid = session.get(OPENID_SESSION_KEY)
+    if host_login_manager() is not None:
+        user_id = current_user_id()
+        if user_id is not None:
+            customer = customers.for_user(user_id)
+            if openid:
+                _link_quietly(customer.id, openid)
+    else:
+        customer_id = session.get(BUYER_SESSION_KEY)
+        if customer_id is not None:
+            customer = current_app.extensions["koudai"].session.get(Customer, customer_id)
+    if customer is None and openid:
+        customer = customers.by_identity("wechat_openid", openid)
+    g.koudai_customer = customer
+    return customer
+
+
+def _link_quietly(customer_id: int, openid: str) -> None:
+    from koudai_flask.errors import ValidationError
+
+    # An openid that is another customer's stays there: merging is staff's call (CRM).
+    with contextlib.suppress(ValidationError):
+        customers.link_identity(customer_id, "wechat_openid", openid)
+
+
+def login_buyer(customer: Customer) -> None:
+    session[BUYER_SESSION_KEY] = customer.id
+    g.pop("koudai_customer", None)
+
+
+def logout_buyer() -> None:
+    session.pop(BUYER_SESSION_KEY, None)
+    session.pop(OPENID_SESSION_KEY, None)
+    g.pop("koudai_customer", None)
+
+
+def remember_openid(openid: str) -> None:
+    session[OPENID_SESSION_KEY] = openid
+    g.pop("koudai_customer", None)

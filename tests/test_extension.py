@@ -197,9 +197,9 @@ def test_host_templates_win(make_app, database_url, tmp_path):
     folder.mkdir(parents=True)
     (folder / "index.html").write_text("branded home: {{ newest | length }} products")
     (tmp_path / "host_templates" / "brand.html").write_text(
-        "<main class=brand>{% block koudai_body %}{% endblock %}</main>"
+        "<main class=brand>{% block koudai_content %}{% endblock %}</main>"
     )
-    app = make_app(database_url, KOUDAI_BASE_TEMPLATE="brand.html")
+    app = make_app(database_url, KOUDAI_SHOP_BASE_TEMPLATE="brand.html")
     app.template_folder = str(tmp_path / "host_templates")
     with app.app_context():
         catalog.create_product(
@@ -209,7 +209,7 @@ def test_host_templates_win(make_app, database_url, tmp_path):
     assert client.get("/shop/").get_data(as_text=True) == "branded home: 1 products"
     product = client.get("/shop/products/pin").get_data(as_text=True)
     assert product.strip().startswith("<main class=brand>")
-    assert "1 in stock" in product
+    assert "Only 1 left" in product
     with app.test_request_context():
         assert render_template_string("{{ 1999 | fen }}") == "¥19.99"
 

@@ -117,6 +117,11 @@ def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
         if not form.validate_on_submit():
             abort(400)
         identity.logout_staff()
+        if identity.host_login_manager() is not None:
+            # The host's login is the staff identity: logging out of the back office ends it.
+            from flask_login import logout_user
+
+            logout_user()
         return redirect(url_for(".login"))
 
     return bp

@@ -26,6 +26,7 @@ def install_template_globals(app: Flask) -> None:
     @app.context_processor
     def koudai_context() -> dict[str, Any]:
         return {
-            "koudai_base_template": current_app.config["KOUDAI_BASE_TEMPLATE"],
+            "koudai_shop_base_template": current_app.config["KOUDAI_SHOP_BASE_TEMPLATE"],
+            "koudai_admin_base_template": current_app.config["KOUDAI_ADMIN_BASE_TEMPLATE"],
             "koudai_shop_name": current_app.config["KOUDAI_SHOP_NAME"],
         }

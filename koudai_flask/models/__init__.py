@@ -9,9 +9,13 @@ from koudai_flask.models.customers import Customer, CustomerIdentity
 from koudai_flask.models.inventory import Location, Reservation, StockLevel, StockMovement
 from koudai_flask.models.orders import Order, OrderEvent, OrderLine, Payment, Refund, Shipment
 from koudai_flask.models.outbox import OutboxEvent
+from koudai_flask.models.shop import Address, CartLine, ShopProfile
 from koudai_flask.models.staff import AuditEntry, StaffMember
 
 __all__ = [
+    "Address",
+    "CartLine",
+    "ShopProfile",
     "AuditEntry",
     "Base",
     "Category",

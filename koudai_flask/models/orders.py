@@ -40,6 +40,8 @@ class Order(Base, Timestamped):
     discount: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
     paid_at: Mapped[datetime | None]
+    # The provider the buyer chose to pay with (closed there if the order is cancelled).
+    payment_provider: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     lines: Mapped[list[OrderLine]] = relationship(

@@ -7,8 +7,8 @@ import secrets
 import unicodedata
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Category, Product, ProductImage, Sku
@@ -218,3 +218,65 @@ def active_products(
         query = query.where(Product.featured.is_(featured))
     query = query.order_by(Product.created_at.desc(), Product.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query).all())
+
+
+SORTS = ("newest", "price_asc", "price_desc", "sales")
+
+
+def listing(
+    *,
+    category: str | None = None,
+    query: str | None = None,
+    sort: str = "newest",
+    page: int = 1,
+    per_page: int = 20,
+) -> tuple[list[Product], int]:
+    """One page of products on sale and how many there are in all.
+
+    ``sort`` is newest, price_asc, price_desc (by the cheapest active SKU) or sales.
+    ``query`` matches words of the title or description, case-insensitively.
+    """
+    if sort not in SORTS:
+        raise ValidationError(f"sort must be one of {', '.join(SORTS)}")
+    if page < 1:
+        raise ValidationError("page starts at 1")
+    session = current_session()
+    min_price = (
+        select(Sku.product_id, func.min(Sku.price).label("price"))
+        .where(Sku.active.is_(True))
+        .group_by(Sku.product_id)
+        .subquery()
+    )
+    conditions = [Product.status == "active"]
+    if category is not None:
+        category_row = _category(session, category)
+        assert category_row is not None
+        children = select(Category.id).where(Category.parent_id == category_row.id)
+        conditions.append(
+            or_(Product.category_id == category_row.id, Product.category_id.in_(children))
+        )
+    for word in (query or "").split()[:8]:
+        pattern = f"%{word.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(Product.title).like(pattern),
+                func.lower(Product.description).like(pattern),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
+    order_by = {
+        "newest": (Product.created_at.desc(), Product.id.desc()),
+        "price_asc": (min_price.c.price.asc(), Product.id.desc()),
+        "price_desc": (min_price.c.price.desc(), Product.id.desc()),
+        "sales": (Product.sales_count.desc(), Product.id.desc()),
+    }[sort]
+    rows = session.scalars(
+        select(Product)
+        .join(min_price, min_price.c.product_id == Product.id, isouter=True)
+        .where(*conditions)
+        .options(selectinload(Product.skus), selectinload(Product.images))
+        .order_by(*order_by)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return list(rows), total

@@ -1,0 +1,1 @@
+"""Example applications that embed koudai_flask (not part of the installed package)."""

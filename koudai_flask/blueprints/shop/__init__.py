@@ -1,0 +1,56 @@
+"""The mobile shop: the ``koudai_shop`` blueprint, built by :func:`create_shop_blueprint`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from koudai_flask import identity
+from koudai_flask.blueprints.shop import account_views, cart_views, catalog_views, order_views
+from koudai_flask.blueprints.shop.catalog_views import media_folder
+from koudai_flask.blueprints.shop.common import current_items, merge_guest_cart
+from koudai_flask.blueprints.shop.forms import ActionForm
+from koudai_flask.services import theme
+
+
+def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
+    bp = Blueprint(name, __name__)
+    catalog_views.register(bp)
+    cart_views.register(bp)
+    order_views.register(bp)
+    account_views.register(bp)
+
+    bp.before_request(account_views.wechat_silent_login)
+    bp.before_request(merge_guest_cart)
+
+    @bp.context_processor
+    def shop_context() -> dict[str, Any]:
+        items = current_items()
+        return {
+            "cart_count": sum(items.values()),
+            "buyer": identity.current_customer(),
+            "own_accounts": identity.host_login_manager() is None,
+            "theme": theme.current(),
+            "logout_form": ActionForm(),
+        }
+
+    # Unknown paths under the shop's prefix still get the shop's own 404 page.
+    @bp.get("/<path:unknown>")
+    def not_found(unknown: str) -> ResponseReturnValue:
+        abort(404)
+
+    @bp.errorhandler(404)
+    def page_not_found(exc: HTTPException) -> ResponseReturnValue:
+        return render_template("koudai/shop/404.html"), 404
+
+    @bp.errorhandler(500)
+    def server_error(exc: Exception) -> ResponseReturnValue:
+        return render_template("koudai/shop/error.html"), 500
+
+    return bp
+
+
+__all__ = ["create_shop_blueprint", "media_folder"]

@@ -1,0 +1,152 @@
+"""The cart and checkout."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from koudai_flask import identity
+from koudai_flask.blueprints.shop.common import (
+    current_items,
+    guest_orders,
+    login_redirect,
+    remember_guest_order,
+    save_guest_items,
+)
+from koudai_flask.blueprints.shop.forms import AddToCartForm, CartUpdateForm, CheckoutForm
+from koudai_flask.errors import KoudaiError, NotFound, OutOfStock, ValidationError
+from koudai_flask.i18n import gettext as _k
+from koudai_flask.schemas import load
+from koudai_flask.schemas.orders import AddressInput
+from koudai_flask.services import cart, checkout, customers
+
+_address_input = AddressInput()
+
+
+def _change_cart(sku: str, quantity: int, *, add: bool) -> None:
+    customer = identity.current_customer()
+    if customer is not None:
+        if add:
+            cart.add(customer.id, sku, quantity)
+        else:
+            cart.set_quantity(customer.id, sku, quantity)
+        return
+    items = current_items()
+    save_guest_items(
+        cart.add_to(items, sku, quantity) if add else cart.with_quantity(items, sku, quantity)
+    )
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/cart")
+    def cart_page() -> ResponseReturnValue:
+        priced = cart.view(current_items())
+        forms = {
+            line.sku.code: CartUpdateForm(sku=line.sku.code, quantity=line.quantity, formdata=None)
+            for line in priced.lines
+        }
+        return render_template("koudai/shop/cart.html", cart=priced, forms=forms)
+
+    @bp.post("/cart/add")
+    def cart_add() -> ResponseReturnValue:
+        form = AddToCartForm()
+        if not form.validate():
+            return _form_error(form), 400
+        try:
+            _change_cart(form.sku.data or "", form.quantity.data or 1, add=True)
+        except NotFound:
+            return render_template(
+                "koudai/shop/error.html", message=_k("This item no longer exists.")
+            ), 404
+        except ValidationError as exc:
+            flash(exc.message, "error")
+            return redirect(request.referrer or url_for(".cart_page"))
+        flash(_k("Added to your cart."), "success")
+        return redirect(url_for(".cart_page"))
+
+    @bp.post("/cart/update")
+    def cart_update() -> ResponseReturnValue:
+        form = CartUpdateForm()
+        if not form.validate():
+            return _form_error(form), 400
+        try:
+            _change_cart(form.sku.data or "", form.quantity.data or 0, add=False)
+        except KoudaiError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for(".cart_page"))
+
+    @bp.route("/checkout", methods=["GET", "POST"])
+    def checkout_page() -> ResponseReturnValue:
+        customer = identity.current_customer()
+        if customer is None and not current_app.config["KOUDAI_GUEST_CHECKOUT"]:
+            return login_redirect()
+        if request.method == "POST":
+            placed = checkout.order_for_token(request.form.get("token", ""))
+            if placed is not None and _is_own(placed, customer):
+                # The same checkout submitted again (double tap, reload): the same order.
+                return redirect(url_for(".pay", number=placed.number))
+        items = current_items()
+        priced = cart.view(items)
+        if not priced.lines:
+            return redirect(url_for(".cart_page"))
+        book = customers.addresses(customer.id) if customer is not None else []
+        form = CheckoutForm()
+        if request.method == "GET":
+            form.token.data = secrets.token_hex(16)
+            if book:
+                form.address_id.data = str(book[0].id)
+            return render_template(
+                "koudai/shop/checkout.html", form=form, cart=priced, addresses=book
+            )
+        if not form.validate():
+            return _form_error(form), 400
+        try:
+            address = _checkout_address(form, customer)
+            order = checkout.place_order(
+                items=items,
+                address=address,
+                token=form.token.data or "",
+                customer_id=customer.id if customer else None,
+                note=form.note.data or "",
+            )
+        except (ValidationError, OutOfStock, NotFound) as exc:
+            message = exc.message
+            if isinstance(exc, OutOfStock):
+                message = _k("Not enough stock left for one of the items; check your cart.")
+            return render_template(
+                "koudai/shop/checkout.html", form=form, cart=priced, addresses=book, error=message
+            ), exc.http_status
+        if customer is None:
+            remember_guest_order(order.number)
+            save_guest_items({})
+        return redirect(url_for(".pay", number=order.number))
+
+
+def _is_own(order: Any, customer: Any) -> bool:
+    if customer is not None:
+        return bool(order.customer_id == customer.id)
+    return order.customer_id is None and order.number in guest_orders()
+
+
+def _checkout_address(form: CheckoutForm, customer: Any) -> dict[str, Any]:
+    if form.address_id.data and customer is not None:
+        return customers.get_address(customer.id, int(form.address_id.data)).as_dict()
+    fields = {
+        name: (getattr(form, name).data or "").strip()
+        for name in ("name", "phone", "province", "city", "district", "street", "postcode")
+    }
+    address: dict[str, Any] = load(_address_input, fields, "address")
+    if customer is not None and form.save_address.data:
+        customers.add_address(customer.id, **address)
+    return address
+
+
+def _form_error(form: Any) -> str:
+    if "csrf_token" in form.errors:
+        message = _k("This page expired. Go back, reload it and try again.")
+    else:
+        message = _k("Please check the form and try again.")
+    return render_template("koudai/shop/error.html", message=message)

@@ -1,0 +1,141 @@
+"""A buyer's orders: list, detail, payment, payment result and cancelling."""
+
+from __future__ import annotations
+
+import contextlib
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from koudai_flask import identity, payments
+from koudai_flask.blueprints.shop.common import guest_orders, login_redirect, page_number
+from koudai_flask.blueprints.shop.forms import ActionForm, PayForm
+from koudai_flask.errors import InvalidTransition, KoudaiError
+from koudai_flask.i18n import gettext as _k
+from koudai_flask.models import Order
+from koudai_flask.payments import PaymentGatewayError
+from koudai_flask.services import orders
+from koudai_flask.services import payments as payment_service
+from koudai_flask.services.transaction import current_session
+
+PER_PAGE = 10
+PROVIDER_LABELS = {
+    "wechatpay": "微信支付 WeChat Pay",
+    "alipay": "支付宝 Alipay",
+    "offline": "货到付款 / 转账 Offline",
+}
+
+
+def own_order(number: str) -> Order:
+    """The buyer's own order, or 404: another buyer's order does not exist for them."""
+    order = current_session().scalar(select(Order).where(Order.number == number))
+    if order is None:
+        abort(404)
+    customer = identity.current_customer()
+    mine = customer is not None and order.customer_id == customer.id
+    if not mine and not (order.customer_id is None and number in guest_orders()):
+        abort(404)
+    return order
+
+
+def _scene() -> str:
+    agent = request.headers.get("User-Agent", "")
+    if "MicroMessenger" in agent:
+        return "jsapi"
+    return "h5" if "Mobile" in agent else "page"
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/orders")
+    def my_orders() -> ResponseReturnValue:
+        customer = identity.current_customer()
+        numbers = guest_orders()
+        if customer is None and not numbers:
+            return login_redirect()
+        query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+        if customer is not None:
+            query = query.where(Order.customer_id == customer.id)
+        else:
+            query = query.where(Order.number.in_(numbers), Order.customer_id.is_(None))
+        page = page_number()
+        rows = (
+            current_session().scalars(query.limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)).all()
+        )
+        return render_template(
+            "koudai/shop/orders.html",
+            orders=rows[:PER_PAGE],
+            page=page,
+            has_next=len(rows) > PER_PAGE,
+        )
+
+    @bp.get("/orders/<number>")
+    def order_detail(number: str) -> ResponseReturnValue:
+        order = own_order(number)
+        return render_template("koudai/shop/order.html", order=order, form=ActionForm())
+
+    @bp.route("/orders/<number>/pay", methods=["GET", "POST"])
+    def pay(number: str) -> ResponseReturnValue:
+        order = own_order(number)
+        if order.status != "pending_payment":
+            return redirect(url_for(".order_detail", number=number))
+        enabled = payments.enabled()
+        form = PayForm()
+        form.provider.choices = [(name, PROVIDER_LABELS.get(name, name)) for name in enabled]
+        if request.method == "GET":
+            if enabled:
+                form.provider.data = next(iter(enabled))
+            return render_template("koudai/shop/pay.html", order=order, form=form)
+        if not form.validate():
+            return render_template(
+                "koudai/shop/pay.html", order=order, form=form, error=_k("Choose how to pay.")
+            ), 400
+        try:
+            action = payment_service.start(
+                number,
+                form.provider.data or "",
+                scene=_scene(),
+                notify_url=url_for(_hooks_endpoint(form.provider.data or ""), _external=True)
+                if form.provider.data != "offline"
+                else "",
+                return_url=url_for(".payment_result", number=number, _external=True),
+                client_ip=request.remote_addr or "127.0.0.1",
+                openid=session.get(identity.OPENID_SESSION_KEY),
+            )
+        except PaymentGatewayError:
+            return render_template(
+                "koudai/shop/pay.html",
+                order=order,
+                form=form,
+                error=_k("The payment service did not answer. Please try again."),
+            ), 502
+        if action.kind == "redirect" and action.url:
+            return redirect(action.url)
+        if action.kind == "jsapi":
+            return render_template("koudai/shop/pay_jsapi.html", order=order, params=action.params)
+        return redirect(url_for(".payment_result", number=number))
+
+    @bp.get("/orders/<number>/result")
+    def payment_result(number: str) -> ResponseReturnValue:
+        order = own_order(number)
+        # If the provider cannot be asked now, the notify still arrives; the page says waiting.
+        with contextlib.suppress(KoudaiError):
+            order = payment_service.confirm_from_query(number)
+        return render_template("koudai/shop/result.html", order=order)
+
+    @bp.post("/orders/<number>/cancel")
+    def cancel(number: str) -> ResponseReturnValue:
+        own_order(number)
+        form = ActionForm()
+        if not form.validate():
+            abort(400)
+        try:
+            orders.cancel(number, reason="cancelled by the buyer", actor="buyer")
+            flash(_k("Your order was cancelled."), "success")
+        except InvalidTransition:
+            flash(_k("This order can no longer be cancelled."), "error")
+        return redirect(url_for(".order_detail", number=number))
+
+
+def _hooks_endpoint(provider: str) -> str:
+    return f"koudai_hooks.{provider}_notify"

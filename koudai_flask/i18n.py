@@ -1,0 +1,102 @@
+"""Languages: the shop's strings in zh_CN (default) and en, through Flask-Babel.
+
+Our messages live in their own gettext domain (``koudai``), so a host with its own
+Flask-Babel keeps its catalogs and its locale selector, and ours follow its locale. A host
+without Flask-Babel gets one set up here, choosing the buyer's language from ``?lang=``,
+then the session, then the browser, then ``KOUDAI_DEFAULT_LOCALE``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, has_request_context, request, session
+from flask_babel import Babel, Domain, get_locale
+from markupsafe import Markup
+
+LOCALES = ("zh_CN", "en")
+LOCALE_SESSION_KEY = "koudai_locale"
+TRANSLATIONS = os.path.join(os.path.dirname(__file__), "translations")
+
+domain = Domain(translation_directories=TRANSLATIONS, domain="koudai")
+gettext = domain.gettext
+ngettext = domain.ngettext
+lazy_gettext = domain.lazy_gettext
+
+
+def select_locale() -> str:
+    if not has_request_context():
+        return str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
+    asked = request.args.get("lang")
+    if asked in LOCALES:
+        session[LOCALE_SESSION_KEY] = asked
+        return asked
+    chosen = session.get(LOCALE_SESSION_KEY)
+    if chosen in LOCALES:
+        return str(chosen)
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+    if best is not None:
+        return "en" if best == "en" else "zh_CN"
+    return str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
+
+
+def init_app(app: Flask) -> None:
+    if "babel" not in app.extensions:
+        app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["KOUDAI_DEFAULT_LOCALE"])
+        Babel(app, locale_selector=select_locale)
+    app.add_template_global(gettext, "_k")
+    app.add_template_global(ngettext, "_kn")
+    app.add_template_filter(format_datetime, "kd_datetime")
+    app.add_template_global(current_language, "koudai_language")
+    app.add_template_global(status_label, "status_label")
+    app.add_template_global(carrier_label, "carrier_label")
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return "zh-CN" if locale is None or str(locale).startswith("zh") else "en"
+
+
+def format_datetime(value: datetime | None) -> Markup | str:
+    """A UTC datetime shown in the shop's zone as 2026-11-25 18:04."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(current_app.config["KOUDAI_TIMEZONE"]))
+    return Markup(f'<time datetime="{value.isoformat()}">{local:%Y-%m-%d %H:%M}</time>')
+
+
+STATUS_LABELS = {
+    "pending_payment": lazy_gettext("Awaiting payment"),
+    "paid": lazy_gettext("Paid"),
+    "shipped": lazy_gettext("Shipped"),
+    "delivered": lazy_gettext("Delivered"),
+    "completed": lazy_gettext("Completed"),
+    "cancelled": lazy_gettext("Cancelled"),
+    "refunding": lazy_gettext("Refund requested"),
+    "refunded": lazy_gettext("Refunded"),
+}
+
+# Kuaidi100 carrier codes and the names buyers know them by.
+CARRIERS = {
+    "shunfeng": ("顺丰速运", "SF Express"),
+    "yuantong": ("圆通速递", "YTO Express"),
+    "zhongtong": ("中通快递", "ZTO Express"),
+    "yunda": ("韵达快递", "Yunda Express"),
+    "shentong": ("申通快递", "STO Express"),
+    "ems": ("EMS", "EMS"),
+    "jd": ("京东物流", "JD Logistics"),
+}
+
+
+def status_label(status: str) -> str:
+    label = STATUS_LABELS.get(status)
+    return str(label) if label is not None else status
+
+
+def carrier_label(code: str) -> str:
+    names = CARRIERS.get(code)
+    if names is None:
+        return code
+    return names[0] if current_language() == "zh-CN" else names[1]

@@ -1,0 +1,204 @@
+"""Carts: a signed-in buyer's in the database, a guest's as a plain dict the view keeps.
+
+Both are ``{sku_code: quantity}`` to the rest of the code; :func:`view` prices one against
+the catalog and the ledger, with a stock message per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from koudai_flask.config import config_value
+from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.models import CartLine, Sku, StockLevel
+from koudai_flask.services import inventory
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+MAX_QUANTITY = 99
+
+
+@dataclass(frozen=True)
+class CartLineView:
+    sku: Sku
+    quantity: int
+    available: int
+
+    @property
+    def unit_price(self) -> int:
+        return self.sku.price
+
+    @property
+    def line_total(self) -> int:
+        return self.sku.price * self.quantity
+
+    @property
+    def on_sale(self) -> bool:
+        return self.sku.active and self.sku.product.status == "active"
+
+    @property
+    def problem(self) -> str | None:
+        """Why this line cannot be bought as it is: "unavailable", "sold_out", "short"."""
+        if not self.on_sale:
+            return "unavailable"
+        if self.available <= 0:
+            return "sold_out"
+        if self.quantity > self.available:
+            return "short"
+        return None
+
+
+@dataclass(frozen=True)
+class CartView:
+    lines: list[CartLineView]
+    subtotal: int
+    shipping_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.subtotal + self.shipping_fee
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def purchasable(self) -> bool:
+        return bool(self.lines) and all(line.problem is None for line in self.lines)
+
+    def items(self) -> dict[str, int]:
+        return {line.sku.code: line.quantity for line in self.lines}
+
+
+def shipping_fee(subtotal: int) -> int:
+    """Flat fee, free from ``KOUDAI_FREE_SHIPPING_OVER`` (a subtotal of 0 ships nothing)."""
+    free_over = config_value("FREE_SHIPPING_OVER")
+    if subtotal <= 0 or (free_over is not None and subtotal >= free_over):
+        return 0
+    return int(config_value("SHIPPING_FEE"))
+
+
+def view(items: dict[str, int]) -> CartView:
+    """Price ``items`` against today's catalog and stock; unknown SKUs are dropped."""
+    session = current_session()
+    if not items:
+        return CartView(lines=[], subtotal=0, shipping_fee=0)
+    skus = {s.code: s for s in session.scalars(select(Sku).where(Sku.code.in_(items)))}
+    location = inventory.get_location(session)
+    levels = {
+        level.sku_id: level.available
+        for level in session.scalars(
+            select(StockLevel).where(
+                StockLevel.sku_id.in_([s.id for s in skus.values()]),
+                StockLevel.location_id == location.id,
+            )
+        )
+    }
+    lines = [
+        CartLineView(sku=skus[code], quantity=quantity, available=levels.get(skus[code].id, 0))
+        for code, quantity in items.items()
+        if code in skus
+    ]
+    subtotal = sum(line.line_total for line in lines if line.problem != "unavailable")
+    return CartView(lines=lines, subtotal=subtotal, shipping_fee=shipping_fee(subtotal))
+
+
+def check_line(sku_code: str, quantity: int) -> Sku:
+    """The SKU to put in a cart, or a ValidationError/NotFound saying why not."""
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or not (0 <= quantity <= MAX_QUANTITY)
+    ):
+        raise ValidationError(f"quantity must be between 0 and {MAX_QUANTITY}")
+    sku = inventory.get_sku(current_session(), sku_code)
+    if quantity and (not sku.active or sku.product.status != "active"):
+        raise ValidationError(f"{sku.product.title} is not on sale")
+    return sku
+
+
+def add_to(items: dict[str, int], sku_code: str, quantity: int) -> dict[str, int]:
+    """A new guest cart with ``quantity`` more of ``sku_code``."""
+    check_line(sku_code, quantity)
+    merged = dict(items)
+    merged[sku_code] = min(MAX_QUANTITY, merged.get(sku_code, 0) + quantity)
+    return merged
+
+
+def with_quantity(items: dict[str, int], sku_code: str, quantity: int) -> dict[str, int]:
+    """A new guest cart where ``sku_code`` has ``quantity`` (0 removes it)."""
+    check_line(sku_code, quantity)
+    changed = dict(items)
+    if quantity == 0:
+        changed.pop(sku_code, None)
+    else:
+        changed[sku_code] = quantity
+    return changed
+
+
+# -- a signed-in buyer's cart ----------------------------------------------------------------
+
+
+def stored(customer_id: int) -> dict[str, int]:
+    rows = current_session().execute(
+        select(Sku.code, CartLine.quantity)
+        .join(Sku, Sku.id == CartLine.sku_id)
+        .where(CartLine.customer_id == customer_id)
+        .order_by(CartLine.id)
+    )
+    return {code: quantity for code, quantity in rows}
+
+
+def _line(customer_id: int, sku: Sku) -> CartLine | None:
+    return current_session().scalar(
+        select(CartLine).where(CartLine.customer_id == customer_id, CartLine.sku_id == sku.id)
+    )
+
+
+def add(customer_id: int, sku_code: str, quantity: int) -> dict[str, int]:
+    if quantity <= 0:
+        raise ValidationError("quantity must be at least 1")
+    with unit_of_work() as session:
+        sku = check_line(sku_code, quantity)
+        line = _line(customer_id, sku)
+        if line is None:
+            session.add(CartLine(customer_id=customer_id, sku_id=sku.id, quantity=quantity))
+        else:
+            line.quantity = min(MAX_QUANTITY, line.quantity + quantity)
+        session.flush()
+    return stored(customer_id)
+
+
+def set_quantity(customer_id: int, sku_code: str, quantity: int) -> dict[str, int]:
+    with unit_of_work() as session:
+        sku = check_line(sku_code, quantity)
+        line = _line(customer_id, sku)
+        if quantity == 0:
+            if line is not None:
+                session.delete(line)
+        elif line is None:
+            session.add(CartLine(customer_id=customer_id, sku_id=sku.id, quantity=quantity))
+        else:
+            line.quantity = quantity
+        session.flush()
+    return stored(customer_id)
+
+
+def merge(customer_id: int, items: dict[str, int]) -> dict[str, int]:
+    """Fold a guest cart into the buyer's cart on login; unknown SKUs are skipped."""
+    with unit_of_work():
+        for code, quantity in items.items():
+            try:
+                add(customer_id, code, quantity)
+            except (NotFound, ValidationError):
+                continue
+    return stored(customer_id)
+
+
+def remove(customer_id: int, sku_codes: list[str]) -> None:
+    with unit_of_work() as session:
+        ids = select(Sku.id).where(Sku.code.in_(sku_codes))
+        session.execute(
+            delete(CartLine).where(CartLine.customer_id == customer_id, CartLine.sku_id.in_(ids))
+        )

@@ -1,0 +1,59 @@
+"""Turning a cart into an order: shipping fee, address and a token against double submits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from koudai_flask.errors import ValidationError
+from koudai_flask.models import Order
+from koudai_flask.services import cart, orders
+from koudai_flask.services.transaction import current_session
+
+
+def place_order(
+    *,
+    items: dict[str, int],
+    address: dict[str, Any],
+    token: str,
+    customer_id: int | None = None,
+    note: str = "",
+) -> Order:
+    """Place the own shop's order for ``items``; the same ``token`` gives the same order.
+
+    The checkout page renders a fresh token; submitting the page twice (a double tap, a
+    reload) returns the first order instead of a second one.
+    """
+    if not token:
+        raise ValidationError("the checkout form has no token; reload the page")
+    priced = cart.view(items)
+    if not priced.lines:
+        raise ValidationError("your cart is empty")
+    if not priced.purchasable:
+        problem = next(line for line in priced.lines if line.problem is not None)
+        raise ValidationError(f"{problem.sku.product.title}: not enough stock or not on sale")
+    # Two transactions on purpose: ``place`` resolves a concurrent double submit itself,
+    # which it can only do as the outermost unit of work. Emptying the cart may then
+    # happen twice; that is harmless.
+    order = orders.place(
+        channel="web",
+        lines=[{"sku": code, "quantity": quantity} for code, quantity in items.items()],
+        customer=customer_id,
+        address=address,
+        note=note,
+        shipping_fee=priced.shipping_fee,
+        idempotency_key=f"checkout:{token}",
+    )
+    if customer_id is not None:
+        cart.remove(customer_id, list(items))
+    return order
+
+
+def order_for_token(token: str) -> Order | None:
+    """The order a checkout token already placed, if any (a second submit of the page)."""
+    if not token:
+        return None
+    return current_session().scalar(
+        select(Order).where(Order.idempotency_key == f"checkout:{token}")
+    )

@@ -1,0 +1,225 @@
+"""Buyers: customers linked to the host's users or to our own accounts, identities, addresses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from koudai_flask.config import config_value
+from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.models import Address, Customer, CustomerIdentity
+from koudai_flask.schemas import load
+from koudai_flask.schemas.customers import AddressBookInput, RegisterInput
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+_register_input = RegisterInput()
+_address_input = AddressBookInput()
+
+
+def get(customer_id: int) -> Customer:
+    customer = current_session().get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"unknown customer {customer_id}")
+    return customer
+
+
+def for_user(user_id: str, *, name: str = "") -> Customer:
+    """The customer of a host user (Flask-Login id), created on first use."""
+    user_id = str(user_id)
+    session = current_session()
+    found = session.scalar(select(Customer).where(Customer.user_id == user_id))
+    if found is not None:
+        return found
+    try:
+        with unit_of_work() as session:
+            customer = Customer(user_id=user_id, name=name)
+            session.add(customer)
+            session.flush()
+            session.add(CustomerIdentity(customer_id=customer.id, kind="web", value=user_id))
+            return customer
+    except IntegrityError:  # the same user's first two requests raced
+        found = current_session().scalar(select(Customer).where(Customer.user_id == user_id))
+        if found is None:
+            raise
+        return found
+
+
+def by_identity(kind: str, value: str, *, create: bool = True) -> Customer | None:
+    """The customer known by ``kind``/``value`` (e.g. a WeChat openid), created if asked."""
+    session = current_session()
+    identity = session.scalar(
+        select(CustomerIdentity).where(
+            CustomerIdentity.kind == kind, CustomerIdentity.value == value
+        )
+    )
+    if identity is not None:
+        return identity.customer
+    if not create:
+        return None
+    try:
+        with unit_of_work() as session:
+            customer = Customer(name="")
+            session.add(customer)
+            session.flush()
+            session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+            return customer
+    except IntegrityError:
+        return by_identity(kind, value, create=False)
+
+
+def link_identity(customer_id: int, kind: str, value: str) -> CustomerIdentity:
+    """Attach ``kind``/``value`` to a customer; a value already linked elsewhere is refused."""
+    with unit_of_work() as session:
+        existing = session.scalar(
+            select(CustomerIdentity).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value == value
+            )
+        )
+        if existing is not None:
+            if existing.customer_id != customer_id:
+                raise ValidationError(f"this {kind} belongs to another customer")
+            return existing
+        identity = CustomerIdentity(customer_id=get(customer_id).id, kind=kind, value=value)
+        session.add(identity)
+        session.flush()
+        return identity
+
+
+def register(
+    *, password: str, email: str | None = None, phone: str | None = None, name: str = ""
+) -> Customer:
+    """Create our own buyer account (used when the host has no login of its own)."""
+    data = load(
+        _register_input,
+        {"email": email, "phone": phone, "password": password, "name": name},
+        "registration",
+    )
+    email = data["email"].lower() if data["email"] else None
+    with unit_of_work() as session:
+        for kind, value in (("email", email), ("phone", data["phone"])):
+            if value and session.scalar(
+                select(CustomerIdentity.id).where(
+                    CustomerIdentity.kind == kind, CustomerIdentity.value == value
+                )
+            ):
+                raise ValidationError(
+                    f"this {kind} already has an account; log in instead",
+                    {kind: ["already registered"]},
+                )
+        customer = Customer(
+            name=data["name"],
+            email=email,
+            phone=data["phone"],
+            password_hash=generate_password_hash(data["password"]),
+        )
+        session.add(customer)
+        session.flush()
+        for kind, value in (("email", email), ("phone", data["phone"])):
+            if value:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+        return customer
+
+
+def authenticate(login: str, password: str) -> Customer | None:
+    """Our own buyer login by email or phone; None when either is wrong."""
+    login = login.strip().lower()
+    identity = current_session().scalar(
+        select(CustomerIdentity).where(
+            CustomerIdentity.kind.in_(("email", "phone")), CustomerIdentity.value == login
+        )
+    )
+    if identity is None or not identity.customer.password_hash:
+        # Spend the same time as a real check, so timing does not tell who has an account.
+        check_password_hash(generate_password_hash("x"), password)
+        return None
+    customer = identity.customer
+    return customer if check_password_hash(customer.password_hash or "", password) else None
+
+
+def _reset_serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="koudai-password-reset")
+
+
+def reset_token(customer: Customer, secret_key: str) -> str:
+    """A signed token for a reset link; it dies when the password changes (single use)."""
+    return _reset_serializer(secret_key).dumps(
+        {"id": customer.id, "h": (customer.password_hash or "")[-12:]}
+    )
+
+
+def reset_password(token: str, new_password: str, secret_key: str) -> Customer:
+    try:
+        data: dict[str, Any] = _reset_serializer(secret_key).loads(
+            token, max_age=config_value("PASSWORD_RESET_MAX_AGE")
+        )
+    except SignatureExpired:
+        raise ValidationError("this reset link has expired; ask for a new one") from None
+    except BadSignature:
+        raise ValidationError("this reset link is not valid") from None
+    if len(new_password) < 8:
+        raise ValidationError(
+            "a password needs at least 8 characters", {"password": ["at least 8 characters"]}
+        )
+    with unit_of_work() as session:
+        customer = get(int(data["id"]))
+        if (customer.password_hash or "")[-12:] != data["h"]:
+            raise ValidationError("this reset link was already used")
+        customer.password_hash = generate_password_hash(new_password)
+        session.flush()
+        return customer
+
+
+# -- address book ----------------------------------------------------------------------------
+
+
+def addresses(customer_id: int) -> list[Address]:
+    return list(
+        current_session().scalars(
+            select(Address)
+            .where(Address.customer_id == customer_id)
+            .order_by(Address.is_default.desc(), Address.id.desc())
+        )
+    )
+
+
+def add_address(customer_id: int, **fields: Any) -> Address:
+    data = load(_address_input, fields, "address")
+    with unit_of_work() as session:
+        first = not addresses(customer_id)
+        if data["is_default"] or first:
+            session.execute(
+                update(Address).where(Address.customer_id == customer_id).values(is_default=False)
+            )
+            data["is_default"] = True
+        address = Address(customer_id=get(customer_id).id, **data)
+        session.add(address)
+        session.flush()
+        return address
+
+
+def get_address(customer_id: int, address_id: int) -> Address:
+    """One of the customer's own addresses; someone else's is NotFound."""
+    address = current_session().get(Address, address_id)
+    if address is None or address.customer_id != customer_id:
+        raise NotFound(f"unknown address {address_id}")
+    return address
+
+
+def delete_address(customer_id: int, address_id: int) -> None:
+    with unit_of_work() as session:
+        session.delete(get_address(customer_id, address_id))
+
+
+def find_by_login(login: str) -> Customer | None:
+    """The customer whose email or phone is ``login``."""
+    identity = current_session().scalar(
+        select(CustomerIdentity).where(
+            CustomerIdentity.kind.in_(("email", "phone")),
+            CustomerIdentity.value == login.strip().lower(),
+        )
+    )
+    return identity.customer if identity is not None else None

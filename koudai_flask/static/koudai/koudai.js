@@ -1,0 +1,81 @@
+/* koudai_flask shop: progressive enhancements only; every page works without this file. */
+(function () {
+  "use strict";
+
+  /* Product page: pick a SKU by its attribute values (colour, size). Combinations with
+     no stock are disabled; the radio list underneath stays the source of truth. */
+  function skuPicker(form) {
+    var variants = JSON.parse(form.getAttribute("data-variants") || "[]");
+    var options = JSON.parse(form.getAttribute("data-options") || "[]");
+    if (!options.length || !variants.length) return;
+    var chosen = {};
+    var list = form.querySelector(".kd-skus");
+    var price = document.getElementById("price");
+    var button = document.getElementById("add-to-cart");
+    var checked = form.querySelector('input[name="sku"]:checked');
+    if (checked) {
+      variants.forEach(function (v) {
+        if (v.code === checked.value) chosen = Object.assign({}, v.attributes);
+      });
+    }
+    function matches(v, except) {
+      return options.every(function (o) {
+        return o === except || !(o in chosen) || String(v.attributes[o]) === chosen[o];
+      });
+    }
+    function render() {
+      form.querySelectorAll(".kd-option").forEach(function (set) {
+        var option = set.getAttribute("data-option");
+        set.hidden = false;
+        set.querySelectorAll(".kd-choice").forEach(function (b) {
+          var value = b.getAttribute("data-value");
+          var possible = variants.some(function (v) {
+            return String(v.attributes[option]) === value && v.available > 0 && matches(v, option);
+          });
+          b.disabled = !possible;
+          b.setAttribute("aria-pressed", chosen[option] === value ? "true" : "false");
+        });
+      });
+      var pick = variants.filter(function (v) { return matches(v, null); });
+      var exact = Object.keys(chosen).length === options.length && pick.length === 1 ? pick[0] : null;
+      if (exact) {
+        price.textContent = "¥" + (exact.price / 100).toFixed(2);
+        var radio = form.querySelector('input[name="sku"][value="' + exact.code + '"]');
+        if (radio && !radio.disabled) radio.checked = true;
+        button.disabled = exact.available <= 0;
+      } else {
+        button.disabled = true;
+      }
+    }
+    form.addEventListener("click", function (event) {
+      var b = event.target.closest(".kd-choice");
+      if (!b || b.disabled) return;
+      var option = b.closest(".kd-option").getAttribute("data-option");
+      var value = b.getAttribute("data-value");
+      if (chosen[option] === value) delete chosen[option]; else chosen[option] = value;
+      render();
+    });
+    if (list) list.classList.add("kd-enhanced");
+    render();
+  }
+
+  /* Inside WeChat: hand the signed JSAPI parameters to WeixinJSBridge. */
+  function wechatPay(el) {
+    var params = JSON.parse(el.getAttribute("data-params"));
+    var done = el.getAttribute("data-result");
+    function invoke() {
+      window.WeixinJSBridge.invoke("getBrandWCPayRequest", params, function () {
+        window.location.href = done;
+      });
+    }
+    if (window.WeixinJSBridge) invoke();
+    else document.addEventListener("WeixinJSBridgeReady", invoke, false);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("buy");
+    if (form) skuPicker(form);
+    var pay = document.getElementById("wechat-pay");
+    if (pay) wechatPay(pay);
+  });
+})();
