@@ -42,7 +42,6 @@ ACCOUNTS = {account.role or "buyer": account for account in DEMO_ACCOUNTS}
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
-
 def build_site(url: str, tmp_path: Path) -> Flask:
     return create_app(
         {
