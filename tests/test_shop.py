@@ -1,0 +1,390 @@
+"""The mobile shop through the test client: pages, cart, checkout, orders, accounts."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from koudai_flask.extension import get_state
+from koudai_flask.models import CartLine, Customer, Order, OrderEvent
+from koudai_flask.services import catalog, customers, inventory, orders
+from tests.shop_client import CHECKOUT_TOKEN, ShopClient
+
+
+@pytest.fixture
+def shop(make_app, database_url) -> Flask:
+    app = make_app(
+        database_url, KOUDAI_SHIPPING_FEE=800, KOUDAI_FREE_SHIPPING_OVER=20000, KOUDAI_PAGE_SIZE=3
+    )
+    with app.app_context():
+        catalog.create_category("服饰 Apparel", "apparel", position=0)
+        catalog.create_category("家居 Home", "home", position=1)
+        catalog.create_product(
+            title="Linen shirt",
+            slug="linen-shirt",
+            category="apparel",
+            options=["color", "size"],
+            description="Cool linen for summer",
+            skus=[
+                {
+                    "code": "LS-W-M",
+                    "price": 12900,
+                    "attributes": {"color": "white", "size": "M"},
+                    "stock": 4,
+                },
+                {
+                    "code": "LS-W-L",
+                    "price": 12900,
+                    "attributes": {"color": "white", "size": "L"},
+                    "stock": 0,
+                },
+                {
+                    "code": "LS-B-M",
+                    "price": 13900,
+                    "attributes": {"color": "blue", "size": "M"},
+                    "stock": 2,
+                },
+            ],
+        )
+        for n, price in enumerate([3900, 1900, 5900, 2900]):
+            catalog.create_product(
+                title=f"Mug {n}",
+                slug=f"mug-{n}",
+                category="home",
+                skus=[{"code": f"MUG-{n}", "price": price, "stock": 10}],
+            )
+    return app
+
+
+def stock(app: Flask, sku: str) -> int:
+    with app.app_context():
+        return inventory.available(sku)
+
+
+def count(app: Flask, model: type) -> int:
+    with app.app_context():
+        return get_state().session.scalar(select(func.count()).select_from(model))
+
+
+def register(client: ShopClient, login: str = "buyer@example.com") -> None:
+    client.get("/account/register")
+    response = client.post(
+        "/account/register", {"login": login, "password": "s3cret-pass", "name": "Buyer"}
+    )
+    assert response.status_code == 302
+
+
+# -- browsing ---------------------------------------------------------------------------------
+
+
+def test_home_lists_categories_featured_and_new(shop):
+    page = ShopClient(shop).text("/")
+    assert '<html lang="zh-CN">' in page
+    assert "新品上架" in page  # Chinese by default
+    assert page.index("服饰 Apparel") < page.index("家居 Home")
+    assert re.findall(r'href="/shop/products/([\w-]+)"', page) == ["mug-3", "mug-2", "mug-1"]
+
+
+def test_english_on_request_and_remembered(shop):
+    client = ShopClient(shop)
+    assert "New arrivals" in client.text("/?lang=en")
+    assert "New arrivals" in client.text("/")
+    assert "新品上架" in client.text("/?lang=zh_CN")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["mug-3", "mug-2", "mug-1"]),
+        ("?sort=price_asc", ["mug-1", "mug-3", "mug-0"]),
+        ("?sort=price_desc", ["mug-2", "mug-0", "mug-3"]),
+        ("?sort=price_asc&page=2", ["mug-2"]),
+    ],
+)
+def test_category_listing_sorts_and_pages(shop, query, expected):
+    page = ShopClient(shop).text(f"/c/home{query}")
+    assert re.findall(r'href="/shop/products/([\w-]+)"', page) == expected
+
+
+def test_sales_sort_and_the_last_page(shop):
+    with shop.app_context():
+        order = orders.place(channel="web", lines=[{"sku": "MUG-1", "quantity": 3}])
+        orders.mark_paid(order.number, amount=order.total, transaction_id="t", provider="offline")
+        orders.ship(order.number, carrier="yuantong", tracking_number="YT1")
+    client = ShopClient(shop)
+    assert re.findall(r'/shop/products/([\w-]+)"', client.text("/c/home?sort=sales"))[0] == "mug-1"
+    assert client.get("/c/home?page=3").status_code == 404
+    assert client.get("/c/nowhere").status_code == 404
+
+
+def test_search_finds_words_in_titles_and_descriptions(shop):
+    client = ShopClient(shop)
+    assert re.findall(r'/shop/products/([\w-]+)"', client.text("/search?q=LINEN")) == [
+        "linen-shirt"
+    ]
+    assert re.findall(r'/shop/products/([\w-]+)"', client.text("/search?q=summer")) == [
+        "linen-shirt"
+    ]
+    assert "没有找到商品" in client.text("/search?q=teapot")
+
+
+def test_product_page_shows_skus_with_stock_and_disables_sold_out(shop):
+    response = ShopClient(shop).get("/products/linen-shirt")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert len(response.data) < 100 * 1024  # the page before images
+    assert re.search(r'name="sku" value="LS-W-L" disabled', page)
+    assert re.search(r'name="sku" value="LS-W-M" checked', page)
+    assert "仅剩 2 件" in page and "¥139.00" in page
+    assert '"available": 0' in page.replace("&#34;", '"')
+
+
+def test_unknown_and_archived_products_get_the_shop_404(shop):
+    with shop.app_context():
+        catalog.archive_product("mug-0")
+    client = ShopClient(shop)
+    for path in ("/products/mug-0", "/products/nope", "/no/such/page"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "商城里没有这个页面" in response.get_data(as_text=True)
+
+
+# -- cart ------------------------------------------------------------------------------------
+
+
+def test_guest_cart_quantities_and_stock_messages(shop):
+    client = ShopClient(shop)
+    client.get("/products/linen-shirt")
+    assert client.add_to_cart("LS-B-M", 1).status_code == 302
+    assert client.add_to_cart("LS-B-M", 2).status_code == 302
+    page = client.text("/cart")
+    assert 'value="3"' in page and "仅剩 2 件" in page
+    assert "请先修改上面标出的商品再结算" in page  # can't check out more than there is
+    client.post("/cart/update", {"sku": "LS-B-M", "quantity": 2})
+    page = client.text("/cart")
+    assert 'id="checkout"' in page
+    assert re.search(r'id="total">¥278.00', page)  # 2 × 139.00, free over 200.00
+    client.post("/cart/update", {"sku": "LS-B-M", "quantity": 0})
+    assert "购物车是空的" in client.text("/cart")
+
+
+def test_shipping_fee_below_the_free_threshold(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("MUG-1", 1)
+    page = client.text("/cart")
+    assert re.search(r'id="shipping">¥8.00', page)
+    assert re.search(r'id="total">¥27.00', page)
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(shop):
+    client = ShopClient(shop)
+    assert client.post("/cart/add", {"sku": "MUG-1", "quantity": 1}, token=False).status_code == 400
+    assert "购物车是空的" in client.text("/cart")
+    client.add_to_cart("MUG-1", 1)
+    page = client.text("/checkout")
+    form = {
+        "token": CHECKOUT_TOKEN.search(page).group(1),
+        "name": "A",
+        "phone": "13800138000",
+        "street": "x",
+    }
+    assert client.post("/checkout", form, token=False).status_code == 400
+    assert count(shop, Order) == 0
+    assert stock(shop, "MUG-1") == 10
+
+
+def test_guest_cart_joins_the_account_on_login(shop):
+    client = ShopClient(shop)
+    register(client)
+    client.post("/cart/update", {"sku": "MUG-2", "quantity": 1})
+    client.post("/account/logout", {})
+    client.add_to_cart("MUG-2", 2)
+    client.add_to_cart("MUG-3", 1)
+    client.get("/account/login")
+    client.post("/account/login", {"login": "buyer@example.com", "password": "s3cret-pass"})
+    page = client.text("/cart")
+    assert re.search(r'data-sku="MUG-2">.*?value="3"', page, re.S)
+    assert count(shop, CartLine) == 2
+
+
+# -- checkout and orders -----------------------------------------------------------------------
+
+
+def test_guest_checkout_places_one_order_even_when_submitted_twice(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("LS-W-M", 2)
+    page = client.text("/checkout")
+    form = {
+        "token": CHECKOUT_TOKEN.search(page).group(1),
+        "name": "李雷",
+        "phone": "13800138000",
+        "street": "文三路 100 号",
+        "note": "请周末送",
+    }
+    first = client.post("/checkout", form)
+    second = client.post("/checkout", form)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    assert count(shop, Order) == 1
+    assert stock(shop, "LS-W-M") == 2
+    with shop.app_context():
+        order = get_state().session.scalar(select(Order))
+        assert (order.total, order.shipping_fee, order.note) == (25800, 0, "请周末送")
+        assert order.address["street"] == "文三路 100 号"
+
+
+def test_checkout_with_too_little_stock_changes_nothing(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("LS-B-M", 2)
+    with shop.app_context():
+        inventory.adjust("LS-B-M", -1)
+    response = client.checkout()
+    assert response.status_code in (409, 422)
+    assert count(shop, Order) == 0
+    assert stock(shop, "LS-B-M") == 1
+
+
+def test_guest_checkout_off_sends_buyers_to_log_in(make_app, database_url):
+    app = make_app(database_url, KOUDAI_GUEST_CHECKOUT=False)
+    with app.app_context():
+        catalog.create_product(title="Pen", skus=[{"code": "PEN", "price": 500, "stock": 5}])
+    client = ShopClient(app)
+    client.add_to_cart("PEN", 1)
+    response = client.get("/checkout")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/shop/account/login?next=/shop/checkout")
+
+
+def test_account_checkout_uses_the_address_book(shop):
+    client = ShopClient(shop)
+    register(client)
+    client.add_to_cart("MUG-0", 1)
+    assert client.checkout().status_code == 302  # saves the new address
+    client.add_to_cart("MUG-0", 1)
+    page = client.text("/checkout")
+    address_id = re.search(r'name="address_id" value="(\d+)" checked', page).group(1)
+    response = client.post(
+        "/checkout", {"token": CHECKOUT_TOKEN.search(page).group(1), "address_id": address_id}
+    )
+    assert response.status_code == 302
+    with shop.app_context():
+        session = get_state().session
+        rows = session.scalars(select(Order).order_by(Order.id)).all()
+        assert [o.address["name"] for o in rows] == ["李雷", "李雷"]
+        assert {o.customer_id for o in rows} == {session.scalar(select(Customer.id))}
+        assert session.scalar(select(func.count()).select_from(CartLine)) == 0
+
+
+def test_buyers_see_only_their_own_orders(shop):
+    alice, bob = ShopClient(shop), ShopClient(shop)
+    register(alice, "alice@example.com")
+    register(bob, "bob@example.com")
+    alice.add_to_cart("MUG-0", 1)
+    number = alice.checkout().headers["Location"].split("/")[3]
+    assert alice.get(f"/orders/{number}").status_code == 200
+    assert number in alice.text("/orders")
+    assert bob.get(f"/orders/{number}").status_code == 404
+    assert bob.get(f"/orders/{number}/pay").status_code == 404
+    assert bob.post(f"/orders/{number}/cancel", {}).status_code == 404
+    assert number not in bob.text("/orders")
+    assert ShopClient(shop).get(f"/orders/{number}").status_code == 404  # a guest, too
+
+
+def test_cancel_an_unpaid_order_releases_its_stock(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("LS-W-M", 3)
+    number = client.checkout().headers["Location"].split("/")[3]
+    assert stock(shop, "LS-W-M") == 1
+    assert client.post(f"/orders/{number}/cancel", {}, token=False).status_code == 400
+    assert stock(shop, "LS-W-M") == 1
+    client.get(f"/orders/{number}")
+    assert client.post(f"/orders/{number}/cancel", {}).status_code == 302
+    assert stock(shop, "LS-W-M") == 4
+    page = client.text(f"/orders/{number}")
+    assert 'data-status="cancelled"' in page
+    assert count(shop, OrderEvent) == 2
+
+
+def test_offline_payment_and_the_order_timeline(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("MUG-0", 1)
+    pay_url = client.checkout().headers["Location"].removeprefix("/shop")
+    page = client.text(pay_url)
+    assert 'value="offline"' in page
+    result = client.post(pay_url, {"provider": "offline"})
+    assert result.headers["Location"].endswith("/result")
+    assert 'data-status="pending"' in client.text(result.headers["Location"].removeprefix("/shop"))
+    number = pay_url.split("/")[2]
+    with shop.app_context():
+        orders.mark_paid(number, amount=4700, transaction_id="cash-1", provider="offline")
+        orders.ship(number, carrier="shunfeng", tracking_number="SF100200300")
+    page = client.text(f"/orders/{number}")
+    assert "已发货" in page and "顺丰速运 SF100200300" in page
+    assert page.count("<li>") >= 3  # placed, paid, shipped in the timeline
+    assert client.get(pay_url).status_code == 302  # nothing left to pay
+
+
+def test_dates_are_shown_in_the_shop_time_zone(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("MUG-0", 1)
+    number = client.checkout().headers["Location"].split("/")[3]
+    with shop.app_context():
+        order = get_state().session.scalar(select(Order).where(Order.number == number))
+        order.created_at = datetime(2026, 1, 1, 16, 30, tzinfo=UTC)
+        get_state().session.commit()
+    assert "2026-01-02 00:30" in client.text("/orders")  # UTC+8
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+
+def test_register_login_logout(shop):
+    client = ShopClient(shop)
+    register(client, "13912345678")
+    assert "退出" in client.text("/")
+    client.post("/account/logout", {})
+    assert "退出" not in client.text("/")
+    client.get("/account/login")
+    bad = client.post("/account/login", {"login": "13912345678", "password": "wrong-pass"})
+    assert bad.status_code == 401
+    good = client.post(
+        "/account/login?next=//evil.example", {"login": "13912345678", "password": "s3cret-pass"}
+    )
+    assert good.headers["Location"] == "/shop/"
+    client.get("/account/register")
+    again = client.post("/account/register", {"login": "13912345678", "password": "another-1"})
+    assert again.status_code == 422
+
+
+def test_password_reset_by_signed_link(shop):
+    from koudai_flask.blueprints.shop.account_views import password_reset_requested
+
+    client = ShopClient(shop)
+    register(client, "reset@example.com")
+    client.post("/account/logout", {})
+    sent: list[str] = []
+
+    def capture(app: Flask, customer: Customer, url: str) -> None:
+        sent.append(url)
+
+    password_reset_requested.connect(capture)
+    try:
+        client.get("/account/reset")
+        client.post("/account/reset", {"login": "nobody@example.com"})
+        assert sent == []
+        client.post("/account/reset", {"login": "reset@example.com"})
+    finally:
+        password_reset_requested.disconnect(capture)
+    assert len(sent) == 1
+    path = sent[0].split("/shop", 1)[1]
+    client.get(path)
+    assert client.post(path, {"password": "brand-new-pass"}).status_code == 302
+    client.get(path)
+    assert client.post(path, {"password": "third-pass-1"}).status_code == 400  # used once
+    with shop.app_context():
+        assert customers.authenticate("reset@example.com", "brand-new-pass") is not None
+    assert client.post("/account/reset/forged", {"password": "whatever-1"}).status_code == 400
