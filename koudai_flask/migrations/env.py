@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
-from sqlalchemy import create_engine
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import Connection, create_engine
 
 import koudai_flask.models  # noqa: F401  (registers every table on the metadata)
 from koudai_flask.migrations import VERSION_TABLE, include_koudai_tables
-from koudai_flask.models.base import metadata
+from koudai_flask.models.base import UTCDateTime, metadata
 
 
-def run(connection) -> None:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Render our UTC column type as the plain type it stores, so revisions import no models."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run(connection: Connection) -> None:
     context.configure(
+        render_item=render_item,
         connection=connection,
         target_metadata=metadata,
         version_table=VERSION_TABLE,

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from koudai_flask.models.backoffice import (
+    CredentialCache,
+    MessageTemplate,
+    Notification,
+    OrderNote,
+    Role,
+    ShipmentLine,
+    TrackingEvent,
+)
 from koudai_flask.models.base import Base, metadata
 from koudai_flask.models.catalog import Category, Product, ProductImage, Sku
 from koudai_flask.models.channels import Channel, ChannelListing, SyncCursor
@@ -13,6 +22,13 @@ from koudai_flask.models.shop import Address, CartLine, ShopProfile
 from koudai_flask.models.staff import AuditEntry, StaffMember
 
 __all__ = [
+    "CredentialCache",
+    "MessageTemplate",
+    "Notification",
+    "OrderNote",
+    "Role",
+    "ShipmentLine",
+    "TrackingEvent",
     "Address",
     "CartLine",
     "ShopProfile",

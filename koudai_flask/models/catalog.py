@@ -73,6 +73,8 @@ class Sku(Base, Timestamped):
     barcode: Mapped[str | None] = mapped_column(String(64), index=True)
     weight_grams: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    # Shown as low stock at or below this many available; None: the shop-wide default.
+    low_stock_threshold: Mapped[int | None]
 
     product: Mapped[Product] = relationship(back_populates="skus")
     stock_levels: Mapped[list[StockLevel]] = relationship(back_populates="sku")

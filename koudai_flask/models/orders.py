@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from koudai_flask.models.base import Base, Timestamped, utcnow
 
 if TYPE_CHECKING:
+    from koudai_flask.models.backoffice import TrackingEvent
     from koudai_flask.models.customers import Customer
 
 
@@ -146,5 +147,14 @@ class Shipment(Base, Timestamped):
     # shipped | delivered
     status: Mapped[str] = mapped_column(String(16), default="shipped")
     delivered_at: Mapped[datetime | None]
+    # Logistics tracking: when we subscribed to pushes, last polled, the provider's state.
+    subscribed_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    tracking_state: Mapped[str | None] = mapped_column(String(8))
+    # Pushed back to the channel the order came from (e.g. Taobao's logistics.offline.send).
+    pushed_at: Mapped[datetime | None]
 
     order: Mapped[Order] = relationship(back_populates="shipments")
+    tracking_events: Mapped[list[TrackingEvent]] = relationship(
+        order_by="TrackingEvent.occurred_at.desc()", viewonly=True
+    )
