@@ -214,6 +214,27 @@ SETTINGS: dict[str, Setting] = {
         "None turns it off.",
         _optional_dict,
     ),
+    "KOUDAI_KUAIDI100": Setting(
+        None,
+        "Kuaidi100 logistics tracking (customer, key, salt, callback_url, query_url, "
+        "subscribe_url); None turns tracking off.",
+        _optional_dict,
+    ),
+    "KOUDAI_SMS": Setting(
+        None,
+        "Text messages to buyers: {'provider': 'log'} or a dotted path to a provider "
+        "class with its settings; None turns SMS off.",
+        _optional_dict,
+    ),
+    "KOUDAI_MAIL": Setting(
+        None,
+        "E-mail to buyers over SMTP (host, port, username, password, sender, starttls); "
+        "None turns e-mail off.",
+        _optional_dict,
+    ),
+    "KOUDAI_LOW_STOCK_THRESHOLD": Setting(
+        3, "Available units at or below which a SKU counts as low stock.", _non_negative_int
+    ),
     "KOUDAI_OFFLINE_PAYMENT": Setting(
         True, "Offer cash on delivery / bank transfer, marked paid by staff.", _bool
     ),

@@ -110,9 +110,10 @@ class Koudai:
         state = KoudaiState(app, db)
         app.extensions["koudai"] = state
         app.teardown_appcontext(state.remove_session)
-        from koudai_flask.services.payments import close_on_cancel
+        from koudai_flask.jobs.handlers import BUILTIN_HANDLERS, resolve
 
-        state.handlers["order.cancelled"].append(close_on_cancel)
+        for topic, paths in BUILTIN_HANDLERS.items():
+            state.handlers[topic].extend(resolve(path) for path in paths)
 
         from koudai_flask.blueprints import assets_blueprint
         from koudai_flask.blueprints.common import install_template_globals

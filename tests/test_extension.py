@@ -209,7 +209,7 @@ def test_host_templates_win(make_app, database_url, tmp_path):
     assert client.get("/shop/").get_data(as_text=True) == "branded home: 1 products"
     product = client.get("/shop/products/pin").get_data(as_text=True)
     assert product.strip().startswith("<main class=brand>")
-    assert "Only 1 left" in product
+    assert "仅剩 1 件" in product
     with app.test_request_context():
         assert render_template_string("{{ 1999 | fen }}") == "¥19.99"
 

@@ -5,8 +5,13 @@ Every endpoint added here verifies the caller's signature before it changes anyt
 
 from __future__ import annotations
 
+import importlib
+
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
+
+# Modules with a ``register_routes(bp)`` adding their signed callback endpoints.
+HOOK_MODULES = ("koudai_flask.payments",)
 
 
 def create_hooks_blueprint(name: str = "koudai_hooks") -> Blueprint:
@@ -16,8 +21,7 @@ def create_hooks_blueprint(name: str = "koudai_hooks") -> Blueprint:
     def health() -> ResponseReturnValue:
         return jsonify({"ok": True})
 
-    from koudai_flask import payments
-
-    payments.register_routes(bp)
+    for module in HOOK_MODULES:
+        importlib.import_module(module).register_routes(bp)
 
     return bp

@@ -1,0 +1,21 @@
+"""The library's own outbox subscribers: which job functions react to which events.
+
+Each entry is ``topic: [dotted path of handler(topic, payload)]``; they are imported when
+an app is initialised, so a module listed here may import services freely.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+BUILTIN_HANDLERS: dict[str, list[str]] = {
+    "order.cancelled": ["koudai_flask.services.payments:close_on_cancel"],
+}
+
+
+def resolve(path: str) -> Callable[[str, dict[str, Any]], None]:
+    module, _, name = path.partition(":")
+    handler: Callable[[str, dict[str, Any]], None] = getattr(importlib.import_module(module), name)
+    return handler
