@@ -6,35 +6,19 @@ code 2, having changed nothing.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from koudai_flask.errors import KoudaiError
+from koudai_flask.cli_support import fail, one_line_errors
+from koudai_flask.connectors.sandbox.cli import sandbox_cli
 
 koudai_cli = AppGroup("koudai", help="koudai_flask: shop back office commands.")
-
-
-def fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except KoudaiError as exc:
-            fail(exc.message)
-
-    return wrapped
 
 
 # -- db --------------------------------------------------------------------------------------
@@ -237,3 +221,6 @@ def demo_seed(products: int) -> None:
         click.echo("the demo catalog is already there; nothing added")
     else:
         click.echo(f"created {created} products")
+
+
+koudai_cli.add_command(sandbox_cli)

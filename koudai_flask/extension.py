@@ -107,6 +107,9 @@ class Koudai:
                 "call db.init_app(app) before Koudai(app, db=db)"
             )
         koudai_config.validate(app.config)
+        from koudai_flask import payments
+
+        payments.validate_settings(app)
         state = KoudaiState(app, db)
         app.extensions["koudai"] = state
         app.teardown_appcontext(state.remove_session)

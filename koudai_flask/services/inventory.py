@@ -381,6 +381,56 @@ def close_reservation(session: Session, reservation: Reservation, outcome: str) 
     return True
 
 
+def commit_part(session: Session, reservation: Reservation, quantity: int, *, key: str) -> None:
+    """Ship ``quantity`` of a held reservation inside the caller's transaction.
+
+    All of it closes the reservation as committed; less shrinks it and keeps the rest held.
+    """
+    if quantity == reservation.quantity:
+        if not close_reservation(session, reservation, "committed"):
+            raise ValidationError(f"reservation {reservation.id} is no longer held")
+        return
+    shrunk = session.execute(
+        update(Reservation)
+        .execution_options(synchronize_session=False)
+        .where(
+            Reservation.id == reservation.id,
+            Reservation.status == "active",
+            Reservation.quantity > quantity,
+        )
+        .values(quantity=Reservation.quantity - quantity)
+    ).rowcount  # type: ignore[attr-defined]
+    if shrunk != 1:
+        raise ValidationError(f"reservation {reservation.id} does not hold {quantity} units")
+    session.execute(
+        update(StockLevel)
+        .execution_options(synchronize_session=False)
+        .where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+        .values(reserved=StockLevel.reserved - quantity, on_hand=StockLevel.on_hand - quantity)
+    )
+    level = session.scalar(
+        select(StockLevel).where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+    )
+    assert level is not None
+    _write_movement(
+        session,
+        level,
+        on_hand_delta=-quantity,
+        reserved_delta=-quantity,
+        reason="shipment",
+        source="ledger",
+        reference=f"reservation:{reservation.id}",
+        idempotency_key=key,
+    )
+    session.refresh(reservation)
+
+
 def reserve(
     sku_code: str,
     quantity: int,

@@ -29,11 +29,8 @@ from koudai_flask.models import (
     OrderEvent,
     OrderLine,
     Payment,
-    Product,
     Refund,
     Reservation,
-    Shipment,
-    Sku,
 )
 from koudai_flask.models.base import utcnow
 from koudai_flask.schemas import load
@@ -398,33 +395,20 @@ def _cancel(number: str, *, reason: str, actor: str, outcome: str) -> Order:
         return order
 
 
-def ship(number: str, *, carrier: str, tracking_number: str, actor: str = "system") -> Order:
-    """Ship every line of a paid order: its reserved stock leaves the ledger."""
-    if not carrier or not tracking_number:
-        raise ValidationError("carrier and tracking_number are required")
-    with unit_of_work() as session:
-        order = get_order(session, number)
-        _transition(session, order, "ship", actor=actor, note=f"{carrier} {tracking_number}")
-        session.add(Shipment(order_id=order.id, carrier=carrier, tracking_number=tracking_number))
-        for reservation in _reservations(session, order):
-            inventory.close_reservation(session, reservation, "committed")
-        for line in order.lines:
-            line.shipped_quantity = line.quantity
-        _count_sales(session, order)
-        session.flush()
-        return order
+def ship(
+    number: str,
+    *,
+    carrier: str,
+    tracking_number: str,
+    lines: dict[str, int] | None = None,
+    actor: str = "system",
+) -> Order:
+    """Ship a paid order, or part of it (``lines``: ``{sku: quantity}``); see ``shipping``."""
+    from koudai_flask.services import shipping
 
-
-def _count_sales(session: Session, order: Order) -> None:
-    for line in order.lines:
-        sku = session.get(Sku, line.sku_id)
-        assert sku is not None
-        session.execute(
-            update(Product)
-            .execution_options(synchronize_session=False)
-            .where(Product.id == sku.product_id)
-            .values(sales_count=Product.sales_count + line.quantity)
-        )
+    return shipping.ship(
+        number, carrier=carrier, tracking_number=tracking_number, lines=lines, actor=actor
+    )
 
 
 def deliver(number: str, *, actor: str = "system") -> Order:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
-from koudai_flask.models import AuditEntry, Channel, StaffMember
+from koudai_flask.models import AuditEntry, Channel, Role, StaffMember
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 PERMISSIONS = (
@@ -60,8 +60,24 @@ def get_member(user_id: str) -> StaffMember:
     return member
 
 
+def role_definition(name: str) -> tuple[int, frozenset[str]] | None:
+    """(rank, permissions) of a built-in or custom role; None when there is no such role."""
+    if name in ROLES:
+        return ROLES[name]
+    role = current_session().scalar(select(Role).where(Role.name == name))
+    if role is None:
+        return None
+    return role.rank, frozenset(role.permissions)
+
+
+def rank_of(member: StaffMember) -> int:
+    found = role_definition(member.role)
+    return found[0] if found and member.active else 0
+
+
 def permissions_of(member: StaffMember) -> frozenset[str]:
-    return ROLES.get(member.role, (0, frozenset()))[1] if member.active else frozenset()
+    found = role_definition(member.role)
+    return found[1] if found and member.active else frozenset()
 
 
 def can(user_id: str | int, codename: str, *, channel: str | None = None) -> bool:
@@ -74,26 +90,86 @@ def can(user_id: str | int, codename: str, *, channel: str | None = None) -> boo
     return channel is None or member.channels is None or channel in member.channels
 
 
-def require(user_id: str | int, codename: str, *, channel: str | None = None) -> None:
+def require(user_id: str | int, codename: str, *, channel: str | None = None) -> StaffMember:
+    """The acting member, or ``PermissionDenied`` when they lack the permission or scope."""
     if not can(user_id, codename, channel=channel):
-        raise PermissionDenied(f"staff {user_id} may not {codename}")
+        where = f" on channel {channel!r}" if channel else ""
+        raise PermissionDenied(f"staff {user_id} may not {codename}{where}")
+    return get_member(str(user_id))
 
 
-def _check_grant(granter: StaffMember, role: str, target: StaffMember | None) -> None:
-    rank, permissions = ROLES[role]
-    granter_rank, granter_permissions = ROLES.get(granter.role, (0, frozenset()))
+def visible_channels(member: StaffMember) -> list[str] | None:
+    """The channels a member may see; None means all of them."""
+    return None if member.channels is None else list(member.channels)
+
+
+def _check_grant(
+    granter: StaffMember, role: str, target: StaffMember | None, channels: list[str] | None
+) -> None:
+    """Multi-level delegation: only downwards, only what one holds, only within one's scope."""
+    definition = role_definition(role)
+    assert definition is not None
+    rank, permissions = definition
+    granter_rank, granter_permissions = rank_of(granter), permissions_of(granter)
     if target is not None and target.id == granter.id:
-        raise PermissionDenied("staff cannot change their own role")
+        raise PermissionDenied("staff cannot change their own role or scope")
     if "staff.manage" not in granter_permissions:
         raise PermissionDenied(f"{granter.user_id} may not manage staff")
-    if granter.role != "owner" and (rank >= granter_rank or not permissions <= granter_permissions):
+    if rank >= granter_rank:
         raise PermissionDenied(f"{granter.user_id} ({granter.role}) may not grant {role}")
-    if (
-        target is not None
-        and granter.role != "owner"
-        and ROLES.get(target.role, (0, frozenset()))[0] >= granter_rank
-    ):
+    if not permissions <= granter_permissions:
+        missing = ", ".join(sorted(permissions - granter_permissions))
+        raise PermissionDenied(f"{granter.user_id} may not grant permissions they lack: {missing}")
+    if target is not None and rank_of(target) >= granter_rank:
         raise PermissionDenied(f"{granter.user_id} may not change {target.user_id}")
+    if granter.channels is not None and (
+        channels is None or not set(channels) <= set(granter.channels)
+    ):
+        raise PermissionDenied(f"{granter.user_id} may grant only within their own channels")
+
+
+def create_role(
+    name: str, permissions: list[str], *, rank: int, created_by: str | int | None = None
+) -> Role:
+    """A custom role. Its creator must outrank it and hold every permission it gives."""
+    unknown = sorted(set(permissions) - set(PERMISSIONS))
+    if unknown:
+        raise ValidationError(f"unknown permission {unknown[0]!r}")
+    if name in ROLES or not name or len(name) > 40:
+        raise ValidationError(f"role name {name!r} is taken or not allowed")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 < rank < 100:
+        raise ValidationError("a custom role's rank is between 1 and 99")
+    with unit_of_work() as session:
+        actor = "system"
+        if created_by is not None:
+            creator = get_member(str(created_by))
+            if "staff.manage" not in permissions_of(creator) or rank >= rank_of(creator):
+                raise PermissionDenied(f"{creator.user_id} may not create a role of rank {rank}")
+            if not set(permissions) <= permissions_of(creator):
+                raise PermissionDenied(f"{creator.user_id} may not give permissions they lack")
+            actor = f"staff:{creator.user_id}"
+        if session.scalar(select(Role.id).where(Role.name == name)) is not None:
+            raise ValidationError(f"role {name!r} already exists")
+        role = Role(name=name, rank=rank, permissions=sorted(set(permissions)), created_by=actor)
+        session.add(role)
+        session.flush()
+        audit(
+            actor,
+            "staff.create_role",
+            "role",
+            name,
+            None,
+            {"rank": rank, "permissions": role.permissions},
+        )
+        return role
+
+
+def roles() -> list[tuple[str, int, frozenset[str]]]:
+    """Every role, built-in first, as (name, rank, permissions)."""
+    custom = current_session().scalars(select(Role).order_by(Role.rank.desc(), Role.name))
+    return [(name, rank, perms) for name, (rank, perms) in ROLES.items()] + [
+        (r.name, r.rank, frozenset(r.permissions)) for r in custom
+    ]
 
 
 def grant(
@@ -111,8 +187,8 @@ def grant(
     ``granted_by=None`` is the system (CLI, set-up); otherwise the granter must outrank the
     role and hold all its permissions. The change is audited.
     """
-    if role not in ROLES:
-        raise ValidationError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if role_definition(role) is None:
+        raise ValidationError(f"unknown role {role!r}; roles: {', '.join(n for n, *_ in roles())}")
     user_id = str(user_id)
     with unit_of_work() as session:
         if channels is not None:
@@ -125,7 +201,7 @@ def grant(
         granter = None
         if granted_by is not None:
             granter = get_member(str(granted_by))
-            _check_grant(granter, role, target)
+            _check_grant(granter, role, target, channels)
             actor = f"staff:{granter.user_id}"
         before = _describe(target)
         if target is None:
@@ -160,7 +236,10 @@ def revoke(user_id: str | int, *, revoked_by: str | int | None = None) -> StaffM
         actor = "system"
         if revoked_by is not None:
             granter = get_member(str(revoked_by))
-            _check_grant(granter, "viewer", target)
+            if target.id == granter.id or "staff.manage" not in permissions_of(granter):
+                raise PermissionDenied(f"{granter.user_id} may not revoke {target.user_id}")
+            if rank_of(target) >= rank_of(granter):
+                raise PermissionDenied(f"{granter.user_id} may not change {target.user_id}")
             actor = f"staff:{granter.user_id}"
         before = _describe(target)
         target.active = False

@@ -1,0 +1,1 @@
+"""Connectors: the links to sales channels, ERPs, logistics and payment sandboxes."""

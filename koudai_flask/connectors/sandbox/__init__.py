@@ -1,0 +1,1 @@
+"""Protocol-faithful local stand-ins for remote services, served on a loopback socket."""

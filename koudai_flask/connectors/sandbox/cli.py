@@ -1,0 +1,131 @@
+"""``flask koudai sandbox ...``: serve a protocol-faithful local gateway on 127.0.0.1.
+
+Each command prints the settings a shop app needs to talk to its sandbox; secrets go to
+files under the instance folder (mode 0600), never to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from koudai_flask.cli_support import fail
+
+sandbox_cli = AppGroup("sandbox", help="Local stand-ins for remote gateways (loopback only).")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    # Created 0600 from the start, so the key is never readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+# -- alipay ----------------------------------------------------------------------------------
+
+
+@sandbox_cli.command("alipay")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+def alipay_sandbox(port: int) -> None:
+    """Serve an Alipay gateway: wap/page pay cashier, notify, query, close, refund.
+
+    Its keys are kept in the instance folder across restarts (delete the folder for new
+    ones); the KOUDAI_ALIPAY settings are written next to them.
+    """
+    from dataclasses import asdict
+
+    from koudai_flask.connectors.sandbox.alipay import AlipaySandbox, SandboxKeys
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "alipay"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / "sandbox_keys.json"
+    if stored.exists():
+        keys = SandboxKeys(**json.loads(stored.read_text(encoding="utf-8")))
+    else:
+        keys = SandboxKeys.generate()
+        _write_secret(stored, json.dumps(asdict(keys), indent=2))
+    try:
+        sandbox = AlipaySandbox(keys).start(port, quiet=False)
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    settings: dict[str, Any] = keys.settings_for_client(sandbox.url)
+    _write_secret(folder / "app_private_key.pem", keys.app_private_key)
+    (folder / "alipay_public_key.pem").write_text(keys.alipay_public_key, encoding="utf-8")
+    settings_file = folder / "koudai_alipay.json"
+    _write_secret(settings_file, json.dumps(settings, indent=2))
+    click.echo(f"Alipay sandbox gateway on {sandbox.url}")
+    click.echo(f"  app_id     {keys.app_id}")
+    click.echo(f"  seller_id  {keys.seller_id}")
+    click.echo(f"  app private key     {folder / 'app_private_key.pem'}")
+    click.echo(f"  alipay public key   {folder / 'alipay_public_key.pem'}")
+    click.echo(f"Settings for the shop app (the private key included) are in {settings_file}:")
+    click.echo(f'  KOUDAI_ALIPAY = json.load(open("{settings_file}"))')
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo("Alipay sandbox stopped.")
+
+
+# -- wechatpay -------------------------------------------------------------------------------
+
+
+def _wait_for_ctrl_c() -> None:
+    threading.Event().wait()
+
+
+@sandbox_cli.command("wechatpay")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+def wechatpay_sandbox(port: int) -> None:
+    """Serve a WeChat Pay API v3 gateway: JSAPI/H5 orders, cashier, notify, query, close, refund.
+
+    Its keys are kept in the instance folder across restarts (delete the folder for new
+    ones); the KOUDAI_WECHATPAY settings are written next to them.
+    """
+    from dataclasses import asdict
+
+    from koudai_flask.connectors.sandbox.wechatpay import SandboxKeys, WechatPaySandbox
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "wechatpay"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / "sandbox_keys.json"
+    if stored.exists():
+        keys = SandboxKeys(**json.loads(stored.read_text(encoding="utf-8")))
+    else:
+        keys = SandboxKeys.generate()
+        _write_secret(stored, json.dumps(asdict(keys), indent=2))
+    try:
+        sandbox = WechatPaySandbox(keys, port=port)
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    _write_secret(folder / "apiclient_key.pem", keys.merchant_private_key_pem)
+    (folder / "pub_key.pem").write_text(keys.platform_public_key_pem, encoding="utf-8")
+    settings_file = folder / "koudai_wechatpay.json"
+    _write_secret(settings_file, json.dumps(sandbox.settings_for_client(), indent=2))
+    click.echo(f"WeChat Pay sandbox gateway on {sandbox.url}")
+    click.echo(f"  mchid               {keys.mchid}")
+    click.echo(f"  appid               {keys.appid}")
+    click.echo(f"  merchant_serial_no  {keys.merchant_serial_no}")
+    click.echo(f"  merchant private key      {folder / 'apiclient_key.pem'}")
+    click.echo(f"  {keys.platform_serial}  {folder / 'pub_key.pem'}")
+    click.echo(f"Settings for the shop app (the secrets included) are in {settings_file}:")
+    click.echo(f'  KOUDAI_WECHATPAY = json.load(open("{settings_file}"))')
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo("WeChat Pay sandbox stopped.")

@@ -1,0 +1,129 @@
+"""Shipping an order, whole or in parts: shipments, their lines and the stock that leaves.
+
+An order moves from ``paid`` to ``shipped`` with the shipment that sends its last unit;
+earlier partial shipments keep it ``paid`` and appear in its timeline and tracking.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from koudai_flask.errors import InvalidTransition, ValidationError
+from koudai_flask.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+    Reservation,
+    Shipment,
+    ShipmentLine,
+    Sku,
+)
+from koudai_flask.services import inventory, outbox
+from koudai_flask.services.transaction import unit_of_work
+
+
+def remaining(order: Order) -> dict[str, int]:
+    """What is still to ship, by SKU code."""
+    return {
+        line.sku_code: line.quantity - line.shipped_quantity
+        for line in order.lines
+        if line.quantity > line.shipped_quantity
+    }
+
+
+def ship(
+    number: str,
+    *,
+    carrier: str,
+    tracking_number: str,
+    lines: dict[str, int] | None = None,
+    actor: str = "system",
+) -> Order:
+    """Send ``lines`` (``{sku: quantity}``; None: everything left) in one parcel."""
+    from koudai_flask.services.orders import _event_payload, _transition, get_order
+
+    carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
+    if not carrier or not tracking_number:
+        raise ValidationError("carrier and tracking_number are required")
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        session.refresh(order)
+        if order.status != "paid":
+            raise InvalidTransition(order.number, order.status, "ship")
+        left = remaining(order)
+        wanted = dict(left) if lines is None else _check_lines(lines, left)
+        if session.scalar(
+            select(Shipment.id).where(
+                Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
+            )
+        ):
+            raise ValidationError(f"tracking number {carrier} {tracking_number} is already used")
+        shipment = Shipment(order_id=order.id, carrier=carrier, tracking_number=tracking_number)
+        session.add(shipment)
+        session.flush()
+        by_code = {line.sku_code: line for line in order.lines}
+        for code, quantity in sorted(wanted.items(), key=lambda item: by_code[item[0]].sku_id):
+            line = by_code[code]
+            _send_line(session, order, line, quantity, shipment)
+        session.flush()
+        note = f"{carrier} {tracking_number}"
+        if all(line.shipped_quantity == line.quantity for line in order.lines):
+            _transition(session, order, "ship", actor=actor, note=note)
+        else:
+            session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    from_status=order.status,
+                    to_status=order.status,
+                    actor=actor,
+                    note=f"partial shipment {note}",
+                )
+            )
+            outbox.record(
+                session,
+                "order.partially_shipped",
+                {
+                    **_event_payload(order, order.status),
+                    "carrier": carrier,
+                    "tracking_number": tracking_number,
+                },
+            )
+        session.flush()
+        return order
+
+
+def _check_lines(lines: dict[str, int], left: dict[str, int]) -> dict[str, int]:
+    wanted = {code: quantity for code, quantity in lines.items() if quantity}
+    if not wanted:
+        raise ValidationError("choose at least one line to ship")
+    for code, quantity in wanted.items():
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise ValidationError(f"{code}: the quantity must be a whole number")
+        if quantity > left.get(code, 0):
+            raise ValidationError(f"{code}: only {left.get(code, 0)} left to ship")
+    return wanted
+
+
+def _send_line(
+    session: Session, order: Order, line: OrderLine, quantity: int, shipment: Shipment
+) -> None:
+    session.add(ShipmentLine(shipment_id=shipment.id, order_line_id=line.id, quantity=quantity))
+    line.shipped_quantity += quantity
+    reservation = session.scalar(
+        select(Reservation).where(
+            Reservation.order_id == order.id,
+            Reservation.sku_id == line.sku_id,
+            Reservation.status == "active",
+        )
+    )
+    if reservation is not None:
+        inventory.commit_part(session, reservation, quantity, key=f"ship:{shipment.id}:{line.id}")
+    product_id = session.scalar(select(Sku.product_id).where(Sku.id == line.sku_id))
+    session.execute(
+        update(Product)
+        .execution_options(synchronize_session=False)
+        .where(Product.id == product_id)
+        .values(sales_count=Product.sales_count + quantity)
+    )
