@@ -125,6 +125,11 @@ def _write_movement(
         )
     )
     snapshot = _snapshot(session, level)
+    _stock_event(session, snapshot, reason=reason, source=source)
+    return snapshot
+
+
+def _stock_event(session: Session, snapshot: StockSnapshot, *, reason: str, source: str) -> None:
     outbox.record(
         session,
         "stock.changed",
@@ -138,7 +143,6 @@ def _write_movement(
             "source": source,
         },
     )
-    return snapshot
 
 
 def _replayed(session: Session, idempotency_key: str | None) -> StockMovement | None:
@@ -296,20 +300,31 @@ def reserve_stock(
     location: Location | None = None,
 ) -> Reservation:
     """Hold ``quantity`` of ``sku`` inside the caller's transaction, or raise ``OutOfStock``."""
-    location = location or get_location(session)
-    level = stock_level(session, sku, location)
+    location_code = location.code if location is not None else config_value("DEFAULT_LOCATION")
+    # One round trip: the conditional UPDATE finds the level by SKU and location code and
+    # returns the new figures. No row means no level, no location or not enough stock.
+    # "fetch" keeps a level already loaded in this session in step, at no extra statement
+    # (the matched ids come back through RETURNING).
     held = session.execute(
         update(StockLevel)
-        .execution_options(synchronize_session=False)
-        .where(StockLevel.id == level.id, StockLevel.on_hand - StockLevel.reserved >= quantity)
+        .execution_options(synchronize_session="fetch")
+        .where(
+            StockLevel.sku_id == sku.id,
+            StockLevel.location_id
+            == select(Location.id).where(Location.code == location_code).scalar_subquery(),
+            StockLevel.on_hand - StockLevel.reserved >= quantity,
+        )
         .values(reserved=StockLevel.reserved + quantity)
-    ).rowcount  # type: ignore[attr-defined]
-    if held != 1:
+        .returning(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
+    ).first()
+    if held is None:
+        level = stock_level(session, sku, location or get_location(session, location_code))
         session.refresh(level)
         raise OutOfStock(sku.code, quantity, level.available)
+    location_id, on_hand, reserved = held
     reservation = Reservation(
         sku_id=sku.id,
-        location_id=location.id,
+        location_id=location_id,
         order_id=order_id,
         quantity=quantity,
         status="active",
@@ -317,17 +332,20 @@ def reserve_stock(
         idempotency_key=key,
     )
     session.add(reservation)
-    session.flush()
-    _write_movement(
-        session,
-        level,
-        on_hand_delta=0,
-        reserved_delta=quantity,
-        reason="reservation",
-        source=source,
-        reference=reference,
-        idempotency_key=f"reserve:{key}",
+    session.add(
+        StockMovement(
+            sku_id=sku.id,
+            location_id=location_id,
+            on_hand_delta=0,
+            reserved_delta=quantity,
+            reason="reservation",
+            source=source,
+            reference=reference,
+            idempotency_key=f"reserve:{key}",
+        )
     )
+    snapshot = StockSnapshot(sku.code, location_code, on_hand, reserved)
+    _stock_event(session, snapshot, reason="reservation", source=source)
     return reservation
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
@@ -31,6 +31,7 @@ from koudai_flask.models import (
     Payment,
     Refund,
     Reservation,
+    Sku,
 )
 from koudai_flask.models.base import utcnow
 from koudai_flask.schemas import load
@@ -244,11 +245,21 @@ def _place(
                     {"lines": ["unit_price is set by the catalog"]},
                 )
             prices[line["sku"]] = line["unit_price"]
-    skus = {code: inventory.get_sku(session, code) for code in quantities}
+    # All SKUs and their products in one query, whatever the number of lines.
+    found_skus = session.scalars(
+        select(Sku).where(Sku.code.in_(list(quantities))).options(joinedload(Sku.product))
+    ).all()
+    skus = {sku.code: sku for sku in found_skus}
+    for code in quantities:
+        if code not in skus:
+            raise NotFound(f"unknown SKU {code!r}")
     for sku in skus.values():
         if not sku.active or sku.product.status != "active":
             raise ValidationError(f"SKU {sku.code!r} is not on sale", {"lines": [sku.code]})
 
+    # Totals are known before the insert (prices come from the catalog or the line), so the
+    # order row is written once.
+    subtotal = sum(prices.get(code, skus[code].price) * q for code, q in quantities.items())
     order = Order(
         number=_new_number(),
         status="pending_payment",
@@ -260,18 +271,18 @@ def _place(
         address=data["address"],
         note=data["note"],
         shipping_fee=data["shipping_fee"],
+        subtotal=subtotal,
+        total=subtotal + data["shipping_fee"],
     )
     session.add(order)
     # Claim the key and external id first: a concurrent duplicate waits here and then fails,
     # before it has reserved anything.
     session.flush()
 
-    subtotal = 0
     expires_at = utcnow() + timedelta(seconds=config_value("RESERVATION_TTL"))
     # Lock in SKU id order so two orders of the same SKUs can never deadlock.
     for code in sorted(quantities, key=lambda c: skus[c].id):
         sku, quantity = skus[code], quantities[code]
-        unit_price = prices.get(code, sku.price)
         session.add(
             OrderLine(
                 order_id=order.id,
@@ -279,11 +290,10 @@ def _place(
                 sku_code=sku.code,
                 title=sku.product.title,
                 variant=sku.label if sku.attributes else "",
-                unit_price=unit_price,
+                unit_price=prices.get(code, sku.price),
                 quantity=quantity,
             )
         )
-        subtotal += unit_price * quantity
         inventory.reserve_stock(
             session,
             sku,
@@ -294,14 +304,11 @@ def _place(
             source=channel.name,
             reference=f"order:{order.number}",
         )
-    order.subtotal = subtotal
-    order.total = subtotal + order.shipping_fee - order.discount
     session.add(
         OrderEvent(
             order_id=order.id, from_status=None, to_status="pending_payment", actor=actor, note=""
         )
     )
-    session.flush()
     outbox.record(session, "order.placed", _event_payload(order, None))
     return order
 

@@ -52,7 +52,7 @@
       if (!b || b.disabled) return;
       var option = b.closest(".kd-option").getAttribute("data-option");
       var value = b.getAttribute("data-value");
-      if (chosen[option] === value) delete chosen[option]; else chosen[option] = value;
+      chosen[option] = value;
       render();
     });
     if (list) list.classList.add("kd-enhanced");
