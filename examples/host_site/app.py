@@ -7,6 +7,7 @@ Settings come from ``create_app(config)``, else from the environment:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         KOUDAI_SHOP_BASE_TEMPLATE="shop_frame.html",
         KOUDAI_ADMIN_BASE_TEMPLATE="shop_frame.html",
     )
+    if os.environ.get("HOST_SITE_PAYMENT_SANDBOXES") == "1":
+        app.config.update(_sandbox_payment_settings(app.instance_path))
     if config:
         app.config.update(config)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
@@ -68,6 +71,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(CSRFError, _csrf_failed)
     commands.register(app)
     return app
+
+
+def _sandbox_payment_settings(instance_path: str) -> dict[str, Any]:
+    """KOUDAI_WECHATPAY / KOUDAI_ALIPAY written by ``flask koudai sandbox ...`` (the demo)."""
+    found: dict[str, Any] = {}
+    for key, name in (
+        ("KOUDAI_WECHATPAY", "wechatpay/koudai_wechatpay.json"),
+        ("KOUDAI_ALIPAY", "alipay/koudai_alipay.json"),
+    ):
+        path = os.path.join(instance_path, "koudai-sandbox", name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                found[key] = json.load(handle)
+    return found
 
 
 @login_manager.user_loader

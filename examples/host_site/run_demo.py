@@ -11,6 +11,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,43 @@ def set_up(env: dict[str, str]) -> None:
         subprocess.run(flask(*step), env=env, cwd=REPO_ROOT, check=True)
 
 
-def print_welcome(port: int) -> None:
+SANDBOX_SETTINGS = {
+    "wechatpay": "wechatpay/koudai_wechatpay.json",
+    "alipay": "alipay/koudai_alipay.json",
+}
+
+
+def start_payment_sandboxes(env: dict[str, str], port: int) -> dict[str, str]:
+    """Run the WeChat Pay and Alipay sandboxes beside the site, so demo buyers really pay.
+
+    Each runs as ``flask koudai sandbox NAME`` on the next ports; they write the settings
+    the site then loads, and stop with the site on Ctrl+C (same process group).
+    """
+    from examples.host_site.app import create_app
+
+    folder = Path(create_app().instance_path) / "koudai-sandbox"
+    started: dict[str, str] = {}
+    for offset, name in enumerate(SANDBOX_SETTINGS, start=1):
+        settings = folder / SANDBOX_SETTINGS[name]
+        settings.unlink(missing_ok=True)
+        subprocess.Popen(
+            flask("koudai", "sandbox", name, "--port", str(port + offset)),
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if settings.exists():
+                break
+            time.sleep(0.1)
+        else:
+            print(f"the {name} sandbox did not start; paying online is off", file=sys.stderr)
+            continue
+        started[name] = f"http://{HOST}:{port + offset}"
+    return started
+
+
+def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
     base = f"http://{HOST}:{port}"
     print()
     print("Camellia Store demo (koudai_flask embedded in an existing Flask site)")
@@ -50,6 +87,10 @@ def print_welcome(port: int) -> None:
     for account in DEMO_ACCOUNTS:
         role = account.role or "buyer, no back-office access"
         print(f"  {account.email:<22} {account.password:<18} {role}")
+    if sandboxes:
+        print("Payments (sandboxes on this machine, no money moves):")
+        for name, url in sandboxes.items():
+            print(f"  {name:<10} {url}")
     print(flush=True)
 
 
@@ -64,9 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except subprocess.CalledProcessError as exc:
         print(f"demo set-up failed at: flask {' '.join(exc.cmd[3:])}", file=sys.stderr)
         return exc.returncode or 1
-    print_welcome(options.port)
     if options.no_serve:
+        print_welcome(options.port, sandboxes=None)
         return 0
+    sandboxes = start_payment_sandboxes(env, options.port)
+    print_welcome(options.port, sandboxes=sandboxes)
+    env["HOST_SITE_PAYMENT_SANDBOXES"] = "1"
     serve = flask("run", "--host", HOST, "--port", str(options.port))
     os.chdir(REPO_ROOT)
     os.execve(sys.executable, serve, env)
