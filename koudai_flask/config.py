@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
@@ -108,6 +109,65 @@ def _zone(value: Any) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError("must be an IANA time zone name such as 'Asia/Shanghai'") from exc
     return str(value)
+
+
+_KUAIDI100_DEFAULTS: dict[str, Any] = {
+    "salt": None,
+    "callback_url": None,
+    "query_url": "https://poll.kuaidi100.com/poll/query.do",
+    "subscribe_url": "https://poll.kuaidi100.com/poll",
+    "timeout": 10,
+    "poll_interval": 600,
+    "poll_batch": 50,
+}
+
+
+def _http_url(value: Any) -> bool:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def validate_kuaidi100(value: Any) -> dict[str, Any] | None:
+    """Check ``KOUDAI_KUAIDI100`` and fill in its defaults; ``None`` turns tracking off.
+
+    Raises :class:`ConfigError` itself rather than ``ValueError``: ``validate`` would echo
+    the whole value, and this one holds the account key and the callback salt.
+    """
+    if value is None:
+        return None
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"KOUDAI_KUAIDI100: {problem}")
+
+    if not isinstance(value, dict):
+        raise refuse("must be a dict (customer, key, ...) or None")
+    unknown = sorted(set(value) - {"customer", "key", *_KUAIDI100_DEFAULTS})
+    if unknown:
+        raise refuse(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    settings = {**_KUAIDI100_DEFAULTS, **value}
+    for name in ("customer", "key"):
+        if not isinstance(settings.get(name), str) or not settings[name]:
+            raise refuse(f"{name!r} is required: the {name} of your Kuaidi100 enterprise account")
+    for name in ("query_url", "subscribe_url"):
+        if not _http_url(settings[name]):
+            raise refuse(f"{name!r} must be an http(s) URL")
+    if settings["callback_url"] is not None:
+        if not _http_url(settings["callback_url"]):
+            raise refuse("'callback_url' must be an http(s) URL or None")
+        # Without a salt Kuaidi100 sends pushes unsigned, and we accept no unsigned push.
+        if not isinstance(settings["salt"], str) or not settings["salt"]:
+            raise refuse("'salt' is required when 'callback_url' is set (it signs each push)")
+    elif settings["salt"] is not None and not isinstance(settings["salt"], str):
+        raise refuse("'salt' must be a string")
+    timeout = settings["timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise refuse("'timeout' must be a positive number of seconds")
+    for name in ("poll_interval", "poll_batch"):
+        try:
+            settings[name] = _positive_int(settings[name])
+        except ValueError:
+            raise refuse(f"{name!r} must be a positive integer") from None
+    return settings
 
 
 SETTINGS: dict[str, Setting] = {
@@ -217,8 +277,8 @@ SETTINGS: dict[str, Setting] = {
     "KOUDAI_KUAIDI100": Setting(
         None,
         "Kuaidi100 logistics tracking (customer, key, salt, callback_url, query_url, "
-        "subscribe_url); None turns tracking off.",
-        _optional_dict,
+        "subscribe_url, timeout, poll_interval, poll_batch); None turns tracking off.",
+        validate_kuaidi100,
     ),
     "KOUDAI_SMS": Setting(
         None,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from koudai_flask import config as koudai_config
 from koudai_flask.errors import ConfigError, KoudaiError
+from koudai_flask.storage import LocalStorage, Storage
 
 OutboxHandler = Callable[[str, dict[str, Any]], None]
 
@@ -33,6 +34,8 @@ class KoudaiState:
         self.redis: Any = None
         self.job_class: Any = None
         self.inline_schedule: Any = None
+        # Where uploaded images go; a host may set its own Storage after init_app.
+        self.storage: Storage = LocalStorage()
         if db is None:
             self.engine = _create_own_engine(app)
             factory = sessionmaker(bind=self.engine, expire_on_commit=False)

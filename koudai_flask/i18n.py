@@ -16,6 +16,8 @@ from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, Domain, get_locale
 from markupsafe import Markup
 
+from koudai_flask.connectors.logistics.carriers import CARRIERS as CARRIER_TABLE
+
 LOCALES = ("zh_CN", "en")
 LOCALE_SESSION_KEY = "koudai_locale"
 TRANSLATIONS = os.path.join(os.path.dirname(__file__), "translations")
@@ -78,16 +80,8 @@ STATUS_LABELS = {
     "refunded": lazy_gettext("Refunded"),
 }
 
-# Kuaidi100 carrier codes and the names buyers know them by.
-CARRIERS = {
-    "shunfeng": ("顺丰速运", "SF Express"),
-    "yuantong": ("圆通速递", "YTO Express"),
-    "zhongtong": ("中通快递", "ZTO Express"),
-    "yunda": ("韵达快递", "Yunda Express"),
-    "shentong": ("申通快递", "STO Express"),
-    "ems": ("EMS", "EMS"),
-    "jd": ("京东物流", "JD Logistics"),
-}
+# Kuaidi100 carrier codes and the names buyers know them by, from the one carrier table.
+CARRIERS = {code: (row.name_zh, row.name_en) for code, row in CARRIER_TABLE.items()}
 
 
 def status_label(status: str) -> str:

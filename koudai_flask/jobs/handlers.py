@@ -12,6 +12,17 @@ from typing import Any
 
 BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.cancelled": ["koudai_flask.services.payments:close_on_cancel"],
+    # Tell the buyer (WeChat, SMS, e-mail: services.notifications).
+    "order.paid": ["koudai_flask.services.notifications:on_order_event"],
+    "order.shipped": [
+        "koudai_flask.services.notifications:on_order_event",
+        # Subscribe the new waybills to Kuaidi100 pushes (services.logistics).
+        "koudai_flask.services.logistics:subscribe_on_ship",
+    ],
+    # A parcel of a partly shipped order is tracked from the moment it leaves.
+    "order.partially_shipped": ["koudai_flask.services.logistics:subscribe_on_ship"],
+    "order.delivered": ["koudai_flask.services.notifications:on_order_event"],
+    "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
 }
 
 

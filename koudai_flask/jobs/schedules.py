@@ -15,7 +15,7 @@ log = logging.getLogger("koudai_flask.jobs")
 
 
 def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
-    return [
+    jobs: list[tuple[str, Callable[[], int], int]] = [
         (
             "koudai-expire-reservations",
             tasks.expire_reservations,
@@ -23,6 +23,12 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
         ),
         ("koudai-outbox-relay", tasks.run_relay, app.config["KOUDAI_RELAY_INTERVAL"]),
     ]
+    kuaidi100 = app.config["KOUDAI_KUAIDI100"]
+    if kuaidi100 is not None:
+        from koudai_flask.services.logistics import poll_due
+
+        jobs.append(("koudai-kuaidi100-poll", poll_due, kuaidi100["poll_interval"]))
+    return jobs
 
 
 def start_cron_thread(app: Flask, stop: threading.Event) -> threading.Thread:

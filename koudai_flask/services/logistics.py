@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from koudai_flask.config import config_value
+from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.connectors.logistics.carriers import CARRIERS
 from koudai_flask.connectors.logistics.kuaidi100 import (
     Kuaidi100Client,
@@ -70,6 +72,7 @@ def record_tracking(
             select(Shipment)
             .where(Shipment.carrier == carrier, Shipment.tracking_number == tracking_number)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         if shipment is None:
             raise NotFound(f"no shipment {carrier} {tracking_number}")
@@ -88,7 +91,11 @@ def record_tracking(
         if new_events or shipment_delivered:
             log.info(
                 "%s: %s %s got %d new checkpoint(s), state %s",
-                source, carrier, tracking_number, new_events, state or "-",
+                source,
+                carrier,
+                tracking_number,
+                new_events,
+                state or "-",
             )
         return TrackingUpdate(
             shipment_id=shipment.id,
@@ -128,8 +135,6 @@ def _insert_events(session: Session, shipment_id: int, events: Iterable[Tracking
         )
         return len(session.execute(statement).all())
     # Other databases: one savepoint per row, a duplicate only rolls its own row back.
-    from sqlalchemy.exc import IntegrityError
-
     inserted = 0
     for row in values:
         try:
@@ -152,9 +157,15 @@ def _signed_at(session: Session, shipment_id: int) -> datetime | None:
 
 
 def _deliver_order(session: Session, order_id: int) -> bool:
-    order = session.get(Order, order_id)
+    # Locking the order makes pushes for two parcels of one order see each other's result:
+    # the second to take the lock finds the first parcel delivered and delivers the order.
+    order = session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     assert order is not None
-    session.refresh(order)
     if order.status != "shipped":
         return False  # already delivered, or in after-sales: leave the order alone
     pending = session.scalar(
@@ -214,10 +225,14 @@ def subscribe_shipment(shipment_id: int) -> str:
         return "skipped"
     carrier, number, phone = shipment.carrier, shipment.tracking_number, _phone(shipment)
     session.rollback()  # hold no transaction during the HTTP call
-    outcome = client.subscribe(
-        carrier, number, callback_url=settings["callback_url"], salt=settings["salt"],
-        phone=phone,
-    )
+    with client:
+        outcome = client.subscribe(
+            carrier,
+            number,
+            callback_url=settings["callback_url"],
+            salt=settings["salt"],
+            phone=phone,
+        )
     with unit_of_work() as session:
         session.execute(
             update(Shipment)
@@ -235,8 +250,6 @@ def poll_shipment(shipment_id: int) -> str:
     never both query one waybill inside the window. A failed query is logged, not retried:
     the next ``poll_due`` pass tries again once the window has passed.
     """
-    from koudai_flask.connectors.errors import ConnectorError
-
     client = _client()
     if client is None:
         return "disabled"
@@ -252,16 +265,14 @@ def poll_shipment(shipment_id: int) -> str:
         claimed = session.execute(
             update(Shipment)
             .execution_options(synchronize_session=False)
-            .where(
-                Shipment.id == shipment_id,
-                (Shipment.last_polled_at.is_(None)) | (Shipment.last_polled_at <= now - POLL_EVERY),
-            )
+            .where(Shipment.id == shipment_id, _not_polled_since(now - POLL_EVERY))
             .values(last_polled_at=now)
         ).rowcount  # type: ignore[attr-defined]
     if claimed != 1:
         return "skipped"
     try:
-        result = client.query(carrier, number, phone=phone)
+        with client:
+            result = client.query(carrier, number, phone=phone)
     except ConnectorError as exc:
         log.warning("kuaidi100 poll of %s %s failed: %s", carrier, number, exc.message)
         return "failed"
@@ -275,16 +286,22 @@ def due_shipments(now: datetime | None = None, limit: int | None = None) -> Sequ
     """Ids of shipments to poll: not delivered, not polled for 30 min, shipped within 30 days."""
     now = now or utcnow()
     batch = limit if limit is not None else config_value("KUAIDI100")["poll_batch"]
-    return current_session().scalars(
+    query = (
         select(Shipment.id)
         .where(
             Shipment.status != "delivered",
             Shipment.created_at >= now - POLL_WINDOW,
-            (Shipment.last_polled_at.is_(None)) | (Shipment.last_polled_at <= now - POLL_EVERY),
+            _not_polled_since(now - POLL_EVERY),
         )
+        # Never-polled parcels first, then the longest unpolled.
         .order_by(Shipment.last_polled_at.is_not(None), Shipment.last_polled_at, Shipment.id)
         .limit(batch)
-    ).all()
+    )
+    return current_session().scalars(query).all()
+
+
+def _not_polled_since(cutoff: datetime) -> ColumnElement[bool]:
+    return or_(Shipment.last_polled_at.is_(None), Shipment.last_polled_at <= cutoff)
 
 
 def poll_due() -> int:
@@ -297,7 +314,7 @@ def poll_due() -> int:
 
 
 def subscribe_on_ship(topic: str, payload: dict[str, Any]) -> None:
-    """Outbox handler for ``order.shipped``: subscribe each new waybill to Kuaidi100 pushes."""
+    """Outbox handler (``order.shipped``, ``order.partially_shipped``): subscribe new waybills."""
     from koudai_flask.jobs.dispatch import enqueue
 
     settings = config_value("KUAIDI100")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import traceback
 from typing import Any
 
 from flask import current_app, url_for
@@ -22,9 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
-from koudai_flask.connectors.errors import PermanentFailure
+from koudai_flask.connectors.errors import (
+    AuthExpired,
+    ConnectorError,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
 from koudai_flask.errors import NotFound, ValidationError
-from koudai_flask.extension import get_state
 from koudai_flask.i18n import carrier_label, status_label
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import (
@@ -39,15 +44,14 @@ from koudai_flask.models import (
     Shipment,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.notifications import CHANNELS, EVENTS, render, sms, wechat
-from koudai_flask.notifications.email import mailer_from_config
+from koudai_flask.notifications import CHANNELS, EVENTS, render, sms
+from koudai_flask.notifications.delivery import Outgoing, deliver
 from koudai_flask.services import staff, theme
 from koudai_flask.services.orders import get_order
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")
 
-TOPICS = tuple(f"order.{event}" for event in EVENTS)
 # A send may claim a row that waits or whose last attempt failed; never one being sent.
 CLAIMABLE = ("pending", "failed")
 RESEND_ACTION = "notification.resend"
@@ -147,18 +151,6 @@ def _wechat_template_id(session: Session, event: str) -> str | None:
 # -- sending ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """Everything a channel needs, read before the transaction ends: no ORM objects."""
-
-    id: int
-    channel: str
-    recipient: str
-    message: render.RenderedMessage
-    wechat_template_id: str | None
-    client_msg_id: str
-
-
 def send(notification_id: int) -> str:
     """Send one notification unless it is sent or being sent (a job); returns its status.
 
@@ -190,7 +182,7 @@ def send(notification_id: int) -> str:
         return "failed"
     except Exception as exc:
         _record_failure(notification_id, exc)
-        raise
+        raise _retryable(notification_id, exc) from None
     with unit_of_work() as session:
         session.execute(
             update(Notification)
@@ -212,6 +204,23 @@ def _describe(exc: BaseException) -> str:
     return sms.mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
 
 
+def _retryable(notification_id: int, exc: Exception) -> ConnectorError:
+    """The same kind of error with a masked message, for the job layer to retry.
+
+    Job layers log what they catch, and a provider's error may quote a phone number (an
+    SMS gateway's URL) or a token (a WeChat URL): only the masked text goes on. The
+    traceback, which holds no values, is logged for unexpected errors.
+    """
+    text = f"notification {notification_id}: {_describe(exc)}"
+    if isinstance(exc, RateLimited):
+        return RateLimited(text, retry_after=exc.retry_after)
+    if isinstance(exc, AuthExpired):
+        return AuthExpired(text)
+    if not isinstance(exc, ConnectorError):
+        log.error("%s\n%s", text, "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+    return TemporaryFailure(text)
+
+
 def _record_failure(notification_id: int, exc: BaseException) -> None:
     session = current_session()
     session.rollback()
@@ -225,6 +234,7 @@ def _record_failure(notification_id: int, exc: BaseException) -> None:
 
 
 def _prepare(session: Session, notification_id: int) -> Outgoing:
+    """Read and render one notification into plain values."""
     notification = session.get(Notification, notification_id)
     if notification is None:
         raise NotFound(f"unknown notification {notification_id}")
@@ -238,7 +248,7 @@ def _prepare(session: Session, notification_id: int) -> Outgoing:
         )
     )
     locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
-    wording = effective_wording(notification.event, notification.channel, template, locale)
+    wording = render.effective_wording(notification.event, notification.channel, template, locale)
     with force_locale(locale):  # the shop's language, whoever's request this runs in
         context = order_context(order, notification.event)
     template_id = template.wechat_template_id if template else None
@@ -254,35 +264,6 @@ def _prepare(session: Session, notification_id: int) -> Outgoing:
         # retries of one send, new for each resend staff ask for.
         client_msg_id=f"kd{notification.id}r{_resend_count(session, notification.id)}",
     )
-
-
-def deliver(outgoing: Outgoing) -> str:
-    """Hand one message to its channel; returns the channel's message id."""
-    config = current_app.config
-    message = outgoing.message
-    if outgoing.channel == "wechat":
-        if not config["KOUDAI_WECHAT"]:
-            raise PermanentFailure("KOUDAI_WECHAT is not set any more")
-        assert outgoing.wechat_template_id is not None
-        with wechat.client_from_config(config["KOUDAI_WECHAT"], get_state().get_engine()) as api:
-            return api.send_template(
-                outgoing.recipient,
-                outgoing.wechat_template_id,
-                message.wechat_fields,
-                url=message.url,
-                client_msg_id=outgoing.client_msg_id,
-            )
-    if outgoing.channel == "sms":
-        provider = sms.get_provider()
-        if provider is None:
-            raise PermanentFailure("KOUDAI_SMS is not set any more")
-        return provider.send(outgoing.recipient, message.text)
-    if outgoing.channel == "email":
-        if not config["KOUDAI_MAIL"]:
-            raise PermanentFailure("KOUDAI_MAIL is not set any more")
-        mailer = mailer_from_config(config["KOUDAI_MAIL"])
-        return mailer.send(outgoing.recipient, message.subject, message.text, message.html)
-    raise PermanentFailure(f"unknown notification channel {outgoing.channel!r}")
 
 
 def order_context(order: Order, event: str) -> dict[str, Any]:
@@ -388,16 +369,6 @@ def resend(notification_id: int, *, actor: str) -> Notification:
     return fresh
 
 
-def effective_wording(
-    event: str, channel: str, template: MessageTemplate | None, locale: str = "zh_CN"
-) -> render.Wording:
-    """A saved template's words, with the built-in ones where it left a part empty."""
-    default = render.default_wording(event, channel, locale)
-    if template is None:
-        return default
-    return render.Wording(template.subject or default.subject, template.body or default.body)
-
-
 def save_template(
     event: str,
     channel: str,
@@ -460,14 +431,17 @@ def _check_event(event: str) -> None:
 def on_order_event(topic: str, payload: dict[str, Any]) -> None:
     """Outbox handler of ``order.paid|shipped|delivered|refunded``: plan, then one job each.
 
-    Inline, a channel that still fails after its retries does not stop the others; the
-    first error is raised at the end so the outbox keeps the event and the relay sends it
-    again (planning adds nothing then, and sent rows are skipped).
+    Inline, a channel that still fails after its retries does not stop the others; an
+    error is raised at the end so the outbox keeps the event and the relay sends it again
+    (planning adds nothing then, and sent rows are skipped).
     """
     event = topic.partition(".")[2]
-    if event not in EVENTS:
+    config = current_app.config
+    if event not in EVENTS or not (
+        config["KOUDAI_WECHAT"] or config["KOUDAI_SMS"] or config["KOUDAI_MAIL"]
+    ):
         return
-    first_error: Exception | None = None
+    failed = 0
     for notification in plan(payload["number"], event):
         if notification.status not in CLAIMABLE:
             continue
@@ -480,6 +454,6 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
                 notification.channel,
                 _describe(exc),
             )
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
+            failed += 1
+    if failed:
+        raise TemporaryFailure(f"order {payload['number']}: {failed} notification(s) not sent yet")

@@ -385,6 +385,8 @@ def _payment_replay(
         raise ValidationError(
             f"{provider} transaction {transaction_id} already paid order {payment.order.number}"
         )
+    # Another delivery of the same notify may have paid it since this session loaded it.
+    session.refresh(payment.order)
     return payment.order
 
 

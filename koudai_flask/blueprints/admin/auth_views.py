@@ -1,14 +1,10 @@
-"""The back office: the ``koudai_admin`` blueprint.
+"""The back office's door: the dashboard, staff login and logout.
 
 Every view needs a staff member. With a host Flask-Login, an anonymous visitor is sent to
 the host's login view; without one, to our own staff login form.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -21,14 +17,12 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from koudai_flask import identity
-from koudai_flask.models import Order, Product, StockLevel
-from koudai_flask.services import staff
-from koudai_flask.services.transaction import current_session
+from koudai_flask.blueprints.admin.common import public, staff_required
+from koudai_flask.services import dashboard, staff
 
 
 class StaffLoginForm(FlaskForm):
@@ -36,55 +30,18 @@ class StaffLoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
 
 
-def staff_required(permission: str | None = None) -> Callable[..., Any]:
-    def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            member = identity.current_staff()
-            if member is None:
-                manager = identity.host_login_manager()
-                if manager is not None:
-                    if identity.current_user_id() is None:
-                        return manager.unauthorized()
-                    abort(403)
-                return redirect(url_for(".login", next=request.full_path))
-            if permission is not None and not staff.can(member.user_id, permission):
-                abort(403)
-            g.koudai_staff = member
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
-    bp = Blueprint(name, __name__)
+def register(bp: Blueprint) -> None:
 
     @bp.get("/")
     @staff_required()
     def index() -> ResponseReturnValue:
-        session = current_session()
-        by_status = dict(
-            session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
-        )
-        products = session.scalar(
-            select(func.count()).select_from(Product).where(Product.status == "active")
-        )
-        low_stock = session.scalar(
-            select(func.count())
-            .select_from(StockLevel)
-            .where(StockLevel.on_hand - StockLevel.reserved <= 3)
-        )
         return render_template(
             "koudai/admin/index.html",
-            staff_member=g.koudai_staff,
-            orders_by_status=by_status,
-            product_count=products,
-            low_stock=low_stock,
+            dashboard=dashboard.for_member(g.koudai_staff),
         )
 
     @bp.route("/login", methods=["GET", "POST"])
+    @public
     def login() -> ResponseReturnValue:
         manager = identity.host_login_manager()
         if manager is not None and manager.login_view:
@@ -112,6 +69,7 @@ def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
         return render_template("koudai/admin/login.html", form=form, error=error), status
 
     @bp.post("/logout")
+    @public
     def logout() -> ResponseReturnValue:
         form = FlaskForm()
         if not form.validate_on_submit():
@@ -123,5 +81,3 @@ def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
 
             logout_user()
         return redirect(url_for(".login"))
-
-    return bp

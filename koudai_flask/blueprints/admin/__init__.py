@@ -1,0 +1,66 @@
+"""The back office: the ``koudai_admin`` blueprint, built by :func:`create_admin_blueprint`.
+
+Every view needs a staff member holding the view's permission (``staff_required``), and
+acts only within the member's channel scope. With a host Flask-Login, an anonymous visitor
+is sent to the host's login view; without one, to our own staff login form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, render_template
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from koudai_flask.blueprints.admin import (
+    audit_views,
+    auth_views,
+    catalog_views,
+    message_views,
+    order_views,
+    staff_views,
+    stock_views,
+)
+from koudai_flask.blueprints.admin.common import PUBLIC_VIEWS, VIEW_PERMISSIONS, staff_required
+from koudai_flask.services import staff
+
+# Modules with a ``register(bp)`` adding back-office pages, in menu order.
+PAGE_MODULES = [
+    auth_views,
+    order_views,
+    catalog_views,
+    stock_views,
+    message_views,
+    staff_views,
+    audit_views,
+]
+
+
+def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
+    bp = Blueprint(name, __name__)
+    for module in PAGE_MODULES:
+        module.register(bp)
+
+    @bp.context_processor
+    def admin_context() -> dict[str, Any]:
+        member = g.get("koudai_staff")
+        return {
+            "staff_member": member,
+            "staff_can": (lambda codename: staff.can(member.user_id, codename))
+            if member is not None
+            else (lambda codename: False),
+        }
+
+    @bp.errorhandler(403)
+    def forbidden(exc: HTTPException) -> ResponseReturnValue:
+        return render_template("koudai/admin/error.html", code=403), 403
+
+    @bp.errorhandler(404)
+    def not_found(exc: HTTPException) -> ResponseReturnValue:
+        return render_template("koudai/admin/error.html", code=404), 404
+
+    return bp
+
+
+__all__ = ["PUBLIC_VIEWS", "VIEW_PERMISSIONS", "create_admin_blueprint", "staff_required"]

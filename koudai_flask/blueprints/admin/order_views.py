@@ -1,0 +1,269 @@
+"""Orders from every channel in one list, an order's page and what staff do to it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+
+from koudai_flask.blueprints.admin.common import acting, actor_id, staff_required
+from koudai_flask.errors import KoudaiError, NotFound
+from koudai_flask.i18n import CARRIERS
+from koudai_flask.i18n import gettext as _k
+from koudai_flask.models import Channel
+from koudai_flask.services import backoffice, notifications, orders, staff
+from koudai_flask.services.shipping import remaining
+from koudai_flask.services.transaction import current_session
+
+PER_PAGE = 30
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def filters_from_request() -> backoffice.OrderFilters:
+    args = request.args
+    return backoffice.OrderFilters(
+        status=args.get("status") or None,
+        channel=args.get("channel") or None,
+        date_from=_day(args.get("from")),
+        date_to=_day(args.get("to")),
+        buyer=args.get("buyer") or None,
+        sku=args.get("sku") or None,
+        tracking_number=args.get("tracking") or None,
+        q=args.get("q") or None,
+    )
+
+
+def _order_or_404(number: str, permission: str = "orders.view") -> Any:
+    try:
+        return backoffice.order_for(actor_id(), number, permission)
+    except NotFound:
+        abort(404)
+
+
+def _checked_form() -> None:
+    if not FlaskForm().validate():
+        abort(400)
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/orders")
+    @staff_required("orders.view")
+    def orders_list() -> ResponseReturnValue:
+        filters = filters_from_request()
+        try:
+            page = max(1, int(request.args.get("page", "1")))
+        except ValueError:
+            page = 1
+        query = backoffice.order_query(acting(), filters)
+        session = current_session()
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        rows = session.scalars(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+        scope = staff.visible_channels(acting())
+        channels = [
+            c
+            for c in session.scalars(select(Channel.name).order_by(Channel.name))
+            if scope is None or c in scope
+        ]
+        return render_template(
+            "koudai/admin/orders.html",
+            orders=rows,
+            total=total,
+            page=page,
+            pages=max(1, -(-(total or 0) // PER_PAGE)),
+            filters=filters,
+            channels=channels,
+            statuses=orders.STATES,
+            form=FlaskForm(),
+            carriers=CARRIERS,
+        )
+
+    @bp.get("/orders/export.csv")
+    @staff_required("orders.export")
+    def orders_export() -> ResponseReturnValue:
+        rows = backoffice.export_orders(actor_id(), filters_from_request())
+        return Response(
+            stream_with_context(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=orders.csv"},
+        )
+
+    @bp.post("/orders/ship-csv")
+    @staff_required("orders.ship")
+    def orders_ship_csv() -> ResponseReturnValue:
+        _checked_form()
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            flash(_k("Choose a CSV file."), "error")
+            return redirect(url_for(".orders_list"))
+        raw = upload.read(5 * 1024 * 1024 + 1)
+        if len(raw) > 5 * 1024 * 1024:
+            abort(413)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("gb18030", errors="replace")  # spreadsheets saved on Windows
+        results = backoffice.ship_from_csv(actor_id(), text)
+        return render_template("koudai/admin/ship_results.html", results=results)
+
+    @bp.post("/orders/bulk")
+    @staff_required("orders.view")
+    def orders_bulk() -> ResponseReturnValue:
+        """Bulk actions on ticked orders: cancel unpaid ones (each checked on its own)."""
+        _checked_form()
+        numbers = request.form.getlist("numbers")[:200]
+        action = request.form.get("action")
+        if action != "cancel":
+            abort(400)
+        done, failed = 0, 0
+        for number in numbers:
+            try:
+                backoffice.cancel(actor_id(), number, reason="bulk cancel")
+                done += 1
+            except KoudaiError:
+                failed += 1
+        flash(
+            _k("%(done)d cancelled, %(failed)d not.", done=done, failed=failed),
+            "success" if not failed else "error",
+        )
+        return redirect(url_for(".orders_list"))
+
+    @bp.get("/orders/<number>")
+    @staff_required("orders.view")
+    def order_detail(number: str) -> ResponseReturnValue:
+        order = _order_or_404(number)
+        member = acting()
+        return render_template(
+            "koudai/admin/order.html",
+            order=order,
+            notes=backoffice.notes(order),
+            left=remaining(order),
+            form=FlaskForm(),
+            carriers=CARRIERS,
+            can=lambda codename: staff.can(member.user_id, codename, channel=order.channel),
+            notifications=_notifications(order.number),
+        )
+
+    @bp.post("/orders/<number>/ship")
+    @staff_required("orders.ship")
+    def order_ship(number: str) -> ResponseReturnValue:
+        _checked_form()
+        _order_or_404(number, "orders.ship")
+        lines = {
+            key.removeprefix("qty-"): int(value)
+            for key, value in request.form.items()
+            if key.startswith("qty-") and value.strip().isdigit()
+        }
+        partial = request.form.get("partial") == "1"
+        return _act(
+            number,
+            lambda: backoffice.ship(
+                actor_id(),
+                number,
+                carrier=request.form.get("carrier", ""),
+                tracking_number=request.form.get("tracking_number", ""),
+                lines=lines if partial else None,
+            ),
+            _k("Shipped."),
+        )
+
+    @bp.post("/orders/<number>/cancel")
+    @staff_required("orders.cancel")
+    def order_cancel(number: str) -> ResponseReturnValue:
+        _checked_form()
+        _order_or_404(number, "orders.cancel")
+        return _act(
+            number,
+            lambda: backoffice.cancel(actor_id(), number, reason=request.form.get("reason", "")),
+            _k("Cancelled."),
+        )
+
+    @bp.post("/orders/<number>/refund")
+    @staff_required("orders.refund")
+    def order_refund(number: str) -> ResponseReturnValue:
+        _checked_form()
+        _order_or_404(number, "orders.refund")
+        raw = request.form.get("amount", "").strip()
+        try:
+            amount = _fen(raw) if raw else None
+        except ValueError:
+            flash(_k("Write the amount like 12.50."), "error")
+            return redirect(url_for(".order_detail", number=number))
+        return _act(
+            number,
+            lambda: backoffice.refund(
+                actor_id(), number, amount=amount, reason=request.form.get("reason", "")
+            ),
+            _k("Refunded."),
+        )
+
+    @bp.post("/orders/<number>/note")
+    @staff_required("orders.view")
+    def order_note(number: str) -> ResponseReturnValue:
+        _checked_form()
+        _order_or_404(number)
+        return _act(
+            number,
+            lambda: backoffice.add_note(actor_id(), number, request.form.get("body", "")),
+            _k("Note added."),
+        )
+
+    @bp.post("/orders/<number>/notifications/<int:notification_id>/resend")
+    @staff_required("orders.view")
+    def order_resend(number: str, notification_id: int) -> ResponseReturnValue:
+        _checked_form()
+        order = _order_or_404(number)
+        if not any(n.id == notification_id for n in notifications.for_order(order.number)):
+            abort(404)  # another order's message: not reachable through this one
+        return _act(
+            number,
+            lambda: notifications.resend(notification_id, actor=f"staff:{actor_id()}"),
+            _k("Sent again."),
+        )
+
+
+def _fen(text: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError(text)
+    return int(value * 100)
+
+
+def _act(number: str, action: Any, done: str) -> ResponseReturnValue:
+    try:
+        action()
+    except KoudaiError as exc:
+        if exc.http_status == 403:
+            abort(403)
+        flash(exc.message, "error")
+        return redirect(url_for(".order_detail", number=number)), 303
+    flash(done, "success")
+    return redirect(url_for(".order_detail", number=number)), 303
+
+
+def _notifications(number: str) -> list[Any]:
+    return list(notifications.for_order(number))

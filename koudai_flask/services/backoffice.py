@@ -1,0 +1,349 @@
+"""What staff do to orders, on behalf of a named staff member: checked, scoped, audited.
+
+Every function takes the acting member's user id first. It raises ``PermissionDenied``
+when the member lacks the permission, ``NotFound`` when the order is outside their channel
+scope (for them it does not exist), and writes an ``AuditEntry`` with the before and after
+of what it changed, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, exists, or_, select
+from sqlalchemy.orm import selectinload
+
+from koudai_flask.config import config_value
+from koudai_flask.errors import KoudaiError, NotFound, ValidationError
+from koudai_flask.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderNote,
+    Shipment,
+    StaffMember,
+)
+from koudai_flask.services import orders, staff
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    status: str | None = None
+    channel: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    buyer: str | None = None
+    sku: str | None = None
+    tracking_number: str | None = None
+    q: str | None = None
+
+
+def _local_day_start(day: date) -> datetime:
+    zone = ZoneInfo(config_value("TIMEZONE"))
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
+    """The orders ``member`` may see that match ``filters``, newest first."""
+    query = select(Order)
+    scope = staff.visible_channels(member)
+    if scope is not None:
+        query = query.where(Order.channel.in_(scope))
+    if filters.status:
+        query = query.where(Order.status == filters.status)
+    if filters.channel:
+        query = query.where(Order.channel == filters.channel)
+    if filters.date_from:
+        query = query.where(Order.created_at >= _local_day_start(filters.date_from))
+    if filters.date_to:
+        end = _local_day_start(filters.date_to) + timedelta(days=1)
+        query = query.where(Order.created_at < end)
+    if filters.buyer:
+        term = f"%{filters.buyer.strip().lower()}%"
+        buyers = select(Customer.id).where(
+            or_(Customer.name.ilike(term), Customer.phone.ilike(term), Customer.email.ilike(term))
+        )
+        query = query.where(
+            or_(
+                Order.customer_id.in_(buyers),
+                Order.address["name"].as_string().ilike(term),
+                Order.address["phone"].as_string().ilike(term),
+            )
+        )
+    if filters.sku:
+        query = query.where(
+            exists().where(OrderLine.order_id == Order.id, OrderLine.sku_code == filters.sku)
+        )
+    if filters.tracking_number:
+        query = query.where(
+            exists().where(
+                Shipment.order_id == Order.id,
+                Shipment.tracking_number == filters.tracking_number.strip(),
+            )
+        )
+    if filters.q:
+        term = filters.q.strip()
+        query = query.where(or_(Order.number == term, Order.external_id == term))
+    return query.order_by(Order.created_at.desc(), Order.id.desc())
+
+
+def order_for(user_id: str, number: str, permission: str = "orders.view") -> Order:
+    """An order the member may act on with ``permission``; out of scope is NotFound."""
+    member = staff.get_member(user_id)
+    order = current_session().scalar(
+        select(Order).where(Order.number == number).options(selectinload(Order.lines))
+    )
+    scope = staff.visible_channels(member)
+    if order is None or (scope is not None and order.channel not in scope):
+        raise NotFound(f"unknown order {number!r}")
+    staff.require(user_id, permission, channel=order.channel)
+    return order
+
+
+def _snapshot(order: Order) -> dict[str, Any]:
+    return {
+        "status": order.status,
+        "shipped": {line.sku_code: line.shipped_quantity for line in order.lines},
+        "refunded": order.refunded_amount,
+    }
+
+
+def ship(
+    user_id: str,
+    number: str,
+    *,
+    carrier: str,
+    tracking_number: str,
+    lines: dict[str, int] | None = None,
+) -> Order:
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.ship")
+        before = _snapshot(order)
+        orders.ship(
+            number,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            lines=lines,
+            actor=f"staff:{user_id}",
+        )
+        session.refresh(order)
+        staff.audit(
+            f"staff:{user_id}",
+            "orders.ship",
+            "order",
+            number,
+            before,
+            {**_snapshot(order), "carrier": carrier, "tracking_number": tracking_number},
+        )
+        return order
+
+
+def cancel(user_id: str, number: str, *, reason: str) -> Order:
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.cancel")
+        before = _snapshot(order)
+        orders.cancel(number, reason=reason or "cancelled by staff", actor=f"staff:{user_id}")
+        session.refresh(order)
+        staff.audit(
+            f"staff:{user_id}",
+            "orders.cancel",
+            "order",
+            number,
+            before,
+            {**_snapshot(order), "reason": reason},
+        )
+        return order
+
+
+def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Order:
+    """Refund through the provider that took the money, then record it on the order.
+
+    ``amount=None`` refunds everything left (passing through ``refunding``). If the
+    provider refuses, nothing is recorded.
+    """
+    from koudai_flask import payments
+
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.refund")
+        before = _snapshot(order)
+        left = order.paid_amount - order.refunded_amount
+        value = left if amount is None else amount
+        if not order.payments or value <= 0 or value > left:
+            raise ValidationError(f"order {number}: {left} fen can be refunded")
+        provider_name = order.payments[0].provider
+        refund_no = f"{number}-R{secrets.token_hex(4)}"
+        provider = payments.enabled().get(provider_name)
+        if provider is None:
+            raise ValidationError(f"payment provider {provider_name!r} is not configured")
+        result = provider.refund(
+            number, refund_no=refund_no, amount=value, total=order.paid_amount, reason=reason
+        )
+        if result.status == "failed":
+            raise ValidationError(f"{provider_name} refused the refund")
+        actor = f"staff:{user_id}"
+        if value == left and order.status in ("paid", "shipped", "delivered"):
+            orders.request_refund(number, reason=reason or "refund by staff", actor=actor)
+        orders.refund(number, amount=value, reason=reason, idempotency_key=refund_no, actor=actor)
+        session.refresh(order)
+        staff.audit(
+            actor,
+            "orders.refund",
+            "order",
+            number,
+            before,
+            {**_snapshot(order), "amount": value, "provider_refund": result.refund_id},
+        )
+        return order
+
+
+def add_note(user_id: str, number: str, body: str) -> OrderNote:
+    body = (body or "").strip()
+    if not 1 <= len(body) <= 2000:
+        raise ValidationError("a note is 1 to 2000 characters")
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.view")
+        note = OrderNote(order_id=order.id, author=f"staff:{user_id}", body=body)
+        session.add(note)
+        session.flush()
+        staff.audit(f"staff:{user_id}", "orders.note", "order", number, None, {"note": body})
+        return note
+
+
+def notes(order: Order) -> list[OrderNote]:
+    return list(
+        current_session().scalars(
+            select(OrderNote).where(OrderNote.order_id == order.id).order_by(OrderNote.id)
+        )
+    )
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = [
+    "number",
+    "channel",
+    "external_id",
+    "status",
+    "created_at",
+    "paid_at",
+    "total_yuan",
+    "shipping_fee_yuan",
+    "buyer",
+    "phone",
+    "address",
+    "skus",
+    "tracking",
+]
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def export_orders(user_id: str, filters: OrderFilters, *, batch: int = 500) -> Iterator[str]:
+    """CSV text of the matching orders, produced batch by batch (bounded memory)."""
+    member = staff.require(user_id, "orders.export")
+    session = current_session()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    yield "\ufeff" + out.getvalue()  # a BOM, so spreadsheet programs read UTF-8 Chinese
+    zone = ZoneInfo(config_value("TIMEZONE"))
+    last: tuple[datetime, int] | None = None
+    base = order_query(member, filters)
+    while True:
+        query = base
+        if last is not None:  # keyset pagination: stable and cheap on big tables
+            query = query.where(
+                or_(
+                    Order.created_at < last[0], (Order.created_at == last[0]) & (Order.id < last[1])
+                )
+            )
+        rows = session.scalars(
+            query.limit(batch).options(selectinload(Order.lines), selectinload(Order.shipments))
+        ).all()
+        if not rows:
+            break
+        out.seek(0)
+        out.truncate()
+        for order in rows:
+            address = order.address or {}
+            writer.writerow(
+                [
+                    order.number,
+                    order.channel,
+                    order.external_id or "",
+                    order.status,
+                    order.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    order.paid_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+                    if order.paid_at
+                    else "",
+                    _yuan(order.total),
+                    _yuan(order.shipping_fee),
+                    address.get("name", ""),
+                    address.get("phone", ""),
+                    "".join(address.get(k, "") for k in ("province", "city", "district", "street")),
+                    " ".join(f"{line.sku_code}x{line.quantity}" for line in order.lines),
+                    " ".join(f"{s.carrier}:{s.tracking_number}" for s in order.shipments),
+                ]
+            )
+        yield out.getvalue()
+        last = (rows[-1].created_at, rows[-1].id)
+        session.expunge_all()
+
+
+@dataclass(frozen=True)
+class RowResult:
+    row: int
+    number: str
+    ok: bool
+    message: str
+
+
+def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowResult]:
+    """Ship orders from CSV rows ``number,carrier,tracking_number``: each row on its own.
+
+    A good row is applied in its own transaction; a bad one is reported with the reason
+    and changes nothing; a row repeating an applied shipment is reported as a duplicate.
+    """
+    staff.require(user_id, "orders.ship")
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    results: list[RowResult] = []
+    seen: set[tuple[str, str]] = set()
+    for index, row in enumerate(reader, start=1):
+        if index > max_rows:
+            results.append(RowResult(index, "", False, f"more than {max_rows} rows; split it"))
+            break
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or (index == 1 and cells[:1] == ["number"]):
+            continue
+        if len(cells) < 3 or not all(cells[:3]):
+            results.append(
+                RowResult(
+                    index,
+                    cells[0] if cells else "",
+                    False,
+                    "needs number, carrier and tracking_number",
+                )
+            )
+            continue
+        number, carrier, tracking = cells[:3]
+        if (carrier, tracking) in seen:
+            results.append(RowResult(index, number, False, "duplicate row"))
+            continue
+        seen.add((carrier, tracking))
+        try:
+            ship(user_id, number, carrier=carrier, tracking_number=tracking)
+        except KoudaiError as exc:
+            results.append(RowResult(index, number, False, exc.message))
+        else:
+            results.append(RowResult(index, number, True, f"shipped with {carrier} {tracking}"))
+    return results

@@ -1,0 +1,420 @@
+"""Catalog, stock and message wording changed in the back office, for a named staff member.
+
+As in :mod:`koudai_flask.services.backoffice`, every write takes the acting member's user
+id first, checks the permission with ``staff.require`` and writes an ``AuditEntry`` with the
+before and after in the same transaction. Money typed in yuan becomes integer fen exactly.
+
+A product's SKUs form a matrix: every combination of its option values (colour × size) is
+one SKU. Saving the matrix updates the SKUs whose code is kept, adds the new combinations
+and deactivates the ones left out; a SKU is never deleted (orders and the ledger point at it).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from koudai_flask.errors import ValidationError
+from koudai_flask.extension import get_state
+from koudai_flask.models import Category, MessageTemplate, Product, ProductImage, Sku
+from koudai_flask.services import catalog, inventory, staff
+from koudai_flask.services.inventory import StockSnapshot
+from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.storage import read_image
+
+MAX_OPTIONS = 3
+MAX_SKUS = 200
+# At most 99,999,999.99 yuan, at most two decimals: nothing for Decimal to round.
+_YUAN = re.compile(r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$")
+# Staff type values as 红,蓝 or 红，蓝 or 红、蓝 (Chinese keyboards).
+_SEPARATORS = re.compile(r"[,，、;；\n]+")
+_CODE_TOKEN = re.compile(r"^[A-Za-z0-9]{1,12}$")
+
+
+# -- plain values ----------------------------------------------------------------------------
+
+
+def yuan_to_fen(text: str) -> int:
+    """``"129.99"`` → 12999 exactly; anything but a plain amount raises ``ValidationError``."""
+    cleaned = text.strip().removeprefix("¥").removeprefix("￥").strip()
+    if not _YUAN.match(cleaned):
+        raise ValidationError(f"{text!r} is not an amount in yuan like 129.00")
+    return int(Decimal(cleaned) * 100)
+
+
+def fen_to_yuan(fen: int) -> str:
+    """12999 → ``"129.99"``: how a price is shown in a form field."""
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def split_values(text: str) -> list[str]:
+    """Option values as typed (``红, 蓝``): trimmed, without repeats, in the order given."""
+    return list(dict.fromkeys(v.strip() for v in _SEPARATORS.split(text) if v.strip()))
+
+
+def attributes_key(attributes: dict[str, str]) -> str:
+    """One combination's identity, the same whatever the order of its options."""
+    return json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+
+
+def sku_matrix(options: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
+    """Every combination of the option values, in the order typed; ``[{}]`` without options."""
+    names = [name for name, _ in options]
+    if len(names) > MAX_OPTIONS:
+        raise ValidationError(f"a product has at most {MAX_OPTIONS} options")
+    if any(not name or len(name) > 40 for name in names) or len(set(names)) != len(names):
+        raise ValidationError("option names must be different and at most 40 characters")
+    empty = [name for name, values in options if not values]
+    if empty:
+        raise ValidationError(f"option {empty[0]!r} has no values")
+    if any(len(value) > 40 for _, values in options for value in values):
+        raise ValidationError("an option value has at most 40 characters")
+    if math.prod(len(values) for _, values in options) > MAX_SKUS:
+        raise ValidationError(f"a product has at most {MAX_SKUS} SKUs")
+    return [
+        dict(zip(names, combination, strict=True))
+        for combination in itertools.product(*(values for _, values in options))
+    ]
+
+
+@dataclass(frozen=True)
+class SkuRow:
+    """One row of the SKU matrix as staff typed it; ``stock`` only opens a new SKU."""
+
+    attributes: dict[str, str]
+    code: str
+    price: int
+    barcode: str = ""
+    weight_grams: int = 0
+    stock: int = 0
+
+
+@dataclass(frozen=True)
+class ProductDraft:
+    """A product form: its fields, its options with their values, one row per combination."""
+
+    title: str
+    description: str = ""
+    category: str | None = None
+    featured: bool = False
+    options: list[tuple[str, list[str]]] = field(default_factory=list)
+    rows: list[SkuRow] = field(default_factory=list)
+
+
+# -- the SKU matrix in the form --------------------------------------------------------------
+
+
+def matrix_rows(
+    product: Product | None,
+    options: list[tuple[str, list[str]]],
+    *,
+    prefix: str,
+    default_price: str = "",
+    typed: dict[str, dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The form rows of every combination, as strings: what staff typed for it, else the
+    product's SKU with those attributes, else a suggested code and ``default_price``."""
+    typed = typed or {}
+    own: dict[str, Sku] = {}
+    for old in sorted(product.skus if product else [], key=lambda s: (s.active, s.id)):
+        own[attributes_key(old.attributes)] = old  # an active SKU wins over an old one
+    codes = {old.code: old for old in (product.skus if product else [])}
+    used: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for attributes in sku_matrix(options):
+        key = attributes_key(attributes)
+        sku = own.get(key)
+        row: dict[str, Any]
+        if key in typed:
+            row = dict(typed[key])
+        elif sku is not None:
+            row = {
+                "code": sku.code,
+                "price": fen_to_yuan(sku.price),
+                "barcode": sku.barcode or "",
+                "weight": str(sku.weight_grams),
+                "stock": "",
+            }
+        else:
+            code = _free_code(_suggest_code(prefix, options, attributes), used)
+            row = {"code": code, "price": default_price, "barcode": "", "weight": "0", "stock": "0"}
+        used.add(row.get("code", ""))
+        existing = codes.get(row.get("code", ""))
+        row.update(key=key, attributes=attributes, sku=existing)
+        rows.append(row)
+    return rows
+
+
+def _suggest_code(prefix: str, options: list[tuple[str, list[str]]], attrs: dict[str, str]) -> str:
+    """PREFIX-RED-S; a value that cannot be part of a code (红) becomes its position (1)."""
+    tokens = [prefix or "SKU"]
+    for name, values in options:
+        value = attrs[name].replace(" ", "")
+        tokens.append(
+            value.upper() if _CODE_TOKEN.match(value) else str(values.index(attrs[name]) + 1)
+        )
+    return "-".join(tokens)[:64]
+
+
+def _free_code(code: str, used: set[str]) -> str:
+    session = current_session()
+    candidate, n = code, 1
+    while candidate in used or session.scalar(select(Sku.id).where(Sku.code == candidate)):
+        n += 1
+        candidate = f"{code[:60]}-{n}"
+    return candidate
+
+
+def code_prefix(title: str, product: Product | None = None) -> str:
+    """The start of new SKU codes: what the product's codes share (``TEE`` of ``TEE-1-S``),
+    else the title's (``Oxford shirt`` → ``OXFORD-SHIRT``)."""
+    heads = {sku.code.split("-")[0] for sku in product.skus} if product else set()
+    if len(heads) == 1:
+        return heads.pop()
+    slug = catalog.slugify(title)
+    return "SKU" if slug == "item" else slug.upper()[:24].strip("-")
+
+
+# -- catalog writes --------------------------------------------------------------------------
+
+
+def _snapshot(product: Product) -> dict[str, Any]:
+    return {
+        "title": product.title,
+        "description": product.description,
+        "status": product.status,
+        "featured": product.featured,
+        "category": product.category.slug if product.category else None,
+        "options": list(product.options),
+        "skus": {
+            sku.code: {
+                "attributes": dict(sku.attributes),
+                "price": sku.price,
+                "barcode": sku.barcode,
+                "weight_grams": sku.weight_grams,
+                "active": sku.active,
+            }
+            for sku in product.skus
+        },
+    }
+
+
+def _check_rows(draft: ProductDraft) -> None:
+    wanted = {attributes_key(a) for a in sku_matrix(draft.options)}
+    given = [attributes_key(row.attributes) for row in draft.rows]
+    if sorted(given) != sorted(wanted):
+        raise ValidationError("the SKU rows do not match the options: generate the SKUs again")
+    codes = [row.code for row in draft.rows]
+    if len(set(codes)) != len(codes):
+        raise ValidationError("SKU codes must be unique within a product", {"skus": codes})
+
+
+def _sku_fields(row: SkuRow) -> dict[str, Any]:
+    return {
+        "price": row.price,
+        "attributes": row.attributes,
+        "barcode": row.barcode or None,
+        "weight_grams": row.weight_grams,
+    }
+
+
+def save_product(user_id: str, product_id: int | None, draft: ProductDraft) -> Product:
+    """Create a product (``product_id=None``) or save an existing one and its SKU matrix."""
+    staff.require(user_id, "catalog.edit")
+    _check_rows(draft)
+    actor = f"staff:{user_id}"
+    names = [name for name, _ in draft.options]
+    with unit_of_work() as session:
+        before: dict[str, Any] | None = None
+        if product_id is None:
+            product = catalog.create_product(
+                title=draft.title,
+                description=draft.description,
+                category=draft.category,
+                options=names,
+                featured=draft.featured,
+                source=actor,
+                skus=[
+                    {"code": row.code, "stock": row.stock, **_sku_fields(row)} for row in draft.rows
+                ],
+            )
+        else:
+            product = catalog.get_product(session, product_id)
+            before = _snapshot(product)
+            catalog.update_product(
+                product.id,
+                title=draft.title,
+                description=draft.description,
+                category=draft.category,
+                featured=draft.featured,
+            )
+            product.options = names
+            _save_skus(session, product, draft.rows, actor)
+        session.flush()
+        session.expire(product)
+        staff.audit(
+            actor, "catalog.save_product", "product", str(product.id), before, _snapshot(product)
+        )
+        return product
+
+
+def _save_skus(session: Session, product: Product, rows: list[SkuRow], actor: str) -> None:
+    own = {sku.code: sku for sku in product.skus}
+    kept = {row.code for row in rows}
+    for code, sku in own.items():
+        if code not in kept and sku.active:
+            catalog.update_sku(code, active=False)
+    for row in rows:
+        if row.code in own:
+            catalog.update_sku(row.code, active=True, **_sku_fields(row))
+        else:
+            catalog.add_sku(
+                product.id, {"code": row.code, "stock": row.stock, **_sku_fields(row)}, source=actor
+            )
+
+
+def archive_product(user_id: str, product_id: int) -> Product:
+    """Hide a product from the shop (its SKUs, orders and stock history stay)."""
+    staff.require(user_id, "catalog.edit")
+    with unit_of_work() as session:
+        before = {"status": catalog.get_product(session, product_id).status}
+        product = catalog.archive_product(product_id)
+        staff.audit(
+            f"staff:{user_id}",
+            "catalog.archive",
+            "product",
+            str(product_id),
+            before,
+            {"status": product.status},
+        )
+        return product
+
+
+def create_category(
+    user_id: str, name: str, slug: str, *, parent: str | None = None, position: int = 0
+) -> Category:
+    staff.require(user_id, "catalog.edit")
+    with unit_of_work():
+        category = catalog.create_category(name, slug, parent=parent, position=position)
+        after = {"name": name, "parent": parent, "position": position}
+        staff.audit(f"staff:{user_id}", "catalog.create_category", "category", slug, None, after)
+        return category
+
+
+def add_image(user_id: str, product_id: int, stream: IO[bytes]) -> ProductImage:
+    """Store an uploaded image (checked by content, see storage.read_image) and list it last.
+
+    Stored as ``products/<product id>/<random>.<ext>``; the random name keeps the address of
+    an old image from ever showing a new one.
+    """
+    staff.require(user_id, "catalog.edit")
+    data, extension = read_image(stream)
+    with unit_of_work() as session:
+        product = catalog.get_product(session, product_id)
+        position = session.scalar(
+            select(func.coalesce(func.max(ProductImage.position), -1) + 1).where(
+                ProductImage.product_id == product.id
+            )
+        )
+        name = f"products/{product.id}/{secrets.token_hex(8)}.{extension}"
+        # A failed commit leaves an unreferenced file behind, never a row without its file.
+        path = get_state().storage.save(io.BytesIO(data), name)
+        image = ProductImage(
+            product_id=product.id, path=path, alt=product.title, position=position or 0
+        )
+        session.add(image)
+        session.flush()
+        staff.audit(
+            f"staff:{user_id}",
+            "catalog.add_image",
+            "product",
+            str(product.id),
+            None,
+            {"image": path, "bytes": len(data)},
+        )
+        return image
+
+
+# -- stock -----------------------------------------------------------------------------------
+
+
+def _levels(session: Session, code: str) -> dict[str, Any]:
+    sku = inventory.get_sku(session, code)
+    level = inventory.stock_level(session, sku, inventory.get_location(session))
+    session.refresh(level)
+    return {"on_hand": level.on_hand, "reserved": level.reserved}
+
+
+def adjust_stock(user_id: str, code: str, delta: int, *, reason: str) -> StockSnapshot:
+    """Count stock in or out by hand; the reason goes on the ledger movement and the audit."""
+    staff.require(user_id, "stock.adjust")
+    reason = reason.strip()
+    if not reason or len(reason) > 300:
+        raise ValidationError("a stock adjustment needs a reason of at most 300 characters")
+    actor = f"staff:{user_id}"
+    with unit_of_work() as session:
+        before = _levels(session, code)
+        snapshot = inventory.adjust(code, delta, reason="adjustment", source=actor, note=reason)
+        after = {"on_hand": snapshot.on_hand, "reserved": snapshot.reserved, "reason": reason}
+        staff.audit(actor, "stock.adjust", "sku", code, before, after)
+        return snapshot
+
+
+def set_low_stock_threshold(user_id: str, code: str, threshold: int | None) -> Sku:
+    """At or below ``threshold`` available the SKU shows as low; None: the shop's default."""
+    staff.require(user_id, "stock.adjust")
+    if threshold is not None and not 0 <= threshold <= 1_000_000:
+        raise ValidationError("a low-stock threshold is a whole number from 0")
+    with unit_of_work() as session:
+        sku = inventory.get_sku(session, code)
+        before = {"low_stock_threshold": sku.low_stock_threshold}
+        sku.low_stock_threshold = threshold
+        session.flush()
+        staff.audit(
+            f"staff:{user_id}",
+            "stock.threshold",
+            "sku",
+            code,
+            before,
+            {"low_stock_threshold": threshold},
+        )
+        return sku
+
+
+# -- buyer message wording -------------------------------------------------------------------
+
+
+def save_message_template(
+    user_id: str,
+    event: str,
+    channel: str,
+    *,
+    subject: str = "",
+    body: str = "",
+    wechat_template_id: str | None = None,
+) -> MessageTemplate:
+    """Save the words of one (event, channel) buyer message; needs ``marketing.manage``.
+
+    The notifications service tries the template on sample data and audits the change.
+    """
+    from koudai_flask.services import notifications
+
+    staff.require(user_id, "marketing.manage")
+    return notifications.save_template(
+        event,
+        channel,
+        subject=subject,
+        body=body,
+        wechat_template_id=wechat_template_id,
+        actor=f"staff:{user_id}",
+    )

@@ -1,0 +1,407 @@
+"""The back office: the permission matrix, delegation, channel scope, audit, CSV."""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, func, insert, select
+
+from koudai_flask.blueprints.admin import PUBLIC_VIEWS, VIEW_PERMISSIONS
+from koudai_flask.errors import PermissionDenied
+from koudai_flask.extension import get_state
+from koudai_flask.models import AuditEntry, Order, Payment, Shipment, StockMovement
+from koudai_flask.models.base import utcnow
+from koudai_flask.schema import create_all
+from koudai_flask.services import backoffice, catalog, channels, orders, staff
+from koudai_flask.services.staff import ROLES
+
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+PASSWORD = "correct-horse-battery"
+
+
+def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
+    """An app with a member of every built-in role, and orders on three channels."""
+    app = make_app(url, KOUDAI_OFFLINE_PAYMENT=True)
+    numbers: dict[str, str] = {}
+    with app.app_context():
+        for role in ROLES:
+            staff.grant(f"staff:{role}@shop.cn", role, email=f"{role}@shop.cn", password=PASSWORD)
+        channels.create("taobao", "tb-a", settings={})
+        channels.create("taobao", "tb-b", settings={})
+        staff.grant(
+            "staff:agent@shop.cn",
+            "customer_service",
+            channels=["tb-a"],
+            email="agent@shop.cn",
+            password=PASSWORD,
+        )
+        catalog.create_product(title="Kettle", skus=[{"code": "KET", "price": 9900, "stock": 50}])
+        for name, channel in (("web", "web"), ("tb-a", "tb-a"), ("tb-b", "tb-b")):
+            extra = {} if channel == "web" else {"external_id": f"T-{name}"}
+            line: dict[str, Any] = {"sku": "KET", "quantity": 1}
+            if channel != "web":
+                line["unit_price"] = 9900
+            order = orders.place(
+                channel=channel,
+                lines=[line],
+                address={"name": f"Buyer {name}", "phone": "13800138000", "street": "1 Road"},
+                **extra,
+            )
+            orders.mark_paid(
+                order.number, amount=order.total, transaction_id=f"x-{name}", provider="offline"
+            )
+            numbers[name] = order.number
+        numbers["pending"] = orders.place(
+            channel="web", lines=[{"sku": "KET", "quantity": 1}]
+        ).number
+    return app, numbers
+
+
+def login(app: Flask, who: str) -> Any:
+    client = app.test_client()
+    page = client.get("/shop-admin/login").get_data(as_text=True)
+    token = TOKEN.search(page).group(1)
+    response = client.post(
+        "/shop-admin/login",
+        data={"email": f"{who}@shop.cn", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 302, who
+    client.csrf = token  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    engine = create_engine(url)
+    create_all(engine)
+    engine.dispose()
+    return url
+
+
+def admin_rules(app: Flask) -> list[Any]:
+    return [r for r in app.url_map.iter_rules() if r.endpoint.startswith("koudai_admin.")]
+
+
+def test_every_admin_view_declares_its_permission(make_app, sqlite_url):
+    app, _ = build(make_app, sqlite_url)
+    missing = [
+        rule.endpoint
+        for rule in admin_rules(app)
+        if app.view_functions[rule.endpoint].__name__ not in VIEW_PERMISSIONS
+        and app.view_functions[rule.endpoint].__name__ not in PUBLIC_VIEWS
+    ]
+    assert missing == []
+    assert len(admin_rules(app)) >= 10
+
+
+def _url_for_rule(rule: Any, numbers: dict[str, str]) -> str:
+    values = {
+        "number": numbers["web"],
+        "notification_id": 1,
+        "product_id": 1,
+        "code": "KET",
+        "event": "paid",
+        "channel": "sms",
+    }
+    path = rule.rule
+    for name in rule.arguments:
+        path = re.sub(rf"<(?:[a-z]+:)?{name}>", str(values.get(name, "x")), path)
+    return path
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_permission_matrix(make_app, sqlite_url, role):
+    """Every admin endpoint × this role: 403 exactly when the role lacks the permission."""
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, role)
+    held = ROLES[role][1]
+    checked = 0
+    for rule in admin_rules(app):
+        name = app.view_functions[rule.endpoint].__name__
+        if name in PUBLIC_VIEWS:
+            continue
+        needed = VIEW_PERMISSIONS[name]
+        allowed = needed == "" or needed in held
+        path = _url_for_rule(rule, numbers)
+        if "GET" in rule.methods:
+            status = client.get(path).status_code
+            assert (status == 200) if allowed else (status == 403), (path, role, status)
+        else:
+            with app.app_context():
+                before = get_state().session.scalar(select(func.count()).select_from(AuditEntry))
+            status = client.post(path, data={"csrf_token": client.csrf}).status_code
+            if allowed:
+                assert status != 403, (path, role)
+            else:
+                assert status == 403, (path, role, status)
+                with app.app_context():
+                    after = get_state().session.scalar(select(func.count()).select_from(AuditEntry))
+                assert after == before  # nothing changed
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_role_without_refund_cannot_refund_by_any_route(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "warehouse")
+    assert (
+        client.post(
+            f"/shop-admin/orders/{numbers['web']}/refund", data={"csrf_token": client.csrf}
+        ).status_code
+        == 403
+    )
+    with app.app_context(), pytest.raises(PermissionDenied):
+        backoffice.refund("staff:warehouse@shop.cn", numbers["web"], amount=None, reason="x")
+    with app.app_context():
+        assert (
+            get_state().session.scalar(select(Order.status).where(Order.number == numbers["web"]))
+            == "paid"
+        )
+
+
+def test_delegation_cannot_escalate(make_app, sqlite_url):
+    app, _ = build(make_app, sqlite_url)
+    with app.app_context():
+        owner, admin = "staff:owner@shop.cn", "staff:admin@shop.cn"
+        with pytest.raises(PermissionDenied):
+            staff.grant("u-new", "owner", granted_by=admin)  # upwards
+        with pytest.raises(PermissionDenied):
+            staff.grant("u-new", "admin", granted_by=admin)  # sideways
+        with pytest.raises(PermissionDenied):
+            staff.grant(admin, "viewer", granted_by=admin)  # oneself
+        with pytest.raises(PermissionDenied):
+            staff.grant("u-new", "viewer", granted_by="staff:customer_service@shop.cn")
+        staff.create_role(
+            "supervisor",
+            ["orders.view", "orders.ship", "customers.view", "staff.manage"],
+            rank=60,
+            created_by=owner,
+        )
+        staff.grant("u-sup", "supervisor", granted_by=admin)
+        staff.grant("u-wh", "warehouse", granted_by=admin)
+        with pytest.raises(PermissionDenied, match="lack"):
+            staff.grant("u-new", "warehouse", granted_by="u-sup")  # stock.adjust: not held
+        with pytest.raises(PermissionDenied):
+            staff.create_role("boss", ["catalog.edit"], rank=50, created_by="u-sup")
+        staff.grant("u-v", "viewer", granted_by="u-sup")
+        with pytest.raises(PermissionDenied):
+            staff.revoke("u-sup", revoked_by="u-v")
+        staff.grant("u-scoped", "admin", channels=["tb-a"])
+        with pytest.raises(PermissionDenied, match="channels"):
+            staff.grant("u-x", "viewer", channels=["tb-b"], granted_by="u-scoped")
+        with pytest.raises(PermissionDenied, match="channels"):
+            staff.grant("u-x", "viewer", granted_by="u-scoped")  # unscoped = every channel
+        staff.grant("u-x", "viewer", channels=["tb-a"], granted_by="u-scoped")
+        assert staff.can("u-x", "orders.view", channel="tb-a")
+        assert not staff.can("u-x", "orders.view", channel="tb-b")
+        actions = (
+            get_state()
+            .session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("staff.%")))
+            .all()
+        )
+        assert actions.count("staff.create_role") == 1
+
+
+def test_channel_scope_isolation(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    agent = login(app, "agent")
+    page = agent.get("/shop-admin/orders").get_data(as_text=True)
+    assert re.findall(r'data-number="([^"]+)"', page) == [numbers["tb-a"]]
+    assert agent.get(f"/shop-admin/orders/{numbers['web']}").status_code == 404
+    assert agent.get(f"/shop-admin/orders/{numbers['tb-a']}").status_code == 200
+    response = agent.post(
+        f"/shop-admin/orders/{numbers['tb-b']}/cancel", data={"csrf_token": agent.csrf}
+    )
+    assert response.status_code == 404
+    with app.app_context():
+        assert (
+            backoffice.order_query(
+                staff.get_member("staff:agent@shop.cn"), backoffice.OrderFilters()
+            ).whereclause
+            is not None
+        )
+
+
+def test_ship_from_the_order_page_is_audited_and_shown_to_the_buyer(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "warehouse")
+    number = numbers["web"]
+    response = client.post(
+        f"/shop-admin/orders/{number}/ship",
+        data={"csrf_token": client.csrf, "carrier": "zhongtong", "tracking_number": "ZT100200"},
+    )
+    assert response.status_code == 303
+    page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'data-status="shipped"' in page and "ZT100200" in page
+    with app.app_context():
+        entry = get_state().session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "orders.ship")
+        )
+        assert entry.actor == "staff:staff:warehouse@shop.cn"
+        assert entry.before["status"] == "paid" and entry.after["status"] == "shipped"
+        assert entry.after["tracking_number"] == "ZT100200"
+
+
+def test_partial_shipment_keeps_the_order_paid(make_app, sqlite_url):
+    app, _ = build(make_app, sqlite_url)
+    with app.app_context():
+        order = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 3}])
+        orders.mark_paid(order.number, amount=order.total, transaction_id="p3", provider="offline")
+        backoffice.ship(
+            "staff:owner@shop.cn",
+            order.number,
+            carrier="yunda",
+            tracking_number="YD1",
+            lines={"KET": 2},
+        )
+        session = get_state().session
+        assert session.scalar(select(Order.status).where(Order.id == order.id)) == "paid"
+        backoffice.ship("staff:owner@shop.cn", order.number, carrier="yunda", tracking_number="YD2")
+        assert session.scalar(select(Order.status).where(Order.id == order.id)) == "shipped"
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Shipment).where(Shipment.order_id == order.id)
+            )
+            == 2
+        )
+
+
+def test_notes_cancel_and_refund_through_the_offline_provider(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "customer_service")
+    number = numbers["web"]
+    client.post(
+        f"/shop-admin/orders/{number}/note",
+        data={"csrf_token": client.csrf, "body": "buyer called"},
+    )
+    client.post(
+        f"/shop-admin/orders/{number}/refund", data={"csrf_token": client.csrf, "amount": "10.00"}
+    )
+    client.post(
+        f"/shop-admin/orders/{numbers['pending']}/cancel",
+        data={"csrf_token": client.csrf, "reason": "duplicate"},
+    )
+    with app.app_context():
+        session = get_state().session
+        web = session.scalar(select(Order).where(Order.number == number))
+        assert (web.status, web.refunded_amount) == ("paid", 1000)
+        assert (
+            session.scalar(select(Order.status).where(Order.number == numbers["pending"]))
+            == "cancelled"
+        )
+        actions = sorted(
+            session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("orders.%"))
+            ).all()
+        )
+        assert actions == ["orders.cancel", "orders.note", "orders.refund"]
+    page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert "buyer called" in page
+
+
+def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    text = "\n".join(
+        [
+            "number,carrier,tracking_number",
+            f"{numbers['web']},shunfeng,SF001",
+            f"{numbers['tb-a']},yuantong,YT001",
+            f"{numbers['tb-a']},yuantong,YT001",
+            f"{numbers['pending']},shunfeng,SF002",
+            "KDNOPE,shunfeng,SF003",
+            f"{numbers['tb-b']},shunfeng",
+        ]
+    )
+    with app.app_context():
+        results = backoffice.ship_from_csv("staff:warehouse@shop.cn", text)
+        assert [(r.row, r.ok) for r in results] == [
+            (2, True),
+            (3, True),
+            (4, False),
+            (5, False),
+            (6, False),
+            (7, False),
+        ]
+        assert results[2].message == "duplicate row"
+        assert "cannot ship" in results[3].message
+        assert "unknown order" in results[4].message
+        session = get_state().session
+        assert session.scalar(select(func.count()).select_from(Shipment)) == 2
+        assert session.scalar(select(Order.status).where(Order.number == numbers["tb-b"])) == "paid"
+    client = login(app, "warehouse")
+    from io import BytesIO
+
+    page = client.post(
+        "/shop-admin/orders/ship-csv",
+        data={
+            "csrf_token": client.csrf,
+            "file": (BytesIO(f"{numbers['tb-b']},ems,E1\n".encode()), "ship.csv"),
+        },
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
+    assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
+
+
+def test_csv_export_of_10000_orders_in_bounded_memory(make_app, database_url):
+    app = make_app(database_url)
+    with app.app_context():
+        staff.grant("staff:boss", "owner")
+        engine = get_state().get_engine()
+        now = utcnow()
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Order),
+                [
+                    {
+                        "number": f"KDX{n:08d}",
+                        "status": "paid",
+                        "channel": "web",
+                        "request_digest": "",
+                        "note": "",
+                        "subtotal": 1000 + n,
+                        "shipping_fee": 0,
+                        "discount": 0,
+                        "total": 1000 + n,
+                        "created_at": now,
+                        "updated_at": now,
+                        "address": {"name": "买家", "phone": "13800138000", "street": "x"},
+                    }
+                    for n in range(10_000)
+                ],
+            )
+        tracemalloc.start()
+        size = rows = 0
+        for chunk in backoffice.export_orders("staff:boss", backoffice.OrderFilters()):
+            size += len(chunk.encode())
+            rows += chunk.count("\n")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert rows == 10_001
+        assert size > 700_000
+        # Everything at once would hold 10,000 ORM objects (tens of MB); batches hold 500.
+        assert peak < 12 * 1024 * 1024, peak
+
+
+def test_stock_and_payments_are_untouched_by_refused_actions(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "viewer")
+    with app.app_context():
+        session = get_state().session
+        movements = session.scalar(select(func.count()).select_from(StockMovement))
+        payments_before = session.scalar(select(func.count()).select_from(Payment))
+    for action in ("ship", "cancel", "refund"):
+        assert (
+            client.post(
+                f"/shop-admin/orders/{numbers['web']}/{action}", data={"csrf_token": client.csrf}
+            ).status_code
+            == 403
+        )
+    with app.app_context():
+        session = get_state().session
+        assert session.scalar(select(func.count()).select_from(StockMovement)) == movements
+        assert session.scalar(select(func.count()).select_from(Payment)) == payments_before
