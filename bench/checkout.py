@@ -352,34 +352,21 @@ def bench_schema(admin: Engine, schema: str) -> Iterator[None]:
 
 
 def make_app(url: URL, threads: int) -> tuple[Flask, list[str]]:
-    """The host app, plus notes on what had to be worked around to run ``threads`` threads."""
+    """The host app with a pool big enough for ``threads``, and a note saying so."""
     app = Flask("koudai_bench")
     app.config.update(
-        SECRET_KEY="bench", KOUDAI_DATABASE_URI=url.render_as_string(hide_password=False)
+        SECRET_KEY="bench",
+        KOUDAI_DATABASE_URI=url.render_as_string(hide_password=False),
+        KOUDAI_ENGINE_OPTIONS={"pool_size": max(5, threads), "max_overflow": 4},
     )
     Koudai(app)
-    notes: list[str] = []
-    state = get_state(app)
-    engine = state.get_engine()
-    pool = engine.pool
+    pool = get_state(app).get_engine().pool
     size = pool.size() if hasattr(pool, "size") else 0
     overflow = int(getattr(pool, "_max_overflow", 0))
-    capacity = size + max(overflow, 0)
-    notes.append(
+    notes = [
         f"library engine pool: {type(pool).__name__} {size} + {overflow} overflow "
-        f"= {capacity} connections (no KOUDAI_ setting changes it)"
-    )
-    if capacity < threads:
-        # Workaround: koudai builds its engine from the URL alone, so give its session
-        # factory a bigger engine before any session exists.
-        bigger = create_engine(engine.url, pool_pre_ping=True, pool_size=threads, max_overflow=4)
-        assert state._own_session is not None
-        state._own_session.configure(bind=bigger)
-        state.engine = bigger
-        engine.dispose()
-        notes.append(
-            f"  too small for {threads} threads: rebound koudai's session to a pool of {threads}"
-        )
+        "(KOUDAI_ENGINE_OPTIONS)"
+    ]
     return app, notes
 
 
