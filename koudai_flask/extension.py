@@ -40,6 +40,16 @@ class KoudaiState:
             self.engine = _create_own_engine(app)
             factory = sessionmaker(bind=self.engine, expire_on_commit=False)
             self._own_session = scoped_session(factory, scopefunc=_app_context_id)
+        self._read_session: scoped_session[Session] | None = None
+
+    @property
+    def read_session(self) -> Session:
+        """Reads for pages: autocommit, so no BEGIN and no ROLLBACK round trip."""
+        if self._read_session is None:
+            engine = self.get_engine().execution_options(isolation_level="AUTOCOMMIT")
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+            self._read_session = scoped_session(factory, scopefunc=_app_context_id)
+        return self._read_session()
 
     @property
     def session(self) -> Session:
@@ -57,6 +67,8 @@ class KoudaiState:
     def remove_session(self, exc: BaseException | None = None) -> None:
         if self._own_session is not None:
             self._own_session.remove()
+        if self._read_session is not None:
+            self._read_session.remove()
 
 
 def _app_context_id() -> int:

@@ -12,6 +12,7 @@ import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, Domain, get_locale
 from markupsafe import Markup
@@ -28,7 +29,16 @@ ngettext = domain.ngettext
 lazy_gettext = domain.lazy_gettext
 
 
-def select_locale() -> str:
+# Parsed once: Flask-Babel parses a string from the selector on every request, and
+# babel's Locale.parse scans the whole list of known locales each time.
+_PARSED = {code: Locale.parse(code) for code in LOCALES}
+
+
+def select_locale() -> Locale:
+    return _PARSED[_select_locale()]
+
+
+def _select_locale() -> str:
     if not has_request_context():
         return str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
     asked = request.args.get("lang")

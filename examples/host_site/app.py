@@ -74,11 +74,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _sandbox_payment_settings(instance_path: str) -> dict[str, Any]:
-    """KOUDAI_WECHATPAY / KOUDAI_ALIPAY written by ``flask koudai sandbox ...`` (the demo)."""
+    """Payment and tracking settings written by ``flask koudai sandbox ...`` (the demo)."""
     found: dict[str, Any] = {}
     for key, name in (
         ("KOUDAI_WECHATPAY", "wechatpay/koudai_wechatpay.json"),
         ("KOUDAI_ALIPAY", "alipay/koudai_alipay.json"),
+        ("KOUDAI_KUAIDI100", "kuaidi100/koudai_kuaidi100.json"),
     ):
         path = os.path.join(instance_path, "koudai-sandbox", name)
         if os.path.exists(path):

@@ -43,11 +43,13 @@ def set_up(env: dict[str, str]) -> None:
 SANDBOX_SETTINGS = {
     "wechatpay": "wechatpay/koudai_wechatpay.json",
     "alipay": "alipay/koudai_alipay.json",
+    "kuaidi100": "kuaidi100/koudai_kuaidi100.json",
 }
 
 
 def start_payment_sandboxes(env: dict[str, str], port: int) -> dict[str, str]:
-    """Run the WeChat Pay and Alipay sandboxes beside the site, so demo buyers really pay.
+    """Run the payment and Kuaidi100 sandboxes beside the site: demo buyers really pay, and
+    shipped parcels travel (a tracking step every few seconds, until signed for).
 
     Each runs as ``flask koudai sandbox NAME`` on the next ports; they write the settings
     the site then loads, and stop with the site on Ctrl+C (same process group).
@@ -59,8 +61,13 @@ def start_payment_sandboxes(env: dict[str, str], port: int) -> dict[str, str]:
     for offset, name in enumerate(SANDBOX_SETTINGS, start=1):
         settings = folder / SANDBOX_SETTINGS[name]
         settings.unlink(missing_ok=True)
+        extra = (
+            ["--callback-url", f"http://{HOST}:{port}/shop-hooks/kuaidi100/callback"]
+            if name == "kuaidi100"
+            else []
+        )
         subprocess.Popen(
-            flask("koudai", "sandbox", name, "--port", str(port + offset)),
+            flask("koudai", "sandbox", name, "--port", str(port + offset), *extra),
             env=env,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
@@ -88,7 +95,7 @@ def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
         role = account.role or "buyer, no back-office access"
         print(f"  {account.email:<22} {account.password:<18} {role}")
     if sandboxes:
-        print("Payments (sandboxes on this machine, no money moves):")
+        print("Payments and tracking (sandboxes on this machine, no money moves):")
         for name, url in sandboxes.items():
             print(f"  {name:<10} {url}")
     print(flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request, url_for
 
 
 def format_fen(amount: int | None) -> str:
@@ -16,12 +16,24 @@ def format_fen(amount: int | None) -> str:
     return f"{sign}¥{yuan:,}.{fen:02d}"
 
 
+def url_prefix(endpoint: str, argument: str) -> str:
+    """``url_for(endpoint, **{argument: ""})`` once per request: a grid builds 100 links."""
+    key = (request.blueprint, endpoint, argument)
+    cache = g.setdefault("koudai_url_prefixes", {})
+    if key not in cache:
+        values: dict[str, Any] = {argument: "~"}
+        cache[key] = url_for(endpoint, **values)[:-1]
+    return cache[key]
+
+
 def install_template_globals(app: Flask) -> None:
     from flask_wtf.csrf import generate_csrf
 
     app.add_template_filter(format_fen, "fen")
     # Our forms carry a CSRF token whether or not the host enabled CSRFProtect.
     app.add_template_global(generate_csrf, "koudai_csrf_token")
+
+    app.add_template_global(url_prefix, "koudai_url_prefix")
 
     @app.context_processor
     def koudai_context() -> dict[str, Any]:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from koudai_flask.models.base import Base, Timestamped, utcnow
 
 if TYPE_CHECKING:
     from koudai_flask.models.inventory import StockLevel
+
+
+class Cover(NamedTuple):
+    path: str
+    alt: str
 
 
 class Category(Base, Timestamped):
@@ -51,8 +56,21 @@ class Product(Base, Timestamped):
         back_populates="product", order_by="ProductImage.position", cascade="all, delete-orphan"
     )
 
+    # Filled in by catalog.listing() from SQL, so that a card needs no SKUs loaded.
+    listing_price: Mapped[int | None] = query_expression()
+    # The first image's path, filled in by catalog.listing() the same way.
+    cover_path: Mapped[str | None] = query_expression()
+
+    @property
+    def cover(self) -> Cover | None:
+        if self.cover_path is not None:
+            return Cover(self.cover_path, self.title)
+        return Cover(self.images[0].path, self.images[0].alt) if self.images else None
+
     @property
     def min_price(self) -> int:
+        if self.listing_price is not None:
+            return self.listing_price
         return min((s.price for s in self.skus if s.active), default=0)
 
 
@@ -75,6 +93,9 @@ class Sku(Base, Timestamped):
     active: Mapped[bool] = mapped_column(default=True)
     # Shown as low stock at or below this many available; None: the shop-wide default.
     low_stock_threshold: Mapped[int | None]
+
+    # Filled in by the product page from SQL: on hand - reserved at the default location.
+    available_here: Mapped[int | None] = query_expression()
 
     product: Mapped[Product] = relationship(back_populates="skus")
     stock_levels: Mapped[list[StockLevel]] = relationship(back_populates="sku")

@@ -204,6 +204,31 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
         return order
 
 
+def mark_paid_offline(user_id: str, number: str, *, reference: str = "") -> Order:
+    """Cash on delivery or a bank transfer arrived: staff record it (provider ``offline``)."""
+    reference = (reference or "").strip()[:60]
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.mark_paid")
+        before = _snapshot(order)
+        orders.mark_paid(
+            number,
+            amount=order.total,
+            provider="offline",
+            transaction_id=f"offline:{reference or number}",
+            actor=f"staff:{user_id}",
+        )
+        session.refresh(order)
+        staff.audit(
+            f"staff:{user_id}",
+            "orders.mark_paid",
+            "order",
+            number,
+            before,
+            {**_snapshot(order), "reference": reference},
+        )
+        return order
+
+
 def add_note(user_id: str, number: str, body: str) -> OrderNote:
     body = (body or "").strip()
     if not 1 <= len(body) <= 2000:

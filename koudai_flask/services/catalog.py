@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Category, Product, ProductImage, Sku
+from koudai_flask.models.catalog import Cover
 from koudai_flask.schemas import load
 from koudai_flask.schemas.catalog import (
     CategoryInput,
@@ -223,15 +224,24 @@ def active_products(
 SORTS = ("newest", "price_asc", "price_desc", "sales")
 
 
+class ProductCard(NamedTuple):
+    """A product as a listing shows it: plain values, no ORM object to build."""
+
+    slug: str
+    title: str
+    min_price: int
+    cover: Cover | None
+
+
 def listing(
     *,
-    category: str | None = None,
+    category: str | Category | None = None,
     query: str | None = None,
     sort: str = "newest",
     page: int = 1,
     per_page: int = 20,
-) -> tuple[list[Product], int]:
-    """One page of products on sale and how many there are in all.
+) -> tuple[list[ProductCard], int]:
+    """One page of products on sale (what a card shows) and how many there are in all.
 
     ``sort`` is newest, price_asc, price_desc (by the cheapest active SKU) or sales.
     ``query`` matches words of the title or description, case-insensitively.
@@ -240,7 +250,9 @@ def listing(
         raise ValidationError(f"sort must be one of {', '.join(SORTS)}")
     if page < 1:
         raise ValidationError("page starts at 1")
-    session = current_session()
+    from koudai_flask.extension import get_state
+
+    session = get_state().read_session
     min_price = (
         select(Sku.product_id, func.min(Sku.price).label("price"))
         .where(Sku.active.is_(True))
@@ -249,7 +261,7 @@ def listing(
     )
     conditions = [Product.status == "active"]
     if category is not None:
-        category_row = _category(session, category)
+        category_row = category if isinstance(category, Category) else _category(session, category)
         assert category_row is not None
         children = select(Category.id).where(Category.parent_id == category_row.id)
         conditions.append(
@@ -263,20 +275,38 @@ def listing(
                 func.lower(Product.description).like(pattern),
             )
         )
-    total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
     order_by = {
         "newest": (Product.created_at.desc(), Product.id.desc()),
         "price_asc": (min_price.c.price.asc(), Product.id.desc()),
         "price_desc": (min_price.c.price.desc(), Product.id.desc()),
         "sales": (Product.sales_count.desc(), Product.id.desc()),
     }[sort]
-    rows = session.scalars(
-        select(Product)
+    cover = (
+        select(ProductImage.path)
+        .where(ProductImage.product_id == Product.id)
+        .order_by(ProductImage.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(
+            Product.slug,
+            Product.title,
+            func.coalesce(min_price.c.price, 0),
+            cover,
+            func.count().over(),
+        )
         .join(min_price, min_price.c.product_id == Product.id, isouter=True)
         .where(*conditions)
-        .options(selectinload(Product.skus), selectinload(Product.images))
         .order_by(*order_by)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    return list(rows), total
+    if rows:
+        cards = [
+            ProductCard(slug, title, price, Cover(path, title) if path else None)
+            for slug, title, price, path, _ in rows
+        ]
+        return cards, int(rows[0][4])
+    total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
+    return [], total

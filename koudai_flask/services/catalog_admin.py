@@ -259,7 +259,7 @@ def save_product(user_id: str, product_id: int | None, draft: ProductDraft) -> P
                 featured=draft.featured,
             )
             product.options = names
-            _save_skus(session, product, draft.rows, actor)
+            _save_skus(product, draft.rows, actor)
         session.flush()
         session.expire(product)
         staff.audit(
@@ -268,7 +268,7 @@ def save_product(user_id: str, product_id: int | None, draft: ProductDraft) -> P
         return product
 
 
-def _save_skus(session: Session, product: Product, rows: list[SkuRow], actor: str) -> None:
+def _save_skus(product: Product, rows: list[SkuRow], actor: str) -> None:
     own = {sku.code: sku for sku in product.skus}
     kept = {row.code for row in rows}
     for code, sku in own.items():

@@ -21,6 +21,7 @@ PERMISSIONS = (
     "orders.ship",
     "orders.cancel",
     "orders.refund",
+    "orders.mark_paid",
     "orders.export",
     "catalog.edit",
     "stock.adjust",
@@ -40,7 +41,14 @@ ROLES: dict[str, tuple[int, frozenset[str]]] = {
     "customer_service": (
         40,
         frozenset(
-            {"orders.view", "orders.cancel", "orders.refund", "customers.view", "customers.edit"}
+            {
+                "orders.view",
+                "orders.cancel",
+                "orders.refund",
+                "orders.mark_paid",
+                "customers.view",
+                "customers.edit",
+            }
         ),
     ),
     "warehouse": (40, frozenset({"orders.view", "orders.ship", "stock.adjust"})),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from flask import current_app, g
@@ -25,6 +26,11 @@ def current() -> Theme:
     if "koudai_theme" in g:
         theme: Theme = g.koudai_theme
         return theme
+    cache = current_app.extensions.setdefault("koudai_theme_cache", {})
+    cached = cache.get("theme")
+    if cached is not None and cached[0] > time.monotonic():
+        g.koudai_theme = cached[1]
+        return cached[1]
     config = current_app.config
     profile = current_session().scalar(select(ShopProfile).order_by(ShopProfile.id).limit(1))
     theme = Theme(
@@ -39,6 +45,7 @@ def current() -> Theme:
         ),
     )
     g.koudai_theme = theme
+    cache["theme"] = (time.monotonic() + 30, theme)
     return theme
 
 
@@ -63,4 +70,5 @@ def update(
             profile.logo_path = logo_path
         session.flush()
         g.pop("koudai_theme", None)
+        current_app.extensions.get("koudai_theme_cache", {}).clear()
         return profile

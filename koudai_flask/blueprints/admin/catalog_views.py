@@ -316,7 +316,12 @@ def register(bp: Blueprint) -> None:
         _checked_form()
         form = request.form
         name = form.get("name", "").strip()
-        slug = form.get("slug", "").strip().lower() or catalog.slugify(name)
+        # A Chinese name has no letters to make an address of: then the slug must be typed.
+        made = catalog.slugify(name)  # "item" when nothing of the name is ASCII
+        slug = form.get("slug", "").strip().lower() or ("" if made == "item" else made)
+        if not slug:
+            flash(_k("Give the category an address name of letters and digits."), "error")
+            return redirect(url_for(".categories_list"), 303)
         try:
             catalog_admin.create_category(
                 actor_id(),
@@ -325,6 +330,8 @@ def register(bp: Blueprint) -> None:
                 parent=form.get("parent") or None,
                 position=form.get("position", 0, type=int) or 0,
             )
+        except PermissionDenied:
+            abort(403)
         except KoudaiError as exc:
             flash(exc.message, "error")
             return redirect(url_for(".categories_list"), 303)

@@ -197,6 +197,19 @@ def register(bp: Blueprint) -> None:
             _k("Cancelled."),
         )
 
+    @bp.post("/orders/<number>/mark-paid")
+    @staff_required("orders.mark_paid")
+    def order_mark_paid(number: str) -> ResponseReturnValue:
+        _checked_form()
+        _order_or_404(number, "orders.mark_paid")
+        return _act(
+            number,
+            lambda: backoffice.mark_paid_offline(
+                actor_id(), number, reference=request.form.get("reference", "")
+            ),
+            _k("Marked paid."),
+        )
+
     @bp.post("/orders/<number>/refund")
     @staff_required("orders.refund")
     def order_refund(number: str) -> ResponseReturnValue:

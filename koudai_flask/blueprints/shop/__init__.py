@@ -12,7 +12,6 @@ from koudai_flask import identity
 from koudai_flask.blueprints.shop import account_views, cart_views, catalog_views, order_views
 from koudai_flask.blueprints.shop.catalog_views import media_folder
 from koudai_flask.blueprints.shop.common import current_items, merge_guest_cart
-from koudai_flask.blueprints.shop.forms import ActionForm
 from koudai_flask.services import theme
 
 
@@ -34,7 +33,6 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
             "buyer": identity.current_customer(),
             "own_accounts": identity.host_login_manager() is None,
             "theme": theme.current(),
-            "logout_form": ActionForm(),
         }
 
     # Unknown paths under the shop's prefix still get the shop's own 404 page.

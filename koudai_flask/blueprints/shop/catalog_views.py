@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import joinedload
 
 from koudai_flask.blueprints.shop.common import page_number, per_page
 from koudai_flask.blueprints.shop.forms import AddToCartForm
-from koudai_flask.errors import NotFound
-from koudai_flask.models import Category, StockLevel
-from koudai_flask.services import catalog, inventory
+from koudai_flask.extension import get_state
+from koudai_flask.models import Category, Location, Product, Sku, StockLevel
+from koudai_flask.services import catalog
 from koudai_flask.services.transaction import current_session
 
 
 def media_folder() -> str:
     folder = current_app.config["KOUDAI_MEDIA_FOLDER"]
     return folder or os.path.join(current_app.instance_path, "koudai-media")
+
+
+@functools.lru_cache(maxsize=8)
+def product_page_query(location: str) -> Select[Product]:
+    """The product page's one statement, built once: product, SKUs with stock, images."""
+    location_id = select(Location.id).where(Location.code == location).scalar_subquery()
+    available = (
+        select(StockLevel.on_hand - StockLevel.reserved)
+        .where(StockLevel.sku_id == Sku.id, StockLevel.location_id == location_id)
+        .scalar_subquery()
+    )
+    return (
+        select(Product)
+        .where(Product.slug == bindparam("slug"))
+        .options(
+            joinedload(Product.skus).with_expression(Sku.available_here, available),
+            joinedload(Product.images),
+        )
+    )
 
 
 def _sort() -> str:
@@ -43,7 +64,7 @@ def register(bp: Blueprint) -> None:
     def listing_page(*, category: Category | None, query: str | None) -> ResponseReturnValue:
         sort, page = _sort(), page_number()
         products, total = catalog.listing(
-            category=category.slug if category else None,
+            category=category,
             query=query,
             sort=sort,
             page=page,
@@ -70,7 +91,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/c/<slug>")
     def category(slug: str) -> ResponseReturnValue:
-        row = current_session().scalar(select(Category).where(Category.slug == slug))
+        row = get_state().read_session.scalar(select(Category).where(Category.slug == slug))
         if row is None:
             abort(404)
         return listing_page(category=row, query=None)
@@ -82,22 +103,12 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/products/<slug>")
     def product(slug: str) -> ResponseReturnValue:
-        try:
-            row = catalog.get_product(current_session(), slug)
-        except NotFound:
+        row = get_state().read_session.scalar(
+            product_page_query(current_app.config["KOUDAI_DEFAULT_LOCATION"]), {"slug": slug}
+        )
+        if row is None or row.status != "active":
             abort(404)
-        if row.status != "active":
-            abort(404)
-        location = inventory.get_location(current_session())
-        stock = {
-            level.sku_id: level.available
-            for level in current_session().scalars(
-                select(StockLevel).where(
-                    StockLevel.sku_id.in_([s.id for s in row.skus]),
-                    StockLevel.location_id == location.id,
-                )
-            )
-        }
+        stock = {s.id: s.available_here or 0 for s in row.skus}
         skus = [s for s in row.skus if s.active]
         variants = [
             {

@@ -18,8 +18,12 @@ from koudai_flask.i18n import lazy_gettext as _l
 
 
 class AddToCartForm(FlaskForm):
-    sku = StringField(validators=[DataRequired(), Length(max=64)])
-    quantity = IntegerField(default=1, validators=[DataRequired(), NumberRange(min=1, max=99)])
+    # Labels of our own: a field without one asks wtforms' gettext, which makes Flask-WTF
+    # read wtforms' message catalog from disk once per request.
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    quantity = IntegerField(
+        _l("Quantity"), default=1, validators=[DataRequired(), NumberRange(min=1, max=99)]
+    )
 
 
 class CartUpdateForm(FlaskForm):

@@ -129,3 +129,107 @@ def wechatpay_sandbox(port: int) -> None:
     finally:
         sandbox.stop()
     click.echo("WeChat Pay sandbox stopped.")
+
+
+# -- kuaidi100 -------------------------------------------------------------------------------
+
+
+@sandbox_cli.command("kuaidi100")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--callback-url", required=True, help="The shop's <hooks prefix>/kuaidi100/callback.")
+@click.option(
+    "--journey-interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between the tracking steps pushed for every subscribed parcel.",
+)
+def kuaidi100_sandbox(port: int, callback_url: str, journey_interval: float) -> None:
+    """Serve Kuaidi100 (query, subscribe) and push each parcel's journey to the shop.
+
+    The KOUDAI_KUAIDI100 settings (with a salt kept across restarts) are written to the
+    instance folder.
+    """
+    import secrets
+
+    from koudai_flask.connectors.sandbox.kuaidi100 import Kuaidi100Sandbox
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "kuaidi100"
+    folder.mkdir(parents=True, exist_ok=True)
+    salt_file = folder / "salt"
+    if not salt_file.exists():
+        _write_secret(salt_file, secrets.token_hex(16))
+    salt = salt_file.read_text(encoding="utf-8").strip()
+    sandbox = Kuaidi100Sandbox(journey_interval=journey_interval)
+    try:
+        sandbox.start(port)
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    settings_file = folder / "koudai_kuaidi100.json"
+    _write_secret(
+        settings_file,
+        json.dumps(sandbox.settings(callback_url=callback_url, salt=salt), indent=2),
+    )
+    click.echo(
+        f"Kuaidi100 sandbox on {sandbox.url}; parcels travel one step every {journey_interval:g} s"
+    )
+    click.echo(f"Settings for the shop app are in {settings_file}")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+# -- taobao ----------------------------------------------------------------------------------
+
+
+@sandbox_cli.command("taobao")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--seed", is_flag=True, help="Start with a few demo items (with SKUs and stock).")
+def taobao_sandbox(port: int, seed: bool) -> None:
+    """Serve a Taobao TOP gateway: items, stock, trades, TMC, offline shipping, OAuth.
+
+    The app key and secret are kept in the instance folder across restarts; the settings
+    (the secret and a fresh seller session included) are written next to them, mode 0600.
+    """
+    from koudai_flask.connectors.sandbox.taobao import TaobaoSandbox
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "taobao"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / "sandbox_app.json"
+    if stored.exists():
+        app = json.loads(stored.read_text(encoding="utf-8"))
+    else:
+        import secrets
+
+        app_key = str(23000000 + secrets.randbelow(999999))
+        app = {"app_key": app_key, "secret": secrets.token_hex(16)}
+        _write_secret(stored, json.dumps(app, indent=2))
+    try:
+        sandbox = TaobaoSandbox(port=port, app_key=app["app_key"], app_secret=app["secret"])
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    if seed:
+        sandbox.seed_demo()
+    grant = sandbox.issue_session()
+    settings_file = folder / "koudai_taobao.json"
+    _write_secret(
+        settings_file, json.dumps(sandbox.settings_for_client(grant.access_token), indent=2)
+    )
+    click.echo(f"Taobao TOP sandbox gateway on {sandbox.gateway_url}")
+    click.echo(f"  app_key     {sandbox.app_key}")
+    click.echo(f"  OAuth       {sandbox.oauth_base}/authorize  and  {sandbox.oauth_base}/token")
+    click.echo(f"  stock page  {sandbox.url}/")
+    click.echo("Settings for the shop app (the secret and a session included) are in")
+    click.echo(f"  {settings_file}")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo("Taobao sandbox stopped.")

@@ -49,9 +49,18 @@ class Subscription:
 class Kuaidi100Sandbox:
     """Fake Kuaidi100 for one account: ``start()``, ``url``, ``push(...)``, ``stop()``."""
 
-    def __init__(self, customer: str = "SANDBOXCUSTOMER", key: str = "sandbox-key") -> None:
+    def __init__(
+        self,
+        customer: str = "SANDBOXCUSTOMER",
+        key: str = "sandbox-key",
+        *,
+        journey_interval: float | None = None,
+    ) -> None:
         self.customer = customer
         self.key = key
+        # For the demo: every subscribed parcel travels on its own, one pushed step per
+        # ``journey_interval`` seconds, ending signed for. None: the tests drive pushes.
+        self.journey_interval = journey_interval
         self.waybills: dict[str, Waybill] = {}
         self.subscriptions: dict[str, Subscription] = {}
         # Requests served, by path ("/poll/query.do", "/poll"), and queries per waybill.
@@ -156,6 +165,13 @@ class Kuaidi100Sandbox:
                 self.subscriptions[number] = Subscription(
                     company, number, callback_url, parameters.get("salt"), parameters.get("phone")
                 )
+            if self.journey_interval is not None:
+                threading.Thread(
+                    target=self._travel,
+                    args=(company, number),
+                    name="kuaidi100-journey",
+                    daemon=True,
+                ).start()
             return _answer({"result": True, "returnCode": "200", "message": "提交成功"})
 
         return app
@@ -224,6 +240,33 @@ class Kuaidi100Sandbox:
                     return response
             time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
+
+    JOURNEY = (
+        ("1", "【杭州市】快件已由快递员揽收", "杭州市"),
+        ("0", "【杭州市】快件已发往 上海转运中心", "杭州市"),
+        ("0", "【上海市】快件已到达 上海转运中心", "上海市"),
+        ("5", "【上海市】快递员正在派件，请保持电话畅通", "上海市"),
+        ("3", "【上海市】快件已签收，签收人：本人", "上海市"),
+    )
+
+    def _travel(self, com: str, number: str) -> None:
+        """A parcel's whole journey, pushed one step at a time (the demo's courier)."""
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        assert self.journey_interval is not None
+        start = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
+        events: list[dict[str, str]] = []
+        for step, (state, context, location) in enumerate(self.JOURNEY):
+            time.sleep(self.journey_interval)
+            stamp = (start + timedelta(minutes=step)).strftime("%Y-%m-%d %H:%M:%S")
+            events.append({"time": stamp, "context": context, "location": location})
+            self.register(com, number, list(events), state=state)
+            status = "shutdown" if state == "3" else "polling"
+            try:
+                self.push(number, state=state, status=status)
+            except requests.RequestException:
+                return  # the shop is gone: the journey ends with it
 
     # -- serving -----------------------------------------------------------------------------
 

@@ -1,0 +1,749 @@
+"""The Tryton ERP adapter: trytond's JSON-RPC over HTTP, as PROTOCOLS §6.7 describes it.
+
+It speaks the wire protocol and nothing else. ``TrytonClient`` logs in with
+``common.db.login``, sends ``Authorization: Session base64(login:user_id:session)`` on every
+call to ``POST <base>/<db>/rpc/`` and passes the user's preferences
+(``model.res.user.get_preferences``) as the context, the way Tryton's own clients do. The
+adapter methods return plain dataclasses and never touch our database.
+
+Failures map to the typed connector errors (DESIGN.md "Connectors"):
+
+- HTTP 401 on a call: the session expired or was logged out. The client logs in again once
+  and repeats the call; a second 401 raises ``AuthExpired``.
+- A refused login (wrong login or password, HTTP 401 on ``common.db.login``) raises
+  ``AuthExpired``: the stored credentials are no longer valid, so the job layer asks the
+  owner for new ones instead of retrying a call that would fail the same way.
+- HTTP 429 (trytond throttles failed logins) raises ``RateLimited``.
+- ``{"error": ["UserError", ...]}`` (validation, access rules, a button the record's state
+  refuses) raises ``PermanentFailure``, and ``UserWarning`` its subclass ``TrytonWarning``.
+  HTTP 403 is permanent too: trytond 8.2 answers 403 for a method that is not exposed over
+  RPC, which a re-login would not change. So are 404 (unknown database) and a server
+  exception such as an unknown model or field.
+- ``ConcurrencyException``, a locked database, HTTP 5xx and connection errors or timeouts
+  raise ``TemporaryFailure``.
+
+Orders go to Tryton as ``sale.sale`` records (``reference`` = our order number; quoted and
+confirmed, so Tryton creates the outgoing shipment itself) when the ``sale`` module is
+activated. Without it (or with ``push_as="shipment"``), ``push_sale`` falls back to a
+``stock.shipment.out`` in state ``waiting`` whose ``reference`` is our order number. Either
+way a push is idempotent: the adapter looks for the reference first and creates nothing when
+it already exists (two pushes of one order racing each other can still both create).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import requests
+
+from koudai_flask.connectors.errors import (
+    AuthExpired,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
+
+# Server exceptions whose message means "try again": trytond already retries a busy
+# database a few times before it gives up and reports the error.
+_TRANSIENT_MARKERS = ("database is locked", "could not serialize", "deadlock", "timeout")
+_DEFAULT_RETRY_AFTER = 60.0
+
+
+# --- JSON codec -------------------------------------------------------------------------
+# trytond encodes the types JSON lacks as {"__class__": ..., ...} objects
+# (trytond/protocols/jsonrpc.py); the client must speak the same dialect both ways.
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return {
+            "__class__": "datetime",
+            "year": value.year,
+            "month": value.month,
+            "day": value.day,
+            "hour": value.hour,
+            "minute": value.minute,
+            "second": value.second,
+            "microsecond": value.microsecond,
+        }
+    if isinstance(value, date):
+        return {"__class__": "date", "year": value.year, "month": value.month, "day": value.day}
+    if isinstance(value, Decimal):
+        return {"__class__": "Decimal", "decimal": str(value)}
+    if isinstance(value, time):
+        return {
+            "__class__": "time",
+            "hour": value.hour,
+            "minute": value.minute,
+            "second": value.second,
+            "microsecond": value.microsecond,
+        }
+    if isinstance(value, timedelta):
+        return {"__class__": "timedelta", "seconds": value.total_seconds()}
+    if isinstance(value, bytes):
+        return {"__class__": "bytes", "base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    kind = obj.get("__class__")
+    if kind == "datetime":
+        # Tryton stores and sends naive UTC datetimes.
+        return datetime(
+            obj["year"],
+            obj["month"],
+            obj["day"],
+            obj["hour"],
+            obj["minute"],
+            obj["second"],
+            obj["microsecond"],
+            tzinfo=UTC,
+        )
+    if kind == "date":
+        return date(obj["year"], obj["month"], obj["day"])
+    if kind == "time":
+        return time(obj["hour"], obj["minute"], obj["second"], obj["microsecond"])
+    if kind == "timedelta":
+        return timedelta(seconds=obj["seconds"])
+    if kind == "bytes":
+        return base64.b64decode(obj["base64"])
+    if kind == "Decimal":
+        return Decimal(obj["decimal"])
+    return obj
+
+
+# --- plain data the adapter returns -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A Tryton warehouse location, with the storage and output locations inside it."""
+
+    id: int
+    name: str
+    code: str
+    storage_location_id: int
+    output_location_id: int
+
+
+@dataclass(frozen=True)
+class Product:
+    """A Tryton variant (``product.product``) and its template."""
+
+    id: int
+    code: str
+    name: str
+    template_id: int
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class PushedOrder:
+    """Where an order landed in Tryton: a sale (or a shipment without the sale module)."""
+
+    model: Literal["sale.sale", "stock.shipment.out"]
+    id: int
+    reference: str
+    number: str | None
+    state: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """An outgoing Tryton shipment for one of our orders, as the sync job needs it."""
+
+    id: int
+    number: str | None
+    reference: str
+    """Our order number (the sale's ``reference``, or the shipment's own in fallback mode)."""
+    state: str
+    tracking_number: str | None
+    effective_date: date | None
+    write_date: datetime
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class TrytonClient:
+    """A JSON-RPC session with one Tryton database, plus the calls the sync jobs use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str,
+        username: str,
+        password: str,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+        push_as: Literal["auto", "sale", "shipment"] = "auto",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.database = database
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self.user_id: int | None = None
+        self.session_token: str | None = None
+        self._context: dict[str, Any] | None = None
+        self._request_id = 0
+        self._unit_id: int | None = None
+        # "auto": a sale when the sale module is activated, else a shipment; a shop whose
+        # Tryton sells on its own but only ships our orders can ask for "shipment".
+        self.push_as = push_as
+        self._has_sale: bool | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        """trytond 8.x serves JSON-RPC on ``/<db>/rpc/`` (6.x-7.x used ``/<db>/``)."""
+        return f"{self.base_url}/{self.database}/rpc/"
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _post(self, method: str, params: Sequence[Any], authenticated: bool) -> Any:
+        self._request_id += 1
+        body = {"id": self._request_id, "method": method, "params": _encode(list(params))}
+        headers = {"Content-Type": "application/json"}
+        if authenticated and self.session_token is not None:
+            token = f"{self.username}:{self.user_id}:{self.session_token}"
+            headers["Authorization"] = "Session " + base64.b64encode(token.encode()).decode()
+        try:
+            response = self.http.post(
+                self.rpc_url, data=json.dumps(body), headers=headers, timeout=self.timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TemporaryFailure(f"Tryton at {self.base_url} is unreachable: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TemporaryFailure(f"Tryton call {method} failed: {exc}") from exc
+        status = response.status_code
+        if status == 401:
+            raise _SessionRejected(method)
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise RateLimited(f"Tryton throttled {method}", retry_after=retry_after)
+        if status == 403:
+            raise PermanentFailure(f"Tryton refused {method}: not exposed over RPC (403)")
+        if status == 404:
+            raise PermanentFailure(f"Tryton has no database {self.database!r} (404)")
+        if status >= 500:
+            raise TemporaryFailure(f"Tryton answered {status} to {method}")
+        if status >= 400:
+            raise PermanentFailure(f"Tryton answered {status} to {method}")
+        try:
+            payload = json.loads(response.text, object_hook=_decode)
+        except ValueError as exc:
+            raise TemporaryFailure(f"Tryton sent a non-JSON answer to {method}") from exc
+        if not isinstance(payload, dict):
+            raise PermanentFailure(f"Tryton sent an unexpected answer to {method}")
+        if payload.get("error") is not None:
+            raise _error(method, payload["error"])
+        return payload.get("result")
+
+    def login(self) -> None:
+        """Open a session (``common.db.login``) and load the user's context."""
+        params = [self.username, {"password": self.password}]
+        try:
+            result = self._post("common.db.login", params, authenticated=False)
+        except _SessionRejected as exc:
+            raise AuthExpired(f"Tryton refused the login of {self.username!r}") from exc
+        if not result:
+            raise AuthExpired(f"Tryton refused the login of {self.username!r}")
+        self.user_id = int(result[0])
+        self.session_token = str(result[1])
+        self._context = None
+        self._context = dict(self.call("model.res.user.get_preferences", True, {}))
+
+    def logout(self) -> None:
+        """Close the session on the server (``common.db.logout``)."""
+        if self.session_token is None:
+            return
+        try:
+            self._post("common.db.logout", [], authenticated=True)
+        except _SessionRejected:
+            pass
+        finally:
+            self.session_token = None
+            self.user_id = None
+            self._context = None
+
+    def call(self, method: str, *params: Any) -> Any:
+        """One RPC call with the raw params; logs in first, and again once on a 401."""
+        if self.session_token is None:
+            self.login()
+        try:
+            return self._post(method, params, authenticated=True)
+        except _SessionRejected:
+            self.session_token = None
+            self.login()
+        try:
+            return self._post(method, params, authenticated=True)
+        except _SessionRejected as exc:
+            raise AuthExpired(f"Tryton rejected a fresh session for {method}") from exc
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The user's preferences (company, language...) that every model call carries."""
+        if self._context is None:
+            self.login()
+        assert self._context is not None
+        return self._context
+
+    def model(
+        self, model: str, method: str, *args: Any, context: Mapping[str, Any] | None = None
+    ) -> Any:
+        """``model.<model>.<method>`` with ``args`` and the user's context (plus ``context``)."""
+        ctx = dict(self.context)
+        if context:
+            ctx.update(context)
+        return self.call(f"model.{model}.{method}", *args, ctx)
+
+    def search_read(
+        self,
+        model: str,
+        domain: list[Any],
+        fields: Sequence[str],
+        *,
+        order: list[list[str]] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``search_read(domain, offset=0, limit=None, order, fields)`` as a list of dicts."""
+        result = self.model(
+            model, "search_read", domain, 0, None, order, list(fields), context=context
+        )
+        return list(result)
+
+    # -- adapter calls -----------------------------------------------------------------
+
+    def warehouses(self) -> list[Warehouse]:
+        """Every warehouse location, in Tryton's order."""
+        rows = self.search_read(
+            "stock.location",
+            [["type", "=", "warehouse"]],
+            ["name", "code", "storage_location", "output_location"],
+        )
+        return [
+            Warehouse(
+                id=row["id"],
+                name=row["name"],
+                code=row.get("code") or "",
+                storage_location_id=row["storage_location"],
+                output_location_id=row["output_location"],
+            )
+            for row in rows
+        ]
+
+    def _warehouse(self, warehouse_id: int | None) -> Warehouse:
+        warehouses = self.warehouses()
+        if not warehouses:
+            raise PermanentFailure("Tryton has no warehouse")
+        if warehouse_id is None:
+            return warehouses[0]
+        for warehouse in warehouses:
+            if warehouse.id == warehouse_id:
+                return warehouse
+        raise PermanentFailure(f"Tryton has no warehouse {warehouse_id}")
+
+    def stock_levels(self, warehouse_id: int, codes: Iterable[str] | None = None) -> dict[str, int]:
+        """On-hand quantity per product code in a warehouse (its storage included), today.
+
+        Tryton computes ``quantity`` for the ``locations`` of the context; it is a float
+        in the product's unit, and our ledger counts whole units, so it is truncated.
+        """
+        domain: list[Any] = [["type", "=", "goods"]]
+        if codes is not None:
+            wanted = sorted(set(codes))
+            if not wanted:
+                return {}
+            domain.append(["code", "in", wanted])
+        rows = self.search_read(
+            "product.product",
+            domain,
+            ["code", "quantity"],
+            context={"locations": [warehouse_id], "with_childs": True},
+        )
+        return {row["code"]: int(row["quantity"] or 0) for row in rows if row.get("code")}
+
+    def unit_id(self) -> int:
+        """The id of the "Unit" unit of measure (symbol ``u``) that our products use."""
+        if self._unit_id is None:
+            rows = self.search_read("product.uom", [["symbol", "=", "u"]], ["name"])
+            if not rows:
+                raise PermanentFailure("Tryton has no unit of measure with symbol 'u'")
+            self._unit_id = int(rows[0]["id"])
+        return self._unit_id
+
+    def find_product(self, code: str) -> Product | None:
+        """The variant whose code is ``code``, or None."""
+        rows = self.search_read(
+            "product.product", [["code", "=", code]], ["code", "name", "template"]
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Product(
+            id=row["id"], code=row["code"], name=row["name"], template_id=row["template"]
+        )
+
+    def ensure_product(self, code: str, name: str) -> Product:
+        """The variant with ``code``; creates a salable goods template with it if missing."""
+        existing = self.find_product(code)
+        if existing is not None:
+            return existing
+        values: dict[str, Any] = {
+            "name": name,
+            "type": "goods",
+            "default_uom": self.unit_id(),
+            "products": [["create", [{"suffix_code": code}]]],
+        }
+        if self.has_sale_module():
+            values.update(salable=True, sale_uom=self.unit_id())
+        (template_id,) = self.model("product.template", "create", [values])
+        created = self.find_product(code)
+        if created is None:
+            raise PermanentFailure(f"Tryton did not create a variant with code {code!r}")
+        return Product(id=created.id, code=code, name=name, template_id=template_id, created=True)
+
+    def set_stock(self, code: str, quantity: int, warehouse_id: int | None = None) -> int:
+        """Count ``quantity`` units of ``code`` in a warehouse's storage (a confirmed inventory).
+
+        For tests and demos: a real shop's stock moves through Tryton's own documents.
+        Returns the inventory id.
+        """
+        product = self.find_product(code)
+        if product is None:
+            raise PermanentFailure(f"Tryton has no product with code {code!r}")
+        warehouse = self._warehouse(warehouse_id)
+        (inventory_id,) = self.model(
+            "stock.inventory",
+            "create",
+            [
+                {
+                    "location": warehouse.storage_location_id,
+                    "lines": [["create", [{"product": product.id, "quantity": float(quantity)}]]],
+                }
+            ],
+        )
+        self.model("stock.inventory", "confirm", [inventory_id])
+        return int(inventory_id)
+
+    def has_sale_module(self) -> bool:
+        """Whether the ``sale`` module is activated (decides where ``push_sale`` goes)."""
+        if self._has_sale is None:
+            rows = self.search_read(
+                "ir.module", [["name", "=", "sale"], ["state", "=", "activated"]], ["name"]
+            )
+            self._has_sale = bool(rows)
+        return self._has_sale
+
+    def _pushes_sales(self) -> bool:
+        if self.push_as == "auto":
+            return self.has_sale_module()
+        return self.push_as == "sale"
+
+    def _customer_address(self, address: Mapping[str, Any]) -> tuple[int, int]:
+        """The party named after the receiver (found or created) and a new delivery address."""
+        name = str(address.get("name") or "Koudai customer")
+        parties = self.search_read("party.party", [["name", "=", name]], ["name"])
+        if parties:
+            party_id = int(parties[0]["id"])
+        else:
+            (party_id,) = self.model("party.party", "create", [{"name": name}])
+        street = " ".join(
+            str(address[key])
+            for key in ("province", "city", "district", "street", "detail")
+            if address.get(key)
+        )
+        values: dict[str, Any] = {"party": party_id, "street": street or name}
+        if address.get("city"):
+            values["city"] = str(address["city"])
+        if address.get("postcode"):
+            values["postal_code"] = str(address["postcode"])
+        (address_id,) = self.model("party.address", "create", [values])
+        return party_id, int(address_id)
+
+    def push_sale(self, order: Mapping[str, Any], warehouse_id: int | None = None) -> PushedOrder:
+        """Send one order to Tryton; pushing the same order number again creates nothing.
+
+        ``order`` is plain data: ``{"number", "lines": [{"sku", "quantity",
+        "unit_price_fen", "name"?}], "address": {"name", "phone", "province", "city",
+        "district", "street", "postcode"}}``. Products missing in Tryton are created first.
+        With the sale module the sale is quoted and confirmed (invoicing left "manual": the
+        shop's payment already happened on its channel), so Tryton creates the shipment.
+        """
+        number = str(order["number"])
+        if self._pushes_sales():
+            return self._push_sale_order(order, number, warehouse_id)
+        return self._push_shipment(order, number, warehouse_id)
+
+    def _order_lines(self, order: Mapping[str, Any]) -> list[tuple[Product, int, Decimal]]:
+        lines = []
+        for line in order["lines"]:
+            sku = str(line["sku"])
+            product = self.ensure_product(sku, str(line.get("name") or sku))
+            price = (Decimal(int(line["unit_price_fen"])) / 100).quantize(Decimal("0.01"))
+            lines.append((product, int(line["quantity"]), price))
+        if not lines:
+            raise PermanentFailure(f"order {order['number']} has no lines")
+        return lines
+
+    def _push_sale_order(
+        self, order: Mapping[str, Any], number: str, warehouse_id: int | None
+    ) -> PushedOrder:
+        fields = ["number", "reference", "state"]
+        existing = self.search_read("sale.sale", [["reference", "=", number]], fields)
+        if existing:
+            row = existing[0]
+            return PushedOrder("sale.sale", row["id"], number, row["number"], row["state"], False)
+        warehouse = self._warehouse(warehouse_id)
+        lines = self._order_lines(order)
+        party_id, address_id = self._customer_address(order.get("address") or {})
+        unit = self.unit_id()
+        (sale_id,) = self.model(
+            "sale.sale",
+            "create",
+            [
+                {
+                    "company": self.context["company"],
+                    "currency": self._company_currency(),
+                    "party": party_id,
+                    "invoice_address": address_id,
+                    "shipment_address": address_id,
+                    "warehouse": warehouse.id,
+                    "reference": number,
+                    "invoice_method": "manual",
+                    "shipment_method": "order",
+                    "lines": [
+                        [
+                            "create",
+                            [
+                                {
+                                    "type": "line",
+                                    "product": product.id,
+                                    "quantity": float(quantity),
+                                    "unit": unit,
+                                    "unit_price": price,
+                                }
+                                for product, quantity, price in lines
+                            ],
+                        ]
+                    ],
+                }
+            ],
+        )
+        self.model("sale.sale", "quote", [sale_id])
+        self.model("sale.sale", "confirm", [sale_id])
+        (row,) = self.model("sale.sale", "read", [sale_id], fields)
+        return PushedOrder("sale.sale", sale_id, number, row["number"], row["state"], True)
+
+    def _company_currency(self) -> int:
+        (row,) = self.model("company.company", "read", [self.context["company"]], ["currency"])
+        return int(row["currency"])
+
+    def _push_shipment(
+        self, order: Mapping[str, Any], number: str, warehouse_id: int | None
+    ) -> PushedOrder:
+        fields = ["number", "reference", "state"]
+        existing = self.search_read("stock.shipment.out", [["reference", "=", number]], fields)
+        if existing:
+            row = existing[0]
+            return PushedOrder(
+                "stock.shipment.out", row["id"], number, row["number"], row["state"], False
+            )
+        warehouse = self._warehouse(warehouse_id)
+        lines = self._order_lines(order)
+        party_id, address_id = self._customer_address(order.get("address") or {})
+        (party,) = self.model("party.party", "read", [party_id], ["customer_location"])
+        unit = self.unit_id()
+        currency = self._company_currency()
+        (shipment_id,) = self.model(
+            "stock.shipment.out",
+            "create",
+            [
+                {
+                    "company": self.context["company"],
+                    "customer": party_id,
+                    "delivery_address": address_id,
+                    "warehouse": warehouse.id,
+                    # Stored copies of the warehouse's locations that the moves' domain
+                    # checks; Tryton's client fills them with an on_change, RPC does not.
+                    "warehouse_storage": warehouse.storage_location_id,
+                    "warehouse_output": warehouse.output_location_id,
+                    "reference": number,
+                    "outgoing_moves": [
+                        [
+                            "create",
+                            [
+                                {
+                                    "product": product.id,
+                                    "quantity": float(quantity),
+                                    "unit": unit,
+                                    "from_location": warehouse.output_location_id,
+                                    "to_location": party["customer_location"],
+                                    "unit_price": price,
+                                    "currency": currency,
+                                    "company": self.context["company"],
+                                }
+                                for product, quantity, price in lines
+                            ],
+                        ]
+                    ],
+                }
+            ],
+        )
+        self.model("stock.shipment.out", "wait", [shipment_id])
+        (row,) = self.model("stock.shipment.out", "read", [shipment_id], fields)
+        return PushedOrder(
+            "stock.shipment.out", shipment_id, number, row["number"], row["state"], True
+        )
+
+    def accept_warning(self, warning: TrytonWarning) -> None:
+        """Confirm a warning once for this user, as Tryton's client does; then call again."""
+        self.model(
+            "res.user.warning",
+            "create",
+            [{"user": self.user_id, "name": warning.warning_name, "always": False}],
+        )
+
+    def shipments_since(self, since: datetime) -> list[Shipment]:
+        """Outgoing shipments created or changed at or after ``since`` for our orders.
+
+        The order number comes from the sale behind the shipment's moves (``sale.sale``
+        ``reference``); the tracking number is the shipment's ``reference``, Tryton's
+        "external identifier" field where the warehouse records the carrier's waybill. In
+        fallback mode (no sale module) the shipment's ``reference`` is our order number and
+        there is no tracking number. Shipments without an order number are not ours and
+        are left out.
+        """
+        domain: list[Any] = ["OR", ["write_date", ">=", since], ["create_date", ">=", since]]
+        rows = self.search_read(
+            "stock.shipment.out",
+            domain,
+            [
+                "number",
+                "reference",
+                "state",
+                "effective_date",
+                "write_date",
+                "create_date",
+                "outgoing_moves",
+            ],
+            order=[["id", "ASC"]],
+        )
+        if not rows:
+            return []
+        with_sale = self._pushes_sales()
+        order_numbers: dict[int, str] = {}
+        if with_sale:
+            order_numbers = self._order_numbers(rows)
+        shipments = []
+        for row in rows:
+            if with_sale:
+                reference = order_numbers.get(row["id"])
+                tracking = row.get("reference") or None
+            else:
+                reference = row.get("reference") or None
+                tracking = None
+            if not reference:
+                continue
+            shipments.append(
+                Shipment(
+                    id=row["id"],
+                    number=row.get("number"),
+                    reference=reference,
+                    state=row["state"],
+                    tracking_number=tracking,
+                    effective_date=row.get("effective_date"),
+                    write_date=row.get("write_date") or row["create_date"],
+                )
+            )
+        return shipments
+
+    def _order_numbers(self, shipments: list[dict[str, Any]]) -> dict[int, str]:
+        """Shipment id -> the ``reference`` of the sale its outgoing moves come from."""
+        move_ids = sorted({m for row in shipments for m in row["outgoing_moves"]})
+        if not move_ids:
+            return {}
+        moves = self.model("stock.move", "read", move_ids, ["sale", "shipment"])
+        sale_ids = sorted({m["sale"] for m in moves if m.get("sale")})
+        if not sale_ids:
+            return {}
+        sales = self.model("sale.sale", "read", sale_ids, ["reference"])
+        references = {s["id"]: s["reference"] for s in sales if s.get("reference")}
+        numbers: dict[int, str] = {}
+        for row in shipments:
+            for move in moves:
+                if move["id"] in row["outgoing_moves"] and move.get("sale") in references:
+                    numbers[row["id"]] = references[move["sale"]]
+                    break
+        return numbers
+
+
+class TrytonWarning(PermanentFailure):
+    """A ``UserWarning``: Tryton wants a person to confirm (e.g. stock moves without origin).
+
+    A retry fails the same way unless someone accepts the warning first: Tryton's own client
+    creates a ``res.user.warning`` with ``warning_name`` and repeats the call
+    (``TrytonClient.accept_warning``). Sync jobs never do that on their own.
+    """
+
+    def __init__(self, message: str, warning_name: str) -> None:
+        super().__init__(message)
+        self.warning_name = warning_name
+
+
+class _SessionRejected(Exception):
+    """HTTP 401: the session is missing, expired or logged out (internal to the client)."""
+
+
+def _retry_after(header: str | None) -> float:
+    try:
+        return max(float(header), 0.0) if header else _DEFAULT_RETRY_AFTER
+    except ValueError:
+        return _DEFAULT_RETRY_AFTER
+
+
+def _error(method: str, error: Any) -> Exception:
+    """Map trytond's ``error`` member to a typed connector error."""
+    if isinstance(error, list | tuple) and error:
+        kind = str(error[0])
+        detail = error[1] if len(error) > 1 else None
+    else:
+        kind, detail = str(error), None
+    if kind == "UserWarning" and isinstance(detail, list | tuple) and len(detail) > 1:
+        return TrytonWarning(f"Tryton asks to confirm {method}: {detail[1]}", str(detail[0]))
+    if kind in {"UserError", "UserWarning"}:
+        message = detail[0] if isinstance(detail, list | tuple) and detail else detail
+        return PermanentFailure(f"Tryton refused {method}: {message}")
+    if kind == "LoginException":
+        return AuthExpired(f"Tryton asks to log in again for {method}")
+    if kind == "RateLimitException":
+        return RateLimited(f"Tryton throttled {method}", retry_after=_DEFAULT_RETRY_AFTER)
+    if kind == "ConcurrencyException":
+        return TemporaryFailure(f"Tryton reported a concurrent change during {method}")
+    if any(marker in kind.lower() for marker in _TRANSIENT_MARKERS):
+        return TemporaryFailure(f"Tryton could not run {method} now: {kind}")
+    return PermanentFailure(f"Tryton failed {method}: {kind}")
+
+
+__all__ = [
+    "Product",
+    "PushedOrder",
+    "Shipment",
+    "TrytonClient",
+    "TrytonWarning",
+    "Warehouse",
+]

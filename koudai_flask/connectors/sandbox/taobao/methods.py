@@ -1,0 +1,238 @@
+"""The TOP methods the sandbox answers, each returning its ``<name>_response`` body (§1.6).
+
+Responses use the ``simplify=false`` shapes: list wrappers (``{"items": {"item": [...]}}``),
+left out entirely when a list is empty, and only the ``fields`` the caller asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from koudai_flask.connectors.sandbox.taobao import shop
+from koudai_flask.connectors.sandbox.taobao.state import (
+    SandboxItem,
+    TopError,
+    TopState,
+    invalid,
+)
+from koudai_flask.connectors.taobao.client import parse_time
+
+Params = Mapping[str, str]
+Handler = Callable[[TopState, Params, str], dict[str, Any]]
+
+
+def required(params: Params, name: str) -> str:
+    value = params.get(name, "")
+    if value == "":
+        raise TopError(40, "Missing required arguments", "isv.missing-parameter", name)
+    return value
+
+
+def integer(params: Params, name: str, default: int | None = None) -> int:
+    text = params.get(name, "")
+    if text == "" and default is not None:
+        return default
+    try:
+        return int(required(params, name))
+    except ValueError:
+        raise TopError(41, "Invalid arguments", "isv.invalid-parameter", name) from None
+
+
+def moment(params: Params, name: str) -> datetime:
+    try:
+        return parse_time(required(params, name))
+    except ValueError:
+        raise TopError(41, "Invalid arguments", "isv.invalid-parameter", name) from None
+
+
+def fields_of(params: Params) -> set[str]:
+    # "orders.oid" style sub-fields count as asking for the whole "orders" object.
+    return {f.strip().split(".")[0] for f in required(params, "fields").split(",") if f.strip()}
+
+
+def item_json(item: SandboxItem, fields: set[str]) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "num_iid": item.num_iid,
+        "title": item.title,
+        "nick": "sandbox_koudai_shop",
+        "outer_id": item.outer_id,
+        "num": item.num,
+        "price": item.price,
+        "desc": item.desc,
+        "pic_url": item.pic_url,
+        "approve_status": item.approve_status,
+        "modified": item.modified,
+    }
+    row = {k: v for k, v in full.items() if k in fields}
+    if "item_img" in fields and item.item_imgs:
+        row["item_imgs"] = {
+            "item_img": [
+                {"id": n + 1, "url": url, "position": n} for n, url in enumerate(item.item_imgs)
+            ]
+        }
+    if "sku" in fields and item.skus:
+        row["skus"] = {"sku": [vars(sku).copy() for sku in item.skus.values()]}
+    return row
+
+
+def stock_json(item: SandboxItem, sku_ids: list[int]) -> dict[str, Any]:
+    """The quantity update answer: iid, num_iid, num, modified and the touched SKUs."""
+    row: dict[str, Any] = {
+        "iid": str(item.num_iid),
+        "num_iid": item.num_iid,
+        "num": item.num,
+        "modified": item.modified,
+    }
+    if sku_ids:
+        row["skus"] = {
+            "sku": [
+                {
+                    "sku_id": sid,
+                    "quantity": item.skus[sid].quantity,
+                    "modified": item.skus[sid].modified,
+                }
+                for sid in sku_ids
+            ]
+        }
+    return row
+
+
+def items_onsale_get(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    fields = fields_of(params)
+    page_no, page_size = integer(params, "page_no", 1), integer(params, "page_size", 40)
+    if not 1 <= page_size <= 200 or page_no < 1:
+        raise invalid("page_size 的取值范围是 1-200")
+    with state.lock:
+        onsale = sorted(
+            (i for i in state.items.values() if i.approve_status == "onsale"),
+            key=lambda i: i.num_iid,
+        )
+        page = onsale[(page_no - 1) * page_size : page_no * page_size]
+        answer: dict[str, Any] = {"total_results": len(onsale)}
+        if page:
+            answer["items"] = {"item": [item_json(i, fields) for i in page]}
+    return answer
+
+
+def item_seller_get(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    fields = fields_of(params)
+    with state.lock:
+        return {"item": item_json(shop.find_item(state, integer(params, "num_iid")), fields)}
+
+
+def item_quantity_update(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    with state.lock:
+        item = shop.find_item(state, integer(params, "num_iid"))
+        sku_id = integer(params, "sku_id") if params.get("sku_id") else None
+        sku = shop.find_sku(item, sku_id, params.get("outer_id"))
+        shop.change_quantity(
+            state, item, sku, integer(params, "quantity"), integer(params, "type", 1)
+        )
+        return {"item": stock_json(item, [sku.sku_id] if sku else [])}
+
+
+def skus_quantity_update(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    pairs: list[tuple[int, int]] = []
+    for part in required(params, "skuid_quantities").split(";"):
+        sku_text, _, qty_text = part.partition(":")
+        try:
+            pairs.append((int(sku_text), int(qty_text)))
+        except ValueError:
+            raise invalid(f"skuid_quantities 格式错误: {part!r}") from None
+    type = integer(params, "type", 1)
+    with state.lock:
+        item = shop.find_item(state, integer(params, "num_iid"))
+        skus = [shop.find_sku(item, sku_id, None) for sku_id, _ in pairs]
+        # All or nothing: check every SKU's result before changing any.
+        for sku, (_, qty) in zip(skus, pairs, strict=True):
+            assert sku is not None
+            if (qty if type == 1 else sku.quantity + qty) < 0:
+                raise invalid("库存不能小于 0", "isv.item-quantity-item-update-error")
+        for sku, (_, qty) in zip(skus, pairs, strict=True):
+            shop.change_quantity(state, item, sku, qty, type)
+        return {"item": stock_json(item, [sku_id for sku_id, _ in pairs])}
+
+
+def trade_json(trade: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in trade.items() if k in fields and v != ""}
+
+
+def trades_sold_increment_get(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    fields = fields_of(params)
+    start, end = moment(params, "start_modified"), moment(params, "end_modified")
+    if end < start or end - start > timedelta(days=1):
+        raise invalid("start_modified 与 end_modified 的间隔不能超过一天", "isv.invalid-parameter")
+    page_no, page_size = integer(params, "page_no", 1), integer(params, "page_size", 40)
+    if not 1 <= page_size <= 100 or page_no < 1:
+        raise invalid("page_size 的取值范围是 1-100")
+    with state.lock:
+        # Newest change first, as TOP lists them [U: order not documented]; tid breaks ties.
+        matching = sorted(
+            (t for t in state.trades.values() if start <= parse_time(t["modified"]) <= end),
+            key=lambda t: (parse_time(t["modified"]), t["tid"]),
+            reverse=True,
+        )
+        page = matching[(page_no - 1) * page_size : page_no * page_size]
+        answer: dict[str, Any] = {"has_next": page_no * page_size < len(matching)}
+        if params.get("use_has_next") != "true":
+            answer["total_results"] = len(matching)
+        if page:
+            answer["trades"] = {"trade": [trade_json(t, fields) for t in page]}
+    return answer
+
+
+def trade_fullinfo_get(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    fields = fields_of(params)
+    tid = integer(params, "tid")
+    with state.lock:
+        trade = state.trades.get(tid)
+        if trade is None:
+            raise invalid(f"交易 {tid} 不存在", "isv.trade-not-exist")
+        return {"trade": trade_json(trade, fields)}
+
+
+def logistics_offline_send(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    shop.ship_trade(
+        state,
+        integer(params, "tid"),
+        required(params, "out_sid"),
+        required(params, "company_code"),
+    )
+    return {"shipping": {"is_success": True}}
+
+
+def tmc_messages_consume(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    quantity = integer(params, "quantity", 100)
+    if not 10 <= quantity <= 200:
+        raise invalid("quantity 的取值范围是 10-200")
+    batch = state.consume(app_key, params.get("group_name") or "default", quantity)
+    if not batch:
+        return {}
+    return {"messages": {"tmc_message": [vars(entry).copy() for entry in batch]}}
+
+
+def tmc_messages_confirm(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    try:
+        ids = [int(i) for i in required(params, "s_message_ids").split(",") if i.strip()]
+    except ValueError:
+        raise invalid("s_message_ids 必须是逗号分隔的数字") from None
+    if len(ids) > 200:
+        raise invalid("s_message_ids 最多 200 个")
+    state.confirm(app_key, params.get("group_name") or "default", ids)
+    return {"is_success": True}
+
+
+# method → (needs a seller session, handler). TMC pull is app-level: no session (§1.8).
+METHODS: dict[str, tuple[bool, Handler]] = {
+    "taobao.items.onsale.get": (True, items_onsale_get),
+    "taobao.item.seller.get": (True, item_seller_get),
+    "taobao.item.quantity.update": (True, item_quantity_update),
+    "taobao.skus.quantity.update": (True, skus_quantity_update),
+    "taobao.trades.sold.increment.get": (True, trades_sold_increment_get),
+    "taobao.trade.fullinfo.get": (True, trade_fullinfo_get),
+    "taobao.logistics.offline.send": (True, logistics_offline_send),
+    "taobao.tmc.messages.consume": (False, tmc_messages_consume),
+    "taobao.tmc.messages.confirm": (False, tmc_messages_confirm),
+}

@@ -1,0 +1,259 @@
+"""The plain records the Taobao adapter returns, and how TOP's JSON maps onto them.
+
+They are wire-level facts (ids, quantities, TOP's price strings, times made UTC), not our
+models: the mapper turns them into catalogue and order data. Money stays TOP's yuan string
+here, with a ``*_fen`` property for the integer fen the rest of koudai uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from koudai_flask.connectors.errors import TemporaryFailure
+from koudai_flask.connectors.taobao.client import parse_time
+
+
+def yuan_to_fen(text: str) -> int:
+    """TOP's "1999.00" (yuan) as 199900 fen; "" is 0."""
+    if not text:
+        return 0
+    try:
+        return int((Decimal(text) * 100).to_integral_value())
+    except InvalidOperation as exc:
+        raise ValueError(f"not a TOP money amount: {text!r}") from exc
+
+
+def listed(wrapper: object, name: str) -> list[dict[str, Any]]:
+    """The list inside TOP's wrapper object (``{"items": {"item": [...]}}``, §1.6).
+
+    An empty result leaves the wrapper out entirely, so absence is an empty list.
+    """
+    if not isinstance(wrapper, Mapping):
+        return []
+    rows = wrapper.get(name)
+    if isinstance(rows, dict):  # a lone element, as the XML-to-JSON bridge sometimes writes
+        rows = [rows]
+    return [row for row in rows or [] if isinstance(row, dict)]
+
+
+def _time(value: object) -> datetime | None:
+    return parse_time(str(value)) if value else None
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value)) if value not in (None, "") else 0
+    except ValueError as exc:
+        raise TemporaryFailure(f"taobao answer has a non-integer: {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Sku:
+    """One SKU of a Taobao item, with its own stock (``quantity``)."""
+
+    sku_id: int
+    properties: str = ""
+    properties_name: str = ""
+    quantity: int = 0
+    price: str = ""
+    outer_id: str = ""
+    modified: datetime | None = None
+
+    @property
+    def price_fen(self) -> int:
+        return yuan_to_fen(self.price)
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> Sku:
+        return cls(
+            sku_id=_int(row.get("sku_id")),
+            properties=str(row.get("properties") or ""),
+            properties_name=str(row.get("properties_name") or ""),
+            quantity=_int(row.get("quantity")),
+            price=str(row.get("price") or ""),
+            outer_id=str(row.get("outer_id") or ""),
+            modified=_time(row.get("modified")),
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    """A Taobao item (宝贝); ``num`` is its total stock (the sum of its SKUs when it has any)."""
+
+    num_iid: int
+    title: str = ""
+    outer_id: str = ""
+    num: int = 0
+    price: str = ""
+    desc: str = ""
+    pic_url: str = ""
+    item_imgs: tuple[str, ...] = ()
+    approve_status: str = ""
+    modified: datetime | None = None
+    skus: tuple[Sku, ...] = ()
+
+    @property
+    def price_fen(self) -> int:
+        return yuan_to_fen(self.price)
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> Item:
+        return cls(
+            num_iid=_int(row.get("num_iid")),
+            title=str(row.get("title") or ""),
+            outer_id=str(row.get("outer_id") or ""),
+            num=_int(row.get("num")),
+            price=str(row.get("price") or ""),
+            desc=str(row.get("desc") or ""),
+            pic_url=str(row.get("pic_url") or ""),
+            item_imgs=tuple(
+                str(img.get("url") or "") for img in listed(row.get("item_imgs"), "item_img")
+            ),
+            approve_status=str(row.get("approve_status") or ""),
+            modified=_time(row.get("modified")),
+            skus=tuple(Sku.from_top(sku) for sku in listed(row.get("skus"), "sku")),
+        )
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of ``taobao.items.onsale.get``."""
+
+    items: tuple[Item, ...]
+    total_results: int
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """The stock TOP reports after a quantity update: the item's and each touched SKU's."""
+
+    num_iid: int
+    num: int
+    skus: Mapping[int, int] = field(default_factory=dict)
+    modified: datetime | None = None
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> StockLevel:
+        return cls(
+            num_iid=_int(row.get("num_iid")),
+            num=_int(row.get("num")),
+            skus={
+                _int(sku.get("sku_id")): _int(sku.get("quantity"))
+                for sku in listed(row.get("skus"), "sku")
+            },
+            modified=_time(row.get("modified")),
+        )
+
+
+@dataclass(frozen=True)
+class TradeOrder:
+    """A line (子订单) of a trade."""
+
+    oid: int
+    num_iid: int
+    sku_id: str = ""
+    outer_iid: str = ""
+    outer_sku_id: str = ""
+    title: str = ""
+    num: int = 0
+    price: str = ""
+    payment: str = ""
+    status: str = ""
+    refund_status: str = ""
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> TradeOrder:
+        return cls(
+            oid=_int(row.get("oid")),
+            num_iid=_int(row.get("num_iid")),
+            sku_id=str(row.get("sku_id") or ""),
+            outer_iid=str(row.get("outer_iid") or ""),
+            outer_sku_id=str(row.get("outer_sku_id") or ""),
+            title=str(row.get("title") or ""),
+            num=_int(row.get("num")),
+            price=str(row.get("price") or ""),
+            payment=str(row.get("payment") or ""),
+            status=str(row.get("status") or ""),
+            refund_status=str(row.get("refund_status") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A Taobao trade (交易) with its lines; times are UTC."""
+
+    tid: int
+    status: str = ""
+    payment: str = ""
+    total_fee: str = ""
+    post_fee: str = ""
+    buyer_nick: str = ""
+    created: datetime | None = None
+    modified: datetime | None = None
+    pay_time: datetime | None = None
+    orders: tuple[TradeOrder, ...] = ()
+
+    @property
+    def payment_fen(self) -> int:
+        return yuan_to_fen(self.payment)
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> Trade:
+        return cls(
+            tid=_int(row.get("tid")),
+            status=str(row.get("status") or ""),
+            payment=str(row.get("payment") or ""),
+            total_fee=str(row.get("total_fee") or ""),
+            post_fee=str(row.get("post_fee") or ""),
+            # Newer apps see buyer_open_uid instead of the nick (§1.6).
+            buyer_nick=str(row.get("buyer_nick") or row.get("buyer_open_uid") or ""),
+            created=_time(row.get("created")),
+            modified=_time(row.get("modified")),
+            pay_time=_time(row.get("pay_time")),
+            orders=tuple(TradeOrder.from_top(o) for o in listed(row.get("orders"), "order")),
+        )
+
+
+@dataclass(frozen=True)
+class TradePage:
+    """One page of ``taobao.trades.sold.increment.get``; ``total_results`` only without
+    ``use_has_next``."""
+
+    trades: tuple[Trade, ...]
+    has_next: bool
+    total_results: int | None = None
+
+
+@dataclass(frozen=True)
+class TmcMessage:
+    """A TMC message; ``content`` is TOP's JSON string decoded (it is encoded twice, §1.8)."""
+
+    id: int
+    topic: str
+    content: Mapping[str, Any]
+    pub_time: datetime | None = None
+    user_id: int = 0
+    user_nick: str = ""
+    pub_app_key: str = ""
+
+    @classmethod
+    def from_top(cls, row: Mapping[str, Any]) -> TmcMessage:
+        raw = row.get("content") or "{}"
+        try:
+            content = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        except ValueError as exc:
+            raise TemporaryFailure(f"taobao TMC message {row.get('id')}: bad content") from exc
+        return cls(
+            id=_int(row.get("id")),
+            topic=str(row.get("topic") or ""),
+            content=content if isinstance(content, dict) else {"value": content},
+            pub_time=_time(row.get("pub_time")),
+            user_id=_int(row.get("user_id")),
+            user_nick=str(row.get("user_nick") or ""),
+            pub_app_key=str(row.get("pub_app_key") or ""),
+        )
