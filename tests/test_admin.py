@@ -16,7 +16,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Payment, Shipment, StockMovement
 from koudai_flask.models.base import utcnow
 from koudai_flask.schema import create_all
-from koudai_flask.services import backoffice, catalog, channels, orders, staff
+from koudai_flask.services import backoffice, catalog, channels, customers, orders, staff
 from koudai_flask.services.staff import ROLES
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -45,9 +45,13 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
             line: dict[str, Any] = {"sku": "KET", "quantity": 1}
             if channel != "web":
                 line["unit_price"] = 9900
+            buyer = customers.register(
+                password="buyer-pass-1", email=f"{name}@buyers.cn", name=f"Buyer {name}"
+            )
             order = orders.place(
                 channel=channel,
                 lines=[line],
+                customer=buyer,
                 address={"name": f"Buyer {name}", "phone": "13800138000", "street": "1 Road"},
                 **extra,
             )
@@ -103,6 +107,7 @@ def _url_for_rule(rule: Any, numbers: dict[str, str]) -> str:
     values = {
         "number": numbers["web"],
         "notification_id": 1,
+        "customer_id": 1,
         "product_id": 1,
         "code": "KET",
         "event": "paid",
@@ -225,6 +230,23 @@ def test_channel_scope_isolation(make_app, sqlite_url):
             ).whereclause
             is not None
         )
+
+
+def test_customer_scope_isolation(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    agent = login(app, "agent")
+    page = agent.get("/shop-admin/customers").get_data(as_text=True)
+    with app.app_context():
+        session = get_state().session
+        tb_a = session.scalar(select(Order.customer_id).where(Order.number == numbers["tb-a"]))
+        web = session.scalar(select(Order.customer_id).where(Order.number == numbers["web"]))
+    assert re.findall(r'data-id="(\d+)"', page) == [str(tb_a)]
+    assert agent.get(f"/shop-admin/customers/{web}").status_code == 404
+    detail = agent.get(f"/shop-admin/customers/{tb_a}").get_data(as_text=True)
+    assert re.findall(r'data-number="([^"]+)"', detail) == [numbers["tb-a"]]
+    owner = login(app, "owner")
+    everyone = owner.get("/shop-admin/customers").get_data(as_text=True)
+    assert len(re.findall(r'data-id="(\d+)"', everyone)) == 3
 
 
 def test_ship_from_the_order_page_is_audited_and_shown_to_the_buyer(make_app, sqlite_url):

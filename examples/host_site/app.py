@@ -45,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     if os.environ.get("HOST_SITE_PAYMENT_SANDBOXES") == "1":
         app.config.update(_sandbox_payment_settings(app.instance_path))
+        # Buyers are told by text message; the demo's provider only logs (phone masked).
+        app.config["KOUDAI_SMS"] = {"provider": "log"}
     if config:
         app.config.update(config)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:

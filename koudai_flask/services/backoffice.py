@@ -372,3 +372,40 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
         else:
             results.append(RowResult(index, number, True, f"shipped with {carrier} {tracking}"))
     return results
+
+
+# -- customers -------------------------------------------------------------------------------
+
+
+def _customer_scope(member: StaffMember) -> Any:
+    """Customers a scoped member may see: those with an order on one of their channels."""
+    scope = staff.visible_channels(member)
+    if scope is None:
+        return None
+    return exists().where(Order.customer_id == Customer.id, Order.channel.in_(scope))
+
+
+def customer_query(member: StaffMember, q: str | None = None) -> Select[Customer]:
+    query = select(Customer)
+    scope = _customer_scope(member)
+    if scope is not None:
+        query = query.where(scope)
+    if q:
+        term = f"%{q.strip().lower()}%"
+        query = query.where(
+            or_(Customer.name.ilike(term), Customer.phone.ilike(term), Customer.email.ilike(term))
+        )
+    return query.order_by(Customer.id.desc())
+
+
+def customer_for(user_id: str, customer_id: int) -> tuple[Customer, list[Order]]:
+    """A customer the member may see, with the orders of theirs the member may see."""
+    member = staff.require(user_id, "customers.view")
+    session = current_session()
+    customer = session.scalar(customer_query(member).where(Customer.id == customer_id))
+    if customer is None:
+        raise NotFound(f"unknown customer {customer_id}")
+    rows = session.scalars(
+        order_query(member, OrderFilters()).where(Order.customer_id == customer.id).limit(100)
+    ).all()
+    return customer, list(rows)

@@ -17,6 +17,7 @@ from koudai_flask.blueprints.admin import (
     audit_views,
     auth_views,
     catalog_views,
+    customer_views,
     message_views,
     order_views,
     staff_views,
@@ -29,6 +30,7 @@ from koudai_flask.services import staff
 PAGE_MODULES = [
     auth_views,
     order_views,
+    customer_views,
     catalog_views,
     stock_views,
     message_views,
