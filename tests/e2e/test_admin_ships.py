@@ -59,7 +59,7 @@ def test_an_agent_ships_and_the_buyer_sees_it(served, browser, shots):
     agent = tablet.new_page()
     agent.goto(f"{base}/shop-admin/")
     agent.wait_for_url("**/shop-admin/login**")
-    agent.fill("input[name=email]", "wh@shop.cn")
+    agent.fill("input[name=email]", "cs@shop.cn")
     agent.fill("input[name=password]", PASSWORD)
     agent.locator("button[type=submit]").last.click()
     agent.locator(".kd-menu a", has_text="订单").click()
