@@ -26,6 +26,14 @@ def url_prefix(endpoint: str, argument: str) -> str:
     return cache[key]
 
 
+def page_number() -> int:
+    """``?page=N`` of this request, 1 when missing or not a number."""
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
 def install_template_globals(app: Flask) -> None:
     from flask_wtf.csrf import generate_csrf
 

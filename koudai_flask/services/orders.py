@@ -104,6 +104,22 @@ def _transition(session: Session, order: Order, action: str, *, actor: str, note
     return target
 
 
+def record_in_place(
+    session: Session, order: Order, *, actor: str, note: str, topic: str, extra: dict[str, Any]
+) -> None:
+    """A timeline entry and an outbox event for a change that keeps the order's state."""
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status=order.status,
+            to_status=order.status,
+            actor=actor,
+            note=note,
+        )
+    )
+    outbox.record(session, topic, {**_event_payload(order, order.status), **extra})
+
+
 def _event_payload(order: Order, previous: str | None) -> dict[str, Any]:
     return {
         "number": order.number,
@@ -492,19 +508,13 @@ def refund(
         )
         session.flush()
         if partial:
-            session.add(
-                OrderEvent(
-                    order_id=order.id,
-                    from_status=order.status,
-                    to_status=order.status,
-                    actor=actor,
-                    note=f"partial refund {amount}: {reason}",
-                )
-            )
-            outbox.record(
+            record_in_place(
                 session,
-                "order.partially_refunded",
-                {**_event_payload(order, order.status), "amount": amount},
+                order,
+                actor=actor,
+                note=f"partial refund {amount}: {reason}",
+                topic="order.partially_refunded",
+                extra={"amount": amount},
             )
             return order
         _transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")

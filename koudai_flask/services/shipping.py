@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import (
     Order,
-    OrderEvent,
     OrderLine,
     Product,
     Reservation,
@@ -20,7 +19,7 @@ from koudai_flask.models import (
     ShipmentLine,
     Sku,
 )
-from koudai_flask.services import inventory, outbox
+from koudai_flask.services import inventory
 from koudai_flask.services.transaction import unit_of_work
 
 
@@ -42,7 +41,7 @@ def ship(
     actor: str = "system",
 ) -> Order:
     """Send ``lines`` (``{sku: quantity}``; None: everything left) in one parcel."""
-    from koudai_flask.services.orders import _event_payload, _transition, get_order
+    from koudai_flask.services.orders import _transition, get_order, record_in_place
 
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier or not tracking_number:
@@ -72,23 +71,13 @@ def ship(
         if all(line.shipped_quantity == line.quantity for line in order.lines):
             _transition(session, order, "ship", actor=actor, note=note)
         else:
-            session.add(
-                OrderEvent(
-                    order_id=order.id,
-                    from_status=order.status,
-                    to_status=order.status,
-                    actor=actor,
-                    note=f"partial shipment {note}",
-                )
-            )
-            outbox.record(
+            record_in_place(
                 session,
-                "order.partially_shipped",
-                {
-                    **_event_payload(order, order.status),
-                    "carrier": carrier,
-                    "tracking_number": tracking_number,
-                },
+                order,
+                actor=actor,
+                note=f"partial shipment {note}",
+                topic="order.partially_shipped",
+                extra={"carrier": carrier, "tracking_number": tracking_number},
             )
         session.flush()
         return order

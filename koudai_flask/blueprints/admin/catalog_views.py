@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
-from koudai_flask.blueprints.admin.common import actor_id, staff_required
+from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import page_number
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k
@@ -32,18 +33,6 @@ PER_PAGE = 30
 STATUSES = ("active", "archived")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PREFIX_JUNK = re.compile(r"[^A-Z0-9._-]")
-
-
-def _checked_form() -> None:
-    if not FlaskForm().validate():
-        abort(400)
-
-
-def _page() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def _product_or_404(product_id: int) -> Product:
@@ -183,7 +172,7 @@ def product_form(product: Product | None) -> ResponseReturnValue:
     """The new-product and edit-product page: show, generate the rows, or save."""
     form = request.form if request.method == "POST" else MultiDict()
     if request.method == "POST":
-        _checked_form()
+        checked_form()
     fields, slots = _fields(form, product), _slots(form, product)
     context: dict[str, Any] = {"fields": fields, "slots": slots, "rows": [], "errors": []}
     typed = _typed(form)
@@ -239,7 +228,7 @@ def register(bp: Blueprint) -> None:
             conditions.append(Product.status == status)
         for word in q.lower().split()[:8]:
             conditions.append(func.lower(Product.title).like(f"%{word}%"))
-        session, page = current_session(), _page()
+        session, page = current_session(), page_number()
         total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
         products = session.scalars(
             select(Product)
@@ -273,7 +262,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/products/<int:product_id>/archive")
     @staff_required("catalog.edit")
     def product_archive(product_id: int) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _product_or_404(product_id)
         catalog_admin.archive_product(actor_id(), product_id)
         flash(_k("Archived: the shop no longer shows it."), "success")
@@ -282,7 +271,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/products/<int:product_id>/images")
     @staff_required("catalog.edit")
     def product_image_upload(product_id: int) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _product_or_404(product_id)
         upload = request.files.get("image")
         if upload is None or not upload.filename:
@@ -313,7 +302,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/categories")
     @staff_required("catalog.edit")
     def category_create() -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         form = request.form
         name = form.get("name", "").strip()
         # A Chinese name has no letters to make an address of: then the slug must be typed.

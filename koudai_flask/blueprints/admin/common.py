@@ -51,6 +51,14 @@ def public(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseRe
     return view
 
 
+def checked_form() -> None:
+    """A POST without a valid CSRF token is refused with 400 before anything changes."""
+    from flask_wtf import FlaskForm
+
+    if not FlaskForm().validate():
+        abort(400)
+
+
 def acting() -> StaffMember:
     member: StaffMember = g.koudai_staff
     return member

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, staff_required
+from koudai_flask.blueprints.common import page_number
 from koudai_flask.errors import NotFound
 from koudai_flask.services import backoffice
 from koudai_flask.services.transaction import current_session
@@ -19,10 +20,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("customers.view")
     def customers_list() -> ResponseReturnValue:
         q = request.args.get("q", "").strip()[:100] or None
-        try:
-            page = max(1, int(request.args.get("page", "1")))
-        except ValueError:
-            page = 1
+        page = page_number()
         query = backoffice.customer_query(acting(), q)
         session = current_session()
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))

@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from koudai_flask.blueprints.admin.common import actor_id, staff_required
+from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.errors import KoudaiError, PermissionDenied
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -31,11 +31,6 @@ from koudai_flask.services import catalog_admin
 from koudai_flask.services.transaction import current_session
 
 CHANNEL_LABELS = {"wechat": _l("WeChat"), "sms": _l("Text message"), "email": _l("Email")}
-
-
-def _checked_form() -> None:
-    if not FlaskForm().validate():
-        abort(400)
 
 
 def _templates() -> dict[tuple[str, str], MessageTemplate]:
@@ -74,7 +69,7 @@ def register(bp: Blueprint) -> None:
         }
         error = None
         if request.method == "POST":
-            _checked_form()
+            checked_form()
             values = {key: request.form.get(key, "").strip() for key in values}
             try:
                 catalog_admin.save_message_template(

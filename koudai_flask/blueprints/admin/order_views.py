@@ -20,7 +20,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
-from koudai_flask.blueprints.admin.common import acting, actor_id, staff_required
+from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import page_number
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
@@ -60,20 +61,12 @@ def _order_or_404(number: str, permission: str = "orders.view") -> Any:
         abort(404)
 
 
-def _checked_form() -> None:
-    if not FlaskForm().validate():
-        abort(400)
-
-
 def register(bp: Blueprint) -> None:
     @bp.get("/orders")
     @staff_required("orders.view")
     def orders_list() -> ResponseReturnValue:
         filters = filters_from_request()
-        try:
-            page = max(1, int(request.args.get("page", "1")))
-        except ValueError:
-            page = 1
+        page = page_number()
         query = backoffice.order_query(acting(), filters)
         session = current_session()
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
@@ -110,7 +103,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/ship-csv")
     @staff_required("orders.ship")
     def orders_ship_csv() -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             flash(_k("Choose a CSV file."), "error")
@@ -129,7 +122,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.view")
     def orders_bulk() -> ResponseReturnValue:
         """Bulk actions on ticked orders: cancel unpaid ones (each checked on its own)."""
-        _checked_form()
+        checked_form()
         numbers = request.form.getlist("numbers")[:200]
         action = request.form.get("action")
         if action != "cancel":
@@ -166,7 +159,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/ship")
     @staff_required("orders.ship")
     def order_ship(number: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _order_or_404(number, "orders.ship")
         lines = {
             key.removeprefix("qty-"): int(value)
@@ -189,7 +182,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/cancel")
     @staff_required("orders.cancel")
     def order_cancel(number: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _order_or_404(number, "orders.cancel")
         return _act(
             number,
@@ -200,7 +193,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/mark-paid")
     @staff_required("orders.mark_paid")
     def order_mark_paid(number: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _order_or_404(number, "orders.mark_paid")
         return _act(
             number,
@@ -213,7 +206,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/refund")
     @staff_required("orders.refund")
     def order_refund(number: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _order_or_404(number, "orders.refund")
         raw = request.form.get("amount", "").strip()
         try:
@@ -232,7 +225,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/note")
     @staff_required("orders.view")
     def order_note(number: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _order_or_404(number)
         return _act(
             number,
@@ -243,7 +236,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/orders/<number>/notifications/<int:notification_id>/resend")
     @staff_required("orders.view")
     def order_resend(number: str, notification_id: int) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         order = _order_or_404(number)
         if not any(n.id == notification_id for n in notifications.for_order(order.number)):
             abort(404)  # another order's message: not reachable through this one

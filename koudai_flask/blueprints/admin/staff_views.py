@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from koudai_flask import identity
-from koudai_flask.blueprints.admin.common import acting, actor_id, staff_required
+from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -51,11 +51,6 @@ ROLE_LABELS = {
     "marketing": _l("Marketing"),
     "viewer": _l("Viewer"),
 }
-
-
-def _checked_form() -> None:
-    if not FlaskForm().validate():
-        abort(400)
 
 
 def role_label(name: str) -> str:
@@ -128,7 +123,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/staff/grant")
     @staff_required("staff.manage")
     def staff_grant() -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         target = _grant_target()
         if isinstance(target, str):
             flash(target, "error")
@@ -152,7 +147,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/staff/revoke")
     @staff_required("staff.manage")
     def staff_revoke() -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         try:
             staff.revoke(request.form.get("user_id", ""), revoked_by=actor_id())
         except KoudaiError as exc:
@@ -163,7 +158,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/staff/roles")
     @staff_required("staff.manage")
     def role_create() -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         raw_rank = request.form.get("rank", "").strip()
         rank = int(raw_rank) if raw_rank.isascii() and raw_rank.isdigit() else -1
         try:

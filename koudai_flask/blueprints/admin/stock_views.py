@@ -15,7 +15,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, func, or_, select
 
-from koudai_flask.blueprints.admin.common import actor_id, staff_required
+from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import page_number
 from koudai_flask.config import config_value
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied
 from koudai_flask.i18n import gettext as _k
@@ -35,18 +36,6 @@ REASON_LABELS = {
     "expiry": _l("Hold expired"),
     "shipment": _l("Shipped"),
 }
-
-
-def _checked_form() -> None:
-    if not FlaskForm().validate():
-        abort(400)
-
-
-def _page() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def _sku_or_404(code: str) -> Sku:
@@ -73,7 +62,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/stock")
     @staff_required("stock.adjust")
     def stock_list() -> ResponseReturnValue:
-        session, page = current_session(), _page()
+        session, page = current_session(), page_number()
         location = inventory.get_location(session)
         q = request.args.get("q", "").strip()[:100]
         low = request.args.get("low") == "1"
@@ -117,7 +106,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("stock.adjust")
     def stock_sku(code: str) -> ResponseReturnValue:
         sku = _sku_or_404(code)
-        session, page = current_session(), _page()
+        session, page = current_session(), page_number()
         levels = session.execute(
             select(Location, StockLevel)
             .join(StockLevel, StockLevel.location_id == Location.id)
@@ -155,7 +144,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/stock/<code>/adjust")
     @staff_required("stock.adjust")
     def stock_adjust(code: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _sku_or_404(code)
         raw = request.form.get("delta", "").strip()
         if not _DELTA.match(raw) or int(raw) == 0:
@@ -174,7 +163,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/stock/<code>/threshold")
     @staff_required("stock.adjust")
     def stock_threshold(code: str) -> ResponseReturnValue:
-        _checked_form()
+        checked_form()
         _sku_or_404(code)
         raw = request.form.get("threshold", "").strip()
         if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 7):

@@ -6,6 +6,7 @@ from flask import current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
+from koudai_flask.blueprints.common import page_number  # noqa: F401  (re-exported)
 from koudai_flask.services import cart
 
 GUEST_CART_KEY = "koudai_cart"
@@ -51,13 +52,6 @@ def login_redirect() -> ResponseReturnValue:
     if manager is not None:
         return manager.unauthorized()
     return redirect(url_for(".login", next=request.full_path))
-
-
-def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def safe_next(default: str) -> str:
