@@ -7,10 +7,39 @@ changes an order itself; :mod:`koudai_flask.services.payments` applies what it r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from koudai_flask.errors import KoudaiError
+from flask import Flask
+
+from koudai_flask.errors import ConfigError, KoudaiError
+
+P = TypeVar("P")
+
+
+def cached_provider(
+    app: Flask, setting: str, validate: Callable[[Any], Any], build: Callable[[Any], P]
+) -> P | None:
+    """The app's provider for ``setting``, built once per settings object; None when unset.
+
+    Settings are checked again here (a host may replace them after init); a bad value is a
+    ``ConfigError`` naming the setting.
+    """
+    settings = app.config.get(setting)
+    if settings is None:
+        return None
+    key = f"koudai_provider:{setting}"
+    cached = app.extensions.get(key)
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    try:
+        checked = validate(settings)
+    except ValueError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
+    provider = build(checked)
+    app.extensions[key] = (settings, provider)
+    return provider
 
 
 class PaymentGatewayError(KoudaiError):

@@ -22,11 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask
-from flask.sansio.blueprints import BlueprintSetupState
 
-from koudai_flask.errors import ConfigError
 from koudai_flask.payments.alipay import signing
 from koudai_flask.payments.alipay.provider import AlipayProvider
+from koudai_flask.payments.base import cached_provider
 
 SETTING = "KOUDAI_ALIPAY"
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -99,36 +98,13 @@ def _pem(value: Any, key: str, label: str, load: Callable[[str], Any]) -> str:
 
 def build_provider(app: Flask) -> AlipayProvider | None:
     """The app's provider, built once per settings object; None when not configured."""
-    settings = app.config.get(SETTING)
-    if settings is None:
-        return None
-    cached = app.extensions.get(_CACHE)
-    if cached is not None and cached[0] is settings:
-        return cached[1]
-    try:
-        provider = AlipayProvider(validate_settings(settings))
-    except ValueError as exc:
-        raise ConfigError(f"{SETTING}: {exc}") from None
-    app.extensions[_CACHE] = (settings, provider)
-    return provider
+    return cached_provider(app, SETTING, validate_settings, AlipayProvider)
 
 
 def register_routes(bp: Blueprint) -> None:
     from koudai_flask.payments.alipay.views import alipay_notify
 
     bp.add_url_rule("/alipay/notify", "alipay_notify", alipay_notify, methods=["POST"])
-    bp.record_once(_check_settings)
-
-
-def _check_settings(state: BlueprintSetupState) -> None:
-    # Registering the hooks blueprint happens inside Koudai(app), so bad settings fail
-    # there with one ConfigError rather than on the first payment.
-    settings = state.app.config.get(SETTING)
-    if settings is not None:
-        try:
-            state.app.config[SETTING] = validate_settings(settings)
-        except ValueError as exc:
-            raise ConfigError(f"{SETTING}: {exc}") from None
 
 
 __all__ = ["SETTING", "AlipayProvider", "build_provider", "register_routes", "validate_settings"]

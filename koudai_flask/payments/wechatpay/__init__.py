@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask
-from flask.sansio.blueprints import BlueprintSetupState
 
-from koudai_flask.errors import ConfigError
+from koudai_flask.payments.base import cached_provider
 from koudai_flask.payments.wechatpay import crypto
 from koudai_flask.payments.wechatpay.provider import WechatPayProvider
 
@@ -104,39 +103,20 @@ def _pem(value: Any, key: str, load: Callable[[str], object]) -> str:
 
 def build_provider(app: Flask) -> WechatPayProvider | None:
     """The app's provider, built once per settings object; None when not configured."""
-    settings = app.config.get(SETTING)
-    if settings is None:
-        return None
-    cached = app.extensions.get(_CACHE)
-    if cached is not None and cached[0] is settings:
-        return cached[1]
-    try:
-        checked = validate_settings(settings)
-    except ValueError as exc:
-        raise ConfigError(f"{SETTING}: {exc}") from None
     from koudai_flask import __version__
 
-    provider = WechatPayProvider(checked, user_agent=f"koudai-flask/{__version__}")
-    app.extensions[_CACHE] = (settings, provider)
-    return provider
+    return cached_provider(
+        app,
+        SETTING,
+        validate_settings,
+        lambda checked: WechatPayProvider(checked, user_agent=f"koudai-flask/{__version__}"),
+    )
 
 
 def register_routes(bp: Blueprint) -> None:
     from koudai_flask.payments.wechatpay.views import wechatpay_notify
 
     bp.add_url_rule("/wechatpay/notify", "wechatpay_notify", wechatpay_notify, methods=["POST"])
-    bp.record_once(_check_settings)
-
-
-def _check_settings(state: BlueprintSetupState) -> None:
-    # Registering the hooks blueprint happens inside Koudai(app), so bad settings fail
-    # there with one ConfigError rather than on the first payment.
-    settings = state.app.config.get(SETTING)
-    if settings is not None:
-        try:
-            state.app.config[SETTING] = validate_settings(settings)
-        except ValueError as exc:
-            raise ConfigError(f"{SETTING}: {exc}") from None
 
 
 __all__ = ["SETTING", "WechatPayProvider", "build_provider", "register_routes", "validate_settings"]
