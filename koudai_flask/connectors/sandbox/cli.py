@@ -29,6 +29,20 @@ def _write_secret(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def _kept_keys(name: str, keys_class: Any) -> tuple[Path, Any]:
+    """The sandbox's folder in the instance, and its test keys: kept across restarts."""
+    from dataclasses import asdict
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / "sandbox_keys.json"
+    if stored.exists():
+        return folder, keys_class(**json.loads(stored.read_text(encoding="utf-8")))
+    keys = keys_class.generate()
+    _write_secret(stored, json.dumps(asdict(keys), indent=2))
+    return folder, keys
+
+
 # -- alipay ----------------------------------------------------------------------------------
 
 
@@ -40,18 +54,9 @@ def alipay_sandbox(port: int) -> None:
     Its keys are kept in the instance folder across restarts (delete the folder for new
     ones); the KOUDAI_ALIPAY settings are written next to them.
     """
-    from dataclasses import asdict
-
     from koudai_flask.connectors.sandbox.alipay import AlipaySandbox, SandboxKeys
 
-    folder = Path(current_app.instance_path) / "koudai-sandbox" / "alipay"
-    folder.mkdir(parents=True, exist_ok=True)
-    stored = folder / "sandbox_keys.json"
-    if stored.exists():
-        keys = SandboxKeys(**json.loads(stored.read_text(encoding="utf-8")))
-    else:
-        keys = SandboxKeys.generate()
-        _write_secret(stored, json.dumps(asdict(keys), indent=2))
+    folder, keys = _kept_keys("alipay", SandboxKeys)
     try:
         sandbox = AlipaySandbox(keys).start(port, quiet=False)
     except OSError as exc:
@@ -93,18 +98,9 @@ def wechatpay_sandbox(port: int) -> None:
     Its keys are kept in the instance folder across restarts (delete the folder for new
     ones); the KOUDAI_WECHATPAY settings are written next to them.
     """
-    from dataclasses import asdict
-
     from koudai_flask.connectors.sandbox.wechatpay import SandboxKeys, WechatPaySandbox
 
-    folder = Path(current_app.instance_path) / "koudai-sandbox" / "wechatpay"
-    folder.mkdir(parents=True, exist_ok=True)
-    stored = folder / "sandbox_keys.json"
-    if stored.exists():
-        keys = SandboxKeys(**json.loads(stored.read_text(encoding="utf-8")))
-    else:
-        keys = SandboxKeys.generate()
-        _write_secret(stored, json.dumps(asdict(keys), indent=2))
+    folder, keys = _kept_keys("wechatpay", SandboxKeys)
     try:
         sandbox = WechatPaySandbox(keys, port=port)
     except OSError as exc:
