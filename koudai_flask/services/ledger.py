@@ -1,0 +1,284 @@
+"""The ledger's building blocks: steps that run inside the caller's transaction.
+
+``services.inventory`` wraps them into public calls, each one transaction; the order engine
+and shipping use them inside theirs. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from koudai_flask.config import config_value
+from koudai_flask.errors import NotFound, OutOfStock, ValidationError
+from koudai_flask.models import Location, Reservation, Sku, StockLevel, StockMovement
+from koudai_flask.services import outbox
+
+
+@dataclass(frozen=True)
+class StockSnapshot:
+    """A SKU's stock at one location right after a change."""
+
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+# -- lookups ---------------------------------------------------------------------------------
+
+
+def get_sku(session: Session, code: str) -> Sku:
+    sku = session.scalar(select(Sku).where(Sku.code == code))
+    if sku is None:
+        raise NotFound(f"unknown SKU {code!r}")
+    return sku
+
+
+def get_location(session: Session, code: str | None = None) -> Location:
+    code = code or config_value("DEFAULT_LOCATION")
+    location = session.scalar(select(Location).where(Location.code == code))
+    if location is None:
+        raise NotFound(
+            f"unknown stock location {code!r}; create it with "
+            "services.inventory.create_location() or run `flask koudai db upgrade`"
+        )
+    return location
+
+
+def stock_level(session: Session, sku: Sku, location: Location) -> StockLevel:
+    """The level row of ``sku`` at ``location``, created at zero on first use."""
+    level = session.scalar(
+        select(StockLevel).where(StockLevel.sku_id == sku.id, StockLevel.location_id == location.id)
+    )
+    if level is None:
+        level = StockLevel(sku_id=sku.id, location_id=location.id, on_hand=0, reserved=0)
+        session.add(level)
+        session.flush()
+    return level
+
+
+def read_snapshot(session: Session, level: StockLevel) -> StockSnapshot:
+    session.refresh(level)
+    return StockSnapshot(
+        sku=level.sku.code,
+        location=level.location.code,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+    )
+
+
+def write_movement(
+    session: Session,
+    level: StockLevel,
+    *,
+    on_hand_delta: int,
+    reserved_delta: int,
+    reason: str,
+    source: str,
+    reference: str,
+    idempotency_key: str | None,
+    note: str = "",
+) -> StockSnapshot:
+    session.add(
+        StockMovement(
+            sku_id=level.sku_id,
+            location_id=level.location_id,
+            on_hand_delta=on_hand_delta,
+            reserved_delta=reserved_delta,
+            reason=reason,
+            source=source,
+            reference=reference,
+            idempotency_key=idempotency_key or f"{reason}:{uuid.uuid4().hex}",
+            note=note,
+        )
+    )
+    snapshot = read_snapshot(session, level)
+    stock_event(session, snapshot, reason=reason, source=source)
+    return snapshot
+
+
+def stock_event(session: Session, snapshot: StockSnapshot, *, reason: str, source: str) -> None:
+    outbox.record(
+        session,
+        "stock.changed",
+        {
+            "sku": snapshot.sku,
+            "location": snapshot.location,
+            "on_hand": snapshot.on_hand,
+            "reserved": snapshot.reserved,
+            "available": snapshot.available,
+            "reason": reason,
+            "source": source,
+        },
+    )
+
+
+def reserve_stock(
+    session: Session,
+    sku: Sku,
+    quantity: int,
+    *,
+    order_id: int | None,
+    expires_at: datetime | None,
+    key: str,
+    source: str,
+    reference: str,
+    location: Location | None = None,
+) -> Reservation:
+    """Hold ``quantity`` of ``sku`` inside the caller's transaction, or raise ``OutOfStock``."""
+    location_code = location.code if location is not None else config_value("DEFAULT_LOCATION")
+    # One round trip: the conditional UPDATE finds the level by SKU and location code and
+    # returns the new figures. No row means no level, no location or not enough stock.
+    # "fetch" keeps a level already loaded in this session in step, at no extra statement
+    # (the matched ids come back through RETURNING).
+    held = session.execute(
+        update(StockLevel)
+        .execution_options(synchronize_session="fetch")
+        .where(
+            StockLevel.sku_id == sku.id,
+            StockLevel.location_id
+            == select(Location.id).where(Location.code == location_code).scalar_subquery(),
+            StockLevel.on_hand - StockLevel.reserved >= quantity,
+        )
+        .values(reserved=StockLevel.reserved + quantity)
+        .returning(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
+    ).first()
+    if held is None:
+        level = stock_level(session, sku, location or get_location(session, location_code))
+        session.refresh(level)
+        raise OutOfStock(sku.code, quantity, level.available)
+    location_id, on_hand, reserved = held
+    reservation = Reservation(
+        sku_id=sku.id,
+        location_id=location_id,
+        order_id=order_id,
+        quantity=quantity,
+        status="active",
+        expires_at=expires_at,
+        idempotency_key=key,
+    )
+    session.add(reservation)
+    session.add(
+        StockMovement(
+            sku_id=sku.id,
+            location_id=location_id,
+            on_hand_delta=0,
+            reserved_delta=quantity,
+            reason="reservation",
+            source=source,
+            reference=reference,
+            idempotency_key=f"reserve:{key}",
+        )
+    )
+    snapshot = StockSnapshot(sku.code, location_code, on_hand, reserved)
+    stock_event(session, snapshot, reason="reservation", source=source)
+    return reservation
+
+
+def close_reservation(session: Session, reservation: Reservation, outcome: str) -> bool:
+    """End an active reservation inside the caller's transaction.
+
+    ``outcome`` is ``released`` or ``expired`` (stock goes back) or ``committed`` (the goods
+    left: on hand and reserved both drop). Returns False, changing nothing, when the
+    reservation was no longer active: each reservation is closed exactly once.
+    """
+    if outcome not in ("released", "expired", "committed"):
+        raise ValueError(f"unknown reservation outcome {outcome!r}")
+    closed = session.execute(
+        update(Reservation)
+        .execution_options(synchronize_session=False)
+        .where(Reservation.id == reservation.id, Reservation.status == "active")
+        .values(status=outcome)
+    ).rowcount  # type: ignore[attr-defined]
+    if closed != 1:
+        return False
+    quantity = reservation.quantity
+    on_hand_delta = -quantity if outcome == "committed" else 0
+    session.execute(
+        update(StockLevel)
+        .execution_options(synchronize_session=False)
+        .where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+        .values(reserved=StockLevel.reserved - quantity, on_hand=StockLevel.on_hand + on_hand_delta)
+    )
+    level = session.scalar(
+        select(StockLevel).where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+    )
+    assert level is not None
+    reason = {"released": "release", "expired": "expiry", "committed": "shipment"}[outcome]
+    write_movement(
+        session,
+        level,
+        on_hand_delta=on_hand_delta,
+        reserved_delta=-quantity,
+        reason=reason,
+        source="ledger",
+        reference=f"reservation:{reservation.id}",
+        idempotency_key=f"close:{reservation.id}",
+    )
+    session.refresh(reservation)
+    return True
+
+
+def commit_part(session: Session, reservation: Reservation, quantity: int, *, key: str) -> None:
+    """Ship ``quantity`` of a held reservation inside the caller's transaction.
+
+    All of it closes the reservation as committed; less shrinks it and keeps the rest held.
+    """
+    if quantity == reservation.quantity:
+        if not close_reservation(session, reservation, "committed"):
+            raise ValidationError(f"reservation {reservation.id} is no longer held")
+        return
+    shrunk = session.execute(
+        update(Reservation)
+        .execution_options(synchronize_session=False)
+        .where(
+            Reservation.id == reservation.id,
+            Reservation.status == "active",
+            Reservation.quantity > quantity,
+        )
+        .values(quantity=Reservation.quantity - quantity)
+    ).rowcount  # type: ignore[attr-defined]
+    if shrunk != 1:
+        raise ValidationError(f"reservation {reservation.id} does not hold {quantity} units")
+    session.execute(
+        update(StockLevel)
+        .execution_options(synchronize_session=False)
+        .where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+        .values(reserved=StockLevel.reserved - quantity, on_hand=StockLevel.on_hand - quantity)
+    )
+    level = session.scalar(
+        select(StockLevel).where(
+            StockLevel.sku_id == reservation.sku_id,
+            StockLevel.location_id == reservation.location_id,
+        )
+    )
+    assert level is not None
+    write_movement(
+        session,
+        level,
+        on_hand_delta=-quantity,
+        reserved_delta=-quantity,
+        reason="shipment",
+        source="ledger",
+        reference=f"reservation:{reservation.id}",
+        idempotency_key=key,
+    )
+    session.refresh(reservation)
