@@ -18,9 +18,9 @@ from typing import Any
 
 import requests
 from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from koudai_flask.connectors.logistics.kuaidi100 import callback_sign, dumps, query_sign
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 
 # Kuaidi100 answers 顺丰 and 中通 only when the receiver's phone matches (§5).
 PHONE_CARRIERS = frozenset({"shunfeng", "zhongtong"})
@@ -67,8 +67,7 @@ class Kuaidi100Sandbox:
         self.requests: Counter[str] = Counter()
         self.queries: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
 
     # -- the parcels -------------------------------------------------------------------------
 
@@ -272,22 +271,15 @@ class Kuaidi100Sandbox:
 
     def start(self, port: int = 0) -> Kuaidi100Sandbox:
         """Serve on 127.0.0.1:``port`` (0: a free port) in a background thread."""
-        server = make_server(
-            "127.0.0.1", port, self.create_app(), threaded=True, request_handler=_QuietHandler
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="kuaidi100-sandbox", daemon=True
-        )
-        self._thread.start()
+        self._loopback = LoopbackServer(self.create_app(), port=port)
         return self
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        if self._server is None:
+        if self._loopback is None:
             raise RuntimeError("the sandbox is not serving; call start() first")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._loopback.url
 
     @property
     def query_url(self) -> str:
@@ -308,24 +300,15 @@ class Kuaidi100Sandbox:
         }
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None
 
     def __enter__(self) -> Kuaidi100Sandbox:
-        return self if self._server is not None else self.start()
+        return self if self._loopback is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _newest_first(events: list[dict[str, str]]) -> list[dict[str, str]]:

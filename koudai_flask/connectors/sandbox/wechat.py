@@ -38,7 +38,7 @@ from typing import Any
 from flask import Flask, Response, json, request
 from flask.typing import ResponseReturnValue
 
-from koudai_flask.connectors.sandbox.wechatpay.server import LoopbackServer
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 
 EXTENSION = "koudai_wechat_sandbox"
 TEMPLATE_SEND = "/cgi-bin/message/template/send"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from urllib.parse import urlencode
 
 from flask import Flask, Response, abort, redirect, request
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from koudai_flask.connectors.sandbox.alipay.gateway import (
     API_METHODS,
@@ -21,6 +19,7 @@ from koudai_flask.connectors.sandbox.alipay.gateway import (
     biz_content,
 )
 from koudai_flask.connectors.sandbox.alipay.keys import SandboxKeys
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 
 
 class AlipaySandbox(AlipayGateway):
@@ -28,8 +27,7 @@ class AlipaySandbox(AlipayGateway):
 
     def __init__(self, keys: SandboxKeys) -> None:
         super().__init__(keys)
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
 
     def create_app(self) -> Flask:
         """The gateway as a Flask app (``/gateway.do``, also ``/``) plus the cashier pages."""
@@ -99,23 +97,15 @@ class AlipaySandbox(AlipayGateway):
 
     def start(self, port: int = 0, *, quiet: bool = True) -> AlipaySandbox:
         """Serve on 127.0.0.1:``port`` (0: a free port) in a background thread."""
-        handler = _QuietHandler if quiet else WSGIRequestHandler
-        server = make_server(
-            "127.0.0.1", port, self.create_app(), threaded=True, request_handler=handler
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="alipay-sandbox", daemon=True
-        )
-        self._thread.start()
+        self._loopback = LoopbackServer(self.create_app(), port=port, quiet=quiet)
         return self
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``, where the cashier pages live."""
-        if self._server is None:
+        if self._loopback is None:
             raise RuntimeError("the sandbox is not serving; call start() first")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._loopback.url
 
     @property
     def url(self) -> str:
@@ -123,24 +113,15 @@ class AlipaySandbox(AlipayGateway):
         return self.base_url + "/gateway.do"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None
 
     def __enter__(self) -> AlipaySandbox:
-        return self if self._server is not None else self.start()
+        return self if self._loopback is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _page(title: str, body: str, status: int) -> Response:

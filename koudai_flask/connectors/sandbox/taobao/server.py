@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 from koudai_flask.connectors.sandbox.taobao import shop
 from koudai_flask.connectors.sandbox.taobao.gateway import create_taobao_sandbox
 from koudai_flask.connectors.sandbox.taobao.state import Grant, SandboxItem, TmcEntry, TopState
-from koudai_flask.connectors.sandbox.wechatpay.server import LoopbackServer
 
 
 class TaobaoSandbox(LoopbackServer):
