@@ -25,8 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from types import FrameType
@@ -35,6 +34,7 @@ from typing import Any
 import psycopg
 import sqlalchemy
 from flask import Flask
+from pg import bench_schema, default_database_url, server_version
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 
@@ -43,7 +43,6 @@ from koudai_flask.extension import get_state
 from koudai_flask.schema import create_all
 from koudai_flask.services import catalog, orders
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STOCK = 1_000_000_000  # opening stock of every SKU: never runs out
 TARGET_RATIO = 0.5
 PROFILE_WARMUP = 20  # orders placed before the profile starts counting
@@ -340,17 +339,6 @@ def libpq_conninfo(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@contextmanager
-def bench_schema(admin: Engine, schema: str) -> Iterator[None]:
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-
-
 def make_app(url: URL, threads: int) -> tuple[Flask, list[str]]:
     """The host app with a pool big enough for ``threads``, and a note saying so."""
     app = Flask("koudai_bench")
@@ -436,17 +424,8 @@ def print_profile(profile: Profile) -> None:
         print(f"    {count / n:4.1f}  {kind}")
 
 
-def server_version(admin: Engine) -> str:
-    with admin.connect() as connection:
-        return str(connection.scalar(text("SHOW server_version")))
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    default_url = (
-        os.environ.get("KOUDAI_BENCH_DATABASE_URL")
-        or os.environ.get("KOUDAI_TEST_DATABASE_URL")
-        or DEFAULT_URL
-    )
+    default_url = default_database_url()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=8, help="client threads (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")

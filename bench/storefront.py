@@ -32,8 +32,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -45,14 +45,14 @@ import sqlalchemy
 import storefront_apps as apps
 from flask import Flask, template_rendered
 from flask.signals import before_render_template
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from pg import bench_schema, default_database_url, server_version
+from sqlalchemy import create_engine, event, make_url
 from storefront_load import Client, Run, Server, fetch, free_port, pick_client, serving
 
 from koudai_flask.extension import get_state
 from koudai_flask.schema import create_all
 from koudai_flask.services import catalog
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET = 0.5
 PRODUCTS = apps.PAGE_SIZE
 SIZES = ("S", "M", "L")
@@ -370,28 +370,8 @@ def print_breakdowns(app: Flask, bare: Flask, cookie: str | None) -> None:
 # -- setup and teardown ----------------------------------------------------------------------
 
 
-@contextmanager
-def bench_schema(admin: Engine, schema: str) -> Iterator[None]:
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-
-
-def server_version(admin: Engine) -> str:
-    with admin.connect() as connection:
-        return str(connection.scalar(text("SHOW server_version")))
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    default_url = (
-        os.environ.get("KOUDAI_BENCH_DATABASE_URL")
-        or os.environ.get("KOUDAI_TEST_DATABASE_URL")
-        or DEFAULT_URL
-    )
+    default_url = default_database_url()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per run")
     parser.add_argument("--rounds", type=int, default=5, help="koudai/bare alternations")
