@@ -16,7 +16,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Payment, Shipment, StockMovement
 from koudai_flask.models.base import utcnow
 from koudai_flask.schema import create_all
-from koudai_flask.services import backoffice, catalog, channels, customers, orders, staff
+from koudai_flask.services import backoffice, catalog, channels, customers, order_csv, orders, staff
 from koudai_flask.services.staff import ROLES
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -340,7 +340,7 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
         ]
     )
     with app.app_context():
-        results = backoffice.ship_from_csv("staff:warehouse@shop.cn", text)
+        results = order_csv.ship_from_csv("staff:warehouse@shop.cn", text)
         assert [(r.row, r.ok) for r in results] == [
             (2, True),
             (3, True),
@@ -398,7 +398,7 @@ def test_csv_export_of_10000_orders_in_bounded_memory(make_app, database_url):
             )
         tracemalloc.start()
         size = rows = 0
-        for chunk in backoffice.export_orders("staff:boss", backoffice.OrderFilters()):
+        for chunk in order_csv.export_orders("staff:boss", backoffice.OrderFilters()):
             size += len(chunk.encode())
             rows += chunk.count("\n")
         _, peak = tracemalloc.get_traced_memory()

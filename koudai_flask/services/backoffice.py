@@ -8,10 +8,7 @@ of what it changed, in the same transaction.
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -21,7 +18,7 @@ from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import selectinload
 
 from koudai_flask.config import config_value
-from koudai_flask.errors import KoudaiError, NotFound, ValidationError
+from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import (
     Customer,
     Order,
@@ -248,130 +245,6 @@ def notes(order: Order) -> list[OrderNote]:
             select(OrderNote).where(OrderNote.order_id == order.id).order_by(OrderNote.id)
         )
     )
-
-
-# -- CSV -------------------------------------------------------------------------------------
-
-EXPORT_COLUMNS = [
-    "number",
-    "channel",
-    "external_id",
-    "status",
-    "created_at",
-    "paid_at",
-    "total_yuan",
-    "shipping_fee_yuan",
-    "buyer",
-    "phone",
-    "address",
-    "skus",
-    "tracking",
-]
-
-
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
-def export_orders(user_id: str, filters: OrderFilters, *, batch: int = 500) -> Iterator[str]:
-    """CSV text of the matching orders, produced batch by batch (bounded memory)."""
-    member = staff.require(user_id, "orders.export")
-    session = current_session()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    yield "\ufeff" + out.getvalue()  # a BOM, so spreadsheet programs read UTF-8 Chinese
-    zone = ZoneInfo(config_value("TIMEZONE"))
-    last: tuple[datetime, int] | None = None
-    base = order_query(member, filters)
-    while True:
-        query = base
-        if last is not None:  # keyset pagination: stable and cheap on big tables
-            query = query.where(
-                or_(
-                    Order.created_at < last[0], (Order.created_at == last[0]) & (Order.id < last[1])
-                )
-            )
-        rows = session.scalars(
-            query.limit(batch).options(selectinload(Order.lines), selectinload(Order.shipments))
-        ).all()
-        if not rows:
-            break
-        out.seek(0)
-        out.truncate()
-        for order in rows:
-            address = order.address or {}
-            writer.writerow(
-                [
-                    order.number,
-                    order.channel,
-                    order.external_id or "",
-                    order.status,
-                    order.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                    order.paid_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-                    if order.paid_at
-                    else "",
-                    _yuan(order.total),
-                    _yuan(order.shipping_fee),
-                    address.get("name", ""),
-                    address.get("phone", ""),
-                    "".join(address.get(k, "") for k in ("province", "city", "district", "street")),
-                    " ".join(f"{line.sku_code}x{line.quantity}" for line in order.lines),
-                    " ".join(f"{s.carrier}:{s.tracking_number}" for s in order.shipments),
-                ]
-            )
-        yield out.getvalue()
-        last = (rows[-1].created_at, rows[-1].id)
-        session.expunge_all()
-
-
-@dataclass(frozen=True)
-class RowResult:
-    row: int
-    number: str
-    ok: bool
-    message: str
-
-
-def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowResult]:
-    """Ship orders from CSV rows ``number,carrier,tracking_number``: each row on its own.
-
-    A good row is applied in its own transaction; a bad one is reported with the reason
-    and changes nothing; a row repeating an applied shipment is reported as a duplicate.
-    """
-    staff.require(user_id, "orders.ship")
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    results: list[RowResult] = []
-    seen: set[tuple[str, str]] = set()
-    for index, row in enumerate(reader, start=1):
-        if index > max_rows:
-            results.append(RowResult(index, "", False, f"more than {max_rows} rows; split it"))
-            break
-        cells = [cell.strip() for cell in row]
-        if not any(cells) or (index == 1 and cells[:1] == ["number"]):
-            continue
-        if len(cells) < 3 or not all(cells[:3]):
-            results.append(
-                RowResult(
-                    index,
-                    cells[0] if cells else "",
-                    False,
-                    "needs number, carrier and tracking_number",
-                )
-            )
-            continue
-        number, carrier, tracking = cells[:3]
-        if (carrier, tracking) in seen:
-            results.append(RowResult(index, number, False, "duplicate row"))
-            continue
-        seen.add((carrier, tracking))
-        try:
-            ship(user_id, number, carrier=carrier, tracking_number=tracking)
-        except KoudaiError as exc:
-            results.append(RowResult(index, number, False, exc.message))
-        else:
-            results.append(RowResult(index, number, True, f"shipped with {carrier} {tracking}"))
-    return results
 
 
 # -- customers -------------------------------------------------------------------------------

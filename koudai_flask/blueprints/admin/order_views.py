@@ -26,7 +26,7 @@ from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel
-from koudai_flask.services import backoffice, notifications, orders, staff
+from koudai_flask.services import backoffice, notifications, order_csv, orders, staff
 from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import current_session
 
@@ -93,7 +93,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/orders/export.csv")
     @staff_required("orders.export")
     def orders_export() -> ResponseReturnValue:
-        rows = backoffice.export_orders(actor_id(), filters_from_request())
+        rows = order_csv.export_orders(actor_id(), filters_from_request())
         return Response(
             stream_with_context(rows),
             mimetype="text/csv",
@@ -115,7 +115,7 @@ def register(bp: Blueprint) -> None:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = raw.decode("gb18030", errors="replace")  # spreadsheets saved on Windows
-        results = backoffice.ship_from_csv(actor_id(), text)
+        results = order_csv.ship_from_csv(actor_id(), text)
         return render_template("koudai/admin/ship_results.html", results=results)
 
     @bp.post("/orders/bulk")
