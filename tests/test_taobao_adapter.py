@@ -9,7 +9,6 @@ import json
 import re
 import socket
 import stat
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +30,7 @@ from koudai_flask.connectors.sandbox.taobao import TaobaoSandbox
 from koudai_flask.connectors.taobao import (
     DELTA,
     FULL,
+    Item,
     Sku,
     TaobaoAdapter,
     TaobaoOAuth,
@@ -45,6 +45,9 @@ from koudai_flask.connectors.taobao.tokens import (
     open_token,
     seal_token,
 )
+from tests.taobao_support import ClientFactory, adapter, make_client, sandbox, session
+
+__all__ = ["adapter", "make_client", "sandbox", "session"]  # the fixtures these tests use
 
 # -- signatures (PROTOCOLS §1.4) -------------------------------------------------------------
 
@@ -123,42 +126,6 @@ def test_client_sends_the_system_params_of_the_official_vector() -> None:
 
 
 # -- the sandbox and an authorized client ----------------------------------------------------
-
-
-@pytest.fixture
-def sandbox() -> Iterator[TaobaoSandbox]:
-    server = TaobaoSandbox(visibility_timeout=30.0, ban_seconds=5)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def session(sandbox: TaobaoSandbox) -> str:
-    return sandbox.issue_session().access_token
-
-
-ClientFactory = Callable[..., TopClient]
-
-
-@pytest.fixture
-def make_client(sandbox: TaobaoSandbox, session: str) -> Iterator[ClientFactory]:
-    clients: list[TopClient] = []
-
-    def factory(**options: Any) -> TopClient:
-        options.setdefault("session", session)
-        options.setdefault("timeout", 5.0)
-        client = TopClient(sandbox.gateway_url, sandbox.app_key, sandbox.app_secret, **options)
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def adapter(make_client: ClientFactory) -> TaobaoAdapter:
-    return TaobaoAdapter(make_client())
 
 
 def shirt(sandbox: TaobaoSandbox) -> Any:
@@ -363,6 +330,173 @@ def test_skus_quantity_update(sandbox: TaobaoSandbox, adapter: TaobaoAdapter) ->
     assert (sandbox.quantity_of(num_iid, 501), sandbox.quantity_of(num_iid, 502)) == (3, 8)
 
 
+def test_skus_of_asks_40_items_a_call(sandbox: TaobaoSandbox, adapter: TaobaoAdapter) -> None:
+    items = sandbox.seed_catalog(items=85, skus_per_item=2, seed=1)
+    plain = sandbox.add_item("帆布包", "59.00", 30).num_iid  # no SKUs: adds nothing
+    ids = [i.num_iid for i in items]
+    skus = adapter.skus_of([*ids, ids[0], plain, 999])  # a repeat and an unknown id
+    assert sandbox.calls["taobao.item.skus.get"] == 3  # 87 distinct ids: 40 + 40 + 7
+    expected = {
+        (item.num_iid, sku.sku_id): (sku.quantity, sku.outer_id, sku.price, sku.properties_name)
+        for item in items
+        for sku in item.skus.values()
+    }
+    assert len(skus) == 170
+    assert {
+        (s.num_iid, s.sku_id): (s.quantity, s.outer_id, s.price, s.properties_name) for s in skus
+    } == expected
+    assert all(s.modified is not None for s in skus)
+    assert adapter.skus_of([]) == []
+    assert sandbox.calls["taobao.item.skus.get"] == 3
+
+
+def test_sandbox_refuses_more_than_40_num_iids(
+    sandbox: TaobaoSandbox, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    with pytest.raises(PermanentFailure, match="num_iids 最多 40 个"):
+        client.call("taobao.item.skus.get", fields="sku_id", num_iids=list(range(1, 42)))
+    with pytest.raises(PermanentFailure, match="error 41 Invalid arguments"):
+        client.call("taobao.item.skus.get", fields="sku_id", num_iids="1,x")
+    answer = client.call("taobao.item.skus.get", fields="sku_id,quantity", num_iids="1")
+    assert set(answer) == {"request_id"}  # no SKUs: the wrapper is left out
+
+
+def test_reading_10000_sku_quantities_takes_76_calls(
+    sandbox: TaobaoSandbox, adapter: TaobaoAdapter
+) -> None:
+    sandbox.seed_catalog(items=2500, skus_per_item=4, seed=2, pictures=0)
+    items = list(adapter.all_onsale(fields="num_iid,num,modified"))
+    skus = adapter.skus_of(item.num_iid for item in items)
+    # 2,500 items in pages of 200 = 13 calls; 40 items a skus.get call = 63 calls.
+    assert (len(items), len(skus)) == (2500, 10000)
+    assert sandbox.calls["taobao.items.onsale.get"] == 13
+    assert sandbox.calls["taobao.item.skus.get"] == 63
+    state = sandbox.state.items
+    assert {s.sku_id: s.quantity for s in skus} == {
+        sku.sku_id: sku.quantity for item in state.values() for sku in item.skus.values()
+    }
+    assert {i.num_iid: i.num for i in items} == {n: item.num for n, item in state.items()}
+
+
+def test_all_onsale_stops_on_the_last_full_page(
+    sandbox: TaobaoSandbox, adapter: TaobaoAdapter
+) -> None:
+    sandbox.seed_catalog(items=400, skus_per_item=0, seed=3, pictures=0)
+    assert len(list(adapter.all_onsale())) == 400
+    assert sandbox.calls["taobao.items.onsale.get"] == 2  # total_results reached: no 3rd call
+    assert list(adapter.all_onsale(start_modified=datetime.now(UTC) + timedelta(days=1))) == []
+    assert sandbox.calls["taobao.items.onsale.get"] == 3
+
+
+def test_items_onsale_modified_window(
+    sandbox: TaobaoSandbox, adapter: TaobaoAdapter, make_client: ClientFactory
+) -> None:
+    first_run = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    items = sandbox.seed_catalog(items=5, skus_per_item=1, seed=4, modified=first_run)
+    later = first_run + timedelta(hours=1)
+    sandbox.edit_item(items[1].num_iid, title="改过的标题", modified=later)
+    sandbox.edit_item(items[3].num_iid, price="9.90", modified=later)
+    changed = adapter.items_onsale(start_modified=first_run + timedelta(seconds=1))
+    assert (changed.total_results, [i.num_iid for i in changed.items]) == (
+        2,
+        [items[1].num_iid, items[3].num_iid],
+    )
+    assert [i.title for i in changed.items][0] == "改过的标题"
+    unchanged = adapter.items_onsale(start_modified=first_run, end_modified=first_run)
+    assert [i.num_iid for i in unchanged.items] == [items[n].num_iid for n in (0, 2, 4)]
+    with pytest.raises(ValueError, match="end_modified is before start_modified"):
+        adapter.items_onsale(start_modified=later, end_modified=first_run)
+    assert sandbox.calls["taobao.items.onsale.get"] == 2
+    with pytest.raises(PermanentFailure, match="end_modified 不能早于 start_modified"):
+        make_client().call(
+            "taobao.items.onsale.get",
+            fields="num_iid",
+            start_modified=later,
+            end_modified=first_run,
+        )
+
+
+def test_item_seller_get_has_what_a_catalog_import_needs(
+    sandbox: TaobaoSandbox, adapter: TaobaoAdapter
+) -> None:
+    coded, plain = sandbox.seed_catalog(items=2, skus_per_item=3, seed=7)
+    item = adapter.item(coded.num_iid)
+    assert (item.num_iid, item.title, item.price, item.outer_id, item.cid) == (
+        coded.num_iid,
+        coded.title,
+        coded.price,
+        "KD7-00001",
+        coded.cid,
+    )
+    # Seed 7 always makes the same catalogue: item 1 is this dress.
+    assert item.title == "修身连衣裙 Slim Dress 00001"
+    assert item.desc == "<p>修身连衣裙 Slim Dress 00001</p><p>修身连衣裙, 品牌 口袋小铺</p>"
+    assert item.item_imgs == (
+        f"{sandbox.url}/img/{coded.num_iid}-1.png",
+        f"{sandbox.url}/img/{coded.num_iid}-2.png",
+    )
+    assert item.pic_url == item.item_imgs[0]
+    assert item.props_name == (
+        "20000:3275069:品牌:口袋小铺;20509:28313:尺码:XS;20509:28317:尺码:XL;"
+        "1627207:28320:颜色分类:白色;1627207:28324:颜色分类:黄色;1627207:28341:颜色分类:黑色"
+    )
+    assert item.attributes[0] == ("品牌", "口袋小铺")
+    assert item.num == sum(s.quantity for s in coded.skus.values())
+    assert [
+        (s.sku_id, s.num_iid, s.properties, s.properties_name, s.price, s.outer_id, s.quantity)
+        for s in item.skus
+    ] == [
+        (
+            sku.sku_id,
+            coded.num_iid,
+            sku.properties,
+            sku.properties_name,
+            sku.price,
+            sku.outer_id,
+            sku.quantity,
+        )
+        for sku in coded.skus.values()
+    ]
+    first = item.skus[0]
+    assert re.fullmatch(r"1627207:\d+:颜色分类:[^;:]+;20509:\d+:尺码:[^;:]+", first.properties_name)
+    colour, size = first.attributes
+    assert (colour[0], size[0]) == ("颜色分类", "尺码")
+    colour_codes = {
+        "白色": "WH",
+        "黑色": "BK",
+        "红色": "RD",
+        "蓝色": "BL",
+        "绿色": "GN",
+        "黄色": "YL",
+    }
+    assert first.outer_id == f"KD7-00001-{colour_codes[colour[1]]}-{size[1]}"
+    assert {s.outer_id for s in adapter.item(plain.num_iid).skus} == {""}
+    assert adapter.item(plain.num_iid).outer_id == ""
+
+
+def test_records_read_positions_and_plain_property_names() -> None:
+    item = Item.from_top(
+        {
+            "num_iid": 7,
+            "item_imgs": {
+                "item_img": [
+                    {"url": "http://127.0.0.1/b.png", "position": 1},
+                    {"url": "http://127.0.0.1/a.png", "position": 0},
+                ]
+            },
+            "skus": {"sku": [{"sku_id": 70, "properties_name": "颜色:白色", "quantity": "3"}]},
+        }
+    )
+    assert item.item_imgs == ("http://127.0.0.1/a.png", "http://127.0.0.1/b.png")
+    [sku] = item.skus
+    assert (sku.num_iid, sku.quantity, sku.attributes) == (7, 3, (("颜色", "白色"),))
+    assert Sku(sku_id=1).num_iid == 0 and Sku(1, "p", "n", 2).quantity == 2  # old callers
+    assert Sku.from_top(
+        {"properties_name": "1627207:28326:颜色分类:红色;20509:28314:尺码:S"}
+    ).attributes == (("颜色分类", "红色"), ("尺码", "S"))
+
+
 # -- trades (§1.6) ---------------------------------------------------------------------------
 
 WINDOW_START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -468,10 +602,14 @@ def test_tmc_redelivers_until_confirmed(sandbox: TaobaoSandbox, adapter: TaobaoA
     num_iid = sandbox.add_item("帆布包", "59.00", 30).num_iid
     tid = sandbox.add_trade([(num_iid, None, 2)], buyer_nick="买家", tid=4242)["tid"]
     first = adapter.tmc_consume()
-    assert [m.topic for m in first] == ["taobao_trade_TradeCreate", "taobao_trade_TradeBuyerPay"]
-    assert dict(first[1].content) == {
+    assert [m.topic for m in first] == [
+        "taobao_trade_TradeCreate",
+        "taobao_item_ItemStockChanged",
+        "taobao_trade_TradeBuyerPay",
+    ]
+    assert dict(first[2].content) == {
         "tid": tid,
-        "oid": first[1].content["oid"],
+        "oid": first[2].content["oid"],
         "buyer_nick": "买家",
         "seller_nick": "sandbox_koudai_shop",
         "payment": "118.00",
@@ -479,13 +617,15 @@ def test_tmc_redelivers_until_confirmed(sandbox: TaobaoSandbox, adapter: TaobaoA
     }
     assert (first[0].user_id, first[0].user_nick) == (2200000000001, "sandbox_koudai_shop")
     assert adapter.tmc_consume() == []  # in flight: hidden until the visibility timeout
-    sandbox.advance(31)
+    sandbox.advance(29)
+    assert adapter.tmc_consume() == []  # 29 s < the 30 s visibility timeout
+    sandbox.advance(2)
     again = adapter.tmc_consume()
     assert [m.id for m in again] == [m.id for m in first]
-    assert adapter.tmc_confirm([first[0].id]) is True
+    assert adapter.tmc_confirm([first[0].id, first[1].id]) is True
     sandbox.advance(31)
-    assert [m.id for m in adapter.tmc_consume()] == [first[1].id]
-    assert adapter.tmc_confirm([first[1].id]) is True
+    assert [m.id for m in adapter.tmc_consume()] == [first[2].id]
+    assert adapter.tmc_confirm([first[2].id]) is True
     sandbox.advance(31)
     assert adapter.tmc_consume() == []
     assert adapter.tmc_consume(group_name="other")[0].id == first[0].id  # groups are separate
@@ -618,14 +758,6 @@ def test_sandbox_merges_query_and_form_and_takes_epoch_ms(
         ]["total_results"]
         == 0
     )
-
-
-def test_stock_page_lists_items(sandbox: TaobaoSandbox) -> None:
-    sandbox.seed_demo()
-    page = requests.get(sandbox.url + "/", timeout=5)
-    assert page.status_code == 200
-    assert "帆布托特包 Canvas tote" in page.text and "颜色:蓝色" in page.text
-    assert re.search(r"<td>30</td>", page.text)
 
 
 def test_cli_serves_and_keeps_the_secret_off_screen(

@@ -7,7 +7,7 @@ would refuse (a trade window over one day) is refused here before any call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 from koudai_flask.connectors.taobao.client import TopClient
@@ -15,6 +15,7 @@ from koudai_flask.connectors.taobao.oauth import OAuthToken, TaobaoOAuth, author
 from koudai_flask.connectors.taobao.records import (
     Item,
     ItemPage,
+    Sku,
     StockLevel,
     TmcMessage,
     Trade,
@@ -23,7 +24,14 @@ from koudai_flask.connectors.taobao.records import (
 )
 
 ONSALE_FIELDS = "num_iid,title,num,price,outer_id,pic_url,approve_status,modified"
-ITEM_FIELDS = "num_iid,title,desc,pic_url,item_img,num,price,outer_id,approve_status,modified,sku"
+ITEM_FIELDS = (
+    "num_iid,title,desc,pic_url,item_img,num,price,outer_id,approve_status,modified,sku,"
+    "cid,props,props_name"
+)
+SKU_FIELDS = "sku_id,num_iid,quantity,outer_id,properties,properties_name,price,modified"
+# §1.6: item.skus.get takes at most 40 num_iids; items.onsale.get pages hold at most 200.
+MAX_SKUS_NUM_IIDS = 40
+MAX_ONSALE_PAGE = 200
 TRADE_FIELDS = (
     "tid,status,payment,total_fee,post_fee,buyer_nick,buyer_open_uid,created,modified,"
     "pay_time,orders"
@@ -47,16 +55,73 @@ class TaobaoAdapter:
     # -- items -----------------------------------------------------------------------------
 
     def items_onsale(
-        self, page_no: int = 1, page_size: int = 40, fields: str = ONSALE_FIELDS
+        self,
+        page_no: int = 1,
+        page_size: int = 40,
+        fields: str = ONSALE_FIELDS,
+        *,
+        start_modified: datetime | None = None,
+        end_modified: datetime | None = None,
     ) -> ItemPage:
-        """One page of the seller's on-sale items (``taobao.items.onsale.get``, size ≤ 200)."""
-        if not 1 <= page_size <= 200:
+        """One page of the seller's on-sale items (``taobao.items.onsale.get``, size ≤ 200),
+        optionally only those modified in ``[start_modified, end_modified]``."""
+        if not 1 <= page_size <= MAX_ONSALE_PAGE:
             raise ValueError("items.onsale.get page_size is 1..200")
+        if page_no < 1:
+            raise ValueError("items.onsale.get page_no starts at 1")
+        if start_modified and end_modified and end_modified < start_modified:
+            raise ValueError("end_modified is before start_modified")
         answer = self.client.call(
-            "taobao.items.onsale.get", fields=fields, page_no=page_no, page_size=page_size
+            "taobao.items.onsale.get",
+            fields=fields,
+            page_no=page_no,
+            page_size=page_size,
+            start_modified=start_modified,
+            end_modified=end_modified,
         )
         items = tuple(Item.from_top(row) for row in listed(answer.get("items"), "item"))
         return ItemPage(items=items, total_results=int(answer.get("total_results") or 0))
+
+    def all_onsale(
+        self,
+        fields: str = ONSALE_FIELDS,
+        *,
+        page_size: int = MAX_ONSALE_PAGE,
+        start_modified: datetime | None = None,
+        end_modified: datetime | None = None,
+    ) -> Iterator[Item]:
+        """Every on-sale item (in the modified window), page after page, one call a page.
+
+        Stops at the first short page or once ``total_results`` items were seen.
+        """
+        page_no, seen = 1, 0
+        while True:
+            page = self.items_onsale(
+                page_no,
+                page_size,
+                fields,
+                start_modified=start_modified,
+                end_modified=end_modified,
+            )
+            yield from page.items
+            seen += len(page.items)
+            if len(page.items) < page_size or seen >= page.total_results:
+                return
+            page_no += 1
+
+    def skus_of(self, num_iids: Iterable[int], fields: str = SKU_FIELDS) -> list[Sku]:
+        """The SKUs of many items (``taobao.item.skus.get``), 40 items a call.
+
+        Items without SKUs (or no longer the seller's) add nothing; repeated ids are asked
+        once. Each SKU carries its ``num_iid``.
+        """
+        wanted = list(dict.fromkeys(int(num_iid) for num_iid in num_iids))
+        skus: list[Sku] = []
+        for start in range(0, len(wanted), MAX_SKUS_NUM_IIDS):
+            chunk = wanted[start : start + MAX_SKUS_NUM_IIDS]
+            answer = self.client.call("taobao.item.skus.get", fields=fields, num_iids=chunk)
+            skus.extend(Sku.from_top(row) for row in listed(answer.get("skus"), "sku"))
+        return skus
 
     def item(self, num_iid: int, fields: str = ITEM_FIELDS) -> Item:
         """One item with its SKUs and images (``taobao.item.seller.get``)."""
@@ -191,6 +256,10 @@ class TaobaoAdapter:
 __all__ = [
     "DELTA",
     "FULL",
+    "ITEM_FIELDS",
+    "MAX_SKUS_NUM_IIDS",
+    "ONSALE_FIELDS",
+    "SKU_FIELDS",
     "OAuthToken",
     "TaobaoAdapter",
     "TaobaoOAuth",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,9 +52,29 @@ def _int(value: object) -> int:
         raise TemporaryFailure(f"taobao answer has a non-integer: {value!r}") from exc
 
 
+def property_pairs(properties_name: str) -> tuple[tuple[str, str], ...]:
+    """``(name, value)`` pairs of TOP's ``properties_name``/``props_name``.
+
+    TOP writes "pid:vid:name:value;..." ("1627207:28326:颜色分类:红色;20509:28314:尺码:S");
+    a plain "name:value" (as in a trade line's ``sku_properties_name``) is read too.
+    """
+    pairs = []
+    for part in properties_name.split(";"):
+        fields = part.split(":")
+        if len(fields) >= 4 and fields[0].isdigit() and fields[1].lstrip("-").isdigit():
+            pairs.append((fields[2], ":".join(fields[3:])))
+        elif len(fields) >= 2:
+            pairs.append((fields[0], ":".join(fields[1:])))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Sku:
-    """One SKU of a Taobao item, with its own stock (``quantity``)."""
+    """One SKU of a Taobao item, with its own stock (``quantity``).
+
+    ``num_iid`` is filled by ``taobao.item.skus.get`` (and by TOP's SKU rows in general);
+    0 when the answer left it out.
+    """
 
     sku_id: int
     properties: str = ""
@@ -63,10 +83,16 @@ class Sku:
     price: str = ""
     outer_id: str = ""
     modified: datetime | None = None
+    num_iid: int = 0
 
     @property
     def price_fen(self) -> int:
         return yuan_to_fen(self.price)
+
+    @property
+    def attributes(self) -> tuple[tuple[str, str], ...]:
+        """The SKU's options as ``(name, value)``: ``(("颜色分类", "红色"), ("尺码", "S"))``."""
+        return property_pairs(self.properties_name)
 
     @classmethod
     def from_top(cls, row: Mapping[str, Any]) -> Sku:
@@ -78,12 +104,24 @@ class Sku:
             price=str(row.get("price") or ""),
             outer_id=str(row.get("outer_id") or ""),
             modified=_time(row.get("modified")),
+            num_iid=_int(row.get("num_iid")),
         )
+
+
+def _image_urls(wrapper: object) -> tuple[str, ...]:
+    # item_img rows carry a "position"; the main picture is position 0 (TOP's ItemImg).
+    rows = listed(wrapper, "item_img")
+    ordered = sorted(enumerate(rows), key=lambda pair: (_int(pair[1].get("position")), pair[0]))
+    return tuple(str(row.get("url")) for _, row in ordered if row.get("url"))
 
 
 @dataclass(frozen=True)
 class Item:
-    """A Taobao item (宝贝); ``num`` is its total stock (the sum of its SKUs when it has any)."""
+    """A Taobao item (宝贝); ``num`` is its total stock (the sum of its SKUs when it has any).
+
+    ``item_imgs`` are the picture URLs in TOP's ``position`` order; ``cid`` is the leaf
+    category, ``props_name`` the item's properties as "pid:vid:name:value;...".
+    """
 
     num_iid: int
     title: str = ""
@@ -96,27 +134,39 @@ class Item:
     approve_status: str = ""
     modified: datetime | None = None
     skus: tuple[Sku, ...] = ()
+    cid: int = 0
+    props: str = ""
+    props_name: str = ""
 
     @property
     def price_fen(self) -> int:
         return yuan_to_fen(self.price)
 
+    @property
+    def attributes(self) -> tuple[tuple[str, str], ...]:
+        """The item's properties as ``(name, value)`` pairs, from ``props_name``."""
+        return property_pairs(self.props_name)
+
     @classmethod
     def from_top(cls, row: Mapping[str, Any]) -> Item:
+        num_iid = _int(row.get("num_iid"))
+        skus = tuple(Sku.from_top(sku) for sku in listed(row.get("skus"), "sku"))
         return cls(
-            num_iid=_int(row.get("num_iid")),
+            num_iid=num_iid,
             title=str(row.get("title") or ""),
             outer_id=str(row.get("outer_id") or ""),
             num=_int(row.get("num")),
             price=str(row.get("price") or ""),
             desc=str(row.get("desc") or ""),
             pic_url=str(row.get("pic_url") or ""),
-            item_imgs=tuple(
-                str(img.get("url") or "") for img in listed(row.get("item_imgs"), "item_img")
-            ),
+            item_imgs=_image_urls(row.get("item_imgs")),
             approve_status=str(row.get("approve_status") or ""),
             modified=_time(row.get("modified")),
-            skus=tuple(Sku.from_top(sku) for sku in listed(row.get("skus"), "sku")),
+            # A SKU row inside its item may leave num_iid out: it is the item's.
+            skus=tuple(s if s.num_iid else replace(s, num_iid=num_iid) for s in skus),
+            cid=_int(row.get("cid")),
+            props=str(row.get("props") or ""),
+            props_name=str(row.get("props_name") or ""),
         )
 
 
@@ -165,6 +215,7 @@ class TradeOrder:
     payment: str = ""
     status: str = ""
     refund_status: str = ""
+    sku_properties_name: str = ""  # "颜色分类:红色;尺码:S"
 
     @classmethod
     def from_top(cls, row: Mapping[str, Any]) -> TradeOrder:
@@ -180,6 +231,7 @@ class TradeOrder:
             payment=str(row.get("payment") or ""),
             status=str(row.get("status") or ""),
             refund_status=str(row.get("refund_status") or ""),
+            sku_properties_name=str(row.get("sku_properties_name") or ""),
         )
 
 

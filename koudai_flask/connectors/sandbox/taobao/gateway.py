@@ -1,9 +1,10 @@
-"""The TOP sandbox as a WSGI app: ``/router/rest``, the OAuth pages, and a stock page.
+"""The TOP sandbox as a WSGI app: ``/router/rest``, the OAuth pages, pictures, a stock page.
 
 ``/router/rest`` checks a request as TOP does (PROTOCOLS §1.3–1.5, §8.1): query string and
 form merged, app key, timestamp (GMT+8 text or epoch ms, ±10 min), version, format and the
 signature in any of the three methods, then the seller session; refusals are the exact
-``error_response`` wrapper. ``/authorize`` and ``/token`` issue sessions (§1.7).
+``error_response`` wrapper. ``/authorize`` and ``/token`` issue sessions (§1.7);
+``/img/<name>.png`` serves item pictures; ``/`` is the seller's stock page (``stock_page``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
 
+from koudai_flask.connectors.sandbox.taobao.images import png_bytes, valid_name
 from koudai_flask.connectors.sandbox.taobao.methods import METHODS
 from koudai_flask.connectors.sandbox.taobao.state import (
     ACCESS_TTL,
@@ -25,7 +27,9 @@ from koudai_flask.connectors.sandbox.taobao.state import (
     Grant,
     TopError,
     TopState,
+    ban_error,
 )
+from koudai_flask.connectors.sandbox.taobao.stock_page import register_stock_page
 from koudai_flask.connectors.taobao.client import TIME_FORMAT, TOP_ZONE, response_key
 from koudai_flask.connectors.taobao.signing import SIGN_METHODS, verify
 
@@ -48,19 +52,6 @@ background:#ff5000;color:#fff;font-size:17px}.note{color:#888;font-size:13px}</s
 <input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
 <button type="submit">授权 Authorize</button></form>{% endif %}
 <p class="note">沙箱环境 · Sandbox</p></body></html>"""
-
-STOCK_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>淘宝沙箱店铺 Taobao sandbox shop</title>
-<style>body{font-family:-apple-system,"PingFang SC",sans-serif;margin:24px}
-td,th{padding:4px 12px;text-align:left;border-bottom:1px solid #eee}</style></head><body>
-<h1>{{ nick }} · 库存 Stock</h1>
-<table><tr><th>num_iid</th><th>宝贝 Item</th><th>SKU</th><th>库存 Stock</th></tr>
-{% for item in items %}<tr><td>{{ item.num_iid }}</td><td>{{ item.title }}</td><td></td>
-<td>{{ item.num }}</td></tr>
-{% for sku in item.skus.values() %}<tr><td></td><td></td>
-<td>{{ sku.properties_name }} ({{ sku.sku_id }})</td><td>{{ sku.quantity }}</td></tr>
-{% endfor %}{% else %}<tr><td colspan="4">没有商品 No items</td></tr>{% endfor %}
-</table></body></html>"""
 
 
 def json_answer(data: Any, status: int = 200) -> Response:
@@ -109,25 +100,29 @@ def check_request(state: TopState, params: dict[str, str]) -> str:
     return method
 
 
-def injected_fault(state: TopState) -> Response | None:
-    """The next ``fail_next`` fault, as TOP (or the network) would show it."""
-    fault = state.take_fault()
+def injected_fault(state: TopState, method: str) -> Response | None:
+    """A running ban, or the next ``fail_next`` fault for ``method``, as TOP (or the network)
+    would show it; ``None`` lets the call go on (after a sleep, for "timeout"/"slow")."""
+    left = state.ban_left()
+    if left:
+        raise ban_error(left)
+    fault = state.take_fault(method)
     if fault is None:
         return None
     if fault.kind == "5xx":
         return Response("<html><body>502 Bad Gateway</body></html>", 502, mimetype="text/html")
-    if fault.kind == "timeout":
-        time.sleep(fault.seconds)  # the caller has given up by now; the answer is moot
+    if fault.kind in ("timeout", "slow"):
+        # After a "timeout" the caller has given up, but the call still runs: a timed-out
+        # update may well have been applied, as on the real gateway.
+        time.sleep(fault.seconds)
         return None
     if fault.kind == "bad_json":
         return Response('{"item_seller_get_response":', 200, mimetype="application/json")
+    if fault.kind == "ban":
+        state.start_ban(fault.seconds)
     raise {
-        "rate_limit": TopError(
-            7,
-            "App Call Limited",
-            "accesscontrol.limited-by-app-access-count",
-            f"This ban will last for {state.ban_seconds} more seconds",
-        ),
+        "rate_limit": ban_error(fault.seconds),
+        "ban": ban_error(fault.seconds),
         "session_expired": TopError(27, "Invalid session", "session-expired", "SessionKey过期"),
         "isp": TopError(15, "Remote service error", "isp.top-remote-connection-timeout", "超时"),
         "isv": TopError(15, "Remote service error", "isv.invalid-parameter", "参数错误"),
@@ -165,7 +160,7 @@ def create_taobao_sandbox(state: TopState) -> Flask:
             method = check_request(state, params)
             if state.latency:
                 time.sleep(state.latency)
-            fault = injected_fault(state)
+            fault = injected_fault(state, method)
             if fault is not None:
                 return fault
             needs_session, handler = METHODS[method]
@@ -238,10 +233,15 @@ def create_taobao_sandbox(state: TopState) -> Flask:
                 return json_answer(token_json(state.issue_grant(client_id)))
         return json_answer({"error": "unsupported_grant_type"}, 400)
 
-    @app.get("/")
-    def stock_page() -> ResponseReturnValue:
+    @app.get("/img/<name>.png")
+    def picture(name: str) -> ResponseReturnValue:
         with state.lock:
-            items = sorted(state.items.values(), key=lambda i: i.num_iid)
-            return render_template_string(STOCK_PAGE, items=items, nick="sandbox_koudai_shop")
+            known = valid_name(name) and name in state.images
+        if not known:
+            return Response("no such picture", 404, mimetype="text/plain")
+        response = Response(png_bytes(name), mimetype="image/png")
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
 
+    register_stock_page(app, state)
     return app

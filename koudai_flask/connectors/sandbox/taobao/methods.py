@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from koudai_flask.connectors.sandbox.taobao import shop
+from koudai_flask.connectors.sandbox.taobao import shop, trades
 from koudai_flask.connectors.sandbox.taobao.state import (
+    SELLER_NICK,
     SandboxItem,
+    SandboxSku,
     TopError,
     TopState,
     invalid,
@@ -21,6 +23,7 @@ from koudai_flask.connectors.taobao.client import parse_time
 
 Params = Mapping[str, str]
 Handler = Callable[[TopState, Params, str], dict[str, Any]]
+MAX_SKUS_NUM_IIDS = 40  # taobao.item.skus.get takes at most 40 num_iids (§1.6)
 
 
 def required(params: Params, name: str) -> str:
@@ -52,28 +55,43 @@ def fields_of(params: Params) -> set[str]:
     return {f.strip().split(".")[0] for f in required(params, "fields").split(",") if f.strip()}
 
 
+def optional_moment(params: Params, name: str) -> datetime | None:
+    return moment(params, name) if params.get(name) else None
+
+
+def sku_json(item: SandboxItem, sku: SandboxSku, fields: set[str] | None = None) -> dict[str, Any]:
+    """A SKU as TOP writes it; ``fields`` (of ``item.skus.get``) picks among them."""
+    row: dict[str, Any] = {"num_iid": item.num_iid, **vars(sku)}
+    return row if fields is None else {k: v for k, v in row.items() if k in fields}
+
+
 def item_json(item: SandboxItem, fields: set[str]) -> dict[str, Any]:
     full: dict[str, Any] = {
         "num_iid": item.num_iid,
         "title": item.title,
-        "nick": "sandbox_koudai_shop",
+        "nick": SELLER_NICK,
+        "cid": item.cid,
         "outer_id": item.outer_id,
         "num": item.num,
         "price": item.price,
         "desc": item.desc,
         "pic_url": item.pic_url,
+        "props": item.props,
+        "props_name": item.props_name,
         "approve_status": item.approve_status,
         "modified": item.modified,
     }
     row = {k: v for k, v in full.items() if k in fields}
-    if "item_img" in fields and item.item_imgs:
+    # Asking for "item_img" (or "item_imgs") gives the "item_imgs" wrapper; "sku"/"skus" the
+    # "skus" one; both are left out when empty, like every list (§1.6).
+    if fields & {"item_img", "item_imgs"} and item.item_imgs:
         row["item_imgs"] = {
             "item_img": [
                 {"id": n + 1, "url": url, "position": n} for n, url in enumerate(item.item_imgs)
             ]
         }
-    if "sku" in fields and item.skus:
-        row["skus"] = {"sku": [vars(sku).copy() for sku in item.skus.values()]}
+    if fields & {"sku", "skus"} and item.skus:
+        row["skus"] = {"sku": [sku_json(item, sku) for sku in item.skus.values()]}
     return row
 
 
@@ -104,9 +122,19 @@ def items_onsale_get(state: TopState, params: Params, app_key: str) -> dict[str,
     page_no, page_size = integer(params, "page_no", 1), integer(params, "page_size", 40)
     if not 1 <= page_size <= 200 or page_no < 1:
         raise invalid("page_size 的取值范围是 1-200")
+    start, end = optional_moment(params, "start_modified"), optional_moment(params, "end_modified")
+    if start and end and end < start:
+        raise invalid("end_modified 不能早于 start_modified")
     with state.lock:
+        # Both bounds are inclusive; TOP times have whole seconds.
         onsale = sorted(
-            (i for i in state.items.values() if i.approve_status == "onsale"),
+            (
+                i
+                for i in state.items.values()
+                if i.approve_status == "onsale"
+                and (start is None or parse_time(i.modified) >= start)
+                and (end is None or parse_time(i.modified) <= end)
+            ),
             key=lambda i: i.num_iid,
         )
         page = onsale[(page_no - 1) * page_size : page_no * page_size]
@@ -122,6 +150,25 @@ def item_seller_get(state: TopState, params: Params, app_key: str) -> dict[str, 
         return {"item": item_json(shop.find_item(state, integer(params, "num_iid")), fields)}
 
 
+def item_skus_get(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    """The SKUs of up to 40 items; ids that are not the seller's items are skipped."""
+    fields = fields_of(params)
+    try:
+        num_iids = [int(i) for i in required(params, "num_iids").split(",") if i.strip()]
+    except ValueError:
+        raise TopError(41, "Invalid arguments", "isv.invalid-parameter", "num_iids") from None
+    if not num_iids or len(num_iids) > MAX_SKUS_NUM_IIDS:
+        raise invalid(f"num_iids 最多 {MAX_SKUS_NUM_IIDS} 个")
+    with state.lock:
+        rows = [
+            sku_json(item, sku, fields)
+            for num_iid in dict.fromkeys(num_iids)
+            if (item := state.items.get(num_iid)) is not None
+            for sku in item.skus.values()
+        ]
+    return {"skus": {"sku": rows}} if rows else {}
+
+
 def item_quantity_update(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
     with state.lock:
         item = shop.find_item(state, integer(params, "num_iid"))
@@ -134,25 +181,26 @@ def item_quantity_update(state: TopState, params: Params, app_key: str) -> dict[
 
 
 def skus_quantity_update(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
-    pairs: list[tuple[int, int]] = []
+    pairs: dict[int, int] = {}
     for part in required(params, "skuid_quantities").split(";"):
         sku_text, _, qty_text = part.partition(":")
         try:
-            pairs.append((int(sku_text), int(qty_text)))
+            sku_id, qty = int(sku_text), int(qty_text)
         except ValueError:
             raise invalid(f"skuid_quantities 格式错误: {part!r}") from None
+        if sku_id in pairs:
+            raise invalid(f"skuid_quantities 中 SKU {sku_id} 重复")
+        pairs[sku_id] = qty
     type = integer(params, "type", 1)
     with state.lock:
         item = shop.find_item(state, integer(params, "num_iid"))
-        skus = [shop.find_sku(item, sku_id, None) for sku_id, _ in pairs]
+        skus = [(shop.find_sku(item, sku_id, None), qty) for sku_id, qty in pairs.items()]
         # All or nothing: check every SKU's result before changing any.
-        for sku, (_, qty) in zip(skus, pairs, strict=True):
-            assert sku is not None
-            if (qty if type == 1 else sku.quantity + qty) < 0:
-                raise invalid("库存不能小于 0", "isv.item-quantity-item-update-error")
-        for sku, (_, qty) in zip(skus, pairs, strict=True):
+        for sku, qty in skus:
+            shop.check_quantity(item, sku, qty, type)
+        for sku, qty in skus:
             shop.change_quantity(state, item, sku, qty, type)
-        return {"item": stock_json(item, [sku_id for sku_id, _ in pairs])}
+        return {"item": stock_json(item, list(pairs))}
 
 
 def trade_json(trade: dict[str, Any], fields: set[str]) -> dict[str, Any]:
@@ -194,7 +242,7 @@ def trade_fullinfo_get(state: TopState, params: Params, app_key: str) -> dict[st
 
 
 def logistics_offline_send(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
-    shop.ship_trade(
+    trades.ship_trade(
         state,
         integer(params, "tid"),
         required(params, "out_sid"),
@@ -228,6 +276,7 @@ def tmc_messages_confirm(state: TopState, params: Params, app_key: str) -> dict[
 METHODS: dict[str, tuple[bool, Handler]] = {
     "taobao.items.onsale.get": (True, items_onsale_get),
     "taobao.item.seller.get": (True, item_seller_get),
+    "taobao.item.skus.get": (True, item_skus_get),
     "taobao.item.quantity.update": (True, item_quantity_update),
     "taobao.skus.quantity.update": (True, skus_quantity_update),
     "taobao.trades.sold.increment.get": (True, trades_sold_increment_get),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from koudai_flask.connectors.sandbox.loopback import LoopbackServer
-from koudai_flask.connectors.sandbox.taobao import shop
+from koudai_flask.connectors.sandbox.taobao import catalog, shop, trades
 from koudai_flask.connectors.sandbox.taobao.gateway import create_taobao_sandbox
 from koudai_flask.connectors.sandbox.taobao.state import Grant, SandboxItem, TmcEntry, TopState
 
@@ -32,6 +34,7 @@ class TaobaoSandbox(LoopbackServer):
         self.app_key = self.state.register_app(app_key, app_secret)
         self.app = create_taobao_sandbox(self.state)
         super().__init__(self.app, port=port)
+        self.state.base_url = self.url  # picture URLs point back at this server
 
     def __repr__(self) -> str:
         return f"TaobaoSandbox({self.url!r}, app_key={self.app_key!r})"
@@ -74,10 +77,27 @@ class TaobaoSandbox(LoopbackServer):
         """Delay every gateway answer by ``seconds`` (0 to stop)."""
         self.state.latency = seconds
 
-    def fail_next(self, n: int, kind: str, seconds: float = 3.0) -> None:
-        """Fail the next ``n`` valid calls: "5xx", "timeout" (sleeps ``seconds``),
-        "rate_limit" (code 7), "session_expired" (27), "isp", "isv" or "bad_json"."""
-        self.state.fail_next(n, kind, seconds)
+    def fail_next(
+        self, n: int, kind: str, seconds: float | None = None, *, method: str | None = None
+    ) -> None:
+        """Fail the next ``n`` valid calls (of ``method`` only, if given) with ``kind``:
+
+        "5xx" (HTTP 502), "timeout" (sleeps ``seconds``, 3 by default, past the caller's
+        timeout; the call still runs afterwards), "slow" (answers after ``seconds``, 1 by
+        default), "rate_limit" (code 7, "This ban will last for N more seconds", N =
+        ``seconds`` or ``ban_seconds``), "ban" (the same code 7 on every call until N seconds
+        of the sandbox clock pass; :meth:`advance` lifts it), "session_expired" (code 27),
+        "isp", "isv" or "bad_json".
+        """
+        self.state.fail_next(n, kind, seconds, method)
+
+    def duplicate_next(self, n: int) -> None:
+        """Deliver each of the next ``n`` TMC messages twice, the copy right after it."""
+        self.state.duplicate_next(n)
+
+    def shuffle_next(self, seed: int = 0) -> None:
+        """Hand out the next non-empty TMC consume batch in a shuffled order."""
+        self.state.shuffle_next(seed)
 
     @property
     def calls(self) -> Counter[str]:
@@ -89,23 +109,75 @@ class TaobaoSandbox(LoopbackServer):
     def add_item(self, title: str, price: str, num: int = 0, **options: Any) -> SandboxItem:
         return shop.add_item(self.state, title, price, num, **options)
 
+    def seed_catalog(
+        self,
+        items: int = 200,
+        skus_per_item: int = 3,
+        *,
+        seed: int = 0,
+        pictures: int = 2,
+        modified: datetime | None = None,
+    ) -> list[SandboxItem]:
+        """``items`` generated items with colour × size SKUs, prices, pictures, and outer
+        ids on every odd item; the same seed gives the same catalogue (see ``catalog``)."""
+        return catalog.seed_catalog(
+            self.state, items, skus_per_item, seed=seed, pictures=pictures, modified=modified
+        )
+
+    def edit_item(
+        self,
+        num_iid: int,
+        *,
+        title: str | None = None,
+        price: str | None = None,
+        desc: str | None = None,
+        outer_id: str | None = None,
+        approve_status: str | None = None,
+        sku_prices: Mapping[int, str] | None = None,
+        sku_outer_ids: Mapping[int, str] | None = None,
+        pictures: int | None = None,
+        modified: datetime | None = None,
+    ) -> SandboxItem:
+        """The seller edits an item; its ``modified`` moves forward (at least one second
+        unless given). Publishes nothing: a catalogue import reads edits by modified time."""
+        return catalog.edit_item(
+            self.state,
+            num_iid,
+            title=title,
+            price=price,
+            desc=desc,
+            outer_id=outer_id,
+            approve_status=approve_status,
+            sku_prices=sku_prices,
+            sku_outer_ids=sku_outer_ids,
+            pictures=pictures,
+            modified=modified,
+        )
+
     def set_quantity(self, num_iid: int, quantity: int, sku_id: int | None = None) -> None:
-        """Set stock as the seller would in the Taobao back office."""
-        with self.state.lock:
-            item = shop.find_item(self.state, num_iid)
-            shop.change_quantity(self.state, item, shop.find_sku(item, sku_id, None), quantity, 1)
+        """Set stock as the seller would in the Taobao back office (ItemStockChanged)."""
+        shop.set_quantity(self.state, num_iid, quantity, sku_id)
 
     def quantity_of(self, num_iid: int, sku_id: int | None = None) -> int:
         return shop.quantity_of(self.state, num_iid, sku_id)
 
     def add_trade(self, lines: list[tuple[int, int | None, int]], **options: Any) -> dict[str, Any]:
-        """A buyer's trade for ``(num_iid, sku_id, num)`` lines; publishes TMC messages."""
-        return shop.add_trade(self.state, lines, **options)
+        """A buyer's trade for ``(num_iid, sku_id, num)`` lines; takes the stock at once and
+        publishes TradeCreate, ItemStockChanged per line and (if ``paid``) TradeBuyerPay."""
+        return trades.add_trade(self.state, lines, **options)
+
+    def pay_trade(self, tid: int, *, modified: datetime | None = None) -> dict[str, Any]:
+        return trades.pay_trade(self.state, tid, modified=modified)
 
     def close_trade(
         self, tid: int, *, restock: bool = True, modified: datetime | None = None
     ) -> dict[str, Any]:
-        return shop.close_trade(self.state, tid, restock=restock, modified=modified)
+        """Close a trade (TradeClose) and give its stock back (ItemStockChanged per line)."""
+        return trades.close_trade(self.state, tid, restock=restock, modified=modified)
+
+    def finish_trade(self, tid: int, *, modified: datetime | None = None) -> dict[str, Any]:
+        """The buyer confirms receipt of a shipped trade (TradeSuccess)."""
+        return trades.finish_trade(self.state, tid, modified=modified)
 
     def shipment_of(self, tid: int) -> tuple[str, str] | None:
         """``(company_code, out_sid)`` recorded by ``taobao.logistics.offline.send``."""
@@ -113,6 +185,13 @@ class TaobaoSandbox(LoopbackServer):
 
     def publish(self, topic: str, content: dict[str, Any]) -> TmcEntry:
         return self.state.publish(topic, content)
+
+    def published(self, topic: str | None = None) -> list[tuple[str, Mapping[str, Any]]]:
+        """Every message published so far (of ``topic``), as ``(topic, content)``, oldest
+        first."""
+        with self.state.lock:
+            entries = [e for e in self.state.messages if topic is None or e.topic == topic]
+        return [(e.topic, json.loads(e.content)) for e in entries]
 
     def advance(self, seconds: float) -> None:
         """Move the TMC clock forward, so unconfirmed messages become due again."""
@@ -127,8 +206,18 @@ class TaobaoSandbox(LoopbackServer):
                 "129.00",
                 outer_id="SHIRT",
                 skus=[
-                    {"properties_name": "颜色:白色", "quantity": 10, "outer_id": "SHIRT-W"},
-                    {"properties_name": "颜色:蓝色", "quantity": 8, "outer_id": "SHIRT-B"},
+                    {
+                        "properties": "1627207:28320",
+                        "properties_name": "1627207:28320:颜色分类:白色",
+                        "quantity": 10,
+                        "outer_id": "SHIRT-W",
+                    },
+                    {
+                        "properties": "1627207:28338",
+                        "properties_name": "1627207:28338:颜色分类:蓝色",
+                        "quantity": 8,
+                        "outer_id": "SHIRT-B",
+                    },
                 ],
             ),
             self.add_item(
@@ -136,8 +225,18 @@ class TaobaoSandbox(LoopbackServer):
                 "25.00",
                 outer_id="SOCK",
                 skus=[
-                    {"properties_name": "尺码:M", "quantity": 40, "outer_id": "SOCK-M"},
-                    {"properties_name": "尺码:L", "quantity": 35, "outer_id": "SOCK-L"},
+                    {
+                        "properties": "20509:28315",
+                        "properties_name": "20509:28315:尺码:M",
+                        "quantity": 40,
+                        "outer_id": "SOCK-M",
+                    },
+                    {
+                        "properties": "20509:28316",
+                        "properties_name": "20509:28316:尺码:L",
+                        "quantity": 35,
+                        "outer_id": "SOCK-L",
+                    },
                 ],
             ),
         ]

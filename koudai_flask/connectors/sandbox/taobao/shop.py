@@ -1,18 +1,18 @@
-"""The sandbox seller's shop: items, stock and trades, changed the way Taobao changes them.
+"""The sandbox seller's items and their stock, changed the way Taobao changes them.
 
-These functions back both the TOP methods (``methods.py``) and the test helpers of
-:class:`TaobaoSandbox`; each trade change publishes the TMC message Taobao would (§1.8).
+These functions back both the TOP methods (``methods.py``) and the helpers of
+:class:`TaobaoSandbox`; every quantity change publishes ``taobao_item_ItemStockChanged``
+(§1.8), whoever made it. Trades are in ``trades.py``; the generated catalogue in
+``catalog.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from koudai_flask.connectors.sandbox.taobao.state import (
-    COMPANY_CODES,
     SELLER_NICK,
     SandboxItem,
     SandboxSku,
@@ -20,7 +20,23 @@ from koudai_flask.connectors.sandbox.taobao.state import (
     invalid,
     now_text,
 )
-from koudai_flask.connectors.taobao.client import format_time
+from koudai_flask.connectors.taobao.records import property_pairs
+
+
+def check_price(price: str) -> str:
+    """A TOP price: yuan with at most two decimals, as text ("129.00")."""
+    try:
+        value = Decimal(price)
+    except (InvalidOperation, TypeError):
+        raise ValueError(f"price {price!r} is not an amount in yuan like '129.00'") from None
+    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+        raise ValueError(f"price {price!r} is not an amount in yuan like '129.00'")
+    return f"{value:.2f}"
+
+
+def display_properties(properties_name: str) -> str:
+    """TOP's ``sku_properties_name`` of a trade line: "颜色分类:红色;尺码:S"."""
+    return ";".join(f"{name}:{value}" for name, value in property_pairs(properties_name))
 
 
 def add_item(
@@ -34,10 +50,26 @@ def add_item(
     num_iid: int | None = None,
     desc: str = "",
     pic_url: str = "",
+    pictures: int = 1,
+    cid: int | None = None,
+    props: str = "",
+    props_name: str = "",
+    modified: str = "",
 ) -> SandboxItem:
     """A new on-sale item; each SKU dict has ``properties_name``, ``quantity`` and optionally
-    ``price``, ``outer_id``, ``properties``, ``sku_id``."""
+    ``price``, ``outer_id``, ``properties``, ``sku_id``.
+
+    Without ``pic_url`` the item gets ``pictures`` generated pictures served by the sandbox
+    itself (``/img/<num_iid>-<n>.png``). Adding an item publishes nothing: it stands for the
+    catalogue the seller had before linking the shop.
+    """
+    price = check_price(price)
+    specs = list(skus)
+    if num < 0 or pictures < 0 or any(int(spec.get("quantity", 0)) < 0 for spec in specs):
+        raise ValueError("stock quantities and the number of pictures cannot be negative")
     with state.lock:
+        if num_iid is not None and num_iid in state.items:
+            raise ValueError(f"item {num_iid} already exists")
         item = SandboxItem(
             num_iid=num_iid or state.next_id(600000000000),
             title=title,
@@ -45,21 +77,36 @@ def add_item(
             num=num,
             outer_id=outer_id,
             desc=desc or f"<p>{title}</p>",
-            pic_url=pic_url or "https://img.alicdn.com/imgextra/sandbox.jpg",
+            props=props,
+            props_name=props_name,
         )
-        item.item_imgs = [item.pic_url]
-        for position, spec in enumerate(skus):
+        if cid is not None:
+            item.cid = cid
+        if modified:
+            item.modified = modified
+        if pic_url:
+            item.item_imgs = [pic_url]
+        else:
+            item.item_imgs = [
+                state.add_image(f"{item.num_iid}-{n}") for n in range(1, pictures + 1)
+            ]
+        item.pic_url = item.item_imgs[0] if item.item_imgs else ""
+        for position, spec in enumerate(specs):
             sku = SandboxSku(
                 sku_id=int(spec.get("sku_id") or state.next_id(5000000000000)),
                 properties=str(spec.get("properties") or f"1627207:{28320 + position}"),
                 properties_name=str(spec.get("properties_name") or f"颜色:{position}"),
                 quantity=int(spec.get("quantity", 0)),
-                price=str(spec.get("price") or price),
+                price=check_price(str(spec.get("price") or price)),
                 outer_id=str(spec.get("outer_id") or ""),
+                modified=modified or now_text(),
             )
+            if sku.sku_id in state.sku_owner or sku.sku_id in item.skus:
+                raise ValueError(f"SKU {sku.sku_id} already exists")
             item.skus[sku.sku_id] = sku
         item.recount()
         state.items[item.num_iid] = item
+        state.sku_owner.update((sku_id, item.num_iid) for sku_id in item.skus)
         return item
 
 
@@ -85,21 +132,51 @@ def find_sku(item: SandboxItem, sku_id: int | None, outer_id: str | None) -> San
     return None
 
 
-def change_quantity(
-    state: TopState, item: SandboxItem, sku: SandboxSku | None, quantity: int, type: int
-) -> None:
-    """type 1 sets the stock, type 2 adds to it; the result may not go below 0 (§1.6)."""
+def stock_changed_content(
+    item: SandboxItem, sku: SandboxSku | None, increment: int
+) -> dict[str, Any]:
+    """The ``taobao_item_ItemStockChanged`` content (§1.8): the new stock and the change.
+
+    ``num`` is the item's total after the change; for a SKU, ``sku_num`` is the SKU's.
+    [U] ``changed_fields`` lists the content fields whose value changed.
+    """
+    content: dict[str, Any] = {"num_iid": item.num_iid, "nick": SELLER_NICK}
+    if sku is not None:
+        content["sku_id"] = sku.sku_id
+        content["sku_num"] = sku.quantity
+    content["num"] = item.num
+    content["increment"] = increment
+    content["changed_fields"] = "num,sku_num" if sku is not None else "num"
+    return content
+
+
+def check_quantity(item: SandboxItem, sku: SandboxSku | None, quantity: int, type: int) -> int:
+    """The stock a type 1 (set) or type 2 (add) update would leave; refused below 0 (§1.6)."""
     if type not in (1, 2):
         raise invalid("type 只能是 1(全量) 或 2(增量)")
     if type == 1 and quantity < 0:
         raise invalid("全量更新时 quantity 必须大于等于 0")
+    if sku is None and item.skus:
+        raise invalid("该商品有 SKU, 请指定 sku_id", "isv.item-quantity-item-update-error")
+    current = sku.quantity if sku is not None else item.num
+    result = quantity if type == 1 else current + quantity
+    if result < 0:
+        raise invalid("库存不能小于 0", "isv.item-quantity-item-update-error")
+    return result
+
+
+def change_quantity(
+    state: TopState, item: SandboxItem, sku: SandboxSku | None, quantity: int, type: int
+) -> int:
+    """Apply a type 1/2 update and publish ItemStockChanged; returns the increment.
+
+    An update that leaves the stock as it was changes nothing and publishes nothing.
+    """
     with state.lock:
-        if sku is None and item.skus:
-            raise invalid("该商品有 SKU, 请指定 sku_id", "isv.item-quantity-item-update-error")
+        result = check_quantity(item, sku, quantity, type)
         current = sku.quantity if sku is not None else item.num
-        result = quantity if type == 1 else current + quantity
-        if result < 0:
-            raise invalid("库存不能小于 0", "isv.item-quantity-item-update-error")
+        if result == current:
+            return 0
         stamp = now_text()
         if sku is not None:
             sku.quantity, sku.modified = result, stamp
@@ -107,132 +184,20 @@ def change_quantity(
         else:
             item.num = result
         item.modified = stamp
+        state.publish(
+            "taobao_item_ItemStockChanged", stock_changed_content(item, sku, result - current)
+        )
+        return result - current
+
+
+def set_quantity(state: TopState, num_iid: int, quantity: int, sku_id: int | None = None) -> int:
+    """The seller sets stock in the Taobao back office (or on the sandbox's stock page)."""
+    with state.lock:
+        item = find_item(state, num_iid)
+        return change_quantity(state, item, find_sku(item, sku_id, None), quantity, 1)
 
 
 def quantity_of(state: TopState, num_iid: int, sku_id: int | None = None) -> int:
     with state.lock:
         item = state.items[num_iid]
         return item.skus[sku_id].quantity if sku_id is not None else item.num
-
-
-def _touch(trade: dict[str, Any], when: datetime | None) -> None:
-    trade["modified"] = format_time(when or datetime.now(UTC))
-
-
-def add_trade(
-    state: TopState,
-    lines: Iterable[tuple[int, int | None, int]],
-    *,
-    buyer_nick: str = "sandbox_buyer",
-    post_fee: str = "0.00",
-    paid: bool = True,
-    modified: datetime | None = None,
-    tid: int | None = None,
-) -> dict[str, Any]:
-    """A trade for ``(num_iid, sku_id, num)`` lines; stock is taken when it is placed.
-
-    Publishes ``taobao_trade_TradeCreate`` and, if ``paid``, ``taobao_trade_TradeBuyerPay``.
-    """
-    with state.lock:
-        tid = tid or state.next_id(3800000000000000)
-        orders, total = [], Decimal("0")
-        for num_iid, sku_id, num in lines:
-            item = find_item(state, num_iid)
-            sku = find_sku(item, sku_id, None)
-            change_quantity(state, item, sku, -num, 2)
-            price = Decimal(sku.price if sku else item.price)
-            line_total = price * num
-            total += line_total
-            orders.append(
-                {
-                    "oid": state.next_id(tid),
-                    "num_iid": num_iid,
-                    "sku_id": str(sku.sku_id) if sku else "",
-                    "outer_iid": item.outer_id,
-                    "outer_sku_id": sku.outer_id if sku else "",
-                    "title": item.title,
-                    "num": num,
-                    "price": f"{price:.2f}",
-                    "payment": f"{line_total:.2f}",
-                    "status": "WAIT_SELLER_SEND_GOODS" if paid else "WAIT_BUYER_PAY",
-                    "refund_status": "NO_REFUND",
-                }
-            )
-        stamp = format_time(modified or datetime.now(UTC))
-        payment = total + Decimal(post_fee)
-        trade: dict[str, Any] = {
-            "tid": tid,
-            "status": "WAIT_SELLER_SEND_GOODS" if paid else "WAIT_BUYER_PAY",
-            "payment": f"{payment:.2f}",
-            "total_fee": f"{total:.2f}",
-            "post_fee": post_fee,
-            "buyer_nick": buyer_nick,
-            "seller_nick": SELLER_NICK,
-            "type": "fixed",
-            "created": stamp,
-            "modified": stamp,
-            "pay_time": stamp if paid else "",
-            "orders": {"order": orders},
-        }
-        state.trades[tid] = trade
-    content = {
-        "tid": tid,
-        "oid": orders[0]["oid"] if orders else tid,
-        "buyer_nick": buyer_nick,
-        "seller_nick": SELLER_NICK,
-        "payment": trade["payment"],
-        "type": "guarantee_trade",
-    }
-    state.publish("taobao_trade_TradeCreate", content)
-    if paid:
-        state.publish("taobao_trade_TradeBuyerPay", content)
-    return trade
-
-
-def close_trade(
-    state: TopState, tid: int, *, restock: bool = True, modified: datetime | None = None
-) -> dict[str, Any]:
-    """Close a trade (buyer cancelled, or Taobao timed it out) and give the stock back."""
-    with state.lock:
-        trade = state.trades[tid]
-        if trade["status"] == "TRADE_CLOSED":
-            return trade
-        trade["status"] = "TRADE_CLOSED"
-        _touch(trade, modified)
-        for order in trade["orders"]["order"]:
-            order["status"] = "TRADE_CLOSED"
-            if restock and order["num_iid"] in state.items:
-                item = state.items[order["num_iid"]]
-                sku = item.skus.get(int(order["sku_id"])) if order["sku_id"] else None
-                change_quantity(state, item, sku, order["num"], 2)
-    state.publish(
-        "taobao_trade_TradeClose",
-        {"tid": tid, "oid": tid, "seller_nick": SELLER_NICK, "buyer_nick": trade["buyer_nick"]},
-    )
-    return trade
-
-
-def ship_trade(state: TopState, tid: int, out_sid: str, company_code: str) -> None:
-    """``taobao.logistics.offline.send``: record the waybill, mark the trade consigned."""
-    if company_code not in COMPANY_CODES:
-        raise invalid(f"物流公司编码 {company_code} 不存在", "isv.logistics-company-not-exist")
-    if not out_sid:
-        raise invalid("运单号不能为空")
-    with state.lock:
-        trade = state.trades.get(tid)
-        if trade is None:
-            raise invalid(f"交易 {tid} 不存在", "isv.trade-not-exist")
-        if trade["status"] != "WAIT_SELLER_SEND_GOODS":
-            raise invalid(
-                f"交易状态 {trade['status']} 不能发货", "isv.logistics-offline-service-error"
-            )
-        state.shipments[tid] = (company_code, out_sid)
-        trade["status"] = "WAIT_BUYER_CONFIRM_GOODS"
-        trade["consign_time"] = now_text()
-        _touch(trade, None)
-        for order in trade["orders"]["order"]:
-            order["status"] = "WAIT_BUYER_CONFIRM_GOODS"
-    state.publish(
-        "taobao_trade_TradeSellerShip",
-        {"tid": tid, "oid": tid, "seller_nick": SELLER_NICK, "buyer_nick": trade["buyer_nick"]},
-    )

@@ -2,16 +2,24 @@
 
 Everything is guarded by one lock: the loopback server answers on several threads and the
 tests poke the same state from theirs.
+
+Stock follows Taobao's default rule, 拍下减库存: a trade takes its stock when it is created
+(paid or not), and closing it gives the stock back. Every change of an item's or a SKU's
+quantity (a sale, a close, the seller's own edit, and our own API updates alike: TOP does
+not tell callers apart) publishes ``taobao_item_ItemStockChanged``; a consumer recognises
+its own echo itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
+import random
 import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +34,22 @@ REFRESH_TTL = 30 * 86400
 # The TOP codes the sandbox's taobao.logistics.companies.get would list: our carrier
 # table's plus the generic ones TOP documents (§1.6).
 COMPANY_CODES = frozenset({c.top_code for c in CARRIERS.values() if c.top_code} | {"POST", "OTHER"})
-FAULT_KINDS = ("5xx", "timeout", "rate_limit", "session_expired", "isp", "isv", "bad_json")
+# What fail_next can inject: an HTTP 502 page; a sleep past the caller's timeout (the call
+# still runs afterwards, as a real one may); a slow but complete answer; code 7 once; a code 7
+# ban on every call for N seconds of the sandbox clock; code 27; isp.*/isv.* refusals; a cut
+# JSON body.
+FAULT_KINDS = (
+    "5xx",
+    "timeout",
+    "slow",
+    "rate_limit",
+    "ban",
+    "session_expired",
+    "isp",
+    "isv",
+    "bad_json",
+)
+DEFAULT_FAULT_SECONDS = {"timeout": 3.0, "slow": 1.0}
 
 
 class TopError(Exception):
@@ -51,6 +74,16 @@ def invalid(message: str, sub_code: str = "isv.invalid-parameter") -> TopError:
     return TopError(15, "Remote service error", sub_code, message)
 
 
+def ban_error(seconds: float) -> TopError:
+    """§1.5: a call-limit refusal, code 7, with the ban's length in ``sub_msg``."""
+    return TopError(
+        7,
+        "App Call Limited",
+        "accesscontrol.limited-by-app-access-count",
+        f"This ban will last for {math.ceil(seconds)} more seconds",
+    )
+
+
 def now_text() -> str:
     return format_time(datetime.now(UTC))
 
@@ -72,6 +105,7 @@ class Grant:
 class SandboxSku:
     sku_id: int
     properties: str
+    # TOP's "pid:vid:name:value;..." ("1627207:28326:颜色分类:红色;20509:28314:尺码:S").
     properties_name: str
     quantity: int
     price: str
@@ -92,6 +126,9 @@ class SandboxItem:
     approve_status: str = "onsale"
     skus: dict[int, SandboxSku] = field(default_factory=dict)
     modified: str = field(default_factory=now_text)
+    cid: int = 50000436  # a leaf category id (T恤); the sandbox does not check categories
+    props: str = ""
+    props_name: str = ""
 
     def recount(self) -> None:
         # An item with SKUs has num = Σ sku quantities, as on Taobao.
@@ -122,6 +159,7 @@ class Delivery:
 class Fault:
     kind: str
     seconds: float
+    method: str | None = None  # only calls of this TOP method take the fault
 
 
 class TopState:
@@ -134,15 +172,21 @@ class TopState:
         self.refresh_grants: dict[str, Grant] = {}
         self.codes: dict[str, tuple[str, str]] = {}  # code → (app_key, redirect_uri)
         self.items: dict[int, SandboxItem] = {}
+        self.sku_owner: dict[int, int] = {}  # sku_id → num_iid: SKU ids are unique site-wide
         self.trades: dict[int, dict[str, Any]] = {}
         self.shipments: dict[int, tuple[str, str]] = {}  # tid → (company_code, out_sid)
         self.messages: list[TmcEntry] = []
         self.deliveries: dict[tuple[str, str], dict[int, Delivery]] = {}
         self.calls: Counter[str] = Counter()
-        self.faults: deque[Fault] = deque()
+        self.faults: list[Fault] = []
         self.latency = 0.0
+        self.banned_until = 0.0  # on the sandbox clock; see the "ban" fault
         self.visibility_timeout = visibility_timeout
         self.ban_seconds = ban_seconds
+        self.images: set[str] = set()  # names served at /img/<name>.png
+        self.base_url = ""  # "http://127.0.0.1:<port>" once the server listens
+        self.duplicates_pending = 0
+        self.shuffle_seeds: list[int] = []
         self._clock_offset = 0.0
         self._ids = itertools.count(1)
 
@@ -199,15 +243,48 @@ class TopState:
 
     # -- faults ----------------------------------------------------------------------------
 
-    def fail_next(self, n: int, kind: str, seconds: float = 3.0) -> None:
+    def fail_next(
+        self, n: int, kind: str, seconds: float | None = None, method: str | None = None
+    ) -> None:
+        """Queue ``n`` faults of ``kind``; with ``method``, only calls of that method take them.
+
+        ``seconds`` is the sleep of "timeout"/"slow" (3 s / 1 s by default) and the N of
+        "rate_limit"/"ban" ("This ban will last for N more seconds"; ``ban_seconds`` by
+        default).
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind is one of {FAULT_KINDS}")
+        if n < 0 or (seconds is not None and seconds < 0):
+            raise ValueError("fail_next needs n >= 0 and seconds >= 0")
+        if seconds is None:
+            seconds = DEFAULT_FAULT_SECONDS.get(kind, float(self.ban_seconds))
         with self.lock:
-            self.faults.extend(Fault(kind, seconds) for _ in range(n))
+            self.faults.extend(Fault(kind, seconds, method) for _ in range(n))
 
-    def take_fault(self) -> Fault | None:
+    def take_fault(self, method: str = "") -> Fault | None:
+        """The first queued fault for ``method`` (or for any method), removed from the queue."""
         with self.lock:
-            return self.faults.popleft() if self.faults else None
+            for position, fault in enumerate(self.faults):
+                if fault.method is None or fault.method == method:
+                    return self.faults.pop(position)
+            return None
+
+    def start_ban(self, seconds: float) -> None:
+        with self.lock:
+            self.banned_until = max(self.banned_until, self.clock() + seconds)
+
+    def ban_left(self) -> int:
+        """Whole seconds of the current ban still to run (0 when there is none)."""
+        with self.lock:
+            return max(0, math.ceil(self.banned_until - self.clock()))
+
+    # -- images ----------------------------------------------------------------------------
+
+    def add_image(self, name: str) -> str:
+        """Register a picture the gateway serves, and return its URL."""
+        with self.lock:
+            self.images.add(name)
+        return f"{self.base_url}/img/{name}.png"
 
     # -- TMC -------------------------------------------------------------------------------
 
@@ -224,19 +301,38 @@ class TopState:
             self.messages.append(entry)
         return entry
 
+    def duplicate_next(self, n: int) -> None:
+        """Deliver each of the next ``n`` messages twice (the copy right after it, same id)."""
+        if n < 0:
+            raise ValueError("duplicate_next needs n >= 0")
+        with self.lock:
+            self.duplicates_pending += n
+
+    def shuffle_next(self, seed: int = 0) -> None:
+        """Hand out the next non-empty consume batch in another order than TMC's own."""
+        with self.lock:
+            self.shuffle_seeds.append(seed)
+
     def consume(self, app_key: str, group: str, quantity: int) -> list[TmcEntry]:
         with self.lock:
             queue = self.deliveries.setdefault((app_key, group), {})
-            now, batch = self.clock(), []
+            now = self.clock()
+            batch: list[TmcEntry] = []
             for entry in self.messages:
+                if len(batch) >= quantity:
+                    break
                 state = queue.setdefault(entry.id, Delivery())
                 if state.confirmed or state.visible_at > now:
                     continue
                 # Hidden until confirmed or the visibility timeout passes, then redelivered.
                 state.visible_at = now + self.visibility_timeout
                 batch.append(entry)
-                if len(batch) >= quantity:
-                    break
+                if self.duplicates_pending and len(batch) < quantity:
+                    # TMC is at-least-once: the same message (same id) may come twice.
+                    self.duplicates_pending -= 1
+                    batch.append(entry)
+            if batch and self.shuffle_seeds:
+                batch = shuffled(batch, self.shuffle_seeds.pop(0))
             return batch
 
     def confirm(self, app_key: str, group: str, ids: list[int]) -> None:
@@ -246,3 +342,13 @@ class TopState:
             for message_id in ids:
                 if message_id in known:
                     queue.setdefault(message_id, Delivery()).confirmed = True
+
+
+def shuffled(batch: list[TmcEntry], seed: int) -> list[TmcEntry]:
+    """``batch`` in a seeded random order that is never its delivery order (when it can
+    differ at all), so a test of out-of-order handling cannot pass by luck."""
+    order = list(batch)
+    random.Random(seed).shuffle(order)
+    if [e.id for e in order] == [e.id for e in batch] and len({e.id for e in batch}) > 1:
+        order.reverse()
+    return order
