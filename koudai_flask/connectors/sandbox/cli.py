@@ -229,3 +229,51 @@ def taobao_sandbox(port: int, seed: bool) -> None:
     finally:
         sandbox.stop()
     click.echo("Taobao sandbox stopped.")
+
+
+# -- jushuitan -------------------------------------------------------------------------------
+
+
+@sandbox_cli.command("jushuitan")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--seed", is_flag=True, help="Start with a few demo SKUs in stock.")
+def jushuitan_sandbox(port: int, seed: bool) -> None:
+    """Serve a Jushuitan (聚水潭) open platform v2: inventory, order upload, logistics, tokens.
+
+    The app key and secret are kept in the instance folder across restarts; the settings
+    (the secret and a fresh token pair included) are written next to them, mode 0600.
+    """
+    import secrets
+
+    from koudai_flask.connectors.sandbox.jushuitan import JushuitanSandbox
+
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "jushuitan"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / "sandbox_app.json"
+    if stored.exists():
+        app = json.loads(stored.read_text(encoding="utf-8"))
+    else:
+        app = {"app_key": secrets.token_hex(16), "secret": secrets.token_hex(16)}
+        _write_secret(stored, json.dumps(app, indent=2))
+    try:
+        sandbox = JushuitanSandbox(port=port, app_key=app["app_key"], app_secret=app["secret"])
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    if seed:
+        sandbox.seed_demo()
+    settings_file = folder / "koudai_jushuitan.json"
+    _write_secret(settings_file, json.dumps(sandbox.settings_for_client(), indent=2))
+    click.echo(f"Jushuitan open platform sandbox on {sandbox.url}")
+    click.echo(f"  app_key     {sandbox.app_key}")
+    click.echo(f"  shop_id     {sandbox.shop_id}")
+    click.echo(f"  stock page  {sandbox.url}/")
+    click.echo("Settings for the shop app (the secret and a token pair included) are in")
+    click.echo(f"  {settings_file}")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo("Jushuitan sandbox stopped.")
