@@ -7,16 +7,22 @@ and shipping use them inside theirs. Nothing here commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, OutOfStock, ValidationError
 from koudai_flask.models import Location, Reservation, Sku, StockLevel, StockMovement
 from koudai_flask.services import outbox
+
+_LEVEL = cast(Table, StockLevel.__table__)
+_LOCATION = cast(Table, Location.__table__)
 
 
 @dataclass(frozen=True)
@@ -107,19 +113,23 @@ def write_movement(
 
 
 def stock_event(session: Session, snapshot: StockSnapshot, *, reason: str, source: str) -> None:
-    outbox.record(
-        session,
-        "stock.changed",
-        {
-            "sku": snapshot.sku,
-            "location": snapshot.location,
-            "on_hand": snapshot.on_hand,
-            "reserved": snapshot.reserved,
-            "available": snapshot.available,
-            "reason": reason,
-            "source": source,
-        },
-    )
+    outbox.record(session, "stock.changed", stock_payload(snapshot, reason=reason, source=source))
+    # The linked channels' listings are marked in this same transaction (services.stock_sync).
+    from koudai_flask.services.stock_sync import mark_dirty_in
+
+    mark_dirty_in(session, snapshot.sku)
+
+
+def stock_payload(snapshot: StockSnapshot, *, reason: str, source: str) -> dict[str, Any]:
+    return {
+        "sku": snapshot.sku,
+        "location": snapshot.location,
+        "on_hand": snapshot.on_hand,
+        "reserved": snapshot.reserved,
+        "available": snapshot.available,
+        "reason": reason,
+        "source": source,
+    }
 
 
 def reserve_stock(
@@ -182,6 +192,140 @@ def reserve_stock(
     snapshot = StockSnapshot(sku.code, location_code, on_hand, reserved)
     stock_event(session, snapshot, reason="reservation", source=source)
     return reservation
+
+
+# -- holding an order's stock in Core statements -----------------------------------------------
+
+# The conditional UPDATE of ``reserve_stock`` as one prepared Core statement: it finds the
+# level by SKU id and location code, holds the quantity only if that much is available and
+# returns the new figures. No row means no level, no location or not enough stock.
+_HOLD = (
+    update(_LEVEL)
+    .where(
+        _LEVEL.c.sku_id == bindparam("hold_sku_id"),
+        _LEVEL.c.location_id
+        == select(_LOCATION.c.id)
+        .where(_LOCATION.c.code == bindparam("hold_location"))
+        .scalar_subquery(),
+        _LEVEL.c.on_hand - _LEVEL.c.reserved >= bindparam("hold_quantity"),
+    )
+    .values(reserved=_LEVEL.c.reserved + bindparam("hold_quantity"))
+    .returning(_LEVEL.c.id, _LEVEL.c.location_id, _LEVEL.c.on_hand, _LEVEL.c.reserved)
+)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Stock held for one line of an order: what was taken and the level right after."""
+
+    sku_id: int
+    sku_code: str
+    quantity: int
+    location_id: int
+    location_code: str
+    on_hand: int
+    reserved: int
+
+
+def hold_stock(
+    session: Session,
+    connection: Connection,
+    wanted: Sequence[tuple[int, str, int]],
+    *,
+    location_code: str | None = None,
+) -> list[Hold]:
+    """Hold ``(sku_id, sku_code, quantity)`` for each line, in the given order, or raise.
+
+    Callers pass the lines sorted by SKU id, so that two orders of the same SKUs lock their
+    levels in the same order and never deadlock. ``OutOfStock`` leaves the lines already held
+    to the caller's rollback, as ``reserve_stock`` does.
+    """
+    code = location_code or config_value("DEFAULT_LOCATION")
+    holds = []
+    for sku_id, sku_code, quantity in wanted:
+        row = connection.execute(
+            _HOLD, {"hold_sku_id": sku_id, "hold_location": code, "hold_quantity": quantity}
+        ).first()
+        if row is None:
+            refuse_hold(session, sku_id, quantity, code)
+        level_id, location_id, on_hand, reserved = row
+        sync_loaded_level(session, level_id, on_hand, reserved)
+        holds.append(Hold(sku_id, sku_code, quantity, location_id, code, on_hand, reserved))
+    return holds
+
+
+def sync_loaded_level(session: Session, level_id: int, on_hand: int, reserved: int) -> None:
+    """Keep a level already loaded in this session in step with a Core UPDATE of it.
+
+    The same as the "fetch" synchronisation of an ORM UPDATE: only an object the session
+    holds is touched, and nothing is read.
+    """
+    loaded = session.identity_map.get(session.identity_key(StockLevel, level_id))
+    if loaded is not None:
+        set_committed_value(loaded, "on_hand", on_hand)
+        set_committed_value(loaded, "reserved", reserved)
+
+
+def refuse_hold(session: Session, sku_id: int, quantity: int, location_code: str) -> NoReturn:
+    """Raise ``OutOfStock`` with what is available now (or ``NotFound`` for the location)."""
+    sku = session.get(Sku, sku_id)
+    assert sku is not None
+    level = stock_level(session, sku, get_location(session, location_code))
+    session.refresh(level)
+    raise OutOfStock(sku.code, quantity, level.available)
+
+
+def hold_rows(
+    holds: Sequence[Hold],
+    *,
+    key_prefix: str,
+    expires_at: datetime | None,
+    source: str,
+    reference: str,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The reservation, movement and ``stock.changed`` event rows of ``holds``.
+
+    They are the rows ``reserve_stock`` writes, for a caller that inserts them in bulk; the
+    reservations lack their ``order_id``, which the caller fills in.
+    """
+    reservations = []
+    movements = []
+    events = []
+    for hold in holds:
+        key = f"{key_prefix}:{hold.sku_code}"
+        reservations.append(
+            {
+                "sku_id": hold.sku_id,
+                "location_id": hold.location_id,
+                "quantity": hold.quantity,
+                "status": "active",
+                "expires_at": expires_at,
+                "idempotency_key": key,
+                "created_at": now,
+            }
+        )
+        movements.append(
+            {
+                "sku_id": hold.sku_id,
+                "location_id": hold.location_id,
+                "on_hand_delta": 0,
+                "reserved_delta": hold.quantity,
+                "reason": "reservation",
+                "source": source,
+                "reference": reference,
+                "idempotency_key": f"reserve:{key}",
+                "note": "",
+                "created_at": now,
+            }
+        )
+        snapshot = StockSnapshot(hold.sku_code, hold.location_code, hold.on_hand, hold.reserved)
+        events.append(
+            outbox.event_row(
+                "stock.changed", stock_payload(snapshot, reason="reservation", source=source), now
+            )
+        )
+    return reservations, movements, events
 
 
 def close_reservation(session: Session, reservation: Reservation, outcome: str) -> bool:

@@ -10,32 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
-from koudai_flask.config import config_value
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
 from koudai_flask.models import (
-    Channel,
     Customer,
     Order,
     OrderEvent,
-    OrderLine,
     Payment,
     Reservation,
-    Sku,
 )
 from koudai_flask.models.base import utcnow
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import PlaceOrderInput
-from koudai_flask.services import inventory, outbox
+from koudai_flask.services import inventory, outbox, placing
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 STATES = (
@@ -99,7 +92,7 @@ def _transition(session: Session, order: Order, action: str, *, actor: str, note
     session.add(
         OrderEvent(order_id=order.id, from_status=current, to_status=target, actor=actor, note=note)
     )
-    outbox.record(session, f"order.{target}", _event_payload(order, current))
+    outbox.record(session, f"order.{target}", placing.event_payload(order, current))
     return target
 
 
@@ -116,19 +109,7 @@ def record_in_place(
             note=note,
         )
     )
-    outbox.record(session, topic, {**_event_payload(order, order.status), **extra})
-
-
-def _event_payload(order: Order, previous: str | None) -> dict[str, Any]:
-    return {
-        "number": order.number,
-        "channel": order.channel,
-        "external_id": order.external_id,
-        "status": order.status,
-        "previous_status": previous,
-        "total": order.total,
-        "customer_id": order.customer_id,
-    }
+    outbox.record(session, topic, {**placing.event_payload(order, order.status), **extra})
 
 
 def _reservations(session: Session, order: Order) -> Sequence[Reservation]:
@@ -139,38 +120,9 @@ def _reservations(session: Session, order: Order) -> Sequence[Reservation]:
     ).all()
 
 
-def _new_number() -> str:
-    zone = ZoneInfo(config_value("TIMEZONE"))
-    day = utcnow().astimezone(zone).strftime("%Y%m%d")
-    return f"{config_value('ORDER_NUMBER_PREFIX')}{day}{secrets.randbelow(10**10):010d}"
-
-
 def _digest(channel: str, data: dict[str, Any]) -> str:
     blob = json.dumps({"channel": channel, **data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _existing(
-    session: Session, *, idempotency_key: str | None, channel: str, external_id: str | None
-) -> Order | None:
-    if idempotency_key is not None:
-        found = session.scalar(select(Order).where(Order.idempotency_key == idempotency_key))
-        if found is not None:
-            return found
-    if external_id is not None:
-        return session.scalar(
-            select(Order).where(Order.channel == channel, Order.external_id == external_id)
-        )
-    return None
-
-
-def _replay(order: Order, digest: str) -> Order:
-    if order.request_digest != digest:
-        raise ValidationError(
-            f"idempotency key or external id already used by order {order.number} "
-            "with different content; use a new key"
-        )
-    return order
 
 
 # -- placing ---------------------------------------------------------------------------------
@@ -211,19 +163,13 @@ def place(
     )
     try:
         with unit_of_work() as session:
-            found = _existing(
-                session,
-                idempotency_key=idempotency_key,
-                channel=channel,
-                external_id=data["external_id"],
+            return placing.place_in(
+                session, channel, data, customer, idempotency_key, digest, actor
             )
-            if found is not None:
-                return _replay(found, digest)
-            return _place(session, channel, data, customer, idempotency_key, digest, actor)
     except IntegrityError:
         # A concurrent call with the same key or external id committed first.
         session = current_session()
-        found = _existing(
+        found = placing.existing(
             session,
             idempotency_key=idempotency_key,
             channel=channel,
@@ -231,111 +177,7 @@ def place(
         )
         if found is None:
             raise
-        return _replay(found, digest)
-
-
-def _place(
-    session: Session,
-    channel_name: str,
-    data: dict[str, Any],
-    customer: Customer | int | None,
-    idempotency_key: str | None,
-    digest: str,
-    actor: str,
-) -> Order:
-    channel = session.scalar(select(Channel).where(Channel.name == channel_name))
-    if channel is None or not channel.active:
-        raise NotFound(
-            f"unknown channel {channel_name!r}; create it with services.channels.create()"
-        )
-    customer_id = _customer_id(session, customer)
-    quantities: dict[str, int] = {}
-    prices: dict[str, int] = {}
-    for line in data["lines"]:
-        quantities[line["sku"]] = quantities.get(line["sku"], 0) + line["quantity"]
-        if "unit_price" in line:
-            if channel.kind == "web":
-                raise ValidationError(
-                    "unit_price may be given only for other channels' orders",
-                    {"lines": ["unit_price is set by the catalog"]},
-                )
-            prices[line["sku"]] = line["unit_price"]
-    # All SKUs and their products in one query, whatever the number of lines.
-    found_skus = session.scalars(
-        select(Sku).where(Sku.code.in_(list(quantities))).options(joinedload(Sku.product))
-    ).all()
-    skus = {sku.code: sku for sku in found_skus}
-    for code in quantities:
-        if code not in skus:
-            raise NotFound(f"unknown SKU {code!r}")
-    for sku in skus.values():
-        if not sku.active or sku.product.status != "active":
-            raise ValidationError(f"SKU {sku.code!r} is not on sale", {"lines": [sku.code]})
-
-    # Totals are known before the insert (prices come from the catalog or the line), so the
-    # order row is written once.
-    subtotal = sum(prices.get(code, skus[code].price) * q for code, q in quantities.items())
-    order = Order(
-        number=_new_number(),
-        status="pending_payment",
-        channel=channel.name,
-        external_id=data["external_id"],
-        idempotency_key=idempotency_key,
-        request_digest=digest,
-        customer_id=customer_id,
-        address=data["address"],
-        note=data["note"],
-        shipping_fee=data["shipping_fee"],
-        subtotal=subtotal,
-        total=subtotal + data["shipping_fee"],
-    )
-    session.add(order)
-    # Claim the key and external id first: a concurrent duplicate waits here and then fails,
-    # before it has reserved anything.
-    session.flush()
-
-    expires_at = utcnow() + timedelta(seconds=config_value("RESERVATION_TTL"))
-    # Lock in SKU id order so two orders of the same SKUs can never deadlock.
-    for code in sorted(quantities, key=lambda c: skus[c].id):
-        sku, quantity = skus[code], quantities[code]
-        session.add(
-            OrderLine(
-                order_id=order.id,
-                sku_id=sku.id,
-                sku_code=sku.code,
-                title=sku.product.title,
-                variant=sku.label if sku.attributes else "",
-                unit_price=prices.get(code, sku.price),
-                quantity=quantity,
-            )
-        )
-        inventory.reserve_stock(
-            session,
-            sku,
-            quantity,
-            order_id=order.id,
-            expires_at=expires_at,
-            key=f"order:{order.number}:{sku.code}",
-            source=channel.name,
-            reference=f"order:{order.number}",
-        )
-    session.add(
-        OrderEvent(
-            order_id=order.id, from_status=None, to_status="pending_payment", actor=actor, note=""
-        )
-    )
-    outbox.record(session, "order.placed", _event_payload(order, None))
-    return order
-
-
-def _customer_id(session: Session, customer: Customer | int | None) -> int | None:
-    if customer is None:
-        return None
-    if isinstance(customer, Customer):
-        return customer.id
-    if session.get(Customer, customer) is None:
-        raise NotFound(f"unknown customer {customer!r}")
-    return customer
+        return placing.replay(found, digest)
 
 
 # -- transitions -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,10 +14,18 @@ from koudai_flask.models.base import utcnow
 from koudai_flask.services.transaction import remember_outbox_event
 
 
+def needs_dispatch(topic: str) -> bool:
+    """Whether a ``topic`` event must go to the job system after commit.
+
+    Inline delivery of an event nobody subscribed to only marks it done, so such an event is
+    written done at once; anything else is written pending and handed over after commit.
+    """
+    return config_value("JOBS") != "inline" or bool(get_state().handlers.get(topic))
+
+
 def record(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
     """Add an event row to the current transaction; it is dispatched only if it commits."""
-    if config_value("JOBS") == "inline" and not get_state().handlers.get(topic):
-        # Inline delivery of an event nobody subscribed to only marks it done: do it now.
+    if not needs_dispatch(topic):
         event = OutboxEvent(topic=topic, payload=payload, status="done", done_at=utcnow())
         session.add(event)
         return event
@@ -25,3 +34,22 @@ def record(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent
     session.flush()
     remember_outbox_event(session, event.id)
     return event
+
+
+def event_row(topic: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The column values ``record`` would write, for a Core insert of several events.
+
+    The caller inserts the row with ``RETURNING id`` and passes the id of every ``pending``
+    one to ``remember_outbox_event``, as ``record`` does.
+    """
+    dispatch = needs_dispatch(topic)
+    return {
+        "topic": topic,
+        "payload": payload,
+        "status": "pending" if dispatch else "done",
+        "attempts": 0,
+        "enqueued_at": None,
+        "done_at": None if dispatch else now,
+        "last_error": None,
+        "created_at": now,
+    }

@@ -7,9 +7,12 @@ commit succeeded, so nothing is ever enqueued for a change that was rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
 
+from sqlalchemy import Connection, Insert, Table, insert
 from sqlalchemy.orm import Session
 
 from koudai_flask.extension import get_state
@@ -48,3 +51,37 @@ def unit_of_work() -> Iterator[Session]:
 
 def remember_outbox_event(session: Session, event_id: int) -> None:
     session.info.setdefault(_OUTBOX, []).append(event_id)
+
+
+# -- an order's rows, in Core statements -----------------------------------------------------
+
+Rows = Sequence[Mapping[str, Any]]
+
+
+def insert_linked(
+    connection: Connection,
+    parent: Table,
+    row: Mapping[str, Any],
+    linked: Sequence[tuple[Table, Rows]],
+) -> tuple[int, list[int]]:
+    """Insert ``row`` into ``parent``, then each table's rows of ``linked``, one INSERT each.
+
+    A linked table's ``<parent>_id`` column (``order_id`` for ``koudai_order``), where it has
+    one, gets the new parent's id. Returns that id and the ids of the last table's rows, in
+    the order given.
+    """
+    link = f"{parent.name.removeprefix('koudai_')}_id"
+    parent_id: int = connection.execute(_insert_returning(parent), row).scalar_one()
+    last: list[int] = []
+    for t, (table, rows) in enumerate(linked):
+        values = [{**values, link: parent_id} if link in table.c else values for values in rows]
+        if t == len(linked) - 1:
+            last = list(connection.execute(_insert_returning(table), values).scalars())
+        elif values:
+            connection.execute(insert(table), values)
+    return parent_id, last
+
+
+@lru_cache(maxsize=32)
+def _insert_returning(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
