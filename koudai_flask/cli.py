@@ -15,7 +15,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from koudai_flask.cli_import import register as _register_import_command
 from koudai_flask.cli_support import fail, one_line_errors
+from koudai_flask.cli_sync import register as _register_sync_commands
 from koudai_flask.connectors.sandbox.cli import sandbox_cli
 
 koudai_cli = AppGroup("koudai", help="koudai_flask: shop back office commands.")
@@ -84,15 +86,27 @@ def db_check() -> None:
 
 
 @koudai_cli.command("worker")
-@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--no-schedule", is_flag=True, help="Do not run the periodic jobs here.")
-def worker(burst: bool, no_schedule: bool) -> None:
-    """Run an RQ worker for koudai's queue, with the periodic jobs' scheduler."""
+@click.option(
+    "--channel",
+    "channel_names",
+    multiple=True,
+    help="Only this channel's queue (repeat); without it: koudai's queue and every channel's.",
+)
+def worker(burst: bool, no_schedule: bool, channel_names: tuple[str, ...]) -> None:
+    """Run an RQ worker for koudai's queues, with the periodic jobs' scheduler.
+
+    It listens to koudai's queue and to the queue of every channel linked when it starts
+    (restart it after linking a new channel), or only to the channels named.
+    """
     from redis.exceptions import RedisError
     from rq import Worker
 
     from koudai_flask.jobs.queue import get_queue, job_class_for, redis_connection
     from koudai_flask.jobs.schedules import start_cron_thread
+    from koudai_flask.jobs.sync import channel_queue
+    from koudai_flask.services import channels
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["KOUDAI_JOBS"] != "rq":
@@ -102,13 +116,21 @@ def worker(burst: bool, no_schedule: bool) -> None:
     except RedisError as exc:
         name = type(exc).__name__
         fail(f"cannot reach Redis at KOUDAI_REDIS_URL ({name}); start it or fix the URL")
+    linked = channels.all_channels(with_connector=True)
+    if channel_names:
+        unknown = sorted(set(channel_names) - {c.name for c in linked})
+        if unknown:
+            fail(f"no linked channel named {', '.join(unknown)}; see the channels page")
+        queues = [channel_queue(c.id) for c in linked if c.name in channel_names]
+    else:
+        queues = [get_queue(app)] + [channel_queue(c.id) for c in linked]
     stop = threading.Event()
     if not no_schedule:
         start_cron_thread(app, stop)
     try:
-        Worker(
-            [get_queue(app)], connection=redis_connection(app), job_class=job_class_for(app)
-        ).work(burst=burst, with_scheduler=True)
+        Worker(queues, connection=redis_connection(app), job_class=job_class_for(app)).work(
+            burst=burst, with_scheduler=True
+        )
     finally:
         stop.set()
 
@@ -224,3 +246,7 @@ def demo_seed(products: int) -> None:
 
 
 koudai_cli.add_command(sandbox_cli)
+
+# sync, drift and dead-letters (cli_sync)
+_register_sync_commands(koudai_cli)
+_register_import_command(koudai_cli)

@@ -57,6 +57,14 @@ def _seconds(value: Any) -> int:
     return value
 
 
+def _positive_seconds(value: Any) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("must be a positive number of seconds (int, float or timedelta)")
+    return float(value)
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("must be a positive integer")
@@ -234,6 +242,12 @@ SETTINGS: dict[str, Setting] = {
         "'inline' runs jobs right after commit in-process; 'rq' enqueues them on Redis.",
         _choice("inline", "rq"),
     ),
+    "KOUDAI_INLINE_SCHEDULE": Setting(
+        "after_request",
+        "With inline jobs, when the periodic jobs run: 'after_request' (when due, after a "
+        "request) or 'thread' (a background thread of each process, from its first request).",
+        _choice("after_request", "thread"),
+    ),
     "KOUDAI_REDIS_URL": Setting(
         "redis://127.0.0.1:6379/0", "Redis used when KOUDAI_JOBS = 'rq'.", _str
     ),
@@ -254,6 +268,38 @@ SETTINGS: dict[str, Setting] = {
         _seconds,
     ),
     "KOUDAI_OUTBOX_BATCH": Setting(500, "Outbox rows the relay handles per pass.", _positive_int),
+    "KOUDAI_SYNC_INTERVAL": Setting(
+        60,
+        "Seconds between channel sync ticks: TMC pull, order import, ERP stock and shipment "
+        "pull, and a sweep of listings or orders still waiting to be pushed.",
+        _seconds,
+    ),
+    "KOUDAI_RECONCILE_INTERVAL": Setting(
+        3600,
+        "Seconds between full reconciles of every channel (read all quantities, repair drift).",
+        _seconds,
+    ),
+    "KOUDAI_SYNC_RETRY_BASE": Setting(
+        2.0,
+        "First back-off of a channel job after a temporary failure; doubles each attempt, "
+        "at most 5 minutes. A rate limit waits what the channel asked instead.",
+        _positive_seconds,
+    ),
+    "KOUDAI_SYNC_MAX_ATTEMPTS": Setting(
+        8, "Attempts of a channel job before it becomes a dead letter.", _positive_int
+    ),
+    "KOUDAI_SYNC_LOCK_TIMEOUT": Setting(
+        60,
+        "Seconds a channel's sync lock lives: one job at a time per channel, and the lock of a "
+        "killed worker frees itself after this.",
+        _seconds,
+    ),
+    "KOUDAI_SYNC_CURSOR_BUFFER": Setting(
+        300,
+        "Seconds an incremental order import steps back before its last position, so an "
+        "order modified at the edge of a window is never missed.",
+        _seconds,
+    ),
     "KOUDAI_DEFAULT_LOCATION": Setting(
         "main", "Code of the stock location used when a call names none.", _str
     ),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
+from koudai_flask import Koudai
 from koudai_flask.config import SETTINGS
 from koudai_flask.extension import get_state
 from koudai_flask.jobs import schedules, tasks
@@ -63,9 +64,12 @@ def test_worker_command_runs_jobs_inside_the_app(make_app, database_url, redis_u
         KOUDAI_REDIS_URL=redis_url,
         KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
     )
+    # A subscriber, so the event is queued (one nobody listens to is written done).
+    Koudai.subscribe(app, "stock.changed", lambda topic, payload: None)
     with app.app_context():
         catalog.create_product(title="Drum", skus=[{"code": "DRUM", "price": 100, "stock": 1}])
         queued = len(get_queue())
+        assert queued > 0
         assert queued == get_state().session.scalar(select(func.count()).select_from(OutboxEvent))
     result = app.test_cli_runner().invoke(args=["koudai", "worker", "--burst", "--no-schedule"])
     assert result.exit_code == 0, result.output
@@ -79,10 +83,18 @@ def test_worker_command_runs_jobs_inside_the_app(make_app, database_url, redis_u
 
 
 def test_periodic_jobs_use_the_configured_intervals(make_app, database_url):
-    app = make_app(database_url, KOUDAI_EXPIRY_INTERVAL=15, KOUDAI_RELAY_INTERVAL=45)
+    app = make_app(
+        database_url,
+        KOUDAI_EXPIRY_INTERVAL=15,
+        KOUDAI_RELAY_INTERVAL=45,
+        KOUDAI_SYNC_INTERVAL=5,
+        KOUDAI_RECONCILE_INTERVAL=600,
+    )
     assert [(name, every) for name, _, every in schedules.periodic_jobs(app)] == [
         ("koudai-expire-reservations", 15),
         ("koudai-outbox-relay", 45),
+        ("koudai-sync-tick", 5),
+        ("koudai-reconcile", 600),
     ]
 
 
@@ -90,3 +102,29 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `(KOUDAI_[A-Z0-9_]+)` \|", readme, flags=re.M))
     assert documented == set(SETTINGS)
+
+
+def test_only_one_worker_enqueues_the_periodic_jobs(make_app, database_url, redis_url):
+    import threading
+    import time
+
+    app = make_app(
+        database_url,
+        KOUDAI_JOBS="rq",
+        KOUDAI_REDIS_URL=redis_url,
+        KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
+    )
+    stop = threading.Event()
+    threads = [schedules.start_cron_thread(app, stop) for _ in range(3)]  # three workers
+    try:
+        deadline = time.monotonic() + 10
+        with app.app_context():
+            expected = len(schedules.periodic_jobs(app))
+            while len(get_queue()) < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the other two had their chance
+            assert len(get_queue()) == expected
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)

@@ -11,7 +11,11 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 # Modules with a ``register_routes(bp)`` adding their signed callback endpoints.
-HOOK_MODULES = ("koudai_flask.payments", "koudai_flask.connectors.logistics.views")
+HOOK_MODULES = (
+    "koudai_flask.payments",
+    "koudai_flask.connectors.logistics.views",
+    "koudai_flask.connectors.erp.webhook_views",
+)
 
 
 def create_hooks_blueprint(name: str = "koudai_hooks") -> Blueprint:

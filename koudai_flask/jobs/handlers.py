@@ -13,12 +13,20 @@ from typing import Any
 BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.cancelled": ["koudai_flask.services.payments:close_on_cancel"],
     # Tell the buyer (WeChat, SMS, e-mail: services.notifications).
-    "order.paid": ["koudai_flask.services.notifications:on_order_event"],
+    "order.paid": [
+        "koudai_flask.services.notifications:on_order_event",
+        # Every linked ERP that takes orders gets the paid order (jobs.sync).
+        "koudai_flask.jobs.sync:on_order_paid",
+    ],
     "order.shipped": [
         "koudai_flask.services.notifications:on_order_event",
         # Subscribe the new waybills to Kuaidi100 pushes (services.logistics).
         "koudai_flask.services.logistics:subscribe_on_ship",
+        # A marketplace's order is marked shipped there too (jobs.sync).
+        "koudai_flask.jobs.sync:on_order_shipped",
     ],
+    # A stock change marked listings of linked channels: push them (jobs.sync).
+    "channel.push_due": ["koudai_flask.jobs.sync:on_push_due"],
     # A parcel of a partly shipped order is tracked from the moment it leaves.
     "order.partially_shipped": ["koudai_flask.services.logistics:subscribe_on_ship"],
     "order.delivered": ["koudai_flask.services.notifications:on_order_event"],

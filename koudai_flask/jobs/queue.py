@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask, current_app
@@ -20,11 +21,16 @@ class AppJob(Job):
     """
 
     flask_app: Flask | None = None
+    creator_pid: int = 0
 
     def perform(self) -> Any:
         app = type(self).flask_app
         if app is None:
             raise RuntimeError("AppJob used without an app; use job_class_for(app)")
+        if os.getpid() != type(self).creator_pid:
+            # A work horse forked by the worker: the pool's connections belong to the parent
+            # and must not be used here (SQLAlchemy's recipe for forked processes).
+            get_state(app).get_engine().dispose(close=False)
         with app.app_context():
             return super().perform()
 
@@ -32,7 +38,9 @@ class AppJob(Job):
 def job_class_for(app: Flask) -> type[AppJob]:
     state = get_state(app)
     if state.job_class is None:
-        state.job_class = type("KoudaiJob", (AppJob,), {"flask_app": app})
+        state.job_class = type(
+            "KoudaiJob", (AppJob,), {"flask_app": app, "creator_pid": os.getpid()}
+        )
     return state.job_class
 
 

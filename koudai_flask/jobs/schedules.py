@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from flask import Flask
@@ -12,6 +13,8 @@ from flask import Flask
 from koudai_flask.jobs import tasks
 
 log = logging.getLogger("koudai_flask.jobs")
+
+CRON_LEASE = 30  # seconds a worker leads the periodic jobs after its last renewal
 
 
 def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
@@ -22,6 +25,8 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
             app.config["KOUDAI_EXPIRY_INTERVAL"],
         ),
         ("koudai-outbox-relay", tasks.run_relay, app.config["KOUDAI_RELAY_INTERVAL"]),
+        ("koudai-sync-tick", tasks.sync_tick, app.config["KOUDAI_SYNC_INTERVAL"]),
+        ("koudai-reconcile", tasks.reconcile_all, app.config["KOUDAI_RECONCILE_INTERVAL"]),
     ]
     kuaidi100 = app.config["KOUDAI_KUAIDI100"]
     if kuaidi100 is not None:
@@ -37,17 +42,31 @@ def start_cron_thread(app: Flask, stop: threading.Event) -> threading.Thread:
 
     from koudai_flask.jobs.queue import redis_connection
 
-    scheduler = CronScheduler(connection=redis_connection(app), name=f"koudai-{app.name}")
+    redis = redis_connection(app)
+    queue = app.config["KOUDAI_QUEUE_NAME"]
+    scheduler = CronScheduler(connection=redis, name=f"koudai-{app.name}")
     for name, func, interval in periodic_jobs(app):
-        scheduler.register(func, app.config["KOUDAI_QUEUE_NAME"], interval=interval, name=name)
+        scheduler.register(func, queue, interval=interval, name=name)
+    # Every worker runs this thread; one of them (the holder of a short lease in Redis)
+    # enqueues, so each periodic job runs once per interval, not once per worker.
+    lease, token = f"{queue}:cron-leader", uuid.uuid4().hex
+
+    def leading() -> bool:
+        if redis.set(lease, token, nx=True, ex=CRON_LEASE):
+            return True
+        if redis.get(lease) == token.encode():
+            redis.expire(lease, CRON_LEASE)
+            return True
+        return False
 
     def loop() -> None:
         while not stop.is_set():
             try:
-                scheduler.enqueue_jobs()
+                if leading():
+                    scheduler.enqueue_jobs()
             except Exception:
                 log.exception("koudai cron: could not enqueue periodic jobs")
-            stop.wait(max(1.0, scheduler.calculate_sleep_interval()))
+            stop.wait(min(CRON_LEASE / 3, max(1.0, scheduler.calculate_sleep_interval())))
 
     thread = threading.Thread(target=loop, name="koudai-cron", daemon=True)
     thread.start()
@@ -73,3 +92,22 @@ class InlineSchedule:
                 func()
             except Exception:
                 log.exception("koudai: periodic job %s failed", name)
+
+
+def start_inline_thread(app: Flask, stop: threading.Event, tick: float = 0.5) -> threading.Thread:
+    """Inline jobs without requests to carry them: run the due periodic jobs from a thread.
+
+    For a single-process site without Redis that must react on time (the demo pulls Taobao
+    messages every second); with several processes each runs its own, which is harmless
+    (every periodic job is safe to run twice) but wasteful: use RQ there.
+    """
+    schedule = InlineSchedule(app)
+
+    def loop() -> None:
+        while not stop.wait(tick):
+            with app.app_context():
+                schedule.run_due(app)
+
+    thread = threading.Thread(target=loop, name="koudai-inline-schedule", daemon=True)
+    thread.start()
+    return thread

@@ -13,3 +13,17 @@ def expire_reservations() -> int:
 
 def run_relay() -> int:
     return relay_outbox()
+
+
+def sync_tick() -> int:
+    """Pull what the linked channels changed and sweep what still waits to be pushed."""
+    from koudai_flask.jobs.sync import sync_tick as tick
+
+    return tick()
+
+
+def reconcile_all() -> int:
+    """Schedule a full reconcile of every linked channel."""
+    from koudai_flask.jobs.sync import reconcile_all as reconcile
+
+    return reconcile()

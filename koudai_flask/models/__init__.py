@@ -13,7 +13,15 @@ from koudai_flask.models.backoffice import (
 )
 from koudai_flask.models.base import Base, metadata
 from koudai_flask.models.catalog import Category, Product, ProductImage, Sku
-from koudai_flask.models.channels import Channel, ChannelListing, SyncCursor
+from koudai_flask.models.channels import (
+    Channel,
+    ChannelListing,
+    ChannelOrder,
+    ChannelReceipt,
+    DriftRecord,
+    SyncCursor,
+    SyncFailure,
+)
 from koudai_flask.models.customers import Customer, CustomerIdentity
 from koudai_flask.models.inventory import Location, Reservation, StockLevel, StockMovement
 from koudai_flask.models.orders import Order, OrderEvent, OrderLine, Payment, Refund, Shipment
@@ -37,6 +45,10 @@ __all__ = [
     "Category",
     "Channel",
     "ChannelListing",
+    "ChannelOrder",
+    "ChannelReceipt",
+    "DriftRecord",
+    "SyncFailure",
     "Customer",
     "CustomerIdentity",
     "Location",

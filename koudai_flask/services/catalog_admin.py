@@ -321,28 +321,37 @@ def add_image(user_id: str, product_id: int, stream: IO[bytes]) -> ProductImage:
     data, extension = read_image(stream)
     with unit_of_work() as session:
         product = catalog.get_product(session, product_id)
-        position = session.scalar(
-            select(func.coalesce(func.max(ProductImage.position), -1) + 1).where(
-                ProductImage.product_id == product.id
-            )
-        )
-        name = f"products/{product.id}/{secrets.token_hex(8)}.{extension}"
-        # A failed commit leaves an unreferenced file behind, never a row without its file.
-        path = get_state().storage.save(io.BytesIO(data), name)
-        image = ProductImage(
-            product_id=product.id, path=path, alt=product.title, position=position or 0
-        )
-        session.add(image)
-        session.flush()
+        image = store_product_image(session, product, data, extension)
         staff.audit(
             f"staff:{user_id}",
             "catalog.add_image",
             "product",
             str(product.id),
             None,
-            {"image": path, "bytes": len(data)},
+            {"image": image.path, "bytes": len(data)},
         )
         return image
+
+
+def store_product_image(
+    session: Session, product: Product, data: bytes, extension: str
+) -> ProductImage:
+    """Inside a caller's transaction: store checked image bytes (``read_image``) in the
+    configured storage and list the image last on ``product`` (uploads and imports)."""
+    position = session.scalar(
+        select(func.coalesce(func.max(ProductImage.position), -1) + 1).where(
+            ProductImage.product_id == product.id
+        )
+    )
+    name = f"products/{product.id}/{secrets.token_hex(8)}.{extension}"
+    # A failed commit leaves an unreferenced file behind, never a row without its file.
+    path = get_state().storage.save(io.BytesIO(data), name)
+    image = ProductImage(
+        product_id=product.id, path=path, alt=product.title, position=position or 0
+    )
+    session.add(image)
+    session.flush()
+    return image
 
 
 # -- stock -----------------------------------------------------------------------------------

@@ -1,25 +1,117 @@
-"""Sales channels and the bindings of our SKUs on them."""
+"""Sales channels (backends) and the bindings of our SKUs on them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
 
 from koudai_flask.errors import NotFound, ValidationError
-from koudai_flask.models import Channel, ChannelListing
+from koudai_flask.models import Channel, ChannelListing, SyncCursor
 from koudai_flask.services import inventory
 from koudai_flask.services.transaction import current_session, unit_of_work
 
-BUILTIN_KINDS = ("web", "wechat", "weibo", "taobao", "erp")
+# Kinds without a connector: the own shop and channels whose orders arrive through it.
+BUILTIN_KINDS = ("web", "wechat", "weibo", "erp")
 
 
 def known_kinds() -> set[str]:
-    """Built-in kinds plus those registered under the ``koudai_flask.connectors`` entry point."""
-    from importlib.metadata import entry_points
+    """Built-in kinds plus every connector's (ours and the entry point group's)."""
+    from koudai_flask.connectors.base import connector_kinds
 
-    return set(BUILTIN_KINDS) | {ep.name for ep in entry_points(group="koudai_flask.connectors")}
+    return set(BUILTIN_KINDS) | connector_kinds()
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A channel as plain data, for jobs that hold no session while they call it."""
+
+    id: int
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    active: bool
+    status: str
+    last_sync_at: datetime | None
+    last_error: str | None
+
+
+def _info(channel: Channel) -> ChannelInfo:
+    return ChannelInfo(
+        channel.id,
+        channel.name,
+        channel.kind,
+        dict(channel.settings or {}),
+        channel.active,
+        channel.status,
+        channel.last_sync_at,
+        channel.last_error,
+    )
+
+
+def info(name_or_id: str | int) -> ChannelInfo:
+    """The channel by name (or id) as plain data; the read transaction is closed."""
+    session = current_session()
+    try:
+        if isinstance(name_or_id, int):
+            channel = session.get(Channel, name_or_id)
+            if channel is None:
+                raise NotFound(f"unknown channel id {name_or_id}")
+        else:
+            channel = get(name_or_id)
+        return _info(channel)
+    finally:
+        session.rollback()
+
+
+def all_channels(*, with_connector: bool = False) -> list[ChannelInfo]:
+    """Every channel by name; ``with_connector`` keeps only those a connector drives."""
+    from koudai_flask.connectors.base import connector_kinds
+
+    session = current_session()
+    try:
+        channels = [_info(c) for c in session.scalars(select(Channel).order_by(Channel.name))]
+    finally:
+        session.rollback()
+    if with_connector:
+        kinds = connector_kinds()
+        channels = [c for c in channels if c.kind in kinds]
+    return channels
+
+
+def update_settings(name: str, changes: dict[str, Any]) -> ChannelInfo:
+    """Merge ``changes`` into a channel's settings (renewed tokens, a new secret)."""
+    with unit_of_work():
+        channel = get(name)
+        channel.settings = {**(channel.settings or {}), **changes}
+        return _info(channel)
+
+
+def set_active(name: str, active: bool) -> None:
+    with unit_of_work():
+        get(name).active = active
+
+
+def record_sync(channel_id: int, *, error: str | None = None, status: str | None = None) -> None:
+    """Note a finished job on the channel: success clears the error, a failure keeps it."""
+    from koudai_flask.models.base import utcnow
+
+    with unit_of_work() as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None:
+            return
+        now = utcnow()
+        if error is None:
+            channel.last_sync_at = now
+            channel.status = status or "ok"
+            channel.last_error = None
+        else:
+            channel.status = status or "failing"
+            channel.last_error = error[:500]
+            channel.last_error_at = now
 
 
 def get(name: str) -> Channel:
@@ -36,10 +128,19 @@ def create(kind: str, name: str, *, settings: dict[str, Any] | None = None) -> C
         )
     if not name or len(name) > 64:
         raise ValidationError("channel name must be 1 to 64 characters")
+    from flask import current_app
+
+    from koudai_flask.connectors.base import connector_class
+
+    connector = connector_class(kind)
+    stored = dict(settings or {})
+    if connector is not None:
+        connector.check_settings(stored)
+        stored = connector.prepare_settings(stored, str(current_app.config.get("SECRET_KEY") or ""))
     with unit_of_work() as session:
         if session.scalar(select(Channel.id).where(Channel.name == name)) is not None:
             raise ValidationError(f"channel {name!r} already exists")
-        channel = Channel(kind=kind, name=name, settings=dict(settings or {}), active=True)
+        channel = Channel(kind=kind, name=name, settings=stored, active=True)
         session.add(channel)
         session.flush()
         return channel
@@ -86,3 +187,37 @@ def link(
         listing.cap = cap
         session.flush()
         return listing
+
+
+# -- incremental cursors ---------------------------------------------------------------------
+
+
+def cursor_position(channel_id: int, stream: str) -> datetime | None:
+    """Where the incremental import ``stream`` of a channel stopped (None: never ran)."""
+    session = current_session()
+    try:
+        return session.scalar(
+            select(SyncCursor.position).where(
+                SyncCursor.channel_id == channel_id, SyncCursor.stream == stream
+            )
+        )
+    finally:
+        session.rollback()
+
+
+def advance_cursor(channel_id: int, stream: str, position: datetime) -> None:
+    """Move a cursor forward (never back: a slower concurrent run cannot rewind it)."""
+    from koudai_flask.models.base import utcnow
+
+    with unit_of_work() as session:
+        cursor = session.scalar(
+            select(SyncCursor).where(
+                SyncCursor.channel_id == channel_id, SyncCursor.stream == stream
+            )
+        )
+        if cursor is None:
+            cursor = SyncCursor(channel_id=channel_id, stream=stream)
+            session.add(cursor)
+        if cursor.position is None or position > cursor.position:
+            cursor.position = position
+        cursor.updated_at = utcnow()

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from koudai_flask.config import config_value
 from koudai_flask.extension import get_state
 from koudai_flask.models import OutboxEvent
 from koudai_flask.models.base import utcnow
@@ -17,10 +16,12 @@ from koudai_flask.services.transaction import remember_outbox_event
 def needs_dispatch(topic: str) -> bool:
     """Whether a ``topic`` event must go to the job system after commit.
 
-    Inline delivery of an event nobody subscribed to only marks it done, so such an event is
-    written done at once; anything else is written pending and handed over after commit.
+    Delivering an event nobody subscribed to would only mark it done, inline or on RQ (where
+    it would also cost a job in the queue, ahead of the events that matter), so such an event
+    is written done at once; anything else is written pending and handed over after commit.
+    Subscribers are fixed when the app is initialised, so the answer cannot change later.
     """
-    return config_value("JOBS") != "inline" or bool(get_state().handlers.get(topic))
+    return bool(get_state().handlers.get(topic))
 
 
 def record(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:

@@ -185,7 +185,12 @@ def kuaidi100_sandbox(port: int, callback_url: str, journey_interval: float) -> 
 @sandbox_cli.command("taobao")
 @click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
 @click.option("--seed", is_flag=True, help="Start with a few demo items (with SKUs and stock).")
-def taobao_sandbox(port: int, seed: bool) -> None:
+@click.option(
+    "--mirror-shop",
+    is_flag=True,
+    help="Start with one item per product of this shop, its SKU codes as outer ids (stock 0).",
+)
+def taobao_sandbox(port: int, seed: bool, mirror_shop: bool) -> None:
     """Serve a Taobao TOP gateway: items, stock, trades, TMC, offline shipping, OAuth.
 
     The app key and secret are kept in the instance folder across restarts; the settings
@@ -210,6 +215,8 @@ def taobao_sandbox(port: int, seed: bool) -> None:
         fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
     if seed:
         sandbox.seed_demo()
+    if mirror_shop:
+        click.echo(f"mirrored {_mirror_shop(sandbox)} product(s) of this shop as Taobao items")
     grant = sandbox.issue_session()
     settings_file = folder / "koudai_taobao.json"
     _write_secret(
@@ -229,6 +236,54 @@ def taobao_sandbox(port: int, seed: bool) -> None:
     finally:
         sandbox.stop()
     click.echo("Taobao sandbox stopped.")
+
+
+def _mirror_shop(sandbox: Any) -> int:
+    """One Taobao item per active product: a SKU per variant, our SKU code as its outer id.
+
+    TOP's ``properties_name`` needs numeric property and value ids; the sandbox numbers
+    each option name and value in the order it meets them.
+    """
+    from sqlalchemy import select
+
+    from koudai_flask.extension import get_state
+    from koudai_flask.models import Product
+
+    ids: dict[str, int] = {}
+
+    def number(key: str, base: int) -> int:
+        return ids.setdefault(key, base + len(ids))
+
+    session = get_state().session
+    products = session.scalars(select(Product).where(Product.status == "active")).all()
+    for product in products:
+        skus = [sku for sku in product.skus if sku.active]
+        if not skus:
+            continue
+        price = f"{min(sku.price for sku in skus) / 100:.2f}"
+        if len(skus) == 1 and not skus[0].attributes:
+            sandbox.add_item(product.title, price, 0, outer_id=skus[0].code)
+            continue
+        sandbox.add_item(
+            product.title,
+            price,
+            outer_id=product.slug,
+            skus=[
+                {
+                    "properties_name": ";".join(
+                        f"{number(name, 20000)}:{number(name + '=' + str(value), 30000)}:"
+                        f"{name}:{value}"
+                        for name, value in sku.attributes.items()
+                    ),
+                    "quantity": 0,
+                    "outer_id": sku.code,
+                    "price": f"{sku.price / 100:.2f}",
+                }
+                for sku in skus
+            ],
+        )
+    session.rollback()
+    return len(products)
 
 
 # -- jushuitan -------------------------------------------------------------------------------
@@ -277,3 +332,56 @@ def jushuitan_sandbox(port: int, seed: bool) -> None:
     finally:
         sandbox.stop()
     click.echo("Jushuitan sandbox stopped.")
+
+
+# -- webhook-erp -----------------------------------------------------------------------------
+
+
+@sandbox_cli.command("webhook-erp")
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--shop-hooks", required=True, help="The shop's hooks URL, e.g. .../shop-hooks.")
+@click.option("--channel", default="erp", show_default=True, help="The webhook_erp channel.")
+@click.option("--ship-after", type=float, help="Ship each received order after N seconds.")
+def webhook_erp_sandbox(port: int, shop_hooks: str, channel: str, ship_after: float | None) -> None:
+    """Serve an in-house ERP: it takes signed order events and sends stock and parcels back.
+
+    The shared secret is kept in the instance folder across restarts; the channel settings
+    (order_url and the secret) are written next to it, mode 0600.
+    """
+    import secrets
+    from urllib.parse import urlsplit
+
+    from koudai_flask.connectors.sandbox.webhook_erp import LOOPBACK_HOSTS, WebhookErpSandbox
+
+    if urlsplit(shop_hooks).hostname not in LOOPBACK_HOSTS:
+        fail("--shop-hooks must be a loopback URL (127.0.0.1, ::1 or localhost)")
+    folder = Path(current_app.instance_path) / "koudai-sandbox" / "webhook_erp"
+    folder.mkdir(parents=True, exist_ok=True)
+    secret_file = folder / "secret"
+    if not secret_file.exists():
+        _write_secret(secret_file, secrets.token_hex(24))
+    hook_url = f"{shop_hooks.rstrip('/')}/erp/{channel}"
+    try:
+        sandbox = WebhookErpSandbox(
+            secret=secret_file.read_text(encoding="utf-8").strip(),
+            port=port,
+            hook_url=hook_url,
+            ship_after=ship_after,
+        )
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port")
+    settings_file = folder / "channel_settings.json"
+    _write_secret(settings_file, json.dumps(sandbox.settings_for_client(), indent=2))
+    click.echo(f"In-house ERP sandbox on {sandbox.url}: orders arrive at {sandbox.url}/orders")
+    click.echo(f"  it sends stock and shipments to {hook_url}/stock and .../shipment")
+    click.echo(f"Settings of the {channel!r} channel (the secret included) are in {settings_file}:")
+    click.echo(f'  channels.create("webhook_erp", "{channel}", settings=json.load(open(...)))')
+    click.echo(f"Send counts: curl -d '{{\"counts\": [...]}}' {sandbox.url}/control/stock")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo("Webhook ERP sandbox stopped.")
