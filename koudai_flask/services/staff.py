@@ -29,6 +29,7 @@ PERMISSIONS = (
     "customers.edit",
     "customers.export",
     "marketing.manage",
+    "channels.view",
     "channels.manage",
     "staff.manage",
     "audit.view",

@@ -39,6 +39,7 @@ PERMISSION_LABELS = {
     "customers.edit": _l("Edit customers"),
     "customers.export": _l("Export customers"),
     "marketing.manage": _l("Marketing and buyer messages"),
+    "channels.view": _l("See sales channels and their sync"),
     "channels.manage": _l("Manage sales channels"),
     "staff.manage": _l("Manage staff"),
     "audit.view": _l("Read the audit log"),
