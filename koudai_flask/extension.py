@@ -8,6 +8,7 @@ several apps with different configurations in one process.
 from __future__ import annotations
 
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,8 @@ class KoudaiState:
         self.redis: Any = None
         self.job_class: Any = None
         self.inline_schedule: Any = None
+        # Set to stop this app's background threads (the inline schedule thread).
+        self.stop_background = threading.Event()
         # Where uploaded images go; a host may set its own Storage after init_app.
         self.storage: Storage = LocalStorage()
         if db is None:
@@ -144,7 +147,12 @@ class Koudai:
         if app.config["KOUDAI_REGISTER_BLUEPRINTS"]:
             register_blueprints(app)
 
-        if app.config["KOUDAI_JOBS"] == "inline":
+        if (
+            app.config["KOUDAI_JOBS"] == "inline"
+            and app.config["KOUDAI_INLINE_SCHEDULE"] == "thread"
+        ):
+            _start_schedule_thread_on_first_request(app)
+        elif app.config["KOUDAI_JOBS"] == "inline":
             from koudai_flask.jobs.schedules import InlineSchedule
 
             state.inline_schedule = InlineSchedule(app)
@@ -162,6 +170,24 @@ class Koudai:
     def subscribe(app: Flask, topic: str, handler: OutboxHandler) -> None:
         """Call ``handler(topic, payload)`` from a job for every committed ``topic`` event."""
         get_state(app).handlers[topic].append(handler)
+
+
+def _start_schedule_thread_on_first_request(app: Flask) -> None:
+    """``KOUDAI_INLINE_SCHEDULE = "thread"``: the periodic jobs run from a thread of each
+    serving process, started by its first request (so CLI commands never start one)."""
+    started = threading.Event()
+    guard = threading.Lock()
+
+    @app.before_request
+    def _start_schedule_thread() -> None:
+        if started.is_set():
+            return
+        with guard:
+            if not started.is_set():
+                from koudai_flask.jobs.schedules import start_inline_thread
+
+                start_inline_thread(app, get_state(app).stop_background)
+                started.set()
 
 
 def register_blueprints(app: Flask) -> None:

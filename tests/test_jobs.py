@@ -128,3 +128,27 @@ def test_only_one_worker_enqueues_the_periodic_jobs(make_app, database_url, redi
         stop.set()
         for thread in threads:
             thread.join(5)
+
+
+def test_a_schedule_thread_runs_the_periodic_jobs_without_further_requests(
+    make_app, database_url
+):
+    import time
+
+    app = make_app(database_url, KOUDAI_EXPIRY_INTERVAL=1, KOUDAI_INLINE_SCHEDULE="thread")
+    with app.app_context():
+        catalog.create_product(title="Kite", skus=[{"code": "KITE", "price": 100, "stock": 2}])
+        number = orders.place(channel="web", lines=[{"sku": "KITE", "quantity": 2}]).number
+        _expire_now(app)
+        status = select(Order.status).where(Order.number == number)
+        assert get_state().session.scalar(status) == "pending_payment"
+        get_state().session.rollback()
+    app.test_client().get("/shop/")  # the first request starts the thread; no other follows
+    deadline = time.monotonic() + 20
+    with app.app_context():
+        session = get_state().session
+        while session.scalar(status) != "cancelled":
+            session.rollback()
+            assert time.monotonic() < deadline, "the schedule thread never expired the order"
+            time.sleep(0.1)
+        assert inventory.available("KITE") == 2

@@ -47,6 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(_sandbox_payment_settings(app.instance_path))
         # Buyers are told by text message; the demo's provider only logs (phone masked).
         app.config["KOUDAI_SMS"] = {"provider": "log"}
+        # The linked Taobao sandbox's messages are pulled every second, without Redis.
+        app.config["KOUDAI_INLINE_SCHEDULE"] = "thread"
+        app.config["KOUDAI_SYNC_INTERVAL"] = 1
     if config:
         app.config.update(config)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:

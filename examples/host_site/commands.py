@@ -1,12 +1,16 @@
-"""The site's own CLI: ``flask init-db`` and ``flask seed-users``.
+"""The site's own CLI: ``flask init-db``, ``flask seed-users``, ``flask link-taobao``.
 
 ``init-db`` creates the site's tables only: koudai's tables are on another metadata and
-are created by ``flask koudai db upgrade``. Both commands can be run again safely.
+are created by ``flask koudai db upgrade``. ``link-taobao`` is what a merchant's script
+would do to link a Taobao shop whose items carry our SKU codes as outer ids (the demo
+points it at the Taobao sandbox). Every command can be run again safely.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -16,7 +20,7 @@ from sqlalchemy import select
 from examples.host_site.extensions import db
 from examples.host_site.models import User
 from koudai_flask.errors import NotFound
-from koudai_flask.services import staff
+from koudai_flask.services import channels, staff, stock_sync
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,55 @@ def seed_users() -> None:
         click.echo(f"{what} {account.email:<22} {role}{note}")
 
 
+TAOBAO_CHANNEL = "taobao-demo"
+
+
+@click.command("link-taobao")
+@click.argument("settings_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=TAOBAO_CHANNEL, show_default=True, help="The channel's name.")
+@with_appcontext
+def link_taobao(settings_file: Path, name: str) -> None:
+    """Link a Taobao shop (settings JSON with a seller session) and bind it by outer id."""
+    from koudai_flask.connectors.taobao.connector import TaobaoConnector
+    from koudai_flask.jobs.sync import build_connector, run_channel_job
+
+    settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    try:
+        channels.info(name)
+    except NotFound:
+        channels.create("taobao", name, settings=settings)
+    else:  # a new session (the sandbox starts afresh each time): store it sealed
+        from flask import current_app
+
+        sealed = TaobaoConnector.prepare_settings(settings, current_app.config["SECRET_KEY"])
+        channels.update_settings(name, sealed)
+    info = channels.info(name)
+    connector = build_connector(info)
+    assert connector is not None
+    try:
+        remote = list(connector.fetch_stock(None))
+    finally:
+        connector.close()
+    bound = 0
+    for row in remote:
+        if not row.sku_code:
+            continue
+        try:
+            channels.link(
+                name,
+                row.sku_code,
+                external_item_id=row.external_item_id,
+                external_sku_id=row.external_sku_id or None,
+            )
+        except NotFound:
+            continue  # an outer id that is not one of our SKU codes: map it in the admin
+        bound += 1
+    stock_sync.mark_channel_dirty(name)
+    run_channel_job(info.id, "push_stock", [])
+    click.echo(f"linked {name}: {bound} SKU(s) bound by outer id, stock published")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(init_db)
     app.cli.add_command(seed_users)
+    app.cli.add_command(link_taobao)

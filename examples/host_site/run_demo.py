@@ -83,6 +83,35 @@ def start_payment_sandboxes(env: dict[str, str], port: int) -> dict[str, str]:
     return started
 
 
+TAOBAO_SETTINGS = "taobao/koudai_taobao.json"
+
+
+def start_taobao_sandbox(env: dict[str, str], port: int) -> str | None:
+    """A Taobao shop beside the site: one item per demo product, linked and bound by outer
+    id, so a sale in our shop lowers its stock and a "buy on Taobao" there lands in our back
+    office (the site pulls its messages every second)."""
+    from examples.host_site.app import create_app
+
+    settings = Path(create_app().instance_path) / "koudai-sandbox" / TAOBAO_SETTINGS
+    settings.unlink(missing_ok=True)
+    subprocess.Popen(
+        flask("koudai", "sandbox", "taobao", "--port", str(port), "--mirror-shop"),
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if settings.exists():
+            break
+        time.sleep(0.1)
+    else:
+        print("the Taobao sandbox did not start; the demo runs without it", file=sys.stderr)
+        return None
+    print(f"$ flask link-taobao {settings}", flush=True)
+    subprocess.run(flask("link-taobao", str(settings)), env=env, cwd=REPO_ROOT, check=True)
+    return f"http://{HOST}:{port}/"
+
+
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
     base = f"http://{HOST}:{port}"
     print()
@@ -95,9 +124,12 @@ def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
         role = account.role or "buyer, no back-office access"
         print(f"  {account.email:<22} {account.password:<18} {role}")
     if sandboxes:
-        print("Payments and tracking (sandboxes on this machine, no money moves):")
+        print("Payments, tracking and a Taobao shop (sandboxes on this machine, no money moves):")
         for name, url in sandboxes.items():
             print(f"  {name:<10} {url}")
+        if "taobao" in sandboxes:
+            print("  The Taobao sandbox's page shows its stock: buy in our shop and watch it drop;")
+            print("  buy there and the order appears in the back office within a second or two.")
     print(flush=True)
 
 
@@ -116,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_welcome(options.port, sandboxes=None)
         return 0
     sandboxes = start_payment_sandboxes(env, options.port)
+    taobao = start_taobao_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 1)
+    if taobao is not None:
+        sandboxes["taobao"] = taobao
     print_welcome(options.port, sandboxes=sandboxes)
     env["HOST_SITE_PAYMENT_SANDBOXES"] = "1"
     serve = flask("run", "--host", HOST, "--port", str(options.port))
