@@ -130,9 +130,7 @@ def test_only_one_worker_enqueues_the_periodic_jobs(make_app, database_url, redi
             thread.join(5)
 
 
-def test_a_schedule_thread_runs_the_periodic_jobs_without_further_requests(
-    make_app, database_url
-):
+def test_a_schedule_thread_runs_the_periodic_jobs_without_further_requests(make_app, database_url):
     import time
 
     app = make_app(database_url, KOUDAI_EXPIRY_INTERVAL=1, KOUDAI_INLINE_SCHEDULE="thread")
