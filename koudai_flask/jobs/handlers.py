@@ -34,6 +34,12 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
 }
 
 
+# Topics whose handlers only put channel jobs on their queues (a Redis round trip, no remote
+# call): on RQ they run right after the commit instead of as a job of their own, which saves
+# the stock push a whole queue hop. If Redis fails there, the event stays for the relay.
+DISPATCH_TIME_TOPICS = frozenset({"channel.push_due"})
+
+
 def resolve(path: str) -> Callable[[str, dict[str, Any]], None]:
     module, _, name = path.partition(":")
     handler: Callable[[str, dict[str, Any]], None] = getattr(importlib.import_module(module), name)

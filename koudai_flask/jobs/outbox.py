@@ -63,13 +63,32 @@ def dispatch_outbox(event_ids: Iterable[int]) -> None:
             _deliver_inline(event_id)
         return
     try:
-        _enqueue(ids)
+        queued = _run_dispatch_time_events(ids)
+        _enqueue([event_id for event_id in ids if event_id not in queued])
     except RedisError as exc:
         log.warning(
             "outbox: Redis unavailable (%s); the relay will send %d event(s)",
             type(exc).__name__,
             len(ids),
         )
+
+
+def _run_dispatch_time_events(ids: list[int]) -> set[int]:
+    """Deliver now the events whose handlers only enqueue channel jobs (``handlers``)."""
+    from koudai_flask.jobs.handlers import DISPATCH_TIME_TOPICS
+
+    session = current_session()
+    now = set(
+        session.scalars(
+            select(OutboxEvent.id).where(
+                OutboxEvent.id.in_(ids), OutboxEvent.topic.in_(sorted(DISPATCH_TIME_TOPICS))
+            )
+        )
+    )
+    session.rollback()
+    for event_id in sorted(now):
+        _deliver_inline(event_id)
+    return now
 
 
 def _deliver_inline(event_id: int) -> None:
