@@ -150,3 +150,10 @@ def drain(app: Flask, *, timeout: float = 30.0) -> int:
             scheduler.enqueue_scheduled_jobs()
         finally:
             scheduler.release_locks()
+
+
+def assert_no_drift(app: Flask, channel: str = "tb") -> None:
+    """``flask koudai drift --channel NAME`` says 0 and exits 0."""
+    result = app.test_cli_runner().invoke(args=["koudai", "drift", "--channel", channel])
+    assert result.output.splitlines()[-1] == "drift: 0", result.output
+    assert result.exit_code == 0

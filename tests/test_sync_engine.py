@@ -15,7 +15,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.jobs import sync
 from koudai_flask.models import ChannelListing, Order
 from koudai_flask.services import channels, inventory, orders, stock_sync, sync_log
-from tests.sync_support import drain, link_shop, rq_config, seed_shirts, work
+from tests.sync_support import assert_no_drift, drain, link_shop, rq_config, seed_shirts, work
 
 
 @pytest.fixture
@@ -194,6 +194,8 @@ def test_a_rate_limit_is_waited_out_and_another_channel_is_not_held_up(
     drain(rq_app)
     assert slow.quantity("SHIRT-B") == 8
     assert channels.info("tb-slow").status == "ok"
+    assert_no_drift(rq_app, "tb-slow")
+    assert_no_drift(rq_app, "tb-fast")
 
 
 def test_server_errors_back_off_and_become_a_dead_letter_that_can_be_requeued(
@@ -233,6 +235,7 @@ def test_an_expired_session_is_renewed_with_the_refresh_token(
     assert shop.quantity("SHIRT-B") == 7
     assert channels.info("tb").settings["access_token"] != sealed_before
     assert sync_log.dead_letters("tb") == []
+    assert_no_drift(rq_app)
 
 
 def test_listings_marked_in_the_same_transaction_survive_a_lost_job(

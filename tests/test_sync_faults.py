@@ -26,19 +26,13 @@ from koudai_flask.jobs import sync
 from koudai_flask.jobs.queue import redis_connection
 from koudai_flask.models import Order
 from koudai_flask.services import channels, inventory, orders, sync_log
-from tests.sync_support import drain, link_shop, rq_config, seed_shirts, work
+from tests.sync_support import assert_no_drift, drain, link_shop, rq_config, seed_shirts, work
 
 
 @pytest.fixture
 def sandbox() -> Iterator[TaobaoSandbox]:
     with TaobaoSandbox() as server:
         yield server
-
-
-def assert_no_drift(app: Flask, channel: str = "tb") -> None:
-    result = app.test_cli_runner().invoke(args=["koudai", "drift", "--channel", channel])
-    assert result.output.splitlines()[-1] == "drift: 0", result.output
-    assert result.exit_code == 0
 
 
 def test_drift_is_reported_with_exit_code_1_and_repaired_by_a_full_sync(
