@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from flask import current_app, g, session
+from flask import current_app, g, has_request_context, request, session
 
 from koudai_flask.models import Customer, StaffMember
 from koudai_flask.services import customers, staff
@@ -61,10 +61,21 @@ def logout_staff() -> None:
 # -- buyers ----------------------------------------------------------------------------------
 
 
+def _memo() -> dict[str, Any]:
+    """What this request already looked up. Kept on the request, not on ``g``: a test (or a
+    host) that holds one app context across several requests shares ``g`` between them, and
+    one buyer's identity must never answer for the next request's."""
+    if has_request_context():
+        memo: dict[str, Any] = request.environ.setdefault("koudai.memo", {})
+        return memo
+    return g.setdefault("koudai_memo", {})
+
+
 def current_customer() -> Customer | None:
     """The buyer of this request, or None for a guest. Cached for the request."""
-    if "koudai_customer" in g:
-        return g.koudai_customer
+    memo = _memo()
+    if "customer" in memo:
+        return memo["customer"]
     customer: Customer | None = None
     openid = session.get(OPENID_SESSION_KEY)
     if host_login_manager() is not None:
@@ -79,7 +90,7 @@ def current_customer() -> Customer | None:
             customer = current_app.extensions["koudai"].session.get(Customer, customer_id)
     if customer is None and openid:
         customer = customers.by_identity("wechat_openid", openid)
-    g.koudai_customer = customer
+    memo["customer"] = customer
     return customer
 
 
@@ -93,15 +104,15 @@ def _link_quietly(customer_id: int, openid: str) -> None:
 
 def login_buyer(customer: Customer) -> None:
     session[BUYER_SESSION_KEY] = customer.id
-    g.pop("koudai_customer", None)
+    _memo().pop("customer", None)
 
 
 def logout_buyer() -> None:
     session.pop(BUYER_SESSION_KEY, None)
     session.pop(OPENID_SESSION_KEY, None)
-    g.pop("koudai_customer", None)
+    _memo().pop("customer", None)
 
 
 def remember_openid(openid: str) -> None:
     session[OPENID_SESSION_KEY] = openid
-    g.pop("koudai_customer", None)
+    _memo().pop("customer", None)
