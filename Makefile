@@ -11,8 +11,10 @@ PORT ?= 5000
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+# The example channel package is installed too: the tests prove a new channel plugs in
+# through its entry point alone.
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml examples/superapp_channel/pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e examples/superapp_channel
 	touch $@
 
 $(VENV)/.installed-demo: $(BIN)/python pyproject.toml
