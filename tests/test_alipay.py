@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
@@ -748,3 +748,37 @@ def test_cli_serves_the_sandbox_and_prints_no_secret(tmp_path: Path) -> None:
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert out.decode().strip().endswith("Alipay sandbox stopped.")
+
+
+def test_the_trade_closes_at_the_reservation_expiry(
+    live: Live, sandbox: AlipaySandbox, browser: requests.Session
+) -> None:
+    from koudai_flask.connectors.sandbox.alipay.gateway import GMT8, GatewayError
+    from koudai_flask.models import Reservation
+    from koudai_flask.services import payments as payment_service
+
+    number = place(live)
+    with live.app.app_context():
+        action = payment_service.start(
+            number,
+            "alipay",
+            scene="h5",
+            notify_url=live.url + NOTIFY_PATH,
+            return_url=f"{live.url}/shop/orders/{number}",
+            client_ip="127.0.0.1",
+        )
+        expires = get_state(live.app).session.scalar(
+            select(Reservation.expires_at)
+            .join(Order, Order.id == Reservation.order_id)
+            .where(Order.number == number)
+        )
+    assert action.url is not None and expires is not None
+    assert browser.get(action.url, timeout=10).status_code == 200  # the cashier opens the trade
+    trade = sandbox.trades[number]
+    assert trade.time_expire == expires.astimezone(GMT8).replace(microsecond=0)
+
+    trade.time_expire = datetime.now(GMT8) - timedelta(seconds=1)
+    with pytest.raises(GatewayError) as refused:
+        sandbox.pay(number, notify=False)
+    assert refused.value.payload["sub_code"] == "ACQ.TRADE_HAS_CLOSE"
+    assert sandbox.trades[number].status == "TRADE_CLOSED"

@@ -28,6 +28,7 @@ from koudai_flask.connectors.sandbox.wechatpay import (
     WechatPayGateway,
     WechatPaySandbox,
 )
+from koudai_flask.connectors.sandbox.wechatpay.gateway import GatewayError
 from koudai_flask.errors import ConfigError, SignatureError, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, OrderEvent, OutboxEvent, Payment, StockMovement
@@ -965,3 +966,49 @@ def test_sandbox_cli_serves_keeps_keys_and_prints_no_secrets(
         assert "PRIVATE KEY" not in result.output and stored.apiv3_key not in result.output
     for name in ("sandbox_keys.json", "apiclient_key.pem", "koudai_wechatpay.json"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600
+
+
+def test_the_order_is_sent_with_its_reservation_expiry_and_cannot_be_paid_after_it(
+    shop: Flask, sandbox: WechatPaySandbox
+) -> None:
+    from koudai_flask.models import Reservation
+    from koudai_flask.services import payments as payment_service
+
+    order = place()
+    payment_service.start(
+        order.number,
+        "wechatpay",
+        scene="h5",
+        notify_url=DEAD_NOTIFY_URL,
+        return_url="http://127.0.0.1/back",
+        client_ip="127.0.0.1",
+    )
+    session = get_state(shop).session
+    expires = session.scalar(select(Reservation.expires_at).where(Reservation.order_id == order.id))
+    assert expires is not None
+    tx = sandbox.gateway.transactions[order.number]
+    assert tx.expires_at == pytest.approx(expires.timestamp(), abs=1)  # sent to the second
+    assert sandbox.gateway.cashier_problem(tx) is None
+
+    tx.expires_at = time.time() - 1  # the reservation lapsed: the gateway takes no payment
+    with pytest.raises(GatewayError):
+        sandbox.gateway.pay(tx.prepay_id, tx.token)
+    assert tx.state == "NOTPAY"
+
+
+def test_the_gateway_refuses_a_malformed_time_expire(sandbox: WechatPaySandbox) -> None:
+    body = {
+        "appid": sandbox.keys.appid,
+        "mchid": sandbox.keys.mchid,
+        "description": "Oxford shirt",
+        "out_trade_no": "KD2026112500001",
+        "notify_url": DEAD_NOTIFY_URL,
+        "amount": {"total": 12900, "currency": "CNY"},
+        "scene_info": {"payer_client_ip": "127.0.0.1", "h5_info": {"type": "Wap"}},
+        "time_expire": "2026-11-25 20:30:00",  # no offset: not RFC 3339
+    }
+    with pytest.raises(GatewayError) as refused:
+        sandbox.gateway.create("MWEB", body)
+    assert (refused.value.status, refused.value.code) == (400, "PARAM_ERROR")
+    assert "time_expire" in refused.value.message
+    assert "KD2026112500001" not in sandbox.gateway.transactions

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol, TypeVar
 
 from flask import Flask
@@ -16,6 +17,10 @@ from flask import Flask
 from koudai_flask.errors import ConfigError, KoudaiError
 
 P = TypeVar("P")
+
+# Both gateways read local times as Beijing time (UTC+8, no daylight saving), whatever the
+# shop's own KOUDAI_TIMEZONE.
+CHINA = timezone(timedelta(hours=8))
 
 
 def cached_provider(
@@ -66,6 +71,9 @@ class PaymentRequest:
     # "jsapi" inside WeChat (needs openid), "h5" in other mobile browsers, "page" on desktop.
     scene: Literal["jsapi", "h5", "page"] = "h5"
     openid: str | None = None
+    # When the order's stock reservation lapses: the provider stops taking the payment then,
+    # so a buyer cannot pay for an order that was just cancelled for want of payment.
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)

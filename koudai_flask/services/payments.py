@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import func, select
+
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
-from koudai_flask.models import Order
+from koudai_flask.models import Order, Reservation
 from koudai_flask.payments.base import PaymentAction, PaymentNotice, PaymentRequest
 from koudai_flask.services import orders
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -61,6 +63,11 @@ def start(
         if order.status != "pending_payment":
             raise InvalidTransition(order.number, order.status, "pay")
         order.payment_provider = provider.name
+        expires_at = session.scalar(
+            select(func.min(Reservation.expires_at)).where(
+                Reservation.order_id == order.id, Reservation.status == "active"
+            )
+        )
         title = order.lines[0].title if order.lines else order.number
         description = title if len(order.lines) <= 1 else f"{title} +{len(order.lines) - 1}"
     return provider.start(
@@ -73,6 +80,7 @@ def start(
             client_ip=client_ip,
             scene=scene,  # type: ignore[arg-type]
             openid=openid,
+            expires_at=expires_at,
         )
     )
 

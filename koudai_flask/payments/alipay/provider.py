@@ -18,6 +18,7 @@ import requests
 from koudai_flask.errors import SignatureError, ValidationError
 from koudai_flask.payments.alipay import signing
 from koudai_flask.payments.base import (
+    CHINA,
     PaymentAction,
     PaymentGatewayError,
     PaymentNotice,
@@ -88,6 +89,9 @@ class AlipayProvider:
             "total_amount": signing.yuan(request.amount),
             "subject": request.description[:SUBJECT_LIMIT] or request.order_number,
         }
+        if request.expires_at is not None:
+            # Absolute closing time, "yyyy-MM-dd HH:mm:ss" in Beijing time (wap.pay/page.pay).
+            biz["time_expire"] = request.expires_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
         if request.scene == "page":
             method = "alipay.trade.page.pay"
             biz["product_code"] = "FAST_INSTANT_TRADE_PAY"

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from koudai_flask.errors import ValidationError
 from koudai_flask.payments.base import (
+    CHINA,
     PaymentAction,
     PaymentGatewayError,
     PaymentNotice,
@@ -77,6 +78,9 @@ class WechatPayProvider:
             "notify_url": request.notify_url,
             "amount": {"total": request.amount, "currency": "CNY"},
         }
+        if request.expires_at is not None:
+            # RFC 3339 with the offset (§2.2): "2026-11-25T20:30:00+08:00".
+            body["time_expire"] = request.expires_at.astimezone(CHINA).isoformat(timespec="seconds")
         if request.scene == "jsapi":
             if not request.openid:
                 raise ValidationError("a WeChat JSAPI payment needs the buyer's openid")

@@ -80,6 +80,7 @@ class Trade:
     gmt_payment: str = ""
     notify_id: str = ""
     refunds: dict[str, str] = field(default_factory=dict)  # out_request_no -> amount
+    time_expire: datetime | None = None  # the cashier takes no payment after it
 
     @property
     def refunded(self) -> Decimal:
@@ -135,6 +136,15 @@ class AlipayGateway:
             raise GatewayError("40004", "ACQ.INVALID_PARAMETER", "参数无效")
         if biz.get("product_code") != PAY_METHODS[method] or not biz.get("subject"):
             raise GatewayError("40004", "ACQ.INVALID_PARAMETER", "product_code或subject无效")
+        time_expire = None
+        if biz.get("time_expire") is not None:
+            try:  # "yyyy-MM-dd HH:mm:ss", Beijing time
+                time_expire = datetime.strptime(str(biz["time_expire"]), "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                raise GatewayError(
+                    "40004", "ACQ.INVALID_PARAMETER", "time_expire格式错误"
+                ) from None
+            time_expire = time_expire.replace(tzinfo=GMT8)
         with self._lock:
             trade = self.trades.get(out_trade_no)
             if trade is None:
@@ -148,6 +158,7 @@ class AlipayGateway:
                     notify_url=params.get("notify_url", ""),
                     return_url=params.get("return_url", ""),
                     token=secrets.token_urlsafe(16),
+                    time_expire=time_expire,
                 )
                 self.trades[out_trade_no] = trade
             elif trade.status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
@@ -235,6 +246,9 @@ class AlipayGateway:
             trade = self.find({"out_trade_no": out_trade_no})
             if trade.status != "WAIT_BUYER_PAY":
                 raise GatewayError("40004", "ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            if trade.time_expire is not None and datetime.now(GMT8) > trade.time_expire:
+                trade.status = "TRADE_CLOSED"
+                raise GatewayError("40004", "ACQ.TRADE_HAS_CLOSE", "交易已经关闭 (expired)")
             trade.status = "TRADE_SUCCESS"
             trade.gmt_payment = _now()
             trade.notify_id = secrets.token_hex(16)

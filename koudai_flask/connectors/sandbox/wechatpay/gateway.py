@@ -61,6 +61,19 @@ def _param_error(path: str) -> GatewayError:
     )
 
 
+def _time_expire(value: Any) -> float | None:
+    """``time_expire`` is RFC 3339 with an offset ("2026-11-25T20:30:00+08:00", §2.2)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _param_error("time_expire")
+    return moment.timestamp()
+
+
 @dataclass
 class Transaction:
     out_trade_no: str
@@ -76,6 +89,7 @@ class Transaction:
     transaction_id: str = ""
     success_time: str = ""
     refunded: int = 0
+    expires_at: float | None = None  # from time_expire: no payment is taken after it
 
 
 class WechatPayGateway:
@@ -191,6 +205,7 @@ class WechatPayGateway:
             scene = _object(data, "scene_info")
             if not scene.get("payer_client_ip") or not _object(scene, "h5_info").get("type"):
                 raise _param_error("scene_info")
+        expires_at = _time_expire(data.get("time_expire"))
         with self._lock:
             old = self.transactions.get(no)
             if old is not None:
@@ -210,6 +225,7 @@ class WechatPayGateway:
                 notify_url=notify_url,
                 prepay_id="wx" + stamp + secrets.token_hex(10),
                 openid=openid or "o" + random_text(27),
+                expires_at=expires_at,
             )
             self.transactions[no] = tx
             return tx
@@ -319,6 +335,8 @@ class WechatPayGateway:
             return f"{STATE_TEXT[tx.state]} This payment is {tx.state.lower()}"
         if time.time() - tx.created_at > H5_URL_LIFETIME:
             return "支付链接已过期 This payment link has expired"
+        if tx.expires_at is not None and time.time() > tx.expires_at:
+            return "订单已过期 This order can no longer be paid"
         return None
 
     def pay(self, prepay_id: str, token: str) -> Transaction:
