@@ -15,6 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from koudai_flask.cli_api import register as _register_api_key_commands
 from koudai_flask.cli_import import register as _register_import_command
 from koudai_flask.cli_support import fail, one_line_errors
 from koudai_flask.cli_sync import register as _register_sync_commands
@@ -250,3 +251,4 @@ koudai_cli.add_command(sandbox_cli)
 # sync, drift and dead-letters (cli_sync)
 _register_sync_commands(koudai_cli)
 _register_import_command(koudai_cli)
+_register_api_key_commands(koudai_cli)

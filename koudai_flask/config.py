@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
+from koudai_flask.connectors.wechat.settings import validate_wechat
+from koudai_flask.connectors.weibo.settings import validate_weibo
 from koudai_flask.errors import ConfigError
 
 
@@ -83,10 +85,39 @@ def _dict(value: Any) -> dict[str, Any]:
     return value
 
 
+_RFM_KEYS = ("recency_days", "frequency", "monetary")
+
+
+def _rfm_thresholds(value: Any) -> dict[str, list[int]]:
+    """Four rising positive integers per RFM axis (the boundaries of scores 2 to 5)."""
+    if not isinstance(value, dict) or set(value) != set(_RFM_KEYS):
+        raise ValueError(f"must be a dict with exactly the keys {', '.join(_RFM_KEYS)}")
+    checked: dict[str, list[int]] = {}
+    for key in _RFM_KEYS:
+        steps = value[key]
+        if (
+            not isinstance(steps, list | tuple)
+            or len(steps) != 4
+            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in steps)
+            or list(steps) != sorted(set(steps))
+        ):
+            raise ValueError(f"{key!r} must be 4 rising positive integers")
+        checked[key] = list(steps)
+    return checked
+
+
 def _optional_dict(value: Any) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise ValueError("must be a dict or None")
     return value
+
+
+def _optional_names(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be None or a list of names")
+    return list(value)
 
 
 def _color(value: Any) -> str:
@@ -196,6 +227,22 @@ SETTINGS: dict[str, Setting] = {
     "KOUDAI_SHOP_URL_PREFIX": Setting("/shop", "Mount point of the mobile shop.", _prefix),
     "KOUDAI_ADMIN_URL_PREFIX": Setting("/shop-admin", "Mount point of the back office.", _prefix),
     "KOUDAI_API_URL_PREFIX": Setting("/shop-api/v1", "Mount point of the REST API.", _prefix),
+    "KOUDAI_API_RATE_LIMIT": Setting(
+        600, "Requests one API key may make per KOUDAI_API_RATE_WINDOW.", _positive_int
+    ),
+    "KOUDAI_API_RATE_WINDOW": Setting(60, "Seconds of an API key's rate-limit window.", _seconds),
+    "KOUDAI_API_RATE_STORAGE": Setting(
+        "auto",
+        "Where API rate-limit counters live: 'redis' (KOUDAI_REDIS_URL, shared by every "
+        "process), 'memory' (per process) or 'auto' (redis when KOUDAI_JOBS = 'rq').",
+        _choice("auto", "redis", "memory"),
+    ),
+    "KOUDAI_API_IDEMPOTENCY_TIMEOUT": Setting(
+        30,
+        "Seconds a POST repeated with the same Idempotency-Key waits for the first one to "
+        "finish; a first one unfinished after this long is taken over.",
+        _seconds,
+    ),
     "KOUDAI_HOOKS_URL_PREFIX": Setting(
         "/shop-hooks", "Mount point of inbound callbacks (payments, logistics).", _prefix
     ),
@@ -233,8 +280,16 @@ SETTINGS: dict[str, Setting] = {
     "KOUDAI_WECHAT": Setting(
         None,
         "WeChat Official Account (appid, secret, oauth_url, api_url): enables the silent "
-        "snsapi_base login inside WeChat; None turns it off.",
-        _optional_dict,
+        "snsapi_base login inside WeChat; with 'token' (and 'encoding_aes_key' for safe "
+        "mode) also the server endpoint <hooks prefix>/wechat/oa and the inbox; 'subscribe_tag' "
+        "and 'scene_tags' name the tags followers get; None turns it off.",
+        validate_wechat,
+    ),
+    "KOUDAI_WEIBO": Setting(
+        None,
+        "Weibo reputation monitoring of the brand account (access_token, uid, api_url, "
+        "search_url, search_token, poll_interval, count, max_pages, timeout); None turns it off.",
+        validate_weibo,
     ),
     "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", _zone),
     "KOUDAI_JOBS": Setting(
@@ -338,11 +393,114 @@ SETTINGS: dict[str, Setting] = {
         "None turns e-mail off.",
         _optional_dict,
     ),
+    "KOUDAI_WEBHOOKS": Setting(
+        False,
+        "Outbound webhooks: subscribe their fan-out to the order, stock and customer events "
+        "(every such event then goes through the job system) and sweep due deliveries.",
+        _bool,
+    ),
+    "KOUDAI_WEBHOOKS_ALLOW_PRIVATE": Setting(
+        False,
+        "Let webhook URLs reach private, loopback, link-local and reserved addresses "
+        "(development and tests only).",
+        _bool,
+    ),
+    "KOUDAI_WEBHOOKS_TIMEOUT": Setting(
+        10.0, "Seconds a webhook receiver has to connect and to answer.", _positive_seconds
+    ),
+    "KOUDAI_WEBHOOKS_RETRY_BASE": Setting(
+        60.0,
+        "Wait before the second attempt of a failed webhook delivery; doubles with each "
+        "attempt, at most 6 hours.",
+        _positive_seconds,
+    ),
+    "KOUDAI_WEBHOOKS_MAX_ATTEMPTS": Setting(
+        8, "Attempts of one webhook delivery before it is given up.", _positive_int
+    ),
+    "KOUDAI_WEBHOOKS_DISABLE_AFTER": Setting(
+        15,
+        "Consecutive failed webhook attempts after which a subscription is disabled and its "
+        "owner told.",
+        _positive_int,
+    ),
+    "KOUDAI_WEBHOOKS_SWEEP_INTERVAL": Setting(
+        30, "Seconds between sweeps that send webhook deliveries whose retry is due.", _seconds
+    ),
+    "KOUDAI_CRM_RFM_THRESHOLDS": Setting(
+        {
+            "recency_days": [30, 90, 180, 365],
+            "frequency": [2, 3, 5, 10],
+            "monetary": [10000, 50000, 200000, 500000],
+        },
+        "RFM score boundaries: days since the last order (at most 30 scores 5, ..., over "
+        "365 scores 1), counted orders (10 or more scores 5) and spend in fen (500000 or "
+        "more scores 5); a customer without a counted order scores 0.",
+        _rfm_thresholds,
+    ),
+    "KOUDAI_CRM_RECOMPUTE_INTERVAL": Setting(
+        86400, "Seconds between full recomputes of the rule tags (nightly).", _seconds
+    ),
+    "KOUDAI_MARKETING_PLUGINS": Setting(
+        None,
+        "Names of the marketing plugins checkout applies (limited_price, full_reduction, "
+        "coupon, or one registered under koudai_flask.marketing); None: every installed one.",
+        _optional_names,
+    ),
     "KOUDAI_LOW_STOCK_THRESHOLD": Setting(
         3, "Available units at or below which a SKU counts as low stock.", _non_negative_int
     ),
     "KOUDAI_OFFLINE_PAYMENT": Setting(
         True, "Offer cash on delivery / bank transfer, marked paid by staff.", _bool
+    ),
+    "KOUDAI_SHOP_INITIALLY_OPEN": Setting(
+        True,
+        "Whether buyers may shop before the owner has opened or closed the shop in the "
+        "back office (the set-up wizard's last step); once the owner chose, that choice wins. "
+        "False shows buyers a 'coming soon' page while staff preview the shop.",
+        _bool,
+    ),
+    "KOUDAI_FUNNEL_EVENTS": Setting(
+        True, "Record the shop's funnel events (visits, product views, cart, checkout).", _bool
+    ),
+    "KOUDAI_FUNNEL_BATCH": Setting(
+        200,
+        "Funnel events a process buffers before it writes them in one INSERT.",
+        _positive_int,
+    ),
+    "KOUDAI_FUNNEL_FLUSH_INTERVAL": Setting(
+        5.0,
+        "Seconds a buffered funnel event may wait: the first request ending after this "
+        "writes the buffer (and every process writes its buffer when it exits).",
+        _positive_seconds,
+    ),
+    "KOUDAI_FUNNEL_ROLLUP_INTERVAL": Setting(
+        600, "Seconds between recomputes of today's and yesterday's funnel rollups.", _seconds
+    ),
+    "KOUDAI_FUNNEL_ATTRIBUTION_MAX_AGE": Setting(
+        7 * 86400,
+        "Seconds after a click on a campaign link during which the buyer's steps count "
+        "for that campaign.",
+        _seconds,
+    ),
+    "KOUDAI_CAMPAIGN_BATCH": Setting(
+        100,
+        "Recipients one campaign send job handles (at most the campaign's rate).",
+        _positive_int,
+    ),
+    "KOUDAI_CAMPAIGN_INTERVAL": Setting(
+        30,
+        "Seconds between sweeps that send campaign batches whose time has come (and those "
+        "a lost job left behind).",
+        _seconds,
+    ),
+    "KOUDAI_CAMPAIGN_LINK_BASE": Setting(
+        None,
+        "The shop's absolute URL campaign links start with (https://example.com/shop); None: "
+        "the host the campaign is sent from, with KOUDAI_SHOP_URL_PREFIX.",
+        _optional_str,
+    ),
+    "KOUDAI_CAMPAIGN_LINK_MAX_AGE": Setting(
+        30 * 86400, "Seconds a campaign's tracked link keeps counting clicks.", _seconds
     ),
 }
 

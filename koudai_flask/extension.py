@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
-from sqlalchemy import Engine, create_engine, event
+from flask import Blueprint, Flask, current_app, g
+from flask.globals import _cv_app
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from koudai_flask import config as koudai_config
@@ -43,16 +46,31 @@ class KoudaiState:
             self.engine = _create_own_engine(app)
             factory = sessionmaker(bind=self.engine, expire_on_commit=False)
             self._own_session = scoped_session(factory, scopefunc=_app_context_id)
-        self._read_session: scoped_session[Session] | None = None
+        self._read_engine: Engine | None = None
+
+    def read_connection(self) -> Connection:
+        """This app context's connection for pages' reads, closed when the context ends.
+
+        Autocommit, so no BEGIN and no ROLLBACK round trip; a page that reads plain rows
+        sets up no ORM session at all.
+        """
+        connection: Connection | None = g.get(_READ_CONNECTION)
+        if connection is None:
+            if self._read_engine is None:
+                engine = self.get_engine()
+                self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            connection = self._read_engine.connect()
+            setattr(g, _READ_CONNECTION, connection)
+        return connection
 
     @property
     def read_session(self) -> Session:
-        """Reads for pages: autocommit, so no BEGIN and no ROLLBACK round trip."""
-        if self._read_session is None:
-            engine = self.get_engine().execution_options(isolation_level="AUTOCOMMIT")
-            factory = sessionmaker(bind=engine, expire_on_commit=False)
-            self._read_session = scoped_session(factory, scopefunc=_app_context_id)
-        return self._read_session()
+        """Models for pages, read on this app context's read connection."""
+        session: Session | None = g.get(_READ_SESSION)
+        if session is None:
+            session = Session(bind=self.read_connection(), expire_on_commit=False)
+            setattr(g, _READ_SESSION, session)
+        return session
 
     @property
     def session(self) -> Session:
@@ -68,15 +86,22 @@ class KoudaiState:
         return self.engine
 
     def remove_session(self, exc: BaseException | None = None) -> None:
-        if self._own_session is not None:
+        if self._own_session is not None and self._own_session.registry.has():
             self._own_session.remove()
-        if self._read_session is not None:
-            self._read_session.remove()
+        read_session: Session | None = g.pop(_READ_SESSION, None)
+        if read_session is not None:
+            read_session.close()
+        connection: Connection | None = g.pop(_READ_CONNECTION, None)
+        if connection is not None:
+            connection.close()
+
+
+# The g attributes holding an app context's read connection and read session.
+_READ_CONNECTION = "_koudai_read_connection"
+_READ_SESSION = "_koudai_read_session"
 
 
 def _app_context_id() -> int:
-    from flask.globals import _cv_app
-
     return id(_cv_app.get(None))
 
 
@@ -88,13 +113,47 @@ def _create_own_engine(app: Flask) -> Engine:
     kwargs: dict[str, Any] = {}
     if uri.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-    else:
-        kwargs["pool_pre_ping"] = True
-    kwargs.update(app.config["KOUDAI_ENGINE_OPTIONS"])
+    options = app.config["KOUDAI_ENGINE_OPTIONS"]
+    kwargs.update(options)
     engine = create_engine(uri, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif "pool_pre_ping" not in options:
+        _ping_idle_connections(engine)
     return engine
+
+
+IDLE_PING_AFTER = 1.0  # seconds a pooled connection may rest before it is pinged on checkout
+_RESTING_SINCE = "koudai_resting_since"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it rested more than IDLE_PING_AFTER.
+
+    What kills a pooled connection in practice is idleness (a server, proxy, NAT or firewall
+    timeout) or a database restart. A connection back in use within a second is alive as far
+    as idle timeouts go, so a busy shop skips the ping's round trip on every request (the
+    rule HikariCP applies with its alive-bypass window). A ping that fails invalidates the
+    whole pool, as ``pool_pre_ping`` does, and the checkout gets a fresh connection. Hosts
+    wanting a ping on every checkout set ``pool_pre_ping`` in ``KOUDAI_ENGINE_OPTIONS``.
+    """
+    dialect = engine.dialect
+
+    def rested(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None:
+            record.info[_RESTING_SINCE] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_RESTING_SINCE)  # None: a new connection, alive by definition
+        if since is None or time.monotonic() - since <= IDLE_PING_AFTER:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise sqlalchemy_exc.InvalidatePoolError(f"ping after rest failed: {exc}") from exc
+
+    event.listen(engine.pool, "checkin", rested)
+    event.listen(engine.pool, "checkout", check)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -131,9 +190,9 @@ class Koudai:
         state = KoudaiState(app, db)
         app.extensions["koudai"] = state
         app.teardown_appcontext(state.remove_session)
-        from koudai_flask.jobs.handlers import BUILTIN_HANDLERS, resolve
+        from koudai_flask.jobs.handlers import handler_paths, resolve
 
-        for topic, paths in BUILTIN_HANDLERS.items():
+        for topic, paths in handler_paths(app.config).items():
             state.handlers[topic].extend(resolve(path) for path in paths)
 
         from koudai_flask.blueprints import assets_blueprint
@@ -156,11 +215,19 @@ class Koudai:
             from koudai_flask.jobs.schedules import InlineSchedule
 
             state.inline_schedule = InlineSchedule(app)
+            next_look = [0.0]  # monotonic time of the next look at the schedule
 
             @app.teardown_request
             def _run_due_jobs(exc: BaseException | None) -> None:
-                if exc is None and state.inline_schedule is not None:
-                    state.inline_schedule.run_due(app)
+                # Periodic intervals are whole seconds: looking once a second at most runs
+                # every job on time to within a second and costs a busy shop one clock read.
+                if exc is not None or state.inline_schedule is None:
+                    return
+                now = time.monotonic()
+                if now < next_look[0]:
+                    return
+                next_look[0] = now + 1.0
+                state.inline_schedule.run_due(app)
 
         from koudai_flask.cli import koudai_cli
 

@@ -8,14 +8,19 @@ then the session, then the browser, then ``KOUDAI_DEFAULT_LOCALE``.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, Domain, get_locale
 from markupsafe import Markup
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from koudai_flask.connectors.logistics.carriers import CARRIERS as CARRIER_TABLE
 
@@ -41,17 +46,56 @@ def select_locale() -> Locale:
 def _select_locale() -> str:
     if not has_request_context():
         return str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
-    asked = request.args.get("lang")
+    asked = request.args.get("lang") if request.query_string else None
     if asked in LOCALES:
-        session[LOCALE_SESSION_KEY] = asked
-        return asked
+        if session.get(LOCALE_SESSION_KEY) != asked:  # no cookie to send when it is the same
+            session[LOCALE_SESSION_KEY] = asked
+        return str(asked)
     chosen = session.get(LOCALE_SESSION_KEY)
     if chosen in LOCALES:
         return str(chosen)
-    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
-    if best is not None:
-        return "en" if best == "en" else "zh_CN"
-    return str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
+    best = _browser_language(request.headers.get("Accept-Language"))
+    return best or str(current_app.config["KOUDAI_DEFAULT_LOCALE"])
+
+
+@functools.lru_cache(maxsize=512)
+def _browser_language(header: str | None) -> str | None:
+    """Our locale for an Accept-Language header; browsers send few distinct ones."""
+    best = parse_accept_header(header, LanguageAccept).best_match(["zh-CN", "zh", "en"])
+    if best is None:
+        return None
+    return "en" if best == "en" else "zh_CN"
+
+
+class BoundCatalog(NamedTuple):
+    """One render's catalog, with ``_k`` and ``_kn`` bound to it."""
+
+    catalog: Any
+    gettext: Callable[..., str]
+    ngettext: Callable[..., str]
+
+
+def bound_catalog() -> BoundCatalog:
+    """``_k`` and ``_kn`` with one render's catalog looked up once, not once per string.
+
+    Flask-Babel's ``gettext`` finds the locale and the catalog again for every string (a
+    shop page has a few dozen); a page's context gets these bound ones instead, as plain
+    functions, the cheapest thing for Jinja to call. Macros imported without context keep
+    the global ``_k``, which gives the same text.
+    """
+    catalog = domain.get_translations()
+    lookup, plural_lookup = catalog.ugettext, catalog.ungettext
+
+    def bound_k(string: str, **variables: Any) -> str:
+        text: str = lookup(string)
+        return text % variables if variables else text
+
+    def bound_kn(singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        text: str = plural_lookup(singular, plural, num)
+        return text % variables
+
+    return BoundCatalog(catalog, bound_k, bound_kn)
 
 
 def init_app(app: Flask) -> None:

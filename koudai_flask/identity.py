@@ -87,7 +87,13 @@ def current_customer() -> Customer | None:
     else:
         customer_id = session.get(BUYER_SESSION_KEY)
         if customer_id is not None:
-            customer = current_app.extensions["koudai"].session.get(Customer, customer_id)
+            from koudai_flask.services.identities import resolve
+
+            # Staff may have merged this buyer into another customer since the login.
+            standing = resolve(customer_id)
+            if standing != customer_id:
+                session[BUYER_SESSION_KEY] = standing
+            customer = current_app.extensions["koudai"].session.get(Customer, standing)
     if customer is None and openid:
         customer = customers.by_identity("wechat_openid", openid)
     memo["customer"] = customer

@@ -1,6 +1,9 @@
-"""Assertions shared by tests: the ledger invariant."""
+"""Helpers shared by tests: the ledger invariant, fresh SQLite databases."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,3 +31,10 @@ def assert_ledger_consistent(session: Session) -> None:
         assert level.on_hand >= 0
         assert level.reserved >= 0
         assert level.on_hand - level.reserved >= 0
+
+
+def fresh_sqlite_url(template: Path, folder: Path, name: str = "koudai.db") -> str:
+    """A new, empty, seeded koudai SQLite database in ``folder``: a copy of the session's
+    ``sqlite_template`` (creating every table anew costs a file sync per statement)."""
+    shutil.copyfile(template, folder / name)
+    return f"sqlite:///{folder / name}"

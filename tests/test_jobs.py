@@ -89,12 +89,18 @@ def test_periodic_jobs_use_the_configured_intervals(make_app, database_url):
         KOUDAI_RELAY_INTERVAL=45,
         KOUDAI_SYNC_INTERVAL=5,
         KOUDAI_RECONCILE_INTERVAL=600,
+        KOUDAI_CRM_RECOMPUTE_INTERVAL=3600,
+        KOUDAI_CAMPAIGN_INTERVAL=20,
+        KOUDAI_FUNNEL_ROLLUP_INTERVAL=300,
     )
     assert [(name, every) for name, _, every in schedules.periodic_jobs(app)] == [
         ("koudai-expire-reservations", 15),
         ("koudai-outbox-relay", 45),
         ("koudai-sync-tick", 5),
         ("koudai-reconcile", 600),
+        ("koudai-crm-rule-tags", 3600),
+        ("koudai-campaign-sweep", 20),
+        ("koudai-funnel-rollup", 300),
     ]
 
 

@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         KOUDAI_SHOP_NAME=SHOP_NAME,
         KOUDAI_SHOP_BASE_TEMPLATE="shop_frame.html",
         KOUDAI_ADMIN_BASE_TEMPLATE="shop_frame.html",
+        # Webhooks on, and allowed to reach receivers on this machine (a demo, not production).
+        KOUDAI_WEBHOOKS=True,
+        KOUDAI_WEBHOOKS_ALLOW_PRIVATE=True,
     )
     if os.environ.get("HOST_SITE_PAYMENT_SANDBOXES") == "1":
         app.config.update(_sandbox_payment_settings(app.instance_path))
@@ -79,12 +82,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _sandbox_payment_settings(instance_path: str) -> dict[str, Any]:
-    """Payment and tracking settings written by ``flask koudai sandbox ...`` (the demo)."""
+    """Payment, tracking and WeChat settings written by the demo's sandboxes."""
     found: dict[str, Any] = {}
     for key, name in (
         ("KOUDAI_WECHATPAY", "wechatpay/koudai_wechatpay.json"),
         ("KOUDAI_ALIPAY", "alipay/koudai_alipay.json"),
         ("KOUDAI_KUAIDI100", "kuaidi100/koudai_kuaidi100.json"),
+        # The WeChat Official Account sandbox: campaigns' template messages go there.
+        ("KOUDAI_WECHAT", "wechat/koudai_wechat.json"),
     ):
         path = os.path.join(instance_path, "koudai-sandbox", name)
         if os.path.exists(path):

@@ -1,4 +1,5 @@
-"""The site's own CLI: ``flask init-db``, ``flask seed-users``, ``flask link-taobao``.
+"""The site's own CLI: ``flask init-db``, ``flask seed-users``, ``flask link-taobao`` (and,
+from demo_crm, ``flask seed-crm`` and ``flask subscribe-webhook``).
 
 ``init-db`` creates the site's tables only: koudai's tables are on another metadata and
 are created by ``flask koudai db upgrade``. ``link-taobao`` is what a merchant's script
@@ -133,6 +134,10 @@ def link_taobao(settings_file: Path, name: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from examples.host_site.demo_crm import seed_crm, subscribe_webhook
+
+    app.cli.add_command(seed_crm)
+    app.cli.add_command(subscribe_webhook)
     app.cli.add_command(init_db)
     app.cli.add_command(seed_users)
     app.cli.add_command(link_taobao)

@@ -26,6 +26,7 @@ SETUP_STEPS: list[list[str]] = [
     ["koudai", "db", "upgrade"],
     ["koudai", "demo", "seed"],
     ["seed-users"],
+    ["seed-crm"],
 ]
 
 
@@ -112,6 +113,131 @@ def start_taobao_sandbox(env: dict[str, str], port: int) -> str | None:
     return f"http://{HOST}:{port}/"
 
 
+WECHAT_SETTINGS = "wechat/koudai_wechat.json"
+ONBOARDING_SHEET = "onboarding-keys.txt"
+
+
+def start_wechat_sandbox(env: dict[str, str], port: int) -> str | None:
+    """A WeChat Official Account API beside the site, for the set-up wizard's WeChat step.
+
+    It runs as this module with ``--wechat-sandbox PORT`` (a child process, stopped with the
+    site on Ctrl+C) and writes its AppID and AppSecret to the instance folder.
+    """
+    settings = _sandbox_folder() / WECHAT_SETTINGS
+    settings.unlink(missing_ok=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "examples.host_site.run_demo", "--wechat-sandbox", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if settings.exists():
+            return f"http://{HOST}:{port}"
+        time.sleep(0.1)
+    print(
+        "the WeChat sandbox did not start; the wizard's WeChat step can be skipped", file=sys.stderr
+    )
+    return None
+
+
+def _sandbox_folder() -> Path:
+    from examples.host_site.app import create_app
+
+    return Path(create_app().instance_path) / "koudai-sandbox"
+
+
+def serve_wechat_sandbox(port: int) -> None:
+    """The Official Account API stand-in; its AppID and AppSecret are kept across restarts."""
+    import json
+    import secrets
+    import threading
+
+    from examples.host_site.demo_crm import DEMO_TEMPLATE_ID, demo_openids
+    from koudai_flask.connectors.sandbox.wechat import WechatSandbox
+
+    folder = _sandbox_folder() / "wechat"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = folder / "sandbox_keys.json"
+    if kept.exists():
+        appid_secret = json.loads(kept.read_text(encoding="utf-8"))
+    else:
+        appid_secret = {"appid": "wx" + secrets.token_hex(8), "secret": secrets.token_hex(16)}
+        _write_private(kept, json.dumps(appid_secret))
+    # It accepts the demo's template and knows the demo customers' openids as followers.
+    sandbox = WechatSandbox(
+        port=port,
+        template_ids={DEMO_TEMPLATE_ID},
+        known_openids=demo_openids(),
+        **appid_secret,
+    )
+    _write_private(folder / "koudai_wechat.json", json.dumps(sandbox.settings_for_client()))
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Readable by this user only, from the start: the files hold test secrets.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def write_onboarding_sheet() -> Path | None:
+    """One text file with every sandbox key the set-up wizard asks for, ready to paste."""
+    import json
+
+    folder = _sandbox_folder()
+    sections: list[str] = []
+    fields = {
+        "wechat": (WECHAT_SETTINGS, ("appid", "secret", "api_url")),
+        "wechatpay": (
+            SANDBOX_SETTINGS["wechatpay"],
+            ("mchid", "appid", "apiv3_key", "merchant_serial_no", "merchant_private_key"),
+        ),
+        "alipay": (
+            SANDBOX_SETTINGS["alipay"],
+            ("app_id", "app_private_key", "alipay_public_key", "seller_id"),
+        ),
+        "taobao": (TAOBAO_SETTINGS, ("app_key", "app_secret", "gateway_url", "oauth_base")),
+    }
+    for name, (relative, keys) in fields.items():
+        path = folder / relative
+        if not path.exists():
+            continue
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        lines = [f"== {name} =="]
+        lines += [f"{key}:\n{settings[key]}".rstrip() for key in keys if settings.get(key)]
+        if name == "wechatpay":
+            for key_id, pem in settings["platform_public_keys"].items():
+                lines += [f"platform_key_id:\n{key_id}", f"platform_public_key:\n{pem}".rstrip()]
+        if "gateway_url" in settings and name in ("wechatpay", "alipay"):
+            lines.append(f"gateway_url:\n{settings['gateway_url']}")
+        sections.append("\n\n".join(lines))
+    if not sections:
+        return None
+    sheet = folder / ONBOARDING_SHEET
+    _write_private(sheet, "\n\n\n".join(sections) + "\n")
+    return sheet
+
+
+def print_campaign_walkthrough(base: str, wechat: str) -> None:
+    from examples.host_site.demo_crm import DEMO_COUPON, DEMO_TAG, DEMO_TEMPLATE_ID
+
+    print("A campaign, end to end (owner in one browser, buyer in another):")
+    print(f"  1. owner: {base}/shop-admin/customers/segments/new  segment of tag {DEMO_TAG!r}")
+    print(f"  2. owner: {base}/shop-admin/campaigns/new  WeChat, that segment,")
+    print(f"     template id {DEMO_TEMPLATE_ID}, then Send now")
+    print(f"  3. buyer: sign in, open {wechat}/messages and click the message's link")
+    print(f"  4. buyer: add to cart, checkout with coupon {DEMO_COUPON} (¥10 off from ¥50),")
+    print("     pay with WeChat Pay (sandbox)")
+    print(f"  5. owner: {base}/shop-admin/funnel  push_sent → ... → order_paid")
+
+
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
     base = f"http://{HOST}:{port}"
     print()
@@ -124,12 +250,19 @@ def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
         role = account.role or "buyer, no back-office access"
         print(f"  {account.email:<22} {account.password:<18} {role}")
     if sandboxes:
-        print("Payments, tracking and a Taobao shop (sandboxes on this machine, no money moves):")
+        print("Payments, tracking, WeChat and a Taobao shop (sandboxes here, no money moves):")
         for name, url in sandboxes.items():
             print(f"  {name:<10} {url}")
         if "taobao" in sandboxes:
             print("  The Taobao sandbox's page shows its stock: buy in our shop and watch it drop;")
             print("  buy there and the order appears in the back office within a second or two.")
+        if "wechat" in sandboxes:
+            print_campaign_walkthrough(base, sandboxes["wechat"])
+        sheet = write_onboarding_sheet()
+        if sheet is not None:
+            print("Set-up wizard (log in as the owner), run against these sandboxes:")
+            print(f"  {base}/shop-admin/onboarding")
+            print(f"  The keys to paste in each step are in {sheet}")
     print(flush=True)
 
 
@@ -137,7 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 5000))
     parser.add_argument("--no-serve", action="store_true", help="set up, print, and stop")
+    parser.add_argument("--wechat-sandbox", type=int, metavar="PORT", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.wechat_sandbox:
+        serve_wechat_sandbox(options.wechat_sandbox)
+        return 0
     env = {**os.environ, "FLASK_APP": FLASK_APP}
     try:
         set_up(env)
@@ -151,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     taobao = start_taobao_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 1)
     if taobao is not None:
         sandboxes["taobao"] = taobao
+    wechat = start_wechat_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 2)
+    if wechat is not None:
+        sandboxes["wechat"] = wechat
     print_welcome(options.port, sandboxes=sandboxes)
     env["HOST_SITE_PAYMENT_SANDBOXES"] = "1"
     serve = flask("run", "--host", HOST, "--port", str(options.port))

@@ -15,6 +15,7 @@ HOOK_MODULES = (
     "koudai_flask.payments",
     "koudai_flask.connectors.logistics.views",
     "koudai_flask.connectors.erp.webhook_views",
+    "koudai_flask.connectors.wechat.oa_views",
 )
 
 

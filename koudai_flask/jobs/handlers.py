@@ -7,7 +7,7 @@ an app is initialised, so a module listed here may import services freely.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 BUILTIN_HANDLERS: dict[str, list[str]] = {
@@ -17,6 +17,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
         "koudai_flask.services.notifications:on_order_event",
         # Every linked ERP that takes orders gets the paid order (jobs.sync).
         "koudai_flask.jobs.sync:on_order_paid",
+        # The funnel's order_paid step, with the campaign the order came from.
+        "koudai_flask.services.funnel:on_order_paid",
     ],
     "order.shipped": [
         "koudai_flask.services.notifications:on_order_event",
@@ -32,6 +34,39 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.delivered": ["koudai_flask.services.notifications:on_order_event"],
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
 }
+# CRM: a customer's rule tags are recomputed when their orders or identities change, and
+# for everyone when a rule is saved (services.rule_tags).
+for _topic in (
+    "order.paid",
+    "order.refunding",
+    "order.refunded",
+    "order.partially_refunded",
+    "customer.created",
+    "customer.identity_linked",
+    "customer.merged",
+    "customer.split",
+):
+    BUILTIN_HANDLERS.setdefault(_topic, []).append(
+        "koudai_flask.services.rule_tags:on_customer_event"
+    )
+BUILTIN_HANDLERS["customer.tag_rule_changed"] = ["koudai_flask.services.rule_tags:on_rule_changed"]
+
+
+# Outbound webhooks (jobs.webhooks) subscribe to every topic that has a public event name
+# (services.webhooks.TOPIC_EVENTS), but only with KOUDAI_WEBHOOKS: a topic nobody subscribes
+# to is written done at once, and placing an order or changing stock stays that cheap.
+WEBHOOK_HANDLER = "koudai_flask.jobs.webhooks:on_event"
+
+
+def handler_paths(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The built-in subscribers of one app: ``BUILTIN_HANDLERS`` and those its config adds."""
+    paths = {topic: list(handlers) for topic, handlers in BUILTIN_HANDLERS.items()}
+    if config.get("KOUDAI_WEBHOOKS"):
+        from koudai_flask.services.webhooks import TOPIC_EVENTS
+
+        for topic in TOPIC_EVENTS:
+            paths.setdefault(topic, []).append(WEBHOOK_HANDLER)
+    return paths
 
 
 # Topics whose handlers only put channel jobs on their queues (a Redis round trip, no remote

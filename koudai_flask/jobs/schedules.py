@@ -27,12 +27,36 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
         ("koudai-outbox-relay", tasks.run_relay, app.config["KOUDAI_RELAY_INTERVAL"]),
         ("koudai-sync-tick", tasks.sync_tick, app.config["KOUDAI_SYNC_INTERVAL"]),
         ("koudai-reconcile", tasks.reconcile_all, app.config["KOUDAI_RECONCILE_INTERVAL"]),
+        (
+            "koudai-crm-rule-tags",
+            tasks.recompute_rule_tags,
+            app.config["KOUDAI_CRM_RECOMPUTE_INTERVAL"],
+        ),
     ]
+    if app.config["KOUDAI_WEBHOOKS"]:
+        from koudai_flask.jobs.webhooks import sweep
+
+        jobs.append(("koudai-webhook-sweep", sweep, app.config["KOUDAI_WEBHOOKS_SWEEP_INTERVAL"]))
+    from koudai_flask.jobs import campaigns
+
+    jobs.append(("koudai-campaign-sweep", campaigns.sweep, app.config["KOUDAI_CAMPAIGN_INTERVAL"]))
+    jobs.append(
+        (
+            "koudai-funnel-rollup",
+            campaigns.rollup_funnel,
+            app.config["KOUDAI_FUNNEL_ROLLUP_INTERVAL"],
+        )
+    )
     kuaidi100 = app.config["KOUDAI_KUAIDI100"]
     if kuaidi100 is not None:
         from koudai_flask.services.logistics import poll_due
 
         jobs.append(("koudai-kuaidi100-poll", poll_due, kuaidi100["poll_interval"]))
+    weibo = app.config["KOUDAI_WEIBO"]
+    if weibo is not None:
+        from koudai_flask.services import weibo_monitor
+
+        jobs.append(("koudai-weibo-poll", weibo_monitor.poll_due, weibo["poll_interval"]))
     return jobs
 
 

@@ -27,3 +27,10 @@ def reconcile_all() -> int:
     from koudai_flask.jobs.sync import reconcile_all as reconcile
 
     return reconcile()
+
+
+def recompute_rule_tags() -> int:
+    """Recompute every rule tag for every customer (nightly: days since move with time)."""
+    from koudai_flask.services.rule_tags import recompute_all
+
+    return recompute_all()

@@ -22,14 +22,74 @@ from koudai_flask.models.channels import (
     SyncCursor,
     SyncFailure,
 )
+from koudai_flask.models.crm import (
+    CustomerMerge,
+    CustomerNote,
+    CustomerTag,
+    IdentityVerification,
+    Segment,
+    Tag,
+    TagHistory,
+)
 from koudai_flask.models.customers import Customer, CustomerIdentity
+from koudai_flask.models.funnel import (
+    Campaign,
+    CampaignRecipient,
+    FunnelDaily,
+    FunnelEvent,
+    OrderAttribution,
+)
 from koudai_flask.models.inventory import Location, Reservation, StockLevel, StockMovement
+from koudai_flask.models.marketing import (
+    Coupon,
+    CouponBatch,
+    CouponCustomerUse,
+    CouponRedemption,
+    LimitedPrice,
+    OrderDiscount,
+    Promotion,
+)
+from koudai_flask.models.onboarding import MerchantCredential, OnboardingStep, ShopDoor
 from koudai_flask.models.orders import Order, OrderEvent, OrderLine, Payment, Refund, Shipment
 from koudai_flask.models.outbox import OutboxEvent
+from koudai_flask.models.platform import ApiKey, IdempotencyRecord
 from koudai_flask.models.shop import Address, CartLine, ShopProfile
+from koudai_flask.models.social import (
+    AutoReplyRule,
+    WechatFollower,
+    WechatMessage,
+    WeiboAlert,
+    WeiboCursor,
+    WeiboKeywordRule,
+    WeiboPost,
+)
 from koudai_flask.models.staff import AuditEntry, StaffMember
+from koudai_flask.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "Coupon",
+    "CouponBatch",
+    "CouponCustomerUse",
+    "CouponRedemption",
+    "LimitedPrice",
+    "OrderDiscount",
+    "Promotion",
+    "CustomerMerge",
+    "CustomerNote",
+    "CustomerTag",
+    "IdentityVerification",
+    "Segment",
+    "Tag",
+    "TagHistory",
+    "AutoReplyRule",
+    "WechatFollower",
+    "WechatMessage",
+    "WeiboAlert",
+    "WeiboCursor",
+    "WeiboKeywordRule",
+    "WeiboPost",
+    "ApiKey",
+    "IdempotencyRecord",
     "CredentialCache",
     "MessageTemplate",
     "Notification",
@@ -51,6 +111,14 @@ __all__ = [
     "SyncFailure",
     "Customer",
     "CustomerIdentity",
+    "Campaign",
+    "CampaignRecipient",
+    "FunnelDaily",
+    "FunnelEvent",
+    "OrderAttribution",
+    "MerchantCredential",
+    "OnboardingStep",
+    "ShopDoor",
     "Location",
     "Order",
     "OrderEvent",
@@ -67,5 +135,7 @@ __all__ = [
     "StockLevel",
     "StockMovement",
     "SyncCursor",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "metadata",
 ]

@@ -251,15 +251,45 @@ def notes(order: Order) -> list[OrderNote]:
 
 
 def _customer_scope(member: StaffMember) -> Any:
-    """Customers a scoped member may see: those with an order on one of their channels."""
+    """Customers a scoped member may see: those with an order on one of their channels, or
+    known by the identity of a single-account channel in scope (a WeChat follower)."""
     scope = staff.visible_channels(member)
-    if scope is None:
-        return None
-    return exists().where(Order.customer_id == Customer.id, Order.channel.in_(scope))
+    return None if scope is None else customers_on_channels(scope)
 
 
-def customer_query(member: StaffMember, q: str | None = None) -> Select[Customer]:
-    query = select(Customer)
+def customers_on_channels(scope: list[str]) -> Any:
+    """The WHERE clause of ``_customer_scope`` for the channel names ``scope`` (also used to
+    narrow to an API key's channels)."""
+    from koudai_flask.models import Channel, CustomerIdentity
+    from koudai_flask.services.identities import CHANNEL_OF_KIND
+
+    ordered = exists().where(Order.customer_id == Customer.id, Order.channel.in_(scope))
+    kinds_in_scope = set(
+        current_session().scalars(select(Channel.kind).where(Channel.name.in_(scope)))
+    )
+    identity_kinds = [
+        kind
+        for kind, channel_kind in CHANNEL_OF_KIND.items()
+        if channel_kind in ("wechat", "weibo") and channel_kind in kinds_in_scope
+    ]
+    if not identity_kinds:
+        return ordered
+    followed = exists().where(
+        CustomerIdentity.customer_id == Customer.id, CustomerIdentity.kind.in_(identity_kinds)
+    )
+    return or_(ordered, followed)
+
+
+def customer_query(
+    member: StaffMember, q: str | None = None, *, rule: str | None = None
+) -> Select[Customer]:
+    """The customers ``member`` may see, not merged away, matching ``q`` and ``rule``."""
+    from koudai_flask.services import tag_rules
+    from koudai_flask.services.identities import not_merged_away
+
+    query = select(Customer).where(not_merged_away())
+    if rule:
+        query = query.where(Customer.id.in_(tag_rules.matching(rule)))
     scope = _customer_scope(member)
     if scope is not None:
         query = query.where(scope)

@@ -1,19 +1,20 @@
 """Carts: a signed-in buyer's in the database, a guest's as a plain dict the view keeps.
 
 Both are ``{sku_code: quantity}`` to the rest of the code; :func:`view` prices one against
-the catalog and the ledger, with a stock message per line.
+the catalog, the ledger and the marketing plugins (limited-time prices, full reductions, a
+coupon), with a stock message per line and the savings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, select
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import CartLine, Sku, StockLevel
-from koudai_flask.services import inventory
+from koudai_flask.services import inventory, marketing
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 MAX_QUANTITY = 99
@@ -24,14 +25,23 @@ class CartLineView:
     sku: Sku
     quantity: int
     available: int
+    special_price: int | None = None  # a limited-time price below the catalog's
 
     @property
     def unit_price(self) -> int:
+        return self.sku.price if self.special_price is None else self.special_price
+
+    @property
+    def list_price(self) -> int:
         return self.sku.price
 
     @property
     def line_total(self) -> int:
-        return self.sku.price * self.quantity
+        return self.unit_price * self.quantity
+
+    @property
+    def saving(self) -> int:
+        return (self.list_price - self.unit_price) * self.quantity
 
     @property
     def on_sale(self) -> bool:
@@ -54,10 +64,33 @@ class CartView:
     lines: list[CartLineView]
     subtotal: int
     shipping_fee: int
+    quote: marketing.Quote | None = None
+
+    @property
+    def discount(self) -> int:
+        """The order-level discount (full reduction, coupon) off the subtotal."""
+        return self.quote.discount if self.quote is not None else 0
+
+    @property
+    def discounts(self) -> list[marketing.Adjustment]:
+        return self.quote.order_adjustments() if self.quote is not None else []
+
+    @property
+    def saving(self) -> int:
+        """Everything saved against catalog prices: special prices and discounts."""
+        return self.discount + sum(line.saving for line in self.lines)
+
+    @property
+    def coupon_code(self) -> str | None:
+        return self.quote.coupon_code if self.quote is not None else None
+
+    @property
+    def coupon_error(self) -> str | None:
+        return self.quote.coupon_error if self.quote is not None else None
 
     @property
     def total(self) -> int:
-        return self.subtotal + self.shipping_fee
+        return self.subtotal + self.shipping_fee - self.discount
 
     @property
     def count(self) -> int:
@@ -79,8 +112,14 @@ def shipping_fee(subtotal: int) -> int:
     return int(config_value("SHIPPING_FEE"))
 
 
-def view(items: dict[str, int]) -> CartView:
-    """Price ``items`` against today's catalog and stock; unknown SKUs are dropped."""
+def view(
+    items: dict[str, int], *, customer_id: int | None = None, coupon_code: str | None = None
+) -> CartView:
+    """Price ``items`` against today's catalog, stock and marketing; unknown SKUs are dropped.
+
+    A coupon that cannot be used is left out, with the reason in ``coupon_error``. The
+    shipping fee is worked out on the goods after special prices, before order discounts.
+    """
     session = current_session()
     if not items:
         return CartView(lines=[], subtotal=0, shipping_fee=0)
@@ -100,8 +139,35 @@ def view(items: dict[str, int]) -> CartView:
         for code, quantity in items.items()
         if code in skus
     ]
+    on_sale = [line for line in lines if line.problem != "unavailable"]
+    quote = None
+    if on_sale and config_value("MARKETING_PLUGINS") != []:
+        quote = marketing.quote_lines(
+            session,
+            [
+                marketing.PricingLine(
+                    sku_id=line.sku.id,
+                    sku_code=line.sku.code,
+                    quantity=line.quantity,
+                    list_price=line.sku.price,
+                    unit_price=line.sku.price,
+                )
+                for line in on_sale
+            ],
+            customer_id=customer_id,
+            coupon_code=coupon_code,
+        )
+        prices = {line.sku_code: line.unit_price for line in quote.lines}
+        lines = [
+            replace(line, special_price=prices[line.sku.code])
+            if prices.get(line.sku.code, line.sku.price) < line.sku.price
+            else line
+            for line in lines
+        ]
     subtotal = sum(line.line_total for line in lines if line.problem != "unavailable")
-    return CartView(lines=lines, subtotal=subtotal, shipping_fee=shipping_fee(subtotal))
+    return CartView(
+        lines=lines, subtotal=subtotal, shipping_fee=shipping_fee(subtotal), quote=quote
+    )
 
 
 def check_line(sku_code: str, quantity: int) -> Sku:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import unicodedata
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from koudai_flask.errors import NotFound, ValidationError
@@ -222,6 +223,7 @@ def active_products(
 
 
 SORTS = ("newest", "price_asc", "price_desc", "sales")
+MAX_QUERY_WORDS = 8
 
 
 class ProductCard(NamedTuple):
@@ -233,9 +235,71 @@ class ProductCard(NamedTuple):
     cover: Cover | None
 
 
+def _listing_conditions(by_category: bool, words: int) -> list[ColumnElement[bool]]:
+    """Which products a listing shows; values come as ``category_id`` and ``word_N`` params."""
+    conditions = [Product.status == "active"]
+    if by_category:
+        category_id = bindparam("category_id", type_=Integer)
+        children = select(Category.id).where(Category.parent_id == category_id)
+        conditions.append(
+            or_(Product.category_id == category_id, Product.category_id.in_(children))
+        )
+    for index in range(words):
+        pattern = bindparam(f"word_{index}", type_=String)
+        conditions.append(
+            or_(
+                func.lower(Product.title).like(pattern),
+                func.lower(Product.description).like(pattern),
+            )
+        )
+    return conditions
+
+
+@functools.lru_cache(maxsize=len(SORTS) * 2 * (MAX_QUERY_WORDS + 1))
+def _listing_statement(sort: str, by_category: bool, words: int) -> Select[Any]:
+    """The listing's one statement for a shape of request, built once per process.
+
+    Every request of a shape reuses one statement object, so SQLAlchemy finds its compiled
+    SQL by a memoised cache key instead of building and hashing a new tree each time.
+    """
+    price = (
+        select(func.min(Sku.price))
+        .where(Sku.product_id == Product.id, Sku.active.is_(True))
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    cover = (
+        select(ProductImage.path)
+        .where(ProductImage.product_id == Product.id)
+        .order_by(ProductImage.position)
+        .limit(1)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    order_by = {
+        "newest": (Product.created_at.desc(), Product.id.desc()),
+        "price_asc": (price.asc(), Product.id.desc()),
+        "price_desc": (price.desc(), Product.id.desc()),
+        "sales": (Product.sales_count.desc(), Product.id.desc()),
+    }[sort]
+    return (
+        select(Product.slug, Product.title, func.coalesce(price, 0), cover, func.count().over())
+        .where(*_listing_conditions(by_category, words))
+        .order_by(*order_by)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+
+
+@functools.lru_cache(maxsize=2 * (MAX_QUERY_WORDS + 1))
+def _total_statement(by_category: bool, words: int) -> Select[Any]:
+    """How many products a listing has in all (asked only for a page past the last)."""
+    return select(func.count()).select_from(Product).where(*_listing_conditions(by_category, words))
+
+
 def listing(
     *,
-    category: str | Category | None = None,
+    category: str | int | Category | None = None,
     query: str | None = None,
     sort: str = "newest",
     page: int = 1,
@@ -243,70 +307,37 @@ def listing(
 ) -> tuple[list[ProductCard], int]:
     """One page of products on sale (what a card shows) and how many there are in all.
 
-    ``sort`` is newest, price_asc, price_desc (by the cheapest active SKU) or sales.
-    ``query`` matches words of the title or description, case-insensitively.
+    ``category`` is a slug, a category id or a ``Category`` (its subcategories' products
+    are listed too). ``sort`` is newest, price_asc, price_desc (by the cheapest active SKU)
+    or sales. ``query`` matches words of the title or description, case-insensitively.
     """
     if sort not in SORTS:
         raise ValidationError(f"sort must be one of {', '.join(SORTS)}")
     if page < 1:
         raise ValidationError("page starts at 1")
+    if per_page < 1:
+        raise ValidationError("per_page must be at least 1")
     from koudai_flask.extension import get_state
 
-    session = get_state().read_session
-    min_price = (
-        select(Sku.product_id, func.min(Sku.price).label("price"))
-        .where(Sku.active.is_(True))
-        .group_by(Sku.product_id)
-        .subquery()
-    )
-    conditions = [Product.status == "active"]
-    if category is not None:
-        category_row = category if isinstance(category, Category) else _category(session, category)
+    state = get_state()
+    params: dict[str, Any] = {"limit": per_page, "offset": (page - 1) * per_page}
+    if isinstance(category, str):
+        category_row = _category(state.read_session, category)
         assert category_row is not None
-        children = select(Category.id).where(Category.parent_id == category_row.id)
-        conditions.append(
-            or_(Product.category_id == category_row.id, Product.category_id.in_(children))
-        )
-    for word in (query or "").split()[:8]:
-        pattern = f"%{word.lower()}%"
-        conditions.append(
-            or_(
-                func.lower(Product.title).like(pattern),
-                func.lower(Product.description).like(pattern),
-            )
-        )
-    order_by = {
-        "newest": (Product.created_at.desc(), Product.id.desc()),
-        "price_asc": (min_price.c.price.asc(), Product.id.desc()),
-        "price_desc": (min_price.c.price.desc(), Product.id.desc()),
-        "sales": (Product.sales_count.desc(), Product.id.desc()),
-    }[sort]
-    cover = (
-        select(ProductImage.path)
-        .where(ProductImage.product_id == Product.id)
-        .order_by(ProductImage.position)
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(
-            Product.slug,
-            Product.title,
-            func.coalesce(min_price.c.price, 0),
-            cover,
-            func.count().over(),
-        )
-        .join(min_price, min_price.c.product_id == Product.id, isouter=True)
-        .where(*conditions)
-        .order_by(*order_by)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
+        params["category_id"] = category_row.id
+    elif category is not None:
+        params["category_id"] = category if isinstance(category, int) else category.id
+    words = (query or "").split()[:MAX_QUERY_WORDS]
+    for index, word in enumerate(words):
+        params[f"word_{index}"] = f"%{word.lower()}%"
+    shape = (category is not None, len(words))
+    # Plain rows on the page's read connection: no ORM session, no entities to load.
+    connection = state.read_connection()
+    rows = connection.execute(_listing_statement(sort, *shape), params).all()
     if rows:
         cards = [
             ProductCard(slug, title, price, Cover(path, title) if path else None)
             for slug, title, price, path, _ in rows
         ]
         return cards, int(rows[0][4])
-    total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
-    return [], total
+    return [], connection.scalar(_total_statement(*shape), params) or 0

@@ -1,4 +1,5 @@
-"""Turning a cart into an order: shipping fee, address and a token against double submits."""
+"""Turning a cart into an order: shipping fee, address, marketing (special prices, full
+reductions, a coupon) and a token against double submits."""
 
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ def place_order(
     token: str,
     customer_id: int | None = None,
     note: str = "",
+    coupon_code: str | None = None,
 ) -> Order:
     """Place the own shop's order for ``items``; the same ``token`` gives the same order.
 
     The checkout page renders a fresh token; submitting the page twice (a double tap, a
-    reload) returns the first order instead of a second one.
+    reload) returns the first order instead of a second one. The order is priced by the
+    marketing plugins in its own transaction; a coupon that cannot be used raises
+    ``marketing.CouponRefused`` and places nothing.
     """
     if not token:
         raise ValidationError("the checkout form has no token; reload the page")
-    priced = cart.view(items)
+    priced = cart.view(items, customer_id=customer_id, coupon_code=coupon_code)
     if not priced.lines:
         raise ValidationError("your cart is empty")
     if not priced.purchasable:
@@ -44,6 +48,8 @@ def place_order(
         note=note,
         shipping_fee=priced.shipping_fee,
         idempotency_key=f"checkout:{token}",
+        marketing=True,
+        coupon_code=coupon_code,
     )
     if customer_id is not None:
         cart.remove(customer_id, list(items))

@@ -33,7 +33,7 @@ def for_user(user_id: str, *, name: str = "") -> Customer:
     session = current_session()
     found = session.scalar(select(Customer).where(Customer.user_id == user_id))
     if found is not None:
-        return found
+        return _standing(found)
     try:
         with unit_of_work() as session:
             customer = Customer(user_id=user_id, name=name)
@@ -46,6 +46,14 @@ def for_user(user_id: str, *, name: str = "") -> Customer:
         if found is None:
             raise
         return found
+
+
+def _standing(customer: Customer) -> Customer:
+    """The customer itself, or the one it was merged into (services.merges)."""
+    from koudai_flask.services.identities import resolve
+
+    target = resolve(customer.id)
+    return customer if target == customer.id else get(target)
 
 
 def by_identity(kind: str, value: str, *, create: bool = True) -> Customer | None:
@@ -72,7 +80,22 @@ def by_identity(kind: str, value: str, *, create: bool = True) -> Customer | Non
 
 
 def link_identity(customer_id: int, kind: str, value: str) -> CustomerIdentity:
-    """Attach ``kind``/``value`` to a customer; a value already linked elsewhere is refused."""
+    """Attach ``kind``/``value`` to a customer; a value already linked elsewhere is refused.
+
+    A WeChat unionid is a strong key: linked elsewhere, it merges that customer into this
+    one instead (services.identities).
+    """
+    if kind == "wechat_unionid":
+        from koudai_flask.services import identities
+
+        owner = identities.link_identity(kind, value, customer_id=customer_id)
+        found = current_session().scalar(
+            select(CustomerIdentity).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value == value.strip()
+            )
+        )
+        assert found is not None and found.customer_id == owner
+        return found
     with unit_of_work() as session:
         existing = session.scalar(
             select(CustomerIdentity).where(

@@ -18,9 +18,10 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from koudai_flask.connectors.base import OrderExport, RemoteOrder, RemoteShipment
-from koudai_flask.errors import InvalidTransition, KoudaiError
+from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
 from koudai_flask.models import ChannelListing, ChannelOrder, Order, Sku
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import orders
@@ -108,9 +109,11 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
         for line in remote.lines
     ]
     session.rollback()
+    buyer_id = _buyer(channel.kind, remote.buyer) if existing is None else None
     order = existing or orders.place(
         channel=channel_name,
         lines=lines,
+        customer=buyer_id,
         external_id=remote.external_id,
         idempotency_key=f"channel:{channel_name}:{remote.external_id}",
         shipping_fee=remote.shipping_fee,
@@ -124,6 +127,19 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
             outcome = "updated" if outcome == "unchanged" else outcome
     _bind(channel_id, number, remote)
     return ImportResult(outcome, number)
+
+
+def _buyer(channel_kind: str, buyer: str) -> int | None:
+    """The customer of a marketplace buyer (one CRM profile per Taobao nick)."""
+    if channel_kind != "taobao" or not buyer.strip():
+        return None
+    from koudai_flask.services.identities import link_identity
+
+    try:
+        return link_identity("taobao_nick", buyer, name=buyer)
+    except ValidationError:  # a nick we cannot store: import the order without a buyer
+        log.warning("channel order with an unusable buyer nick; imported without a customer")
+        return None
 
 
 def _apply(
@@ -225,6 +241,25 @@ def is_exported(channel_name: str, number: str) -> bool:
 
 def record_export(channel_name: str, number: str, external_id: str) -> None:
     """Bind our order to the id the ERP gave it (a binding write: exports nothing)."""
+    bind(channel_name, number, external_id, direction="export")
+
+
+def record_sold_there(channel_name: str, number: str, external_id: str) -> None:
+    """Bind an order a channel sold and created through the API to the channel's id, as an
+    import is bound: its shipment then goes back to the channel like a Taobao trade's."""
+    bind(channel_name, number, external_id, direction="import")
+
+
+def bind(channel_name: str, number: str, external_id: str, *, direction: str) -> None:
+    """Our order ↔ the channel's id for it, once; a second call changes nothing (nor does one
+    that loses a race with another: the unique binding is already there)."""
+    try:
+        _add_binding(channel_name, number, external_id, direction)
+    except IntegrityError:
+        current_session().rollback()
+
+
+def _add_binding(channel_name: str, number: str, external_id: str, direction: str) -> None:
     with unit_of_work() as session:
         channel = get_channel(channel_name)
         order = orders.get_order(session, number)
@@ -239,7 +274,7 @@ def record_export(channel_name: str, number: str, external_id: str) -> None:
                     channel_id=channel.id,
                     order_id=order.id,
                     external_id=str(external_id)[:64],
-                    direction="export",
+                    direction=direction,
                     synced_at=utcnow(),
                 )
             )

@@ -139,13 +139,24 @@ def place(
     shipping_fee: int = 0,
     note: str = "",
     actor: str = "buyer",
+    marketing: bool = False,
+    coupon_code: str | None = None,
 ) -> Order:
     """Create an order and reserve its stock, or raise and change nothing.
 
     ``lines`` is ``[{"sku": code, "quantity": n}]`` (``unit_price`` only for orders imported
     from another channel). The same ``idempotency_key`` — or the same ``(channel,
     external_id)`` — returns the first order and reserves nothing more.
+
+    With ``marketing`` (the own shop's checkout) the marketing plugins price the order in
+    the same transaction: limited-time prices, full reductions and ``coupon_code``, whose
+    use is taken there too (``services.marketing.CouponRefused`` when it cannot be).
     """
+    from koudai_flask.services.marketing import normalise_code
+
+    coupon = normalise_code(coupon_code)
+    if coupon is not None and not marketing:
+        raise ValidationError("coupon_code needs marketing=True")
     data = load(
         _place_schema,
         {
@@ -159,12 +170,20 @@ def place(
     )
     digest = _digest(
         channel,
-        {"lines": data["lines"], "address": data["address"], "shipping_fee": data["shipping_fee"]},
+        {"lines": data["lines"], "address": data["address"], "shipping_fee": data["shipping_fee"]}
+        | ({"coupon": coupon} if coupon is not None else {}),
     )
     try:
         with unit_of_work() as session:
             return placing.place_in(
-                session, channel, data, customer, idempotency_key, digest, actor
+                session,
+                channel,
+                data,
+                customer,
+                idempotency_key,
+                digest,
+                actor,
+                marketing=placing.MarketingAsk(coupon) if marketing else None,
             )
     except IntegrityError:
         # A concurrent call with the same key or external id committed first.
@@ -258,6 +277,10 @@ def _cancel(number: str, *, reason: str, actor: str, outcome: str) -> Order:
         _transition(session, order, "cancel", actor=actor, note=reason)
         for reservation in _reservations(session, order):
             inventory.close_reservation(session, reservation, outcome)
+        # Coupon uses come back once: only the call that moved the order got this far.
+        from koudai_flask.services.marketing import release_order
+
+        release_order(session, order.id)
         return order
 
 

@@ -161,11 +161,15 @@ def place_in(
     idempotency_key: str | None,
     digest: str,
     actor: str,
+    *,
+    marketing: MarketingAsk | None = None,
 ) -> Order:
     """Place an order inside the caller's transaction, or raise; see the module docstring.
 
     On PostgreSQL that is two statements whatever the number of lines (three when a channel
-    lists one of the SKUs: ``stock_sync.mark_dirty_in``), besides BEGIN and COMMIT.
+    lists one of the SKUs: ``stock_sync.mark_dirty_in``), besides BEGIN and COMMIT. With
+    ``marketing`` the plugins' reads come before the write, and the discount lines and
+    redemptions (a coupon's use) after it, in the same transaction.
     """
     quantities: dict[str, int] = {}
     prices: dict[str, int] = {}
@@ -232,6 +236,23 @@ def place_in(
     now = utcnow()
     number = new_number(now)
     unit_prices = {code: prices.get(code, skus[code].price) for code in codes}
+    quote = None
+    if marketing is not None:
+        from koudai_flask.services.marketing import PricingLine, quote_lines
+
+        quote = quote_lines(
+            session,
+            [
+                PricingLine(skus[c].id, c, quantities[c], unit_prices[c], unit_prices[c])
+                for c in codes
+            ],
+            customer_id=customer_id,
+            coupon_code=marketing.coupon_code,
+            now=now,
+            strict=True,
+        )
+        unit_prices = {code: quote.unit_price(code) for code in codes}
+    discount = quote.discount if quote is not None else 0
     subtotal = sum(unit_prices[code] * quantities[code] for code in codes)
     order = Order(
         number=number,
@@ -245,8 +266,8 @@ def place_in(
         note=data["note"],
         subtotal=subtotal,
         shipping_fee=data["shipping_fee"],
-        discount=0,
-        total=subtotal + data["shipping_fee"],
+        discount=discount,
+        total=subtotal + data["shipping_fee"] - discount,
         paid_at=None,
         payment_provider=None,
         created_at=now,
@@ -278,6 +299,10 @@ def place_in(
         event_ids = _write_step_by_step(session, connection, placing)
     for event_id in event_ids:
         remember_outbox_event(session, event_id)
+    if quote is not None:
+        from koudai_flask.services.marketing import apply_to_order
+
+        apply_to_order(session, order.id, quote)
     if any(skus[code].listed for code in codes):
         # Linked channels' listings of these SKUs need a push (services.stock_sync). A SKU
         # that no channel lists has nothing to mark, which saves the UPDATE.
@@ -288,6 +313,13 @@ def place_in(
     make_transient_to_detached(order)
     session.add(order)
     return order
+
+
+@dataclass(frozen=True)
+class MarketingAsk:
+    """Price the order through the marketing plugins, with this coupon code (or none)."""
+
+    coupon_code: str | None = None
 
 
 @dataclass(frozen=True)

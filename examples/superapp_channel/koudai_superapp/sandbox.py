@@ -149,15 +149,19 @@ class SuperAppSandbox(LoopbackServer):
         channel: str,
         address: dict[str, str] | None = None,
     ) -> requests.Response:
-        """A buyer pays for ``quantity`` of a listing; the super-app creates the order in koudai.
+        """A buyer pays for ``quantity`` of a listing; the super-app records the sale in koudai.
 
-        The super-app's order id is both the order's external id and the request's
-        ``Idempotency-Key``, so a retried call cannot make a second order.
+        Two calls of koudai's REST API: create the order (the stock is reserved), then record
+        the payment the super-app took. The super-app's order id is the order's external id
+        and, with a suffix per call, each request's ``Idempotency-Key``: a retried call cannot
+        make a second order or a second payment. Returns the last answer.
         """
         with self.state.lock:
             listing = self.state.listings[listing_id]
             order = SuperAppOrder(self.state.next_id("SA"), listing_id, quantity)
             self.state.orders[order.order_id] = order
+        api = koudai_api.rstrip("/")
+        auth = {"Authorization": f"Bearer {api_key}"}
         body = {
             "channel": channel,
             "external_id": order.order_id,
@@ -166,14 +170,20 @@ class SuperAppSandbox(LoopbackServer):
             ],
             "address": address
             or {"name": "超级应用买家", "phone": "13900139000", "street": "滨江区网商路 699 号"},
-            "paid": True,
         }
-        response = requests.post(
-            koudai_api.rstrip("/") + "/orders",
+        created = requests.post(
+            f"{api}/orders",
             json=body,
-            headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": order.order_id},
+            headers={**auth, "Idempotency-Key": f"{order.order_id}-create"},
             timeout=10,
         )
-        if response.ok:
-            order.koudai_number = response.json().get("number", "")
-        return response
+        if not created.ok:
+            return created
+        placed = created.json()
+        order.koudai_number = placed["number"]
+        return requests.post(
+            f"{api}/orders/{placed['number']}/payments",
+            json={"amount": placed["total"], "transaction_id": f"sa-pay-{order.order_id}"},
+            headers={**auth, "Idempotency-Key": f"{order.order_id}-pay"},
+            timeout=10,
+        )

@@ -14,15 +14,25 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from koudai_flask.blueprints.admin import (
+    api_key_views,
     audit_views,
     auth_views,
+    campaign_views,
     catalog_views,
     channel_views,
     customer_views,
+    funnel_views,
+    inbox_views,
+    marketing_views,
     message_views,
+    onboarding_views,
     order_views,
+    segment_views,
+    social_views,
     staff_views,
     stock_views,
+    tag_views,
+    webhook_views,
 )
 from koudai_flask.blueprints.admin.common import PUBLIC_VIEWS, VIEW_PERMISSIONS, staff_required
 from koudai_flask.services import staff
@@ -30,13 +40,23 @@ from koudai_flask.services import staff
 # Modules with a ``register(bp)`` adding back-office pages, in menu order.
 PAGE_MODULES = [
     auth_views,
+    onboarding_views,
     order_views,
     customer_views,
+    tag_views,
+    segment_views,
+    inbox_views,
     catalog_views,
     stock_views,
     channel_views,
+    marketing_views,
     message_views,
+    social_views,
+    campaign_views,
+    funnel_views,
     staff_views,
+    api_key_views,
+    webhook_views,
     audit_views,
 ]
 

@@ -9,9 +9,17 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from koudai_flask import identity
-from koudai_flask.blueprints.shop import account_views, cart_views, catalog_views, order_views
+from koudai_flask.blueprints.shop import (
+    account_views,
+    cart_views,
+    catalog_views,
+    order_views,
+    tracking_views,
+)
 from koudai_flask.blueprints.shop.catalog_views import media_folder
+from koudai_flask.blueprints.shop.chrome import cached_url_for, shop_links, shop_text
 from koudai_flask.blueprints.shop.common import current_items, merge_guest_cart
+from koudai_flask.i18n import bound_catalog
 from koudai_flask.services import theme
 
 
@@ -21,18 +29,24 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     cart_views.register(bp)
     order_views.register(bp)
     account_views.register(bp)
+    tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
     bp.before_request(account_views.wechat_silent_login)
     bp.before_request(merge_guest_cart)
 
     @bp.context_processor
     def shop_context() -> dict[str, Any]:
-        items = current_items()
+        catalog = bound_catalog()
         return {
-            "cart_count": sum(items.values()),
-            "buyer": identity.current_customer(),
+            "cart_count": sum(current_items().values()),
+            "buyer": identity.current_customer(),  # found by current_items, kept for the request
             "own_accounts": identity.host_login_manager() is None,
             "theme": theme.current(),
+            "_k": catalog.gettext,
+            "_kn": catalog.ngettext,
+            "url_for": cached_url_for,
+            "shop_links": shop_links(),
+            "shop_text": shop_text(catalog.catalog, catalog.gettext),
         }
 
     # Unknown paths under the shop's prefix still get the shop's own 404 page.

@@ -1,4 +1,9 @@
-"""The cart and checkout."""
+"""The cart and checkout, priced with the marketing plugins (special prices, 满减, coupons).
+
+A coupon is applied on the checkout page with a plain GET (``?coupon=CODE``: it changes
+nothing), which shows the saving; the order form carries the code and placing the order
+redeems it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
+from koudai_flask.blueprints.shop import tracking_views
 from koudai_flask.blueprints.shop.common import (
     current_items,
     guest_orders,
@@ -21,9 +27,15 @@ from koudai_flask.errors import KoudaiError, NotFound, OutOfStock, ValidationErr
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import AddressInput
-from koudai_flask.services import cart, checkout, customers
+from koudai_flask.services import cart, checkout, customers, marketing
 
 _address_input = AddressInput()
+
+
+def _coupon_typed(source: Any) -> str | None:
+    """The coupon code typed in ``source`` (query or form), None when empty or absurd."""
+    typed = str(source.get("coupon", source.get("coupon_code", "")) or "")
+    return marketing.normalise_code(typed) if len(typed) <= 60 else None
 
 
 def _change_cart(sku: str, quantity: int, *, add: bool) -> None:
@@ -41,9 +53,14 @@ def _change_cart(sku: str, quantity: int, *, add: bool) -> None:
 
 
 def register(bp: Blueprint) -> None:
+    # Order pages list the discount lines; the product page strikes special prices through.
+    bp.add_app_template_global(marketing.discounts_of, "koudai_order_discounts")
+    bp.add_app_template_global(marketing.special_prices_for, "koudai_special_prices")
+
     @bp.get("/cart")
     def cart_page() -> ResponseReturnValue:
-        priced = cart.view(current_items())
+        customer = identity.current_customer()
+        priced = cart.view(current_items(), customer_id=customer.id if customer else None)
         forms = {
             line.sku.code: CartUpdateForm(sku=line.sku.code, quantity=line.quantity, formdata=None)
             for line in priced.lines
@@ -65,6 +82,7 @@ def register(bp: Blueprint) -> None:
             flash(exc.message, "error")
             return redirect(request.referrer or url_for(".cart_page"))
         flash(_k("Added to your cart."), "success")
+        tracking_views.step("cart_added", ref=form.sku.data or "")
         return redirect(url_for(".cart_page"))
 
     @bp.post("/cart/update")
@@ -89,7 +107,8 @@ def register(bp: Blueprint) -> None:
                 # The same checkout submitted again (double tap, reload): the same order.
                 return redirect(url_for(".pay", number=placed.number))
         items = current_items()
-        priced = cart.view(items)
+        coupon = _coupon_typed(request.args if request.method == "GET" else request.form)
+        priced = cart.view(items, customer_id=customer.id if customer else None, coupon_code=coupon)
         if not priced.lines:
             return redirect(url_for(".cart_page"))
         book = customers.addresses(customer.id) if customer is not None else []
@@ -99,7 +118,7 @@ def register(bp: Blueprint) -> None:
             if book:
                 form.address_id.data = str(book[0].id)
             return render_template(
-                "koudai/shop/checkout.html", form=form, cart=priced, addresses=book
+                "koudai/shop/checkout.html", form=form, cart=priced, addresses=book, coupon=coupon
             )
         if not form.validate():
             return _form_error(form), 400
@@ -111,14 +130,24 @@ def register(bp: Blueprint) -> None:
                 token=form.token.data or "",
                 customer_id=customer.id if customer else None,
                 note=form.note.data or "",
+                coupon_code=coupon,
             )
         except (ValidationError, OutOfStock, NotFound) as exc:
             message = exc.message
             if isinstance(exc, OutOfStock):
                 message = _k("Not enough stock left for one of the items; check your cart.")
+            if isinstance(exc, marketing.CouponRefused):
+                # Priced again without the coupon, so the page shows what would be paid.
+                priced = cart.view(items, customer_id=customer.id if customer else None)
             return render_template(
-                "koudai/shop/checkout.html", form=form, cart=priced, addresses=book, error=message
+                "koudai/shop/checkout.html",
+                form=form,
+                cart=priced,
+                addresses=book,
+                error=message,
+                coupon=coupon,
             ), exc.http_status
+        tracking_views.order_placed(order)
         if customer is None:
             remember_guest_order(order.number)
             save_guest_items({})

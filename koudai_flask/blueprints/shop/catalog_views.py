@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import NamedTuple
+from urllib.parse import quote
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import select
 
+from koudai_flask.blueprints.shop import catalog_reads
+from koudai_flask.blueprints.shop.catalog_reads import CategoryRow
+from koudai_flask.blueprints.shop.chrome import shop_links
 from koudai_flask.blueprints.shop.common import page_number, per_page
-from koudai_flask.blueprints.shop.forms import AddToCartForm
-from koudai_flask.extension import get_state
-from koudai_flask.models import Category, Location, Product, Sku, StockLevel
+from koudai_flask.blueprints.shop.forms import AddToCartForm, form_token, lazy_form
+from koudai_flask.models import Category
+from koudai_flask.models.catalog import Cover
 from koudai_flask.services import catalog
 from koudai_flask.services.transaction import current_session
 
@@ -24,23 +28,40 @@ def media_folder() -> str:
     return folder or os.path.join(current_app.instance_path, "koudai-media")
 
 
-@functools.lru_cache(maxsize=8)
-def product_page_query(location: str) -> Select[Product]:
-    """The product page's one statement, built once: product, SKUs with stock, images."""
-    location_id = select(Location.id).where(Location.code == location).scalar_subquery()
-    available = (
-        select(StockLevel.on_hand - StockLevel.reserved)
-        .where(StockLevel.sku_id == Sku.id, StockLevel.location_id == location_id)
-        .scalar_subquery()
-    )
-    return (
-        select(Product)
-        .where(Product.slug == bindparam("slug"))
-        .options(
-            joinedload(Product.skus).with_expression(Sku.available_here, available),
-            joinedload(Product.images),
+class ListedProduct(NamedTuple):
+    """A listing's card with its links, made once per page rather than once per card."""
+
+    slug: str
+    title: str
+    min_price: int
+    cover: Cover | None
+    url: str
+    image_url: str | None
+
+
+# Slugs and image paths recur on every page view; quoting each once per process is enough.
+_quote = functools.lru_cache(maxsize=4096)(quote)
+
+
+def image_url(path: str, media_prefix: str) -> str:
+    """An image's URL: an absolute http(s) path as it is, else under the shop's media."""
+    if path.startswith(("http://", "https://")):
+        return path
+    return media_prefix + _quote(path)
+
+
+def with_links(cards: list[catalog.ProductCard]) -> list[ListedProduct]:
+    """The cards of one page with the product page's and the cover's URL of each."""
+    links = shop_links()
+    listed = []
+    for slug, title, min_price, cover in cards:
+        cover_url = None if cover is None else image_url(cover.path, links.media_prefix)
+        listed.append(
+            ListedProduct(
+                slug, title, min_price, cover, links.product_prefix + _quote(slug), cover_url
+            )
         )
-    )
+    return listed
 
 
 def _sort() -> str:
@@ -58,13 +79,16 @@ def register(bp: Blueprint) -> None:
         featured = catalog.active_products(featured=True, limit=6)
         newest, _ = catalog.listing(sort="newest", per_page=per_page())
         return render_template(
-            "koudai/shop/index.html", categories=categories, featured=featured, newest=newest
+            "koudai/shop/index.html",
+            categories=categories,
+            featured=featured,
+            newest=with_links(newest),
         )
 
-    def listing_page(*, category: Category | None, query: str | None) -> ResponseReturnValue:
+    def listing_page(*, category: CategoryRow | None, query: str | None) -> ResponseReturnValue:
         sort, page = _sort(), page_number()
         products, total = catalog.listing(
-            category=category,
+            category=category.id if category is not None else None,
             query=query,
             sort=sort,
             page=page,
@@ -77,7 +101,7 @@ def register(bp: Blueprint) -> None:
             "koudai/shop/listing.html",
             category=category,
             query=query,
-            products=products,
+            products=with_links(products),
             total=total,
             sort=sort,
             sorts=catalog.SORTS,
@@ -91,7 +115,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/c/<slug>")
     def category(slug: str) -> ResponseReturnValue:
-        row = get_state().read_session.scalar(select(Category).where(Category.slug == slug))
+        row = catalog_reads.category(slug)
         if row is None:
             abort(404)
         return listing_page(category=row, query=None)
@@ -103,11 +127,12 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/products/<slug>")
     def product(slug: str) -> ResponseReturnValue:
-        row = get_state().read_session.scalar(
-            product_page_query(current_app.config["KOUDAI_DEFAULT_LOCATION"]), {"slug": slug}
-        )
+        row = catalog_reads.product(slug, current_app.config["KOUDAI_DEFAULT_LOCATION"])
         if row is None or row.status != "active":
             abort(404)
+        media_prefix = shop_links().media_prefix
+        for image in row.images:  # the gallery's macro uses a ready URL when there is one
+            image.url = image_url(image.path, media_prefix)
         stock = {s.id: s.available_here or 0 for s in row.skus}
         skus = [s for s in row.skus if s.active]
         variants = [
@@ -124,7 +149,6 @@ def register(bp: Blueprint) -> None:
             for option in row.options
         }
         first_in_stock = next((s.code for s in skus if stock.get(s.id, 0) > 0), None)
-        form = AddToCartForm(sku=first_in_stock, quantity=1)
         return render_template(
             "koudai/shop/product.html",
             product=row,
@@ -132,7 +156,9 @@ def register(bp: Blueprint) -> None:
             stock=stock,
             option_values=values,
             variants_json=json.dumps(variants, ensure_ascii=False),
-            form=form,
+            form=lazy_form(lambda: AddToCartForm(sku=first_in_stock, quantity=1)),
+            chosen_sku=first_in_stock,
+            form_token=form_token(),
         )
 
     @bp.get("/media/<path:filename>")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from flask import current_app, g, session
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from werkzeug.local import LocalProxy
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -12,12 +19,107 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from koudai_flask.i18n import lazy_gettext as _l
 
+_SIGNED = "koudai_signed_csrf"  # app.extensions key: (secret, session token) -> (time, signed)
+_MAX_SIGNED = 10_000
+REUSE_SIGNED_FOR = 60.0  # seconds, and at most a sixtieth of WTF_CSRF_TIME_LIMIT
 
-class AddToCartForm(FlaskForm):
+
+def signed_token(secret: Any, field: str, time_limit: float | None) -> str:
+    """This session's signed CSRF token, signed afresh only if the last is over a minute old.
+
+    Flask-WTF signs the session's token once per request that renders a form, which costs
+    more than building the form. A signed token carries the time it was signed and stays
+    valid for ``WTF_CSRF_TIME_LIMIT``; handing the same session one signed less than a
+    minute ago (or a sixtieth of a shorter limit) only shortens its life by as much.
+    """
+    token: str | None = g.get(field)
+    if token is not None:
+        return token
+    reuse_for = REUSE_SIGNED_FOR if time_limit is None else min(REUSE_SIGNED_FOR, time_limit / 60)
+    signed_tokens: dict[tuple[Any, str], tuple[float, str]] = current_app.extensions.setdefault(
+        _SIGNED, {}
+    )
+    raw = session.get(field)
+    known = signed_tokens.get((secret, raw)) if raw else None
+    if known is not None and time.monotonic() - known[0] < reuse_for:
+        setattr(g, field, known[1])  # where generate_csrf keeps it for the request
+        return known[1]
+    token = generate_csrf(secret, field)
+    if len(signed_tokens) >= _MAX_SIGNED:
+        signed_tokens.clear()
+    signed_tokens[(secret, session[field])] = (time.monotonic(), token)
+    return token
+
+
+class FormToken(NamedTuple):
+    """A shop form's CSRF field as a template renders it: its name and signed value."""
+
+    field: str
+    value: str
+
+
+def form_token() -> FormToken | None:
+    """This session's CSRF field for a page's form, or None when CSRF is turned off.
+
+    The same name and token a shop form renders, without building the form (see
+    :func:`lazy_form`).
+    """
+    config = current_app.config
+    if not config.get("WTF_CSRF_ENABLED", True):
+        return None
+    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    secret = config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    return FormToken(field, signed_token(secret, field, config.get("WTF_CSRF_TIME_LIMIT", 3600)))
+
+
+def lazy_form(build: Callable[[], FlaskForm]) -> Any:
+    """A form for a page's template, built only when the template first touches it.
+
+    Building a form costs more than rendering the page around it; a shop template that
+    needs only the token and the chosen values takes them from :func:`form_token` and the
+    view, and a host's own template that uses ``form`` gets the form itself.
+    """
+    built: list[FlaskForm] = []
+
+    def get() -> FlaskForm:
+        if not built:
+            built.append(build())
+        return built[0]
+
+    return LocalProxy(get)
+
+
+class RecentlySignedCSRF(CSRF):
+    """Flask-WTF's form protection, with the signed token of :func:`signed_token`."""
+
+    def setup_form(self, form: Any) -> Any:
+        self.meta = form.meta
+        return super().setup_form(form)
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> str:
+        meta = self.meta
+        return signed_token(meta.csrf_secret, meta.csrf_field_name, meta.csrf_time_limit)
+
+    def validate_csrf_token(self, form: Any, field: Any) -> None:
+        if g.get("csrf_valid", False):  # the host's CSRFProtect checked this request already
+            return
+        meta = self.meta
+        validate_csrf(field.data, meta.csrf_secret, meta.csrf_time_limit, meta.csrf_field_name)
+
+
+class ShopForm(FlaskForm):
+    """A Flask-WTF form whose CSRF token is the session's recently signed one."""
+
+    class Meta(FlaskForm.Meta):
+        csrf_class = RecentlySignedCSRF
+
+
+class AddToCartForm(ShopForm):
     # Labels of our own: a field without one asks wtforms' gettext, which makes Flask-WTF
     # read wtforms' message catalog from disk once per request.
     sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
@@ -26,12 +128,12 @@ class AddToCartForm(FlaskForm):
     )
 
 
-class CartUpdateForm(FlaskForm):
+class CartUpdateForm(ShopForm):
     sku = HiddenField(validators=[DataRequired(), Length(max=64)])
     quantity = IntegerField(validators=[NumberRange(min=0, max=99)])
 
 
-class CheckoutForm(FlaskForm):
+class CheckoutForm(ShopForm):
     token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
     address_id = HiddenField()
     name = StringField(_l("Recipient"), validators=[Optional(), Length(max=60)])
@@ -45,30 +147,30 @@ class CheckoutForm(FlaskForm):
     note = TextAreaField(_l("Note to the seller"), validators=[Optional(), Length(max=500)])
 
 
-class PayForm(FlaskForm):
+class PayForm(ShopForm):
     provider = RadioField(_l("Pay with"), validators=[DataRequired()], choices=[])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(ShopForm):
     """A button that changes something: only the CSRF token."""
 
 
-class LoginForm(FlaskForm):
+class LoginForm(ShopForm):
     login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(ShopForm):
     login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
     name = StringField(_l("Name"), validators=[Optional(), Length(max=120)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(ShopForm):
     login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
 
 
-class ResetForm(FlaskForm):
+class ResetForm(ShopForm):
     password = PasswordField(
         _l("New password"), validators=[DataRequired(), Length(min=8, max=200)]
     )

@@ -90,6 +90,17 @@ def _wait_for_ctrl_c() -> None:
     threading.Event().wait()
 
 
+def serve_until_stopped(sandbox: Any, label: str) -> None:
+    """Keep a started sandbox serving until Ctrl+C, then stop it and say so."""
+    try:
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    click.echo(f"{label} stopped.")
+
+
 @sandbox_cli.command("wechatpay")
 @click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
 def wechatpay_sandbox(port: int) -> None:
@@ -118,13 +129,7 @@ def wechatpay_sandbox(port: int) -> None:
     click.echo(f"Settings for the shop app (the secrets included) are in {settings_file}:")
     click.echo(f'  KOUDAI_WECHATPAY = json.load(open("{settings_file}"))')
     click.echo("Press Ctrl+C to stop.")
-    try:
-        _wait_for_ctrl_c()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    click.echo("WeChat Pay sandbox stopped.")
+    serve_until_stopped(sandbox, "WeChat Pay sandbox")
 
 
 # -- kuaidi100 -------------------------------------------------------------------------------
@@ -229,13 +234,7 @@ def taobao_sandbox(port: int, seed: bool, mirror_shop: bool) -> None:
     click.echo("Settings for the shop app (the secret and a session included) are in")
     click.echo(f"  {settings_file}")
     click.echo("Press Ctrl+C to stop.")
-    try:
-        _wait_for_ctrl_c()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    click.echo("Taobao sandbox stopped.")
+    serve_until_stopped(sandbox, "Taobao sandbox")
 
 
 def _mirror_shop(sandbox: Any) -> int:
@@ -325,13 +324,7 @@ def jushuitan_sandbox(port: int, seed: bool) -> None:
     click.echo("Settings for the shop app (the secret and a token pair included) are in")
     click.echo(f"  {settings_file}")
     click.echo("Press Ctrl+C to stop.")
-    try:
-        _wait_for_ctrl_c()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    click.echo("Jushuitan sandbox stopped.")
+    serve_until_stopped(sandbox, "Jushuitan sandbox")
 
 
 # -- webhook-erp -----------------------------------------------------------------------------
@@ -378,10 +371,8 @@ def webhook_erp_sandbox(port: int, shop_hooks: str, channel: str, ship_after: fl
     click.echo(f'  channels.create("webhook_erp", "{channel}", settings=json.load(open(...)))')
     click.echo(f"Send counts: curl -d '{{\"counts\": [...]}}' {sandbox.url}/control/stock")
     click.echo("Press Ctrl+C to stop.")
-    try:
-        _wait_for_ctrl_c()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    click.echo("Webhook ERP sandbox stopped.")
+    serve_until_stopped(sandbox, "Webhook ERP sandbox")
+
+
+# The social sandboxes (wechat, weibo) register their commands on sandbox_cli.
+from koudai_flask.connectors.sandbox import cli_social  # noqa: E402, F401

@@ -9,6 +9,11 @@ It answers like ``api.weixin.qq.com``: HTTP 200 and a JSON ``errcode`` for every
 - ``POST /cgi-bin/message/template/send`` checks the token (41001 missing, 40001 unknown,
   42001 expired), the openid (40003, when ``known_openids`` is set) and the template id
   (40037, when ``template_ids`` is set), records the message and returns its ``msgid``.
+- ``POST /cgi-bin/message/custom/send`` (customer-service text) checks the token and the
+  openid, answers 45015 for a follower whose 48-hour window ``close_window(openid)`` closed,
+  and records the message in ``custom_messages``.
+- ``GET /`` (and ``/messages``) is a page for people: the template messages sent, newest
+  first, each with its link, so a demo "follower" can click it.
 
 Test controls: ``expire_all()`` (every issued token answers 42001 next time) and
 ``fail_next(n, errcode)`` (the next ``n`` calls of a path answer ``errcode``)::
@@ -35,13 +40,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json, render_template_string, request
 from flask.typing import ResponseReturnValue
 
 from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 
 EXTENSION = "koudai_wechat_sandbox"
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
+CUSTOM_SEND = "/cgi-bin/message/custom/send"
 
 # The real errmsg texts (a "rid: ..." suffix omitted).
 ERRMSG = {
@@ -60,6 +66,7 @@ ERRMSG = {
     43004: "require subscribe",
     44002: "empty post data",
     45009: "reach max api daily quota limit",
+    45015: "response out of time limit or subscription is canceled",
     47001: "data format error",
 }
 
@@ -95,6 +102,12 @@ class TemplateMessage:
     msgid: int
 
 
+@dataclass(frozen=True)
+class CustomMessage:
+    touser: str
+    content: str
+
+
 @dataclass
 class WechatApi:
     """The sandbox's state and rules; thread-safe (the server is threaded)."""
@@ -109,6 +122,8 @@ class WechatApi:
     token_issues: int = 0
     send_calls: int = 0
     messages: list[TemplateMessage] = field(default_factory=list)
+    custom_messages: list[CustomMessage] = field(default_factory=list)
+    closed_windows: set[str] = field(default_factory=set)
     tokens: dict[str, IssuedToken] = field(default_factory=dict)
     _failures: dict[str, deque[tuple[int, str | None]]] = field(default_factory=dict)
     _stable: str | None = None
@@ -136,6 +151,11 @@ class WechatApi:
         """Only these openids follow the account; any other gets 40003."""
         with self._lock:
             self.known_openids = set(self.known_openids or ()) | set(openids)
+
+    def close_window(self, openid: str) -> None:
+        """Customer-service messages to ``openid`` answer 45015 (48 hours have passed)."""
+        with self._lock:
+            self.closed_windows.add(openid)
 
     def injected(self, path: str) -> None:
         with self._lock:
@@ -243,6 +263,37 @@ class WechatApi:
                 self._sent_ids[(touser, client_msg_id)] = msgid
             return msgid
 
+    def send_custom(self, access_token: str | None, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.check_token(access_token)
+            self.injected(CUSTOM_SEND)
+            touser = body.get("touser")
+            if not isinstance(touser, str) or not touser:
+                raise ApiError(40003)
+            if self.known_openids is not None and touser not in self.known_openids:
+                raise ApiError(40003)
+            text = body.get("text")
+            if body.get("msgtype") != "text" or not isinstance(text, dict):
+                raise ApiError(47001)
+            content = text.get("content")
+            if not isinstance(content, str) or not content:
+                raise ApiError(47001)
+            if touser in self.closed_windows:
+                raise ApiError(45015)
+            self.custom_messages.append(CustomMessage(touser=touser, content=content))
+
+
+MESSAGES_PAGE = """<!doctype html><meta charset="utf-8"><title>WeChat sandbox {{ appid }}</title>
+<h1>WeChat Official Account sandbox: sent template messages</h1>
+<p>{{ messages|length }} message(s), newest first.</p>
+<table border="1" cellpadding="4"><tr><th>msgid</th><th>to (openid)</th><th>template</th>
+<th>fields</th><th>link</th></tr>
+{% for m in messages %}<tr data-msgid="{{ m.msgid }}"><td>{{ m.msgid }}</td><td>{{ m.touser }}</td>
+<td>{{ m.template_id }}</td><td>{% for k, v in m.data.items() %}{{ k }}: {{ v.value if v is mapping
+ else v }}<br>{% endfor %}</td><td>{% if m.url %}<a href="{{ m.url }}">{{ m.url }}</a>{% endif %}
+</td></tr>{% endfor %}</table>
+"""
+
 
 def create_wechat_sandbox(api: WechatApi) -> Flask:
     """The WSGI app that serves ``api``; its state is ``app.extensions[EXTENSION]``."""
@@ -288,6 +339,18 @@ def create_wechat_sandbox(api: WechatApi) -> Flask:
     def template_send() -> ResponseReturnValue:
         msgid = api.send_template(request.args.get("access_token"), body())
         return answer({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+
+    @app.post(CUSTOM_SEND)
+    def custom_send() -> ResponseReturnValue:
+        api.send_custom(request.args.get("access_token"), body())
+        return answer({"errcode": 0, "errmsg": "ok"})
+
+    @app.get("/")
+    @app.get("/messages")
+    def sent_messages() -> ResponseReturnValue:
+        # What followers "received", newest first, each with its link (a person clicks it).
+        sent = list(reversed(api.messages))
+        return render_template_string(MESSAGES_PAGE, messages=sent, appid=api.appid)
 
     return app
 

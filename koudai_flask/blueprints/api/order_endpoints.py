@@ -1,0 +1,103 @@
+"""Order endpoints: list, read, create for an external channel, pay, ship, cancel, refund."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from koudai_flask.blueprints.api.access import idempotent, principal, requires
+from koudai_flask.schemas.api_orders import (
+    CancelIn,
+    OrderCreateIn,
+    OrderListArgs,
+    OrderOut,
+    OrderPage,
+    PaymentIn,
+    RefundIn,
+    ShipIn,
+)
+from koudai_flask.services import platform_actions, platform_reads
+
+
+def register(bp: Blueprint) -> None:
+    @bp.route("/orders", methods=["GET"])
+    @requires("orders.view")
+    @bp.arguments(OrderListArgs, location="query")
+    @bp.response(200, OrderPage)
+    def orders_list(args: dict[str, Any]) -> Any:
+        """Orders of every channel the key may see, newest first."""
+        return platform_reads.orders(
+            principal(),
+            status=args["status"],
+            channel=args["channel"],
+            sku_code=args["sku"],
+            created_from=args["created_from"],
+            created_to=args["created_to"],
+            q=args["q"],
+            cursor=args["cursor"],
+            limit=args["limit"],
+        )
+
+    @bp.route("/orders", methods=["POST"])
+    @requires("channels.manage")
+    @idempotent
+    @bp.arguments(OrderCreateIn)
+    @bp.response(201, OrderOut)
+    def order_create(data: dict[str, Any]) -> Any:
+        """Place an order taken on an external channel; its stock is reserved at once.
+        The same `(channel, external_id)` again returns the first order."""
+        return platform_actions.create_order(principal(), data)
+
+    @bp.route("/orders/<number>", methods=["GET"])
+    @requires("orders.view")
+    @bp.response(200, OrderOut)
+    def order_read(number: str) -> Any:
+        """One order with its lines and shipments."""
+        return platform_reads.order(principal(), number)
+
+    @bp.route("/orders/<number>/payments", methods=["POST"])
+    @requires("orders.mark_paid")
+    @idempotent
+    @bp.arguments(PaymentIn)
+    @bp.response(201, OrderOut)
+    def order_pay(data: dict[str, Any], number: str) -> Any:
+        """Record that the channel took the money: the order becomes `paid`."""
+        return platform_actions.pay(
+            principal(), number, amount=data["amount"], transaction_id=data["transaction_id"]
+        )
+
+    @bp.route("/orders/<number>/shipments", methods=["POST"])
+    @requires("orders.ship")
+    @idempotent
+    @bp.arguments(ShipIn)
+    @bp.response(201, OrderOut)
+    def order_ship(data: dict[str, Any], number: str) -> Any:
+        """Ship a paid order, or some of its lines, with a carrier and tracking number."""
+        return platform_actions.ship(
+            principal(),
+            number,
+            carrier=data["carrier"],
+            tracking_number=data["tracking_number"],
+            lines=data["lines"],
+        )
+
+    @bp.route("/orders/<number>/cancel", methods=["POST"])
+    @requires("orders.cancel")
+    @idempotent
+    @bp.arguments(CancelIn)
+    @bp.response(200, OrderOut)
+    def order_cancel(data: dict[str, Any], number: str) -> Any:
+        """Cancel an unpaid order; its reserved stock goes back."""
+        return platform_actions.cancel(principal(), number, reason=data["reason"])
+
+    @bp.route("/orders/<number>/refunds", methods=["POST"])
+    @requires("orders.refund")
+    @idempotent
+    @bp.arguments(RefundIn)
+    @bp.response(201, OrderOut)
+    def order_refund(data: dict[str, Any], number: str) -> Any:
+        """Refund all that is left (no `amount`) or part of it."""
+        return platform_actions.refund(
+            principal(), number, amount=data["amount"], reason=data["reason"]
+        )

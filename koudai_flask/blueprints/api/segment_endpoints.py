@@ -1,0 +1,69 @@
+"""Segment endpoints: saved filters over customers with live counts, members and CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from koudai_flask.blueprints.api.access import idempotent, principal, requires
+from koudai_flask.schemas.api_common import PageArgs
+from koudai_flask.schemas.api_customers import ID, CustomerPage, SegmentIn, SegmentList, SegmentOut
+from koudai_flask.services import platform_segments
+
+CSV = "text/csv"
+
+
+def register(bp: Blueprint) -> None:
+    @bp.route("/segments", methods=["GET"])
+    @requires("customers.view")
+    @bp.response(200, SegmentList)
+    def segments_list() -> Any:
+        """Every segment by name, with how many of the key's customers it holds now."""
+        return {"items": platform_segments.all_segments(principal())}
+
+    @bp.route("/segments", methods=["POST"])
+    @requires("customers.view")
+    @idempotent
+    @bp.arguments(SegmentIn)
+    @bp.response(201, SegmentOut)
+    def segment_create(data: dict[str, Any]) -> Any:
+        """Save a segment from the same fields as the back office's form: every field given
+        must hold, and the `rule` too. The key also needs `customers.edit` or
+        `marketing.manage`."""
+        return platform_segments.create(principal(), data)
+
+    @bp.route(f"/segments/<{ID}:segment_id>", methods=["GET"])
+    @requires("customers.view")
+    @bp.response(200, SegmentOut)
+    def segment_read(segment_id: int) -> Any:
+        """One segment with its live count."""
+        return platform_segments.segment(principal(), segment_id)
+
+    @bp.route(f"/segments/<{ID}:segment_id>/members", methods=["GET"])
+    @requires("customers.view")
+    @bp.arguments(PageArgs, location="query")
+    @bp.response(200, CustomerPage)
+    def segment_members(args: dict[str, Any], segment_id: int) -> Any:
+        """The segment's customers now, newest first."""
+        return platform_segments.members(
+            principal(), segment_id, cursor=args["cursor"], limit=args["limit"]
+        )
+
+    @bp.route(f"/segments/<{ID}:segment_id>/export.csv", methods=["GET"])
+    @requires("customers.export")
+    @bp.response(
+        200,
+        {"type": "string", "description": "CSV, UTF-8 with a byte order mark"},
+        content_type=CSV,
+    )
+    def segment_export(segment_id: int) -> Any:
+        """The segment's customers as CSV: id, name, phone, email, order_count,
+        total_spent_yuan, last_order_at, rfm, tags, identities."""
+        found, rows = platform_segments.export(principal(), segment_id)
+        response = Response("".join(rows), mimetype=CSV)
+        response.headers["Content-Disposition"] = f"attachment; filename=segment-{found.id}.csv"
+        # The JSON answers get theirs after the request; this one is built whole, so here.
+        response.add_etag()
+        return response.make_conditional(request)

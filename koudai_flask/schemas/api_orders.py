@@ -1,0 +1,147 @@
+"""REST API schemas of orders: what a page of orders shows and what each action takes."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
+from koudai_flask.schemas.orders import AddressInput
+
+_AMOUNT = validate.Range(min=1, max=MAX_INT)
+
+STATES = [
+    "pending_payment",
+    "paid",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunding",
+    "refunded",
+]
+
+
+class OrderLineOut(Schema):
+    sku = fields.String(required=True, attribute="sku_code")
+    title = fields.String(required=True)
+    variant = fields.String(required=True)
+    unit_price = fields.Integer(required=True)
+    quantity = fields.Integer(required=True)
+    shipped_quantity = fields.Integer(required=True)
+
+
+class ShipmentOut(Schema):
+    carrier = fields.String(required=True)
+    tracking_number = fields.String(required=True)
+    status = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    delivered_at = fields.DateTime(required=True, allow_none=True)
+
+
+class OrderOut(Schema):
+    number = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": STATES})
+    channel = fields.String(required=True)
+    external_id = fields.String(required=True, allow_none=True)
+    customer_id = fields.Integer(required=True, allow_none=True)
+    address = fields.Dict(required=True, allow_none=True)
+    note = fields.String(required=True)
+    subtotal = fields.Integer(required=True)
+    shipping_fee = fields.Integer(required=True)
+    discount = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    paid_amount = fields.Integer(required=True)
+    refunded_amount = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    paid_at = fields.DateTime(required=True, allow_none=True)
+    lines = fields.List(fields.Nested(OrderLineOut), required=True)
+    shipments = fields.List(fields.Nested(ShipmentOut), required=True)
+
+
+OrderPage = page_of(OrderOut, "OrderPage")
+
+
+class OrderListArgs(PageArgs):
+    status = fields.String(load_default=None, validate=validate.OneOf(STATES))
+    channel = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    sku = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    created_from = fields.Date(load_default=None, metadata={"description": "Shop's time zone."})
+    created_to = fields.Date(load_default=None, metadata={"description": "Inclusive."})
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "An order number or a channel's order id."},
+    )
+
+
+class ApiOrderLineInput(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=9999))
+    unit_price = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=100_000_000),
+        metadata={"description": "fen; the channel's price (default: ours)"},
+    )
+
+
+class OrderCreateIn(Schema):
+    channel = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "An existing channel other than the own shop ('web')."},
+    )
+    external_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The channel's own order id; the same one twice is one order."},
+    )
+    lines = fields.List(
+        fields.Nested(ApiOrderLineInput), required=True, validate=validate.Length(min=1, max=100)
+    )
+    address = fields.Nested(AddressInput, allow_none=True, load_default=None)
+    shipping_fee = fields.Integer(
+        strict=True, load_default=0, validate=validate.Range(min=0, max=100_000_000)
+    )
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class PaymentIn(Schema):
+    amount = fields.Integer(
+        required=True,
+        strict=True,
+        validate=_AMOUNT,
+        metadata={"description": "fen; must equal the order's total"},
+    )
+    transaction_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ShipIn(Schema):
+    carrier = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z0-9]{2,32}$"),
+        metadata={"description": "Kuaidi100 carrier code: shunfeng, yuantong, ..."},
+    )
+    tracking_number = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{4,64}$")
+    )
+    lines = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.Integer(strict=True, validate=validate.Range(min=1, max=9999)),
+        load_default=None,
+        metadata={"description": "Part of the order: {sku: quantity}; omit to ship the rest."},
+    )
+
+
+class CancelIn(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=300))
+
+
+class RefundIn(Schema):
+    amount = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=_AMOUNT,
+        metadata={"description": "fen; omit to refund everything left"},
+    )
+    reason = fields.String(load_default="", validate=validate.Length(max=300))

@@ -1,0 +1,397 @@
+"""The CRM through the REST API: customers, their tags, rule tags and segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from koudai_flask.extension import get_state
+from koudai_flask.models import AuditEntry, Customer, CustomerIdentity, Segment, Tag, TagHistory
+from koudai_flask.services import identities, tags
+from tests.api_support import API, make_key, seed_shop
+from tests.crm_support import add_order
+
+CRM = ["customers.view", "customers.edit", "customers.export"]
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, Any]:
+    """Ann bought on ``ext`` (tag vip), Bob on ``ext-b``, Cai never; ids in that order."""
+    seed_shop(app)
+    ann = identities.link_identity("taobao_nick", "ann_tb", name="Ann")
+    order = add_order(ann, total=50000, days_ago=3, channel="ext")
+    tags.add_tag(ann, "vip")
+    bob = identities.link_identity("phone", "13900000001", name="Bob")
+    add_order(bob, total=12000, days_ago=40, channel="ext-b")
+    cai = identities.link_identity("email", "cai@buyer.cn", name="Cai")
+    return {"ann": ann, "bob": bob, "cai": cai, "ann_order_at": order.created_at}
+
+
+def count(model: Any) -> int:
+    return get_state().session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def ids(page: dict[str, Any]) -> list[int]:
+    return [item["id"] for item in page["items"]]
+
+
+# -- customers -------------------------------------------------------------------------------
+
+
+def test_customers_come_in_cursor_pages_with_filters(app, people):
+    headers = make_key(app, ["customers.view"])
+    client = app.test_client()
+    seen, cursor = [], None
+    while True:
+        query = f"?limit=2&cursor={cursor}" if cursor else "?limit=2"
+        page = client.get(f"{API}/customers{query}", headers=headers).get_json()
+        seen += ids(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [people["cai"], people["bob"], people["ann"]]
+
+    def listed(query: str) -> list[int]:
+        response = client.get(f"{API}/customers?{query}", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return ids(response.get_json())
+
+    assert listed("q=bo") == [people["bob"]]
+    assert listed("q=buyer.cn") == [people["cai"]]
+    assert listed("tag=vip") == [people["ann"]]
+    assert listed("tag=nobody") == []
+    assert listed("channel=ext-b") == [people["bob"]]
+    assert listed("channel=ext&tag=vip&q=an") == [people["ann"]]
+    page = client.get(f"{API}/customers?q=ann", headers=headers).get_json()
+    assert page == {
+        "items": [
+            {
+                "id": people["ann"],
+                "name": "Ann",
+                "phone": None,
+                "email": None,
+                "created_at": page["items"][0]["created_at"],
+                "tags": ["vip"],
+            }
+        ],
+        "next_cursor": None,
+    }
+    unknown = client.get(f"{API}/customers?segment_id=999", headers=headers)
+    assert unknown.status_code == 422
+    assert unknown.get_json()["errors"] == {"segment_id": ["unknown segment"]}
+
+
+def test_a_customer_reads_with_identities_tags_and_figures(app, people):
+    headers = make_key(app, ["customers.view"])
+    client = app.test_client()
+    response = client.get(f"{API}/customers/{people['ann']}", headers=headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["identities"] == [
+        {
+            "kind": "taobao_nick",
+            "value": "ann_tb",
+            "verified": False,
+            "created_at": body["identities"][0]["created_at"],
+        }
+    ]
+    assert (body["tags"], body["rule_tags"]) == (["vip"], [])
+    last = body["stats"].pop("last_order_at")
+    assert last == body["stats"].pop("first_order_at")
+    assert last.startswith(people["ann_order_at"].isoformat()[:19])
+    # 3 days ago: recency 5; one order: frequency 1; 50000 fen: monetary 3.
+    assert body["stats"] == {
+        "order_count": 1,
+        "total_spent": 50000,
+        "rfm_r": 5,
+        "rfm_f": 1,
+        "rfm_m": 3,
+    }
+    etag = response.headers["ETag"]
+    again = client.get(
+        f"{API}/customers/{people['ann']}", headers={**headers, "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    missing = client.get(f"{API}/customers/999", headers=headers)
+    assert missing.status_code == 404
+    assert missing.get_json() == {
+        "code": "NotFound",
+        "message": "unknown customer 999",
+        "errors": {},
+    }
+
+
+def test_create_a_customer_once_and_change_their_contact(app, people):
+    headers = {**make_key(app, CRM), "Idempotency-Key": "new-customer-1"}
+    client = app.test_client()
+    body = {
+        "name": "  Dan  Wu ",
+        "phone": "+86 139-0000-0002",
+        "email": "Dan@Buyer.cn",
+        "identities": [{"kind": "wechat_openid", "value": "o-dan"}],
+    }
+    before = count(Customer)
+    first = client.post(f"{API}/customers", json=body, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    created = first.get_json()
+    assert (created["name"], created["phone"], created["email"]) == (
+        "Dan Wu",
+        "13900000002",
+        "dan@buyer.cn",
+    )
+    assert [(i["kind"], i["value"]) for i in created["identities"]] == [
+        ("wechat_openid", "o-dan"),
+        ("phone", "13900000002"),
+        ("email", "dan@buyer.cn"),
+    ]
+    replay = client.post(f"{API}/customers", json=body, headers=headers)
+    assert (replay.status_code, replay.get_json()) == (201, created)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert count(Customer) == before + 1
+
+    # Bob's phone is already someone's: nothing is created.
+    taken = client.post(
+        f"{API}/customers",
+        json={"name": "Bob again", "identities": [{"kind": "phone", "value": "13900000001"}]},
+        headers=make_key(app, CRM),
+    )
+    assert taken.status_code == 422
+    assert taken.get_json()["errors"] == {"identities": ["phone already known"]}
+    bad = client.post(f"{API}/customers", json={"phone": "call me"}, headers=make_key(app, CRM))
+    assert bad.status_code == 422
+    assert bad.get_json()["errors"] == {"phone": ["invalid"]}
+    assert count(Customer) == before + 1
+
+    changed = client.patch(
+        f"{API}/customers/{created['id']}",
+        json={"name": "Dan", "email": None},
+        headers=make_key(app, CRM),
+    )
+    assert changed.status_code == 200
+    assert (changed.get_json()["name"], changed.get_json()["email"]) == ("Dan", None)
+    entry = (
+        get_state()
+        .session.scalars(select(AuditEntry).where(AuditEntry.action == "customers.update"))
+        .one()
+    )
+    assert (entry.before, entry.after) == (
+        {"name": "Dan Wu", "email": "dan@buyer.cn"},
+        {"name": "Dan", "email": None},
+    )
+    empty = client.patch(f"{API}/customers/{created['id']}", json={}, headers=make_key(app, CRM))
+    assert empty.status_code == 422
+
+
+def test_adding_a_tag_twice_changes_nothing_the_second_time(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    url = f"{API}/customers/{people['bob']}/tags"
+    first = client.post(url, json={"tag": "wholesale"}, headers=headers)
+    assert first.get_json() == {
+        "customer_id": people["bob"],
+        "tags": ["wholesale"],
+        "changed": True,
+    }
+    second = client.post(url, json={"tag": "wholesale"}, headers=headers)
+    assert second.status_code == 200
+    assert second.get_json() == {
+        "customer_id": people["bob"],
+        "tags": ["wholesale"],
+        "changed": False,
+    }
+    history = (
+        get_state()
+        .session.scalars(select(TagHistory.action).where(TagHistory.customer_id == people["bob"]))
+        .all()
+    )
+    assert history == ["added"]
+    removed = client.delete(f"{url}/wholesale", headers=headers)
+    assert removed.get_json() == {"customer_id": people["bob"], "tags": [], "changed": True}
+    again = client.delete(f"{url}/wholesale", headers=headers)
+    assert again.get_json()["changed"] is False
+
+
+# -- rule tags -------------------------------------------------------------------------------
+
+
+def test_a_rule_tag_is_computed_and_a_bad_rule_says_where(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    bad = client.post(
+        f"{API}/tags", json={"name": "big", "rule": "total_spent >= $5"}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert bad.get_json() == {
+        "code": "RuleError",
+        "message": "rule: unexpected character '$' (at character 16)",
+        "errors": {"rule": ["unexpected character '$'"], "position": 16},
+    }
+    assert count(Tag) == 1  # vip only
+    made = client.post(
+        f"{API}/tags",
+        json={"name": "big", "rule": "total_spent >= 20000", "description": "spends"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["kind"] == "rule"
+    listed = client.get(f"{API}/tags", headers=headers).get_json()["items"]
+    assert [(t["name"], t["kind"], t["rule"], t["customers"]) for t in listed] == [
+        ("big", "rule", "total_spent >= 20000", 1),
+        ("vip", "manual", None, 1),
+    ]
+    refused = client.post(
+        f"{API}/customers/{people['ann']}/tags", json={"tag": "big"}, headers=headers
+    )
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"] == {"name": ["rule tag"]}
+    read = client.get(f"{API}/customers/{people['ann']}", headers=headers).get_json()
+    assert (read["tags"], read["rule_tags"]) == (["big", "vip"], ["big"])
+
+
+# -- segments --------------------------------------------------------------------------------
+
+
+def test_segments_count_live_list_members_and_export(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    made = client.post(
+        f"{API}/segments",
+        json={"name": "Spenders", "min_spent_yuan": 100, "rule": "order_count >= 1"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.get_json()
+    segment = made.get_json()
+    assert (segment["rule"], segment["count"]) == (
+        "total_spent >= 10000 and (order_count >= 1)",
+        2,
+    )
+    assert segment["filters"] == {"min_spent_yuan": "100", "rule": "order_count >= 1"}
+    members = client.get(f"{API}/segments/{segment['id']}/members?limit=1", headers=headers)
+    page = members.get_json()
+    assert ids(page) == [people["bob"]]
+    rest = client.get(
+        f"{API}/segments/{segment['id']}/members?cursor={page['next_cursor']}", headers=headers
+    ).get_json()
+    assert (ids(rest), rest["next_cursor"]) == ([people["ann"]], None)
+    listed = client.get(f"{API}/customers?segment_id={segment['id']}&tag=vip", headers=headers)
+    assert ids(listed.get_json()) == [people["ann"]]
+
+    add_order(people["cai"], total=30000, days_ago=1, channel="ext")
+    read = client.get(f"{API}/segments/{segment['id']}", headers=headers).get_json()
+    assert read["count"] == 3  # live
+    assert [s["name"] for s in client.get(f"{API}/segments", headers=headers).json["items"]] == [
+        "Spenders"
+    ]
+
+    export = client.get(f"{API}/segments/{segment['id']}/export.csv", headers=headers)
+    assert export.status_code == 200
+    assert export.mimetype == "text/csv"
+    lines = export.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == (
+        "id,name,phone,email,order_count,total_spent_yuan,last_order_at,rfm,tags,identities"
+    )
+    assert [line.split(",")[1] for line in lines[1:]] == ["Ann", "Bob", "Cai"]
+    cached = client.get(
+        f"{API}/segments/{segment['id']}/export.csv",
+        headers={**headers, "If-None-Match": export.headers["ETag"]},
+    )
+    assert cached.status_code == 304
+    no_export = client.get(
+        f"{API}/segments/{segment['id']}/export.csv",
+        headers=make_key(app, ["customers.view", "customers.edit"]),
+    )
+    assert no_export.status_code == 403
+
+
+def test_a_segment_rule_error_says_where_and_saves_nothing(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    bad = client.post(
+        f"{API}/segments", json={"name": "Odd", "rule": "city == 'x' and"}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert bad.get_json()["errors"]["position"] == 16
+    assert set(bad.get_json()["errors"]) == {"rule", "position"}
+    empty = client.post(f"{API}/segments", json={"name": "Nothing"}, headers=headers)
+    assert empty.status_code == 422
+    assert empty.get_json()["errors"] == {"rule": ["empty"]}
+    assert count(Segment) == 0
+
+
+def test_a_segment_needs_an_editor_scope_as_staff_do(app, people):
+    client = app.test_client()
+    body = {"name": "Vips", "tag": "vip"}
+    viewer = client.post(f"{API}/segments", json=body, headers=make_key(app, ["customers.view"]))
+    assert viewer.status_code == 403
+    assert viewer.get_json()["message"] == (
+        "this API key lacks the scope 'customers.edit' or 'marketing.manage'"
+    )
+    marketer = make_key(app, ["customers.view", "marketing.manage"])
+    made = client.post(f"{API}/segments", json=body, headers=marketer)
+    assert (made.status_code, made.get_json()["count"]) == (201, 1)
+
+
+# -- channel scope ---------------------------------------------------------------------------
+
+
+def test_a_channel_limited_key_sees_only_the_customers_of_its_channels(app, people):
+    headers = make_key(app, [*CRM, "marketing.manage"], channels=["ext"])
+    client = app.test_client()
+    assert ids(client.get(f"{API}/customers", headers=headers).get_json()) == [people["ann"]]
+    assert client.get(f"{API}/customers?channel=ext-b", headers=headers).json["items"] == []
+    for method, path, body in [
+        ("GET", f"/customers/{people['bob']}", None),
+        ("PATCH", f"/customers/{people['bob']}", {"name": "X"}),
+        ("POST", f"/customers/{people['bob']}/tags", {"tag": "x"}),
+        ("DELETE", f"/customers/{people['cai']}/tags/x", None),
+    ]:
+        response = client.open(API + path, method=method, json=body, headers=headers)
+        assert response.status_code == 404, (method, path)
+    assert tags.tags_of(people["bob"]) == []
+
+    client.post(f"{API}/customers/{people['ann']}/tags", json={"tag": "x"}, headers=headers)
+    tags.add_tag(people["bob"], "x")
+    counted = {
+        t["name"]: t["customers"] for t in client.get(f"{API}/tags", headers=headers).json["items"]
+    }
+    assert counted == {"vip": 1, "x": 1}  # Bob's x is outside the key's channels
+    segment = client.post(
+        f"{API}/segments", json={"name": "Any buyer", "min_orders": 1}, headers=headers
+    ).get_json()
+    assert segment["count"] == 1
+    export = client.get(f"{API}/segments/{segment['id']}/export.csv", headers=headers)
+    assert [line.split(",")[1] for line in export.get_data(as_text=True).splitlines()[1:]] == [
+        "Ann"
+    ]
+
+    before = count(Customer), count(CustomerIdentity)
+    hidden = client.post(f"{API}/customers", json={"name": "Eve"}, headers=headers)
+    assert hidden.status_code == 403
+    assert "sees only the customers of its channels" in hidden.get_json()["message"]
+    assert (count(Customer), count(CustomerIdentity)) == before
+
+
+def test_the_same_identity_posted_at_once_makes_one_customer(make_app, postgres_url):
+    from tests.test_api_idempotency import concurrently
+
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 12})
+    seed_shop(app)
+    headers = make_key(app, CRM)
+    body = {"name": "Fan", "identities": [{"kind": "wechat_openid", "value": "o-fan-1"}]}
+
+    def post(_: int) -> tuple[int, Any]:
+        response = app.test_client().post(f"{API}/customers", json=body, headers=headers)
+        return response.status_code, response.get_json()
+
+    results = concurrently(8, post)
+    assert sorted(status for status, _ in results) == [201] + [422] * 7
+    assert {str(reply["errors"]) for status, reply in results if status == 422} == {
+        "{'identities': ['wechat_openid already known']}"
+    }
+    with app.app_context():
+        session = get_state().session
+        assert session.scalar(select(func.count()).select_from(Customer)) == 1
+        assert session.scalar(select(func.count()).select_from(CustomerIdentity)) == 1

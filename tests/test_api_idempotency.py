@@ -1,0 +1,148 @@
+"""Idempotency-Key on POSTs and the stock compare-and-set, for real on PostgreSQL threads."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from koudai_flask.models import IdempotencyRecord, Product, Sku, StockLevel, StockMovement
+from koudai_flask.services import inventory
+from koudai_flask.services.transaction import current_session
+from tests.api_support import API, make_key, seed_shop
+from tests.helpers import assert_ledger_consistent
+
+NEW_PRODUCT = {"title": "Green tea", "skus": [{"code": "TEA-G", "price": 800, "stock": 4}]}
+
+
+def concurrently(count: int, call: Any) -> list[Any]:
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_the_same_post_twenty_times_at_once_has_one_effect_and_one_answer(make_app, postgres_url):
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 22})
+    seed_shop(app)
+    headers = {**make_key(app, ["catalog.edit"]), "Idempotency-Key": "create-tea-1"}
+
+    def post(_: int) -> tuple[int, bytes, str | None]:
+        response = app.test_client().post(f"{API}/products", json=NEW_PRODUCT, headers=headers)
+        return response.status_code, response.data, response.headers.get("Idempotent-Replayed")
+
+    results = concurrently(20, post)
+    assert {status for status, _, _ in results} == {201}
+    assert len({body for _, body, _ in results}) == 1
+    assert sorted(flag or "" for _, _, flag in results) == [""] + ["true"] * 19
+    with app.app_context():
+        session = current_session()
+        assert session.scalar(select(func.count()).where(Product.title == "Green tea")) == 1
+        assert inventory.available("TEA-G") == 4
+        assert session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+        assert_ledger_consistent(session)
+
+
+def test_concurrent_adjustments_with_one_key_move_stock_once(make_app, postgres_url):
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 22})
+    seed_shop(app)
+    headers = {**make_key(app, ["stock.adjust"]), "Idempotency-Key": "delivery-77"}
+
+    def post(_: int) -> tuple[int, Any]:
+        response = app.test_client().post(
+            f"{API}/stock/SHIRT-B/adjustments", json={"delta": 5}, headers=headers
+        )
+        return response.status_code, response.get_json()
+
+    results = concurrently(20, post)
+    expected = {"sku": "SHIRT-B", "location": "main", "on_hand": 15, "reserved": 0, "available": 15}
+    assert results == [(201, expected)] * 20
+    with app.app_context():
+        assert inventory.available("SHIRT-B") == 15
+        assert_ledger_consistent(current_session())
+
+
+def test_a_key_reused_with_another_body_is_refused_and_changes_nothing(app):
+    seed_shop(app)
+    headers = {**make_key(app, ["stock.adjust"]), "Idempotency-Key": "k-1"}
+    client = app.test_client()
+    first = client.post(f"{API}/stock/SHIRT-B/adjustments", json={"delta": 1}, headers=headers)
+    assert first.status_code == 201
+    again = client.post(f"{API}/stock/SHIRT-B/adjustments", json={"delta": 1}, headers=headers)
+    assert (again.status_code, again.data) == (201, first.data)
+    other = client.post(f"{API}/stock/SHIRT-B/adjustments", json={"delta": 9}, headers=headers)
+    assert other.status_code == 422
+    assert other.get_json()["code"] == "IdempotencyKeyReused"
+    assert inventory.available("SHIRT-B") == 11
+
+
+def test_an_error_answer_is_replayed_too(app):
+    seed_shop(app)
+    headers = {**make_key(app, ["stock.adjust"]), "Idempotency-Key": "too-much"}
+    client = app.test_client()
+    first = client.post(f"{API}/stock/SHIRT-B/adjustments", json={"delta": -50}, headers=headers)
+    assert first.status_code == 409 and first.get_json()["code"] == "OutOfStock"
+    inventory.adjust("SHIRT-B", 100, reason="delivery")
+    again = client.post(f"{API}/stock/SHIRT-B/adjustments", json={"delta": -50}, headers=headers)
+    assert (again.status_code, again.data) == (409, first.data)
+    assert inventory.available("SHIRT-B") == 110
+
+
+def test_compare_and_set_refuses_a_stale_count_with_409(app):
+    seed_shop(app)
+    client = app.test_client()
+    headers = make_key(app, ["stock.adjust"])
+    url = f"{API}/stock/SHIRT-B/adjustments"
+    fresh = client.post(url, json={"delta": 1, "expected_on_hand": 10}, headers=headers)
+    assert fresh.status_code == 201 and fresh.get_json()["on_hand"] == 11
+    movements = current_session().scalar(select(func.count()).select_from(StockMovement))
+    stale = client.post(url, json={"delta": 1, "expected_on_hand": 10}, headers=headers)
+    assert stale.status_code == 409
+    assert stale.get_json() == {
+        "code": "StaleQuantity",
+        "message": "SKU 'SHIRT-B': on hand is 11, not the expected 10",
+        "errors": {"expected_on_hand": ["on hand is now 11"]},
+    }
+    count = client.post(
+        f"{API}/stock/SHIRT-B/counts", json={"quantity": 3, "expected_on_hand": 10}, headers=headers
+    )
+    assert count.status_code == 409
+    current_session().rollback()
+    assert current_session().scalar(select(func.count()).select_from(StockMovement)) == movements
+    assert inventory.available("SHIRT-B") == 11
+
+
+def test_concurrent_compare_and_set_lets_exactly_one_through(make_app, postgres_url):
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 12})
+    seed_shop(app)
+    headers = make_key(app, ["stock.adjust"])
+
+    def post(i: int) -> int:
+        response = app.test_client().post(
+            f"{API}/stock/SHIRT-B/counts",
+            json={"quantity": 20 + i, "expected_on_hand": 10},
+            headers={**headers, "Idempotency-Key": f"count-{i}"},
+        )
+        return response.status_code
+
+    statuses = concurrently(10, post)
+    assert sorted(statuses) == [201] + [409] * 9
+    with app.app_context():
+        session = current_session()
+        on_hand = session.scalar(
+            select(StockLevel.on_hand)
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(Sku.code == "SHIRT-B")
+        )
+        assert on_hand == 20 + statuses.index(201)
+        assert_ledger_consistent(session)
