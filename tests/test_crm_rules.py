@@ -132,6 +132,7 @@ BAD_RULES = [
     ("(order_count > 1", "expected ')'"),
     ("order_count > 99999999999999", "too large"),
     ('city == "a\x00b"', "a text value cannot hold control characters"),
+    ('city == "a\nb"', "a text value cannot hold control characters"),  # a line break
     ('last_order_date > "yesterday"', 'takes a date as "YYYY-MM-DD"'),
     ('created_date < "9999-12-31"', "between the years 1900 and 2200"),
     ("days_since_first_order > 36501", "a number of days is at most 36500"),

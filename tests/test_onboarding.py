@@ -520,10 +520,17 @@ def test_linking_taobao_and_importing_from_the_wizard(shop):
 
 
 def test_messages_name_fields_and_codes(app):
+    from flask_babel import force_locale
+
     finding = credential_checks.Finding(False, "pem_private", {"field": "app_private_key"})
-    assert credential_checks.describe(finding.code, finding.detail).startswith(
-        "App private key is not a PEM RSA key"
-    )
+    with force_locale("en"):
+        assert credential_checks.describe(finding.code, finding.detail).startswith(
+            "App private key is not a PEM RSA key"
+        )
+    with force_locale("zh"):  # the shop's default language names the field in Chinese too
+        assert credential_checks.describe(finding.code, finding.detail).startswith(
+            "应用私钥不是 PEM 格式的 RSA 密钥"
+        )
     assert credential_checks.describe("nonsense", {}) == ""
     assert credential_checks.armoured("QUJD", "PUBLIC KEY") == (
         "-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PUBLIC KEY-----\n"

@@ -116,6 +116,10 @@ def tokenize(text: str) -> list[Token]:
         if match is None:
             char = text[position]
             if char in "\"'":
+                # A quote closed only after a line break: the text holds a control character.
+                closing = text.find(char, position + 1)
+                if closing > 0 and _CONTROL.search(text, position + 1, closing):
+                    raise RuleError("a text value cannot hold control characters", position)
                 raise RuleError("text that is never closed", position)
             raise RuleError(f"unexpected character {char!r}", position)
         kind = match.lastgroup
