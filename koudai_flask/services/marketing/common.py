@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from koudai_flask.errors import ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import StaffMember
 from koudai_flask.services import staff
+from koudai_flask.services.transaction import current_session
 
 PERMISSION = "marketing.manage"
 MAX_FEN = 10_000_000_000  # 100 million yuan: more than any promotion means
@@ -24,6 +26,23 @@ def audit(
     user_id: str | int, action: str, kind: str, object_id: Any, before: Any, after: Any
 ) -> None:
     staff.audit(f"staff:{user_id}", action, kind, str(object_id), before, after)
+
+
+def switch(
+    user_id: str | int,
+    row: Any,
+    active: bool,
+    *,
+    action: str,
+    kind: str,
+    snapshot: Callable[[Any], Any],
+) -> None:
+    """Turn one coupon, promotion or special price on or off, audited with its before and
+    after (inside the caller's unit of work)."""
+    before = snapshot(row)
+    row.active = active
+    current_session().flush()
+    audit(user_id, action, kind, row.id, before, snapshot(row))
 
 
 def yuan(amount: int) -> str:

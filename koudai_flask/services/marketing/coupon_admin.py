@@ -28,6 +28,7 @@ from koudai_flask.services.marketing.common import (
     check_window,
     optional_whole,
     require_manager,
+    switch,
     whole,
 )
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -140,13 +141,17 @@ def update_coupon(user_id: str | int, coupon_id: int, rules: CouponRules) -> Cou
 
 
 def set_coupon_active(user_id: str | int, coupon_id: int, active: bool) -> Coupon:
-    with unit_of_work() as session:
+    with unit_of_work():
         require_manager(user_id)
         coupon = get_coupon(coupon_id)
-        before = snapshot(coupon)
-        coupon.active = active
-        session.flush()
-        audit(user_id, "marketing.coupon_active", "coupon", coupon.id, before, snapshot(coupon))
+        switch(
+            user_id,
+            coupon,
+            active,
+            action="marketing.coupon_active",
+            kind="coupon",
+            snapshot=snapshot,
+        )
         return coupon
 
 

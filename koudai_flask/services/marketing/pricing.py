@@ -25,6 +25,7 @@ from koudai_flask.services.marketing.common import (
     check_name,
     check_window,
     require_manager,
+    switch,
     whole,
 )
 from koudai_flask.services.marketing.plugins import (
@@ -147,13 +148,17 @@ def save_limited_price(
 
 
 def set_limited_price_active(user_id: str | int, price_id: int, active: bool) -> LimitedPrice:
-    with unit_of_work() as session:
+    with unit_of_work():
         require_manager(user_id)
         row = get_limited_price(price_id)
-        before = _snapshot(row)
-        row.active = active
-        session.flush()
-        audit(user_id, "marketing.price_active", "limited_price", row.id, before, _snapshot(row))
+        switch(
+            user_id,
+            row,
+            active,
+            action="marketing.price_active",
+            kind="limited_price",
+            snapshot=_snapshot,
+        )
         return row
 
 

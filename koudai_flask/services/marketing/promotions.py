@@ -20,6 +20,7 @@ from koudai_flask.services.marketing.common import (
     check_name,
     check_window,
     require_manager,
+    switch,
     whole,
     yuan,
 )
@@ -155,19 +156,16 @@ def save_promotion(
 
 
 def set_promotion_active(user_id: str | int, promotion_id: int, active: bool) -> Promotion:
-    with unit_of_work() as session:
+    with unit_of_work():
         require_manager(user_id)
         promotion = get_promotion(promotion_id)
-        before = _snapshot(promotion)
-        promotion.active = active
-        session.flush()
-        audit(
+        switch(
             user_id,
-            "marketing.promotion_active",
-            "promotion",
-            promotion.id,
-            before,
-            _snapshot(promotion),
+            promotion,
+            active,
+            action="marketing.promotion_active",
+            kind="promotion",
+            snapshot=_snapshot,
         )
         return promotion
 
