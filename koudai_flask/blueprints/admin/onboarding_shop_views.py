@@ -33,7 +33,6 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from koudai_flask import identity
 from koudai_flask.blueprints.admin.channel_common import labels
 from koudai_flask.blueprints.admin.channel_link_views import (
     _NAME,
@@ -56,8 +55,6 @@ from koudai_flask.services.onboarding import StepStatus
 
 SHOP_PACKAGE = "koudai_flask.blueprints.shop"
 # Shop endpoints a closed shop still serves: product pictures (a preview shared by staff).
-OPEN_ENDPOINTS = frozenset({"media"})
-_GATE = "koudai_shop_door_gate"
 
 
 def _taobao_shops() -> list[ChannelInfo]:
@@ -303,31 +300,12 @@ def register(bp: Blueprint) -> None:
         return _set_door(False)
 
 
-# -- the closed shop and the stored keys, app-wide -------------------------------------------
-
-
-def closed_shop_gate() -> ResponseReturnValue | None:
-    """Buyers of a closed shop get "coming soon"; staff go on, to preview it."""
-    name = request.blueprint
-    if not name:
-        return None
-    blueprint = current_app.blueprints.get(name.split(".")[0])
-    if blueprint is None or blueprint.import_name != SHOP_PACKAGE:
-        return None
-    if (request.endpoint or "").rsplit(".", 1)[-1] in OPEN_ENDPOINTS:
-        return None
-    if onboarding.shop_is_open() or identity.current_staff() is not None:
-        return None
-    return render_template("koudai/shop/coming_soon.html"), 503, {"Retry-After": "3600"}
+# -- the stored keys, app-wide -------------------------------------------
 
 
 def install(app: Flask) -> None:
-    """Add the closed-shop check and the stored keys' overlay to ``app`` (once)."""
+    """Add the stored keys' overlay to ``app``."""
     keys.install(app)
-    if app.extensions.get(_GATE):
-        return
-    app.extensions[_GATE] = True
-    app.before_request(closed_shop_gate)
 
 
 def _install_from_blueprint(state: BlueprintSetupState) -> None:
@@ -336,4 +314,4 @@ def _install_from_blueprint(state: BlueprintSetupState) -> None:
     install(app)
 
 
-__all__ = ["closed_shop_gate", "install", "register", "shown_steps"]
+__all__ = ["install", "register", "shown_steps"]

@@ -18,7 +18,7 @@ from koudai_flask.blueprints.shop import (
 )
 from koudai_flask.blueprints.shop.catalog_views import media_folder
 from koudai_flask.blueprints.shop.chrome import cached_url_for, shop_links, shop_text
-from koudai_flask.blueprints.shop.common import current_items, merge_guest_cart
+from koudai_flask.blueprints.shop.common import closed_shop_gate, current_items, merge_guest_cart
 from koudai_flask.i18n import bound_catalog
 from koudai_flask.services import theme
 
@@ -31,6 +31,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     account_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
+    bp.before_request(closed_shop_gate)  # first: a closed shop starts no login either
     bp.before_request(account_views.wechat_silent_login)
     bp.before_request(merge_guest_cart)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
 from koudai_flask.blueprints.common import page_number  # noqa: F401  (re-exported)
-from koudai_flask.services import cart
+from koudai_flask.services import cart, onboarding
 
 GUEST_CART_KEY = "koudai_cart"
 GUEST_ORDERS_KEY = "koudai_guest_orders"
@@ -64,3 +64,13 @@ def safe_next(default: str) -> str:
 
 def per_page() -> int:
     return int(current_app.config["KOUDAI_PAGE_SIZE"])
+
+
+def closed_shop_gate() -> ResponseReturnValue | None:
+    """Buyers of a closed shop get "coming soon" (503); staff go on, to preview it. Product
+    images stay reachable (the host's pages may show them)."""
+    if (request.endpoint or "").rsplit(".", 1)[-1] == "media":
+        return None
+    if onboarding.shop_is_open() or identity.current_staff() is not None:
+        return None
+    return render_template("koudai/shop/coming_soon.html"), 503, {"Retry-After": "3600"}
