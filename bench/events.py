@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             create_all(setup)
             seeder = events_app(False)
             stack.callback(get_state(seeder).get_engine().dispose)
+            stack.callback(get_state(seeder).stop, seeder)
             seeded = shop.seed(seeder)
             servers = {
                 side: Server(side, "", free_port(), Path(workdir) / f"{side}.log")
@@ -315,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             on_app, off_app = events_app(True), events_app(False)
             stack.callback(get_state(on_app).get_engine().dispose)
             stack.callback(get_state(off_app).get_engine().dispose)
+            stack.callback(get_state(on_app).stop, on_app)  # its buffered events written
+            stack.callback(get_state(off_app).stop, off_app)
             ms = in_process({"off": off_app, "on": on_app}, shop.PRODUCT_PATH, cookie)
             say(
                 f"in-process, fastest of {IN_PROCESS_BATCHES} batches of {IN_PROCESS_BATCH}: "

@@ -47,7 +47,16 @@ from flask import Flask, template_rendered
 from flask.signals import before_render_template
 from pg import bench_schema, default_database_url, server_version
 from sqlalchemy import create_engine, event, make_url
-from storefront_load import Client, Run, Server, fetch, free_port, pick_client, serving
+from storefront_load import (
+    Client,
+    Run,
+    Server,
+    cpu_seconds,
+    fetch,
+    free_port,
+    pick_client,
+    serving,
+)
 
 from koudai_flask.extension import get_state
 from koudai_flask.schema import create_all
@@ -216,15 +225,30 @@ def in_process(app: Flask, path: str, cookie: str | None) -> Breakdown:
         engine = get_state(app).get_engine()
         pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
 
-        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements[statement_kind(statement)] += 1
-            clock["sql_began"] = time.perf_counter()
+        # Statements are counted and timed on the driver's cursors, not through SQLAlchemy's
+        # statement events: a listener there would send the pages' reads through
+        # SQLAlchemy's execution instead of the direct path they take in production
+        # (koudai_flask/read_path.py).
+        class TimedCursor(psycopg.Cursor[Any]):
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                statements[statement_kind(str(query))] += 1
+                began = time.perf_counter()
+                try:
+                    return super().execute(query, *args, **kwargs)
+                finally:
+                    clock["sql"] += time.perf_counter() - began
 
-        def after(*args: Any) -> None:
-            clock["sql"] += time.perf_counter() - clock["sql_began"]
+        timed: list[Any] = []
 
-        def on_checkout(*args: Any) -> None:
+        def on_checkout(dbapi_connection: Any, *args: Any) -> None:
             pool_events["checkout"] += 1
+            if dbapi_connection.cursor_factory is not TimedCursor:
+                dbapi_connection.cursor_factory = TimedCursor
+                timed.append(dbapi_connection)
+
+        def untime() -> None:
+            for dbapi_connection in timed:
+                dbapi_connection.cursor_factory = psycopg.Cursor
 
         def on_begin(conn: Any) -> None:
             # A transaction costs BEGIN and ROLLBACK/COMMIT round trips unless autocommit.
@@ -232,14 +256,13 @@ def in_process(app: Flask, path: str, cookie: str | None) -> Breakdown:
                 pool_events["begin"] += 1
 
         listeners: list[tuple[Any, str, Callable[..., None]]] = [
-            (engine, "before_cursor_execute", before),
-            (engine, "after_cursor_execute", after),
             (engine, "begin", on_begin),
             (engine.pool, "checkout", on_checkout),
         ]
         for target, name, fn in listeners:
             event.listen(target, name, fn)
             undo.append(functools.partial(event.remove, target, name, fn))
+        undo.append(untime)
     else:
         database: apps.Database = app.extensions["bench_database"]
         plain = database.rows
@@ -297,6 +320,8 @@ class Slot:
     page: str
     side: str
     runs: list[Run] = field(default_factory=list)
+    app_cpu: float = 0.0  # seconds of the server's processes during the timed runs
+    database_cpu: float = 0.0  # seconds of PostgreSQL's processes during the timed runs
 
     @property
     def rate(self) -> float:
@@ -307,6 +332,14 @@ class Slot:
         p50 = statistics.median(r.p50_ms for r in self.runs)
         p95 = statistics.median(r.p95_ms for r in self.runs)
         return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+
+    def cpu(self) -> str:
+        """Where one request's CPU went: the app's processes and PostgreSQL's."""
+        requests = sum(r.requests for r in self.runs)
+        if not requests or not (self.app_cpu or self.database_cpu):
+            return "CPU not measured"
+        app, database = (1000 * value / requests for value in (self.app_cpu, self.database_cpu))
+        return f"CPU per request: app {app:.2f} ms, PostgreSQL {database:.2f} ms"
 
 
 def measure(
@@ -324,7 +357,11 @@ def measure(
     for round_number in range(1, args.rounds + 1):
         for page, side in plan:
             server = servers["hello" if page == "hello" else side]
+            app_before, database_before = cpu_seconds(server)
             run = client.run(server.url(PAGES.get(page, "/")), args.seconds)
+            app_after, database_after = cpu_seconds(server)
+            slots[(page, side)].app_cpu += app_after - app_before
+            slots[(page, side)].database_cpu += database_after - database_before
             if run.failures:
                 raise RuntimeError(
                     f"{side} {page}: {run.failures} failed responses (non-2xx or socket "
@@ -441,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             bare = apps.bare_app()
             # Closed before the schema is dropped (the stack unwinds in reverse).
             stack.callback(get_state(app).get_engine().dispose)
+            stack.callback(get_state(app).stop, app)  # its buffered funnel events written
             stack.callback(bare.extensions["bench_database"].close)
             began = time.perf_counter()
             seeded = seed(app)
@@ -485,9 +523,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{page} koudai {lib.rate:.1f} req/s ({lib.latency()}), "
                     f"bare {floor.rate:.1f} req/s ({floor.latency()})"
                 )
+                say(f"  {page} koudai {lib.cpu()}; bare {floor.cpu()}")
                 print(f"{page} ratio {achieved[page]:.2f}", flush=True)
             hello = slots[("hello", "bare")]
-            say(f"hello (bare Flask, for reference) {hello.rate:.1f} req/s ({hello.latency()})")
+            say(
+                f"hello (bare Flask, for reference) {hello.rate:.1f} req/s ({hello.latency()}); "
+                f"{hello.cpu()}"
+            )
             met = all(value >= TARGET for value in achieved.values())
             say(
                 f"target: koudai at {TARGET:g} of bare or better on both pages: "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import os
 import re
 import shutil
 import socket
@@ -201,6 +202,40 @@ def serving(server: Server, options: list[str], env: dict[str, str]) -> Iterator
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+# -- CPU accounting --------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stats() -> Iterator[tuple[int, int, str, float]]:
+    """(pid, parent pid, command name, CPU seconds) of every process /proc shows."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # After the name: state, ppid, ...; utime and stime are fields 14 and 15 of stat(5).
+        yield int(entry.name), int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_seconds(server: Server) -> tuple[float, float]:
+    """CPU seconds used so far by the server (gunicorn master and workers) and by every
+    PostgreSQL process on this machine (Linux /proc; zeros elsewhere)."""
+    if server.process is None or not Path("/proc/self/stat").exists():
+        return 0.0, 0.0
+    app = database = 0.0
+    for pid, ppid, name, seconds in _proc_stats():
+        if pid == server.process.pid or ppid == server.process.pid:
+            app += seconds
+        elif name.startswith("postgres"):
+            database += seconds
+    return app, database
 
 
 def wait_until_listening(server: Server, timeout: float = 30.0) -> None:

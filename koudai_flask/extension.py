@@ -40,6 +40,8 @@ class KoudaiState:
         self.inline_schedule: Any = None
         # Set to stop this app's background threads (the inline schedule thread).
         self.stop_background = threading.Event()
+        # Run by stop(), before the threads are told to end (the funnel writes its buffer).
+        self.on_stop: list[Callable[[Flask], None]] = []
         # Where uploaded images go; a host may set its own Storage after init_app.
         self.storage: Storage = LocalStorage()
         if db is None:
@@ -84,6 +86,15 @@ class KoudaiState:
             return self.db.engine
         assert self.engine is not None
         return self.engine
+
+    def stop(self, app: Flask) -> None:
+        """Finish this app's background work: what is buffered is written, then the
+        background threads end. For an app that is going away while the process lives on
+        (a test's app, a benchmark's), before its engine is disposed or its database
+        dropped; a process that exits does the same at exit."""
+        for hook in self.on_stop:
+            hook(app)
+        self.stop_background.set()
 
     def remove_session(self, exc: BaseException | None = None) -> None:
         if self._own_session is not None and self._own_session.registry.has():

@@ -125,7 +125,7 @@ def koudai_app(request: pytest.FixtureRequest, koudai_config: dict[str, Any]) ->
     with app.app_context():
         create_all(state.get_engine())  # only what is missing; the seed rows once
         yield app
-    state.stop_background.set()
+    state.stop(app)
     if own:
         if state.engine is not None:
             state.engine.dispose()

@@ -130,7 +130,7 @@ def make_app(tmp_path: Any) -> Iterator[AppFactory]:
 
     yield factory
     for app in apps:
-        get_state(app).stop_background.set()
+        get_state(app).stop(app)
         engine = get_state(app).engine
         if engine is not None:
             engine.dispose()

@@ -118,7 +118,7 @@ def test_a_host_mounts_the_api_twice_and_each_has_its_document(tmp_path, databas
     try:
         _two_mounts(app)
     finally:
-        get_state(app).stop_background.set()
+        get_state(app).stop(app)
         engine = get_state(app).engine
         assert engine is not None
         engine.dispose()

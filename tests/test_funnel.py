@@ -224,6 +224,28 @@ def test_steps_wait_in_the_buffer_until_a_batch_is_full_or_the_process_ends(make
         assert count_events() == 5
 
 
+def test_stopping_the_app_writes_its_buffer_and_the_exit_then_has_nothing_to_write(
+    make_app, database_url, monkeypatch
+):
+    app = make_app(database_url, KOUDAI_FUNNEL_FLUSH_INTERVAL=3600)
+    with app.app_context():
+        funnel.record("visit", visitor="v1")
+        funnel.record("visit", visitor="v2")
+    get_state(app).stop(app)  # an app going away while the process lives on
+    with app.app_context():
+        assert count_events(event="visit") == 2
+        funnel.record("visit", visitor="v3")  # a stopped app records nothing more
+        assert len(funnel.buffer()) == 0
+
+    flushed: list[funnel.EventBuffer] = []
+    monkeypatch.setattr(funnel.EventBuffer, "flush", lambda self: flushed.append(self) or 0)
+    with app.app_context():
+        funnel.buffer().add(funnel.event_row("visit", visitor="late"))  # refused: closed
+        funnel.buffer()._rows.append(funnel.event_row("visit", visitor="stray"))
+    funnel._flush_all_at_exit()  # what atexit runs: the stopped app's buffer is left alone
+    assert funnel.buffer(app) not in flushed
+
+
 def test_a_buffer_that_cannot_be_written_keeps_its_rows(make_app, database_url, monkeypatch):
     app = make_app(database_url)
     with app.app_context():

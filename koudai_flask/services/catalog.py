@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Category, Product, ProductImage, Sku
 from koudai_flask.models.catalog import Cover
+from koudai_flask.read_path import read_rows
 from koudai_flask.schemas import load
 from koudai_flask.schemas.catalog import (
     CategoryInput,
@@ -333,7 +334,7 @@ def listing(
     shape = (category is not None, len(words))
     # Plain rows on the page's read connection: no ORM session, no entities to load.
     connection = state.read_connection()
-    rows = connection.execute(_listing_statement(sort, *shape), params).all()
+    rows = read_rows(connection, _listing_statement(sort, *shape), params)
     if rows:
         cards = [
             ProductCard(slug, title, price, Cover(path, title) if path else None)

@@ -95,11 +95,14 @@ class EventBuffer:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self.closed = False  # written for the last time: the app was stopped
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def add(self, row: dict[str, Any]) -> None:
+        if self.closed:
+            return
         with self._lock:
             if not self._rows:
                 self._oldest = time.monotonic()
@@ -172,6 +175,13 @@ class EventBuffer:
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until the writer thread has nothing left to do (tests, shutdown)."""
         return self._idle.wait(timeout)
+
+    def close(self, app: Flask) -> None:
+        """The app stops: wait for the writer, write what is left, record nothing more."""
+        self.settle()
+        with app.app_context():
+            self.flush()
+        self.closed = True
 
     def _put_back(self, rows: list[dict[str, Any]], exc: Exception) -> None:
         limit = current_app.config["KOUDAI_FUNNEL_BATCH"] * _MAX_BACKLOG_BATCHES
@@ -255,6 +265,7 @@ def buffer(app: Flask | None = None) -> EventBuffer:
                 found = EventBuffer(app)
                 app.extensions[_EXTENSION] = found
                 _buffers.add(found)
+                get_state(app).on_stop.append(found.close)
     return found
 
 
@@ -281,7 +292,7 @@ def flush_if_due(exc: BaseException | None = None) -> None:
 def _flush_all_at_exit() -> None:
     for found in list(_buffers):
         app = found._app()
-        if app is None:
+        if app is None or found.closed:
             continue
         found.settle()  # a batch the writer thread holds is written before we go on
         if not len(found):

@@ -20,7 +20,18 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Select, Text, bindparam, cast, select
 
 from koudai_flask.extension import get_state
-from koudai_flask.models import Category, Location, Product, ProductImage, Sku, StockLevel
+from koudai_flask.models import (
+    Category,
+    LimitedPrice,
+    Location,
+    Product,
+    ProductImage,
+    Sku,
+    StockLevel,
+)
+from koudai_flask.models.base import utcnow
+from koudai_flask.read_path import read_rows
+from koudai_flask.services.marketing.pricing import SpecialPrice
 
 
 class ModelRow:
@@ -71,7 +82,8 @@ class ImageRow(ModelRow):
 
 
 class SkuRow(ModelRow):
-    """A SKU with ``available_here``: on hand minus reserved at the page's location."""
+    """A SKU with ``available_here`` (on hand minus reserved at the page's location) and
+    ``special``: its running limited-time price (the lowest), or None."""
 
     model = Sku
     label: property = vars(Sku)["label"]  # the model's own property, on these values
@@ -126,8 +138,8 @@ _CATEGORY_BY_SLUG = select(*_CATEGORY.selected).where(Category.slug == bindparam
 
 def category(slug: str) -> CategoryRow | None:
     """The category with this slug, or None."""
-    row = get_state().read_connection().execute(_CATEGORY_BY_SLUG, {"slug": slug}).first()
-    return None if row is None else CategoryRow(_CATEGORY.values(row))
+    rows = read_rows(get_state().read_connection(), _CATEGORY_BY_SLUG, {"slug": slug})
+    return CategoryRow(_CATEGORY.values(rows[0])) if rows else None
 
 
 # What the product page shows; a SKU's or an image's product_id is the product's id.
@@ -138,30 +150,45 @@ _IMAGE = _Columns(ProductImage, "i_", ["id", "path", "alt"])
 _SKUS_AT = len(_PRODUCT.keys)
 _IMAGES_AT = _SKUS_AT + len(_SKU.keys)
 _AVAILABLE_AT = _IMAGES_AT + len(_IMAGE.keys)
+_SPECIAL_AT = _AVAILABLE_AT + 1  # id, price, ends_at, name of a running limited price
 _SKU_ID_AT = _SKUS_AT + _SKU.keys.index("id")
 _IMAGE_ID_AT = _IMAGES_AT + _IMAGE.keys.index("id")
 
 
 @functools.lru_cache(maxsize=8)
 def _product_statement(location: str) -> Select[Any]:
-    """Product, SKUs with their stock at ``location`` and images, in one statement.
+    """Product, SKUs with their stock at ``location`` and running limited-time prices, and
+    images, in one statement.
 
-    Built once per location (the slug is a bound parameter). Rows are SKUs times images,
-    ordered by SKU id then image position, as a joined eager load would fetch them.
+    Built once per location (the slug and the time are bound parameters). Rows are SKUs
+    times images (times a SKU's running special prices, almost always none or one), ordered
+    by SKU id then image position, as a joined eager load would fetch them.
     """
     location_id = select(Location.id).where(Location.code == location).scalar_subquery()
+    now = bindparam("now", type_=LimitedPrice.starts_at.type)
+    running = (
+        (LimitedPrice.sku_id == Sku.id)
+        & LimitedPrice.active.is_(True)
+        & (LimitedPrice.starts_at <= now)
+        & (LimitedPrice.ends_at > now)
+    )
     return (
         select(
             *_PRODUCT.selected,
             *_SKU.selected,
             *_IMAGE.selected,
             StockLevel.on_hand - StockLevel.reserved,  # NULL: no stock level there
+            LimitedPrice.id,
+            LimitedPrice.price,
+            LimitedPrice.ends_at,
+            LimitedPrice.name,
         )
         .select_from(Product)
         .outerjoin(Sku, Sku.product_id == Product.id)
         .outerjoin(
             StockLevel, (StockLevel.sku_id == Sku.id) & (StockLevel.location_id == location_id)
         )
+        .outerjoin(LimitedPrice, running)
         .outerjoin(ProductImage, ProductImage.product_id == Product.id)
         .where(Product.slug == bindparam("slug"))
         .order_by(Sku.id, ProductImage.position)
@@ -171,7 +198,7 @@ def _product_statement(location: str) -> Select[Any]:
 def product(slug: str, location: str) -> ProductRow | None:
     """The product with this slug (whatever its status), or None."""
     connection = get_state().read_connection()
-    rows = connection.execute(_product_statement(location), {"slug": slug}).all()
+    rows = read_rows(connection, _product_statement(location), {"slug": slug, "now": utcnow()})
     if not rows:
         return None
     values = _PRODUCT.values(rows[0][:_SKUS_AT])
@@ -180,14 +207,21 @@ def product(slug: str, location: str) -> ProductRow | None:
     images: dict[int, ImageRow] = {}  # the first SKU's rows hold every image, by position
     all_skus: list[ModelRow] = []
     all_images: list[ModelRow] = []
+    specials: dict[int, tuple[int, int]] = {}  # SKU id -> (price, -id) of the special kept
     for row in rows:
         sku_id, image_id = row[_SKU_ID_AT], row[_IMAGE_ID_AT]
         if sku_id is not None and sku_id not in skus:
             sku = _SKU.values(row[_SKUS_AT:_IMAGES_AT])
             sku["product_id"] = product_id
             sku["available_here"] = row[_AVAILABLE_AT]
+            sku["special"] = None
             skus[sku_id] = SkuRow(sku, all_skus)
             all_skus.append(skus[sku_id])
+        special_id, price, ends_at, name = row[_SPECIAL_AT:]
+        # The lowest running price wins; of equal prices, the newest (as at checkout).
+        if special_id is not None and (price, -special_id) < specials.get(sku_id, (price + 1, 0)):
+            specials[sku_id] = (price, -special_id)
+            skus[sku_id].__dict__["special"] = SpecialPrice(price, ends_at, name)
         if image_id is not None and image_id not in images:
             image = _IMAGE.values(row[_IMAGES_AT:_AVAILABLE_AT])
             image["product_id"] = product_id

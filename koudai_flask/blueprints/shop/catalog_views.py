@@ -154,6 +154,7 @@ def register(bp: Blueprint) -> None:
             product=row,
             skus=skus,
             stock=stock,
+            specials={s.id: s.special for s in skus if s.special is not None},
             option_values=values,
             variants_json=json.dumps(variants, ensure_ascii=False),
             form=lazy_form(lambda: AddToCartForm(sku=first_in_stock, quantity=1)),
