@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from koudai_flask.jobs import schedules
 from koudai_flask.models import IdempotencyRecord, Product, Sku, StockLevel, StockMovement
+from koudai_flask.models.base import utcnow
 from koudai_flask.services import inventory
 from koudai_flask.services.transaction import current_session
 from tests.api_support import API, make_key, seed_shop
@@ -69,6 +72,32 @@ def test_concurrent_adjustments_with_one_key_move_stock_once(make_app, postgres_
     assert results == [(201, expected)] * 20
     with app.app_context():
         assert inventory.available("SHIRT-B") == 15
+        assert_ledger_consistent(current_session())
+
+
+def test_the_hourly_prune_forgets_day_old_replies_and_a_repeat_then_runs_anew(app):
+    seed_shop(app)
+    headers = {**make_key(app, ["stock.adjust"]), "Idempotency-Key": "delivery-9"}
+    client = app.test_client()
+    url = f"{API}/stock/SHIRT-B/adjustments"
+    assert client.post(url, json={"delta": 2}, headers=headers).status_code == 201
+    replay = client.post(url, json={"delta": 2}, headers=headers)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    prune = dict((name, job) for name, job, _ in schedules.periodic_jobs(app))
+    with app.app_context():
+        assert prune["koudai-idempotency-prune"]() == 0  # an hour-old reply is kept
+        session = current_session()
+        session.execute(
+            update(IdempotencyRecord).values(created_at=utcnow() - timedelta(days=1, minutes=1))
+        )
+        session.commit()
+        assert prune["koudai-idempotency-prune"]() == 1
+        assert session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+    again = client.post(url, json={"delta": 2}, headers=headers)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, None)
+    with app.app_context():
+        # The ledger keeps its own key for ever: the stock moved once (10 + 2), not twice.
+        assert inventory.available("SHIRT-B") == 12
         assert_ledger_consistent(current_session())
 
 

@@ -47,6 +47,9 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
             app.config["KOUDAI_FUNNEL_ROLLUP_INTERVAL"],
         )
     )
+    from koudai_flask.services.idempotency import PRUNE_INTERVAL
+
+    jobs.append(("koudai-idempotency-prune", tasks.prune_idempotency_records, PRUNE_INTERVAL))
     kuaidi100 = app.config["KOUDAI_KUAIDI100"]
     if kuaidi100 is not None:
         from koudai_flask.services.logistics import poll_due

@@ -34,3 +34,10 @@ def recompute_rule_tags() -> int:
     from koudai_flask.services.rule_tags import recompute_all
 
     return recompute_all()
+
+
+def prune_idempotency_records() -> int:
+    """Forget the API's idempotency replies older than a day."""
+    from koudai_flask.services.idempotency import prune
+
+    return prune()

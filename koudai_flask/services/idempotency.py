@@ -129,15 +129,19 @@ def _drop_pending(record_id: int) -> None:
         )
 
 
-def prune(older_than: timedelta = timedelta(days=1)) -> int:
-    """Forget finished replies older than ``older_than``; returns how many."""
+# How long a key's reply is replayed; a repeat after that runs as a new request.
+KEEP_REPLIES = timedelta(days=1)
+PRUNE_INTERVAL = 3600  # seconds between two runs of the periodic prune
+
+
+def prune(older_than: timedelta = KEEP_REPLIES) -> int:
+    """Forget replies older than ``older_than``, and requests left pending as long (their
+    process died; a repeat after ``KOUDAI_API_IDEMPOTENCY_TIMEOUT`` would have taken them
+    over); returns how many. The periodic job ``koudai-idempotency-prune`` runs it hourly."""
     with unit_of_work() as session:
         result = session.execute(
             delete(IdempotencyRecord)
             .execution_options(synchronize_session=False)
-            .where(
-                IdempotencyRecord.status == "done",
-                IdempotencyRecord.created_at < utcnow() - older_than,
-            )
+            .where(IdempotencyRecord.created_at < utcnow() - older_than)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
