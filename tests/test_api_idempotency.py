@@ -9,11 +9,19 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from koudai_flask.jobs import schedules
-from koudai_flask.models import IdempotencyRecord, Product, Sku, StockLevel, StockMovement
+from koudai_flask.models import (
+    ApiKey,
+    AuditEntry,
+    IdempotencyRecord,
+    Product,
+    Sku,
+    StockLevel,
+    StockMovement,
+)
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import inventory
 from koudai_flask.services.transaction import current_session
-from tests.api_support import API, make_key, seed_shop
+from tests.api_support import API, OWNER, make_key, seed_shop
 from tests.helpers import assert_ledger_consistent
 
 NEW_PRODUCT = {"title": "Green tea", "skus": [{"code": "TEA-G", "price": 800, "stock": 4}]}
@@ -99,6 +107,46 @@ def test_the_hourly_prune_forgets_day_old_replies_and_a_repeat_then_runs_anew(ap
         # The ledger keeps its own key for ever: the stock moved once (10 + 2), not twice.
         assert inventory.available("SHIRT-B") == 12
         assert_ledger_consistent(current_session())
+
+
+def test_stock_changes_through_the_api_are_audited_as_the_owner_s_naming_the_key(app):
+    seed_shop(app)
+    headers = make_key(app, ["stock.adjust"])
+    client = app.test_client()
+    adjust = {"delta": -3, "reason": "damaged", "note": "wet box"}
+    assert (
+        client.post(f"{API}/stock/SHIRT-B/adjustments", json=adjust, headers=headers).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            f"{API}/stock/SHIRT-B/counts", json={"quantity": 9}, headers=headers
+        ).status_code
+        == 201
+    )
+    # A count that finds the figure it expected moves nothing and is no change to audit.
+    assert (
+        client.post(
+            f"{API}/stock/SHIRT-B/counts", json={"quantity": 9}, headers=headers
+        ).status_code
+        == 201
+    )
+    with app.app_context():
+        entries = (
+            current_session()
+            .scalars(
+                select(AuditEntry).where(AuditEntry.object_type == "sku").order_by(AuditEntry.id)
+            )
+            .all()
+        )
+        assert [(e.action, e.actor, e.object_id) for e in entries] == [
+            ("stock.adjust", f"staff:{OWNER}", "SHIRT-B"),
+            ("stock.count", f"staff:{OWNER}", "SHIRT-B"),
+        ]
+        assert [(e.before["on_hand"], e.after["on_hand"]) for e in entries] == [(10, 7), (7, 9)]
+        assert entries[0].after["reason"] == "damaged" and entries[1].after["counted"] == 9
+        prefix = current_session().scalar(select(ApiKey.prefix))
+        assert {e.after["api_key"] for e in entries} == {prefix}
 
 
 def test_a_key_reused_with_another_body_is_refused_and_changes_nothing(app):

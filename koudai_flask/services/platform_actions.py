@@ -2,9 +2,9 @@
 
 Each function acts as the key's owner, through the same checked and audited services the
 back office uses, and never outside the key's channels (an order or SKU there is 404).
-Stock changes take an optional compare-and-set: ``expected_on_hand`` must still be the
-count, checked and changed under the level's row lock, or ``StaleQuantity`` (409) and
-nothing changes.
+Stock changes are audited as the owner's, naming the key, and take an optional
+compare-and-set: ``expected_on_hand`` must still be the count, checked and changed under the
+level's row lock, or ``StaleQuantity`` (409) and nothing changes.
 """
 
 from __future__ import annotations
@@ -37,6 +37,35 @@ class StaleQuantity(KoudaiError):
 
 def _actor(who: Principal) -> str:
     return f"staff:{who.user_id}"
+
+
+def _levels(sku_code: str, location: str | None) -> dict[str, int]:
+    session = current_session()
+    row = session.execute(
+        select(StockLevel.on_hand, StockLevel.reserved).where(
+            StockLevel.sku_id == get_sku(session, sku_code).id,
+            StockLevel.location_id == get_location(session, location).id,
+        )
+    ).first()
+    return (
+        {"on_hand": row.on_hand, "reserved": row.reserved} if row else {"on_hand": 0, "reserved": 0}
+    )
+
+
+def _audit_stock(
+    who: Principal,
+    action: str,
+    sku_code: str,
+    before: dict[str, int],
+    after: StockSnapshot,
+    details: dict[str, Any],
+) -> None:
+    """Audit a stock change made through the API as its owner's, naming the key. A call
+    that moved nothing (a count that confirms the figure, a ledger replay) is not a change."""
+    if after.on_hand == before["on_hand"]:
+        return
+    values = {"on_hand": after.on_hand, "reserved": after.reserved, "api_key": who.key_prefix}
+    staff.audit(_actor(who), action, "sku", sku_code, before, {**values, **details})
 
 
 # -- orders ----------------------------------------------------------------------------------
@@ -224,7 +253,8 @@ def adjust_stock(
     with unit_of_work():
         if expected_on_hand is not None:
             _hold_if_current(sku_code, location, expected_on_hand)
-        return inventory.adjust(
+        before = _levels(sku_code, location)
+        after = inventory.adjust(
             sku_code,
             delta,
             reason=reason,
@@ -233,6 +263,8 @@ def adjust_stock(
             idempotency_key=idempotency_key,
             location=location,
         )
+        _audit_stock(who, "stock.adjust", sku_code, before, after, {"reason": reason})
+        return after
 
 
 def count_stock(
@@ -251,13 +283,16 @@ def count_stock(
     with unit_of_work():
         if expected_on_hand is not None:
             _hold_if_current(sku_code, location, expected_on_hand)
-        return inventory.set_on_hand(
+        before = _levels(sku_code, location)
+        after = inventory.set_on_hand(
             sku_code,
             quantity,
             source=f"api:{who.key_prefix}",
             idempotency_key=idempotency_key,
             location=location,
         )
+        _audit_stock(who, "stock.count", sku_code, before, after, {"counted": quantity})
+        return after
 
 
 def snapshot(who: Principal, sku_code: str, location: str | None) -> StockSnapshot:
