@@ -2,280 +2,113 @@
 
 A host sets them in ``app.config``. ``init_app`` fills in defaults with ``setdefault`` and
 then validates every ``KOUDAI_`` key: an unknown key (a typo) or a bad value raises
-:class:`~koudai_flask.errors.ConfigError` with a message that names the fix.
+:class:`~koudai_flask.errors.ConfigError` with a message that names the fix. The checks of
+single values live in :mod:`koudai_flask.config_checks`, those of a connector's dict (WeChat,
+Weibo, Kuaidi100) in that connector's ``settings`` module.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
+from koudai_flask.config_checks import (
+    Setting,
+    boolean,
+    hex_color,
+    non_empty_str,
+    non_negative_int,
+    one_of,
+    optional_dict,
+    optional_names,
+    optional_non_negative_int,
+    optional_str,
+    options_dict,
+    positive_int,
+    positive_seconds,
+    rfm_thresholds,
+    seconds,
+    time_zone,
+    url_prefix,
+)
+from koudai_flask.connectors.logistics.settings import validate_kuaidi100
 from koudai_flask.connectors.wechat.settings import validate_wechat
 from koudai_flask.connectors.weibo.settings import validate_weibo
 from koudai_flask.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Setting:
-    default: Any
-    help: str
-    check: Callable[[Any], Any] | None = None  # returns the normalised value or raises ValueError
-
-
-def _prefix(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
-        raise ValueError("must be a path that starts with '/' and does not end with '/'")
-    return value
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(map(repr, choices))}")
-        return str(value)
-
-    return check
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be True or False")
-    return value
-
-
-def _seconds(value: Any) -> int:
-    if isinstance(value, timedelta):
-        value = int(value.total_seconds())
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive number of seconds (an int or a timedelta)")
-    return value
-
-
-def _positive_seconds(value: Any) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("must be a positive number of seconds (int, float or timedelta)")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _optional_str(value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError("must be a string or None")
-    return value
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("must be a dict")
-    return value
-
-
-_RFM_KEYS = ("recency_days", "frequency", "monetary")
-
-
-def _rfm_thresholds(value: Any) -> dict[str, list[int]]:
-    """Four rising positive integers per RFM axis (the boundaries of scores 2 to 5)."""
-    if not isinstance(value, dict) or set(value) != set(_RFM_KEYS):
-        raise ValueError(f"must be a dict with exactly the keys {', '.join(_RFM_KEYS)}")
-    checked: dict[str, list[int]] = {}
-    for key in _RFM_KEYS:
-        steps = value[key]
-        if (
-            not isinstance(steps, list | tuple)
-            or len(steps) != 4
-            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in steps)
-            or list(steps) != sorted(set(steps))
-        ):
-            raise ValueError(f"{key!r} must be 4 rising positive integers")
-        checked[key] = list(steps)
-    return checked
-
-
-def _optional_dict(value: Any) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, dict):
-        raise ValueError("must be a dict or None")
-    return value
-
-
-def _optional_names(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("must be None or a list of names")
-    return list(value)
-
-
-def _color(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-        raise ValueError("must be a colour written #rrggbb")
-    return value
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be an integer >= 0")
-    return value
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else _non_negative_int(value)
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _zone(value: Any) -> str:
-    try:
-        ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError("must be an IANA time zone name such as 'Asia/Shanghai'") from exc
-    return str(value)
-
-
-_KUAIDI100_DEFAULTS: dict[str, Any] = {
-    "salt": None,
-    "callback_url": None,
-    "query_url": "https://poll.kuaidi100.com/poll/query.do",
-    "subscribe_url": "https://poll.kuaidi100.com/poll",
-    "timeout": 10,
-    "poll_interval": 600,
-    "poll_batch": 50,
-}
-
-
-def _http_url(value: Any) -> bool:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def validate_kuaidi100(value: Any) -> dict[str, Any] | None:
-    """Check ``KOUDAI_KUAIDI100`` and fill in its defaults; ``None`` turns tracking off.
-
-    Raises :class:`ConfigError` itself rather than ``ValueError``: ``validate`` would echo
-    the whole value, and this one holds the account key and the callback salt.
-    """
-    if value is None:
-        return None
-
-    def refuse(problem: str) -> ConfigError:
-        return ConfigError(f"KOUDAI_KUAIDI100: {problem}")
-
-    if not isinstance(value, dict):
-        raise refuse("must be a dict (customer, key, ...) or None")
-    unknown = sorted(set(value) - {"customer", "key", *_KUAIDI100_DEFAULTS})
-    if unknown:
-        raise refuse(f"unknown key(s) {', '.join(map(repr, unknown))}")
-    settings = {**_KUAIDI100_DEFAULTS, **value}
-    for name in ("customer", "key"):
-        if not isinstance(settings.get(name), str) or not settings[name]:
-            raise refuse(f"{name!r} is required: the {name} of your Kuaidi100 enterprise account")
-    for name in ("query_url", "subscribe_url"):
-        if not _http_url(settings[name]):
-            raise refuse(f"{name!r} must be an http(s) URL")
-    if settings["callback_url"] is not None:
-        if not _http_url(settings["callback_url"]):
-            raise refuse("'callback_url' must be an http(s) URL or None")
-        # Without a salt Kuaidi100 sends pushes unsigned, and we accept no unsigned push.
-        if not isinstance(settings["salt"], str) or not settings["salt"]:
-            raise refuse("'salt' is required when 'callback_url' is set (it signs each push)")
-    elif settings["salt"] is not None and not isinstance(settings["salt"], str):
-        raise refuse("'salt' must be a string")
-    timeout = settings["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise refuse("'timeout' must be a positive number of seconds")
-    for name in ("poll_interval", "poll_batch"):
-        try:
-            settings[name] = _positive_int(settings[name])
-        except ValueError:
-            raise refuse(f"{name!r} must be a positive integer") from None
-    return settings
-
 
 SETTINGS: dict[str, Setting] = {
     "KOUDAI_DATABASE_URI": Setting(
         None,
         "Database for koudai's own engine when no host `db` is given "
         "(default: SQLALCHEMY_DATABASE_URI, else sqlite in the instance folder).",
-        _optional_str,
+        optional_str,
     ),
     "KOUDAI_ENGINE_OPTIONS": Setting(
         {},
         "Keyword arguments for koudai's own engine (e.g. pool_size), when no host `db` is given.",
-        _dict,
+        options_dict,
     ),
     "KOUDAI_REGISTER_BLUEPRINTS": Setting(
-        True, "Register the four blueprints at the prefixes below.", _bool
+        True, "Register the four blueprints at the prefixes below.", boolean
     ),
-    "KOUDAI_SHOP_URL_PREFIX": Setting("/shop", "Mount point of the mobile shop.", _prefix),
-    "KOUDAI_ADMIN_URL_PREFIX": Setting("/shop-admin", "Mount point of the back office.", _prefix),
-    "KOUDAI_API_URL_PREFIX": Setting("/shop-api/v1", "Mount point of the REST API.", _prefix),
+    "KOUDAI_SHOP_URL_PREFIX": Setting("/shop", "Mount point of the mobile shop.", url_prefix),
+    "KOUDAI_ADMIN_URL_PREFIX": Setting(
+        "/shop-admin", "Mount point of the back office.", url_prefix
+    ),
+    "KOUDAI_API_URL_PREFIX": Setting("/shop-api/v1", "Mount point of the REST API.", url_prefix),
     "KOUDAI_API_RATE_LIMIT": Setting(
-        600, "Requests one API key may make per KOUDAI_API_RATE_WINDOW.", _positive_int
+        600, "Requests one API key may make per KOUDAI_API_RATE_WINDOW.", positive_int
     ),
-    "KOUDAI_API_RATE_WINDOW": Setting(60, "Seconds of an API key's rate-limit window.", _seconds),
+    "KOUDAI_API_RATE_WINDOW": Setting(60, "Seconds of an API key's rate-limit window.", seconds),
     "KOUDAI_API_RATE_STORAGE": Setting(
         "auto",
         "Where API rate-limit counters live: 'redis' (KOUDAI_REDIS_URL, shared by every "
         "process), 'memory' (per process) or 'auto' (redis when KOUDAI_JOBS = 'rq').",
-        _choice("auto", "redis", "memory"),
+        one_of("auto", "redis", "memory"),
     ),
     "KOUDAI_API_IDEMPOTENCY_TIMEOUT": Setting(
         30,
         "Seconds a POST repeated with the same Idempotency-Key waits for the first one to "
         "finish; a first one unfinished after this long is taken over.",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_HOOKS_URL_PREFIX": Setting(
-        "/shop-hooks", "Mount point of inbound callbacks (payments, logistics).", _prefix
+        "/shop-hooks", "Mount point of inbound callbacks (payments, logistics).", url_prefix
     ),
     "KOUDAI_STATIC_URL_PATH": Setting(
-        "/koudai-static", "URL path of the library's static files.", _prefix
+        "/koudai-static", "URL path of the library's static files.", url_prefix
     ),
     "KOUDAI_SHOP_BASE_TEMPLATE": Setting(
         "koudai/shop/base.html",
         "Layout every shop page extends; point it at your own to re-skin the shop.",
-        _str,
+        non_empty_str,
     ),
     "KOUDAI_ADMIN_BASE_TEMPLATE": Setting(
-        "koudai/admin/base.html", "Layout every back-office page extends.", _str
+        "koudai/admin/base.html", "Layout every back-office page extends.", non_empty_str
     ),
     "KOUDAI_SHOP_NAME": Setting(
-        "Koudai Shop", "Shop name (the owner's shop profile overrides it).", _str
+        "Koudai Shop", "Shop name (the owner's shop profile overrides it).", non_empty_str
     ),
     "KOUDAI_PRIMARY_COLOR": Setting(
-        "#e4393c", "Theme colour as #rrggbb (the shop profile overrides it).", _color
+        "#e4393c", "Theme colour as #rrggbb (the shop profile overrides it).", hex_color
     ),
     "KOUDAI_LOGO_URL": Setting(
-        None, "Logo image URL (the shop profile overrides it).", _optional_str
+        None, "Logo image URL (the shop profile overrides it).", optional_str
     ),
     "KOUDAI_DEFAULT_LOCALE": Setting(
-        "zh_CN", "Language of the shop unless the buyer picks another.", _choice("zh_CN", "en")
+        "zh_CN", "Language of the shop unless the buyer picks another.", one_of("zh_CN", "en")
     ),
-    "KOUDAI_GUEST_CHECKOUT": Setting(True, "Let buyers check out without an account.", _bool),
-    "KOUDAI_SHIPPING_FEE": Setting(1000, "Flat shipping fee in fen.", _non_negative_int),
+    "KOUDAI_GUEST_CHECKOUT": Setting(True, "Let buyers check out without an account.", boolean),
+    "KOUDAI_SHIPPING_FEE": Setting(1000, "Flat shipping fee in fen.", non_negative_int),
     "KOUDAI_FREE_SHIPPING_OVER": Setting(
-        9900, "Order subtotal in fen from which shipping is free; None: never.", _optional_int
+        9900,
+        "Order subtotal in fen from which shipping is free; None: never.",
+        optional_non_negative_int,
     ),
     "KOUDAI_PASSWORD_RESET_MAX_AGE": Setting(
-        3600, "Seconds a buyer's password-reset link stays valid.", _seconds
+        3600, "Seconds a buyer's password-reset link stays valid.", seconds
     ),
     "KOUDAI_WECHAT": Setting(
         None,
@@ -291,89 +124,89 @@ SETTINGS: dict[str, Setting] = {
         "search_url, search_token, poll_interval, count, max_pages, timeout); None turns it off.",
         validate_weibo,
     ),
-    "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", _zone),
+    "KOUDAI_TIMEZONE": Setting("Asia/Shanghai", "Zone in which times are shown.", time_zone),
     "KOUDAI_JOBS": Setting(
         "inline",
         "'inline' runs jobs right after commit in-process; 'rq' enqueues them on Redis.",
-        _choice("inline", "rq"),
+        one_of("inline", "rq"),
     ),
     "KOUDAI_INLINE_SCHEDULE": Setting(
         "after_request",
         "With inline jobs, when the periodic jobs run: 'after_request' (when due, after a "
         "request) or 'thread' (a background thread of each process, from its first request).",
-        _choice("after_request", "thread"),
+        one_of("after_request", "thread"),
     ),
     "KOUDAI_REDIS_URL": Setting(
-        "redis://127.0.0.1:6379/0", "Redis used when KOUDAI_JOBS = 'rq'.", _str
+        "redis://127.0.0.1:6379/0", "Redis used when KOUDAI_JOBS = 'rq'.", non_empty_str
     ),
-    "KOUDAI_QUEUE_NAME": Setting("koudai", "Name of the RQ queue.", _str),
+    "KOUDAI_QUEUE_NAME": Setting("koudai", "Name of the RQ queue.", non_empty_str),
     "KOUDAI_RESERVATION_TTL": Setting(
-        1800, "Seconds an unpaid order holds its stock before it is cancelled.", _seconds
+        1800, "Seconds an unpaid order holds its stock before it is cancelled.", seconds
     ),
     "KOUDAI_EXPIRY_INTERVAL": Setting(
-        60, "Seconds between runs of the reservation-expiry job.", _seconds
+        60, "Seconds between runs of the reservation-expiry job.", seconds
     ),
     "KOUDAI_RELAY_INTERVAL": Setting(
-        60, "Seconds between runs of the outbox relay (it re-sends what Redis lost).", _seconds
+        60, "Seconds between runs of the outbox relay (it re-sends what Redis lost).", seconds
     ),
     "KOUDAI_RELAY_GRACE": Setting(
         30,
         "Seconds an enqueued outbox event may wait before the relay checks whether its job "
         "still exists in Redis.",
-        _seconds,
+        seconds,
     ),
-    "KOUDAI_OUTBOX_BATCH": Setting(500, "Outbox rows the relay handles per pass.", _positive_int),
+    "KOUDAI_OUTBOX_BATCH": Setting(500, "Outbox rows the relay handles per pass.", positive_int),
     "KOUDAI_SYNC_INTERVAL": Setting(
         60,
         "Seconds between channel sync ticks: TMC pull, order import, ERP stock and shipment "
         "pull, and a sweep of listings or orders still waiting to be pushed.",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_RECONCILE_INTERVAL": Setting(
         3600,
         "Seconds between full reconciles of every channel (read all quantities, repair drift).",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_SYNC_RETRY_BASE": Setting(
         2.0,
         "First back-off of a channel job after a temporary failure; doubles each attempt, "
         "at most 5 minutes. A rate limit waits what the channel asked instead.",
-        _positive_seconds,
+        positive_seconds,
     ),
     "KOUDAI_SYNC_MAX_ATTEMPTS": Setting(
-        8, "Attempts of a channel job before it becomes a dead letter.", _positive_int
+        8, "Attempts of a channel job before it becomes a dead letter.", positive_int
     ),
     "KOUDAI_SYNC_LOCK_TIMEOUT": Setting(
         60,
         "Seconds a channel's sync lock lives: one job at a time per channel, and the lock of a "
         "killed worker frees itself after this.",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_SYNC_CURSOR_BUFFER": Setting(
         300,
         "Seconds an incremental order import steps back before its last position, so an "
         "order modified at the edge of a window is never missed.",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_DEFAULT_LOCATION": Setting(
-        "main", "Code of the stock location used when a call names none.", _str
+        "main", "Code of the stock location used when a call names none.", non_empty_str
     ),
-    "KOUDAI_ORDER_NUMBER_PREFIX": Setting("KD", "Prefix of order numbers.", _str),
+    "KOUDAI_ORDER_NUMBER_PREFIX": Setting("KD", "Prefix of order numbers.", non_empty_str),
     "KOUDAI_MEDIA_FOLDER": Setting(
-        None, "Folder of product images (default: <instance>/koudai-media).", _optional_str
+        None, "Folder of product images (default: <instance>/koudai-media).", optional_str
     ),
-    "KOUDAI_PAGE_SIZE": Setting(20, "Products per page in the shop.", _positive_int),
+    "KOUDAI_PAGE_SIZE": Setting(20, "Products per page in the shop.", positive_int),
     "KOUDAI_WECHATPAY": Setting(
         None,
         "WeChat Pay API v3 settings (mchid, appid, apiv3_key, merchant_private_key, "
         "merchant_serial_no, platform_public_keys, gateway_url); None turns it off.",
-        _optional_dict,
+        optional_dict,
     ),
     "KOUDAI_ALIPAY": Setting(
         None,
         "Alipay settings (app_id, app_private_key, alipay_public_key, gateway_url); "
         "None turns it off.",
-        _optional_dict,
+        optional_dict,
     ),
     "KOUDAI_KUAIDI100": Setting(
         None,
@@ -385,46 +218,46 @@ SETTINGS: dict[str, Setting] = {
         None,
         "Text messages to buyers: {'provider': 'log'} or a dotted path to a provider "
         "class with its settings; None turns SMS off.",
-        _optional_dict,
+        optional_dict,
     ),
     "KOUDAI_MAIL": Setting(
         None,
         "E-mail to buyers over SMTP (host, port, username, password, sender, starttls); "
         "None turns e-mail off.",
-        _optional_dict,
+        optional_dict,
     ),
     "KOUDAI_WEBHOOKS": Setting(
         False,
         "Outbound webhooks: subscribe their fan-out to the order, stock and customer events "
         "(every such event then goes through the job system) and sweep due deliveries.",
-        _bool,
+        boolean,
     ),
     "KOUDAI_WEBHOOKS_ALLOW_PRIVATE": Setting(
         False,
         "Let webhook URLs reach private, loopback, link-local and reserved addresses "
         "(development and tests only).",
-        _bool,
+        boolean,
     ),
     "KOUDAI_WEBHOOKS_TIMEOUT": Setting(
-        10.0, "Seconds a webhook receiver has to connect and to answer.", _positive_seconds
+        10.0, "Seconds a webhook receiver has to connect and to answer.", positive_seconds
     ),
     "KOUDAI_WEBHOOKS_RETRY_BASE": Setting(
         60.0,
         "Wait before the second attempt of a failed webhook delivery; doubles with each "
         "attempt, at most 6 hours.",
-        _positive_seconds,
+        positive_seconds,
     ),
     "KOUDAI_WEBHOOKS_MAX_ATTEMPTS": Setting(
-        8, "Attempts of one webhook delivery before it is given up.", _positive_int
+        8, "Attempts of one webhook delivery before it is given up.", positive_int
     ),
     "KOUDAI_WEBHOOKS_DISABLE_AFTER": Setting(
         15,
         "Consecutive failed webhook attempts after which a subscription is disabled and its "
         "owner told.",
-        _positive_int,
+        positive_int,
     ),
     "KOUDAI_WEBHOOKS_SWEEP_INTERVAL": Setting(
-        30, "Seconds between sweeps that send webhook deliveries whose retry is due.", _seconds
+        30, "Seconds between sweeps that send webhook deliveries whose retry is due.", seconds
     ),
     "KOUDAI_CRM_RFM_THRESHOLDS": Setting(
         {
@@ -435,72 +268,72 @@ SETTINGS: dict[str, Setting] = {
         "RFM score boundaries: days since the last order (at most 30 scores 5, ..., over "
         "365 scores 1), counted orders (10 or more scores 5) and spend in fen (500000 or "
         "more scores 5); a customer without a counted order scores 0.",
-        _rfm_thresholds,
+        rfm_thresholds,
     ),
     "KOUDAI_CRM_RECOMPUTE_INTERVAL": Setting(
-        86400, "Seconds between full recomputes of the rule tags (nightly).", _seconds
+        86400, "Seconds between full recomputes of the rule tags (nightly).", seconds
     ),
     "KOUDAI_MARKETING_PLUGINS": Setting(
         None,
         "Names of the marketing plugins checkout applies (limited_price, full_reduction, "
         "coupon, or one registered under koudai_flask.marketing); None: every installed one.",
-        _optional_names,
+        optional_names,
     ),
     "KOUDAI_LOW_STOCK_THRESHOLD": Setting(
-        3, "Available units at or below which a SKU counts as low stock.", _non_negative_int
+        3, "Available units at or below which a SKU counts as low stock.", non_negative_int
     ),
     "KOUDAI_OFFLINE_PAYMENT": Setting(
-        True, "Offer cash on delivery / bank transfer, marked paid by staff.", _bool
+        True, "Offer cash on delivery / bank transfer, marked paid by staff.", boolean
     ),
     "KOUDAI_SHOP_INITIALLY_OPEN": Setting(
         True,
         "Whether buyers may shop before the owner has opened or closed the shop in the "
         "back office (the set-up wizard's last step); once the owner chose, that choice wins. "
         "False shows buyers a 'coming soon' page while staff preview the shop.",
-        _bool,
+        boolean,
     ),
     "KOUDAI_FUNNEL_EVENTS": Setting(
-        True, "Record the shop's funnel events (visits, product views, cart, checkout).", _bool
+        True, "Record the shop's funnel events (visits, product views, cart, checkout).", boolean
     ),
     "KOUDAI_FUNNEL_BATCH": Setting(
         200,
         "Funnel events a process buffers before it writes them in one INSERT.",
-        _positive_int,
+        positive_int,
     ),
     "KOUDAI_FUNNEL_FLUSH_INTERVAL": Setting(
         5.0,
         "Seconds a buffered funnel event may wait: the first request ending after this "
         "writes the buffer (and every process writes its buffer when it exits).",
-        _positive_seconds,
+        positive_seconds,
     ),
     "KOUDAI_FUNNEL_ROLLUP_INTERVAL": Setting(
-        600, "Seconds between recomputes of today's and yesterday's funnel rollups.", _seconds
+        600, "Seconds between recomputes of today's and yesterday's funnel rollups.", seconds
     ),
     "KOUDAI_FUNNEL_ATTRIBUTION_MAX_AGE": Setting(
         7 * 86400,
         "Seconds after a click on a campaign link during which the buyer's steps count "
         "for that campaign.",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_CAMPAIGN_BATCH": Setting(
         100,
         "Recipients one campaign send job handles (at most the campaign's rate).",
-        _positive_int,
+        positive_int,
     ),
     "KOUDAI_CAMPAIGN_INTERVAL": Setting(
         30,
         "Seconds between sweeps that send campaign batches whose time has come (and those "
         "a lost job left behind).",
-        _seconds,
+        seconds,
     ),
     "KOUDAI_CAMPAIGN_LINK_BASE": Setting(
         None,
         "The shop's absolute URL campaign links start with (https://example.com/shop); None: "
         "the host the campaign is sent from, with KOUDAI_SHOP_URL_PREFIX.",
-        _optional_str,
+        optional_str,
     ),
     "KOUDAI_CAMPAIGN_LINK_MAX_AGE": Setting(
-        30 * 86400, "Seconds a campaign's tracked link keeps counting clicks.", _seconds
+        30 * 86400, "Seconds a campaign's tracked link keeps counting clicks.", seconds
     ),
 }
 
@@ -530,3 +363,6 @@ def config_value(name: str) -> Any:
     if key not in SETTINGS:
         raise KeyError(f"{key} is not a koudai setting")
     return current_app.config[key]
+
+
+__all__ = ["SETTINGS", "Setting", "config_value", "validate", "validate_kuaidi100"]

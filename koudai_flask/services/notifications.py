@@ -5,22 +5,21 @@ An order event becomes one ``Notification`` row per reachable, configured channe
 Each row is sent by its own job (:func:`send`), which first claims the row with one
 conditional UPDATE (pending|failed → sending): of two runs of the same job, one sends and
 the other sees the claim and stops. The rows are the log staff read (:func:`for_order`)
-and act on (:func:`resend`).
+and act on (:func:`resend`). What a notification says is built by
+:mod:`~koudai_flask.services.notification_content`; the shop's own words for it are kept by
+:mod:`~koudai_flask.services.message_templates`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from typing import Any
 
-from flask import current_app, url_for
-from flask_babel import force_locale
-from sqlalchemy import func, select, update
+from flask import current_app
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.routing import BuildError
 
 from koudai_flask.connectors.errors import (
     AuthExpired,
@@ -30,23 +29,26 @@ from koudai_flask.connectors.errors import (
     TemporaryFailure,
 )
 from koudai_flask.errors import NotFound, ValidationError
-from koudai_flask.i18n import carrier_label, status_label
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import (
-    AuditEntry,
     Customer,
     CustomerIdentity,
     MessageTemplate,
     Notification,
     Order,
-    Payment,
-    Refund,
-    Shipment,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.notifications import CHANNELS, EVENTS, render, sms
-from koudai_flask.notifications.delivery import Outgoing, deliver
-from koudai_flask.services import staff, theme
+from koudai_flask.notifications import EVENTS, sms
+from koudai_flask.notifications.delivery import deliver
+from koudai_flask.services import staff
+from koudai_flask.services.message_templates import check_event, save_template
+from koudai_flask.services.notification_content import (
+    RESEND_ACTION,
+    order_context,
+    order_url,
+    prepare,
+    resend_count,
+)
 from koudai_flask.services.orders import get_order
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -54,8 +56,6 @@ log = logging.getLogger("koudai_flask.notifications")
 
 # A send may claim a row that waits or whose last attempt failed; never one being sent.
 CLAIMABLE = ("pending", "failed")
-RESEND_ACTION = "notification.resend"
-_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def plan(order_number: str, event: str) -> list[Notification]:
 
     Idempotent: a second call (a replayed outbox event, or a concurrent one) adds nothing.
     """
-    _check_event(event)
+    check_event(event)
     for attempt in (1, 2):
         try:
             with unit_of_work() as session:
@@ -173,7 +173,7 @@ def send(notification_id: int) -> str:
         return status or "missing"
     try:
         with unit_of_work() as session:
-            outgoing = _prepare(session, notification_id)
+            outgoing = prepare(session, notification_id)
         # No transaction is held while the channel's server answers.
         message_id = deliver(outgoing)
     except (PermanentFailure, ValidationError) as exc:
@@ -233,94 +233,6 @@ def _record_failure(notification_id: int, exc: BaseException) -> None:
         )
 
 
-def _prepare(session: Session, notification_id: int) -> Outgoing:
-    """Read and render one notification into plain values."""
-    notification = session.get(Notification, notification_id)
-    if notification is None:
-        raise NotFound(f"unknown notification {notification_id}")
-    order = session.get(Order, notification.order_id)
-    assert order is not None
-    session.refresh(order)
-    template = session.scalar(
-        select(MessageTemplate).where(
-            MessageTemplate.event == notification.event,
-            MessageTemplate.channel == notification.channel,
-        )
-    )
-    locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
-    wording = render.effective_wording(notification.event, notification.channel, template, locale)
-    with force_locale(locale):  # the shop's language, whoever's request this runs in
-        context = order_context(order, notification.event)
-    template_id = template.wechat_template_id if template else None
-    if notification.channel == "wechat" and not template_id:
-        raise PermanentFailure(f"no WeChat template id for {notification.event!r} messages")
-    return Outgoing(
-        id=notification.id,
-        channel=notification.channel,
-        recipient=notification.recipient,
-        message=render.render(notification.channel, wording, context),
-        wechat_template_id=template_id,
-        # WeChat sends one message per openid + client_msg_id (§3.3): stable across the
-        # retries of one send, new for each resend staff ask for.
-        client_msg_id=f"kd{notification.id}r{_resend_count(session, notification.id)}",
-    )
-
-
-def order_context(order: Order, event: str) -> dict[str, Any]:
-    """The template variables for one order event (see ``render.VARIABLES``)."""
-    session = current_session()
-    # Queried, not read from the relationships: the session may hold this order from
-    # before it shipped or was refunded.
-    shipment = session.scalar(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.id.desc())
-    )
-    refunded = session.scalar(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.order_id == order.id)
-    )
-    paid = session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.order_id == order.id)
-    )
-    return {
-        "shop_name": theme.current().name,
-        "order_number": order.number,
-        "total": render.yuan(order.total),
-        "refund_amount": render.yuan(int(refunded or paid or 0)),
-        # The event's label, not the order's state now: a "paid" message that runs after
-        # the parcel left still says paid.
-        "status": status_label(event),
-        "carrier": carrier_label(shipment.carrier) if shipment else "",
-        "tracking_number": shipment.tracking_number if shipment else "",
-        "order_url": order_url(order.number),
-        "event": event,
-    }
-
-
-def order_url(number: str) -> str:
-    """The buyer's order page as an absolute URL; empty when no URL can be built here.
-
-    In a request the host name comes from it; in a worker Flask needs ``SERVER_NAME``.
-    """
-    try:
-        return url_for("koudai_shop.order_detail", number=number, _external=True)
-    except (RuntimeError, BuildError):
-        return ""
-
-
-def _resend_count(session: Session, notification_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(
-                AuditEntry.object_type == "notification",
-                AuditEntry.object_id == str(notification_id),
-                AuditEntry.action == RESEND_ACTION,
-            )
-        )
-        or 0
-    )
-
-
 # -- staff -----------------------------------------------------------------------------------
 
 
@@ -360,69 +272,13 @@ def resend(notification_id: int, *, actor: str) -> Notification:
             {"status": "pending"},
         )
         session.flush()
-        generation = _resend_count(session, notification_id)
+        generation = resend_count(session, notification_id)
     enqueue(send, notification_id, job_id=f"notify-{notification_id}-resend-{generation}")
     session = current_session()
     fresh = session.get(Notification, notification_id)
     assert fresh is not None
     session.refresh(fresh)
     return fresh
-
-
-def save_template(
-    event: str,
-    channel: str,
-    *,
-    subject: str = "",
-    body: str = "",
-    wechat_template_id: str | None = None,
-    actor: str = "system",
-) -> MessageTemplate:
-    """Save the words of one (event, channel) message; a template that cannot render is
-    refused with ``ValidationError`` (it is tried on sample data). Empty parts mean the
-    built-in words."""
-    _check_event(event)
-    if channel not in CHANNELS:
-        raise ValidationError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-    template_id = (wechat_template_id or "").strip() or None
-    if template_id is not None and (channel != "wechat" or not _TEMPLATE_ID.match(template_id)):
-        raise ValidationError(
-            "wechat_template_id is for WeChat only: the id (letters, digits, - and _) from "
-            "the Official Account's template library",
-            {"wechat_template_id": ["invalid"]},
-        )
-    locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
-    default = render.default_wording(event, channel, locale)
-    render.check(event, channel, render.Wording(subject or default.subject, body or default.body))
-    values = {"subject": subject, "body": body, "wechat_template_id": template_id}
-    for attempt in (1, 2):
-        try:
-            with unit_of_work() as session:
-                row = session.scalar(
-                    select(MessageTemplate).where(
-                        MessageTemplate.event == event, MessageTemplate.channel == channel
-                    )
-                )
-                before = None
-                if row is None:
-                    row = MessageTemplate(event=event, channel=channel)
-                    session.add(row)
-                else:
-                    before = {key: getattr(row, key) for key in values}
-                for key, value in values.items():
-                    setattr(row, key, value)
-                session.flush()
-                staff.audit(actor, "template.save", "message_template", str(row.id), before, values)
-                return row
-        except IntegrityError:
-            if attempt == 2:  # two first saves at once: the second updates the first's row
-                raise
-    raise AssertionError("unreachable")
-
-
-def _check_event(event: str) -> None:
-    if event not in EVENTS:
-        raise ValidationError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
 
 
 # -- outbox ----------------------------------------------------------------------------------
@@ -457,3 +313,18 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
             failed += 1
     if failed:
         raise TemporaryFailure(f"order {payload['number']}: {failed} notification(s) not sent yet")
+
+
+__all__ = [
+    "CLAIMABLE",
+    "RESEND_ACTION",
+    "for_order",
+    "on_order_event",
+    "order_context",
+    "order_url",
+    "plan",
+    "reachable",
+    "resend",
+    "save_template",
+    "send",
+]

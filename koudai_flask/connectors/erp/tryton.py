@@ -4,7 +4,10 @@ It speaks the wire protocol and nothing else. ``TrytonClient`` logs in with
 ``common.db.login``, sends ``Authorization: Session base64(login:user_id:session)`` on every
 call to ``POST <base>/<db>/rpc/`` and passes the user's preferences
 (``model.res.user.get_preferences``) as the context, the way Tryton's own clients do. The
-adapter methods return plain dataclasses and never touch our database.
+adapter methods return plain dataclasses and never touch our database. The transport is
+:mod:`~koudai_flask.connectors.erp.tryton_rpc`; warehouses, products and stock levels are
+:class:`~koudai_flask.connectors.erp.tryton_stock.TrytonStock`, which the client extends
+with orders and shipments.
 
 Failures map to the typed connector errors (DESIGN.md "Connectors"):
 
@@ -32,7 +35,7 @@ it already exists (two pushes of one order racing each other can still both crea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -40,37 +43,11 @@ from typing import Any, Literal
 
 import requests
 
-from koudai_flask.connectors.erp.tryton_rpc import (
-    TrytonRpc,
-    TrytonWarning,
-)
-from koudai_flask.connectors.errors import (
-    PermanentFailure,
-)
+from koudai_flask.connectors.erp.tryton_rpc import TrytonWarning
+from koudai_flask.connectors.erp.tryton_stock import Product, TrytonStock, Warehouse
+from koudai_flask.connectors.errors import PermanentFailure
 
 # --- plain data the adapter returns -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Warehouse:
-    """A Tryton warehouse location, with the storage and output locations inside it."""
-
-    id: int
-    name: str
-    code: str
-    storage_location_id: int
-    output_location_id: int
-
-
-@dataclass(frozen=True)
-class Product:
-    """A Tryton variant (``product.product``) and its template."""
-
-    id: int
-    code: str
-    name: str
-    template_id: int
-    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,8 +79,8 @@ class Shipment:
 # --- the client ---------------------------------------------------------------------------
 
 
-class TrytonClient(TrytonRpc):
-    """The calls the sync jobs use, over a :class:`TrytonRpc` session."""
+class TrytonClient(TrytonStock):
+    """The calls the sync jobs use: :class:`TrytonStock`'s, plus orders and shipments."""
 
     def __init__(
         self,
@@ -116,134 +93,11 @@ class TrytonClient(TrytonRpc):
         push_as: Literal["auto", "sale", "shipment"] = "auto",
     ) -> None:
         super().__init__(base_url, database, username, password, timeout, session)
-        self._unit_id: int | None = None
         # "auto": a sale when the sale module is activated, else a shipment; a shop whose
         # Tryton sells on its own but only ships our orders can ask for "shipment".
         self.push_as = push_as
-        self._has_sale: bool | None = None
 
-    # -- adapter calls -----------------------------------------------------------------
-
-    def warehouses(self) -> list[Warehouse]:
-        """Every warehouse location, in Tryton's order."""
-        rows = self.search_read(
-            "stock.location",
-            [["type", "=", "warehouse"]],
-            ["name", "code", "storage_location", "output_location"],
-        )
-        return [
-            Warehouse(
-                id=row["id"],
-                name=row["name"],
-                code=row.get("code") or "",
-                storage_location_id=row["storage_location"],
-                output_location_id=row["output_location"],
-            )
-            for row in rows
-        ]
-
-    def _warehouse(self, warehouse_id: int | None) -> Warehouse:
-        warehouses = self.warehouses()
-        if not warehouses:
-            raise PermanentFailure("Tryton has no warehouse")
-        if warehouse_id is None:
-            return warehouses[0]
-        for warehouse in warehouses:
-            if warehouse.id == warehouse_id:
-                return warehouse
-        raise PermanentFailure(f"Tryton has no warehouse {warehouse_id}")
-
-    def stock_levels(self, warehouse_id: int, codes: Iterable[str] | None = None) -> dict[str, int]:
-        """On-hand quantity per product code in a warehouse (its storage included), today.
-
-        Tryton computes ``quantity`` for the ``locations`` of the context; it is a float
-        in the product's unit, and our ledger counts whole units, so it is truncated.
-        """
-        domain: list[Any] = [["type", "=", "goods"]]
-        if codes is not None:
-            wanted = sorted(set(codes))
-            if not wanted:
-                return {}
-            domain.append(["code", "in", wanted])
-        rows = self.search_read(
-            "product.product",
-            domain,
-            ["code", "quantity"],
-            context={"locations": [warehouse_id], "with_childs": True},
-        )
-        return {row["code"]: int(row["quantity"] or 0) for row in rows if row.get("code")}
-
-    def unit_id(self) -> int:
-        """The id of the "Unit" unit of measure (symbol ``u``) that our products use."""
-        if self._unit_id is None:
-            rows = self.search_read("product.uom", [["symbol", "=", "u"]], ["name"])
-            if not rows:
-                raise PermanentFailure("Tryton has no unit of measure with symbol 'u'")
-            self._unit_id = int(rows[0]["id"])
-        return self._unit_id
-
-    def find_product(self, code: str) -> Product | None:
-        """The variant whose code is ``code``, or None."""
-        rows = self.search_read(
-            "product.product", [["code", "=", code]], ["code", "name", "template"]
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return Product(
-            id=row["id"], code=row["code"], name=row["name"], template_id=row["template"]
-        )
-
-    def ensure_product(self, code: str, name: str) -> Product:
-        """The variant with ``code``; creates a salable goods template with it if missing."""
-        existing = self.find_product(code)
-        if existing is not None:
-            return existing
-        values: dict[str, Any] = {
-            "name": name,
-            "type": "goods",
-            "default_uom": self.unit_id(),
-            "products": [["create", [{"suffix_code": code}]]],
-        }
-        if self.has_sale_module():
-            values.update(salable=True, sale_uom=self.unit_id())
-        (template_id,) = self.model("product.template", "create", [values])
-        created = self.find_product(code)
-        if created is None:
-            raise PermanentFailure(f"Tryton did not create a variant with code {code!r}")
-        return Product(id=created.id, code=code, name=name, template_id=template_id, created=True)
-
-    def set_stock(self, code: str, quantity: int, warehouse_id: int | None = None) -> int:
-        """Count ``quantity`` units of ``code`` in a warehouse's storage (a confirmed inventory).
-
-        For tests and demos: a real shop's stock moves through Tryton's own documents.
-        Returns the inventory id.
-        """
-        product = self.find_product(code)
-        if product is None:
-            raise PermanentFailure(f"Tryton has no product with code {code!r}")
-        warehouse = self._warehouse(warehouse_id)
-        (inventory_id,) = self.model(
-            "stock.inventory",
-            "create",
-            [
-                {
-                    "location": warehouse.storage_location_id,
-                    "lines": [["create", [{"product": product.id, "quantity": float(quantity)}]]],
-                }
-            ],
-        )
-        self.model("stock.inventory", "confirm", [inventory_id])
-        return int(inventory_id)
-
-    def has_sale_module(self) -> bool:
-        """Whether the ``sale`` module is activated (decides where ``push_sale`` goes)."""
-        if self._has_sale is None:
-            rows = self.search_read(
-                "ir.module", [["name", "=", "sale"], ["state", "=", "activated"]], ["name"]
-            )
-            self._has_sale = bool(rows)
-        return self._has_sale
+    # -- orders and shipments ----------------------------------------------------------
 
     def _pushes_sales(self) -> bool:
         if self.push_as == "auto":
