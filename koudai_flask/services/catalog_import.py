@@ -24,66 +24,42 @@ shows another figure its listing is marked for a push, which the periodic sync s
 
 Every decision is read from the database inside the item's transaction and every key is
 stable, so a run stopped halfway and run again creates nothing twice.
+
+The records the job hands over, and their checks, are
+:mod:`koudai_flask.services.catalog_import_records`; its names are importable from here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from koudai_flask.errors import ValidationError
 from koudai_flask.models import Channel, ChannelListing, Product, Sku
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import catalog, channels, inventory, stock_sync
 from koudai_flask.services.catalog_admin import store_product_image
+from koudai_flask.services.catalog_import_records import (
+    BOUND,
+    CREATED,
+    MAX_PICTURES,
+    OUTCOMES,
+    UNCHANGED,
+    UPDATED,
+    ImportedItem,
+    ImportedSku,
+    ImportResult,
+    check_item,
+    checked_pictures,
+)
 from koudai_flask.services.transaction import current_session, unit_of_work
-from koudai_flask.storage import MAX_IMAGE_BYTES, sniff_image
 
-CREATED, UPDATED, BOUND, UNCHANGED = "created", "updated", "bound", "unchanged"
-OUTCOMES = (CREATED, UPDATED, BOUND, UNCHANGED)
 # Our SKU codes (schemas.catalog.CODE); a merchant code that does not fit is not used.
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MAX_PICTURES = 20
 _QUERY_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class ImportedSku:
-    """One SKU of a channel item; ``sku_id`` None stands for an item sold without SKUs."""
-
-    sku_id: int | None
-    outer_id: str
-    attributes: tuple[tuple[str, str], ...]
-    price_fen: int
-    quantity: int
-
-
-@dataclass(frozen=True)
-class ImportedItem:
-    """A channel item as plain data, its pictures already fetched as ``(bytes, filename)``."""
-
-    num_iid: int
-    title: str
-    desc: str
-    price_fen: int
-    modified: datetime | None
-    skus: tuple[ImportedSku, ...]
-    images: tuple[tuple[bytes, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    """What importing one item did, and to which product (None when it was skipped)."""
-
-    outcome: str
-    product_id: int | None
-    sku_codes: tuple[str, ...] = ()
 
 
 def generated_code(num_iid: int, sku_id: int | None) -> str:
@@ -127,44 +103,10 @@ def synced_items(channel_name: str, num_iids: Iterable[int]) -> dict[int, dateti
         session.rollback()
 
 
-def _check(item: ImportedItem) -> None:
-    problems: dict[str, Any] = {}
-    if isinstance(item.num_iid, bool) or not isinstance(item.num_iid, int) or item.num_iid <= 0:
-        problems["num_iid"] = ["a positive integer"]
-    if not item.title.strip():
-        problems["title"] = ["required"]
-    if item.modified is not None and item.modified.tzinfo is None:
-        problems["modified"] = ["a timezone-aware datetime"]
-    if not item.skus:
-        problems["skus"] = ["at least one SKU (an item without SKUs has one with sku_id None)"]
-    ids = [sku.sku_id for sku in item.skus]
-    if len(set(ids)) != len(ids) or (None in ids and len(ids) > 1):
-        problems["skus"] = ["SKU ids must be unique, and None only for a lone SKU"]
-    if any(sku.price_fen < 0 or sku.quantity < 0 for sku in item.skus) or item.price_fen < 0:
-        problems["price"] = ["prices and quantities cannot be negative"]
-    if any(not name for sku in item.skus for name, _ in sku.attributes):
-        problems["attributes"] = ["attribute names cannot be empty"]
-    if len(item.images) > MAX_PICTURES:
-        problems["images"] = [f"at most {MAX_PICTURES} pictures"]
-    if problems:
-        raise ValidationError(f"item {item.num_iid}: {', '.join(sorted(problems))}", problems)
-
-
-def _pictures(item: ImportedItem) -> list[tuple[bytes, str]]:
-    """Each picture's bytes and extension, checked by content as uploads are."""
-    checked = []
-    for data, filename in item.images:
-        extension = sniff_image(data) if 0 < len(data) <= MAX_IMAGE_BYTES else None
-        if extension is None:
-            raise ValidationError(f"item {item.num_iid}: picture {filename!r} is not an image")
-        checked.append((data, extension))
-    return checked
-
-
 def import_item(channel_name: str, item: ImportedItem) -> ImportResult:
     """Apply one channel item (see the module docstring); one transaction, idempotent."""
-    _check(item)
-    pictures = _pictures(item)
+    check_item(item)
+    pictures = checked_pictures(item)
     with unit_of_work() as session:
         channel = channels.get(channel_name)
         listings = list(
@@ -400,6 +342,7 @@ def _update(
 __all__ = [
     "BOUND",
     "CREATED",
+    "MAX_PICTURES",
     "OUTCOMES",
     "UNCHANGED",
     "UPDATED",

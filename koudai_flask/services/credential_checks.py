@@ -11,8 +11,10 @@ the shop uses afterwards, and changes nothing anywhere:
 - Alipay: a signed ``alipay.trade.query`` of a made-up trade. ``ACQ.TRADE_NOT_EXIST`` with a
   verified signature means both keys are right; ``isv.invalid-signature`` means ours is not.
 
-A :class:`Finding` carries a message code of :data:`MESSAGES` and its values; the words are
-made when shown (:func:`describe`), in the reader's language. No key ever goes into one.
+Before a check, the typed form is read (``prepare_*``): each value checked for its shape and
+each key loaded, so a problem is named by its field. Every outcome is a
+:class:`~koudai_flask.services.credential_findings.Finding`, whose words are made when shown
+(:func:`describe`), in the reader's language; those names are importable from here as well.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.errors import SignatureError
-from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.notifications.wechat import (
     DEFAULT_API_URL,
     TokenFetcher,
@@ -33,122 +33,15 @@ from koudai_flask.notifications.wechat import (
     WechatSettings,
 )
 from koudai_flask.payments.base import PaymentGatewayError
+from koudai_flask.services.credential_findings import (
+    FIELD_LABELS,
+    MESSAGES,
+    Finding,
+    describe,
+    problem,
+)
 
 TIMEOUT = 10.0  # seconds a check waits for the remote side
-
-MESSAGES: dict[str, Any] = {
-    "required": _l("%(field)s is required."),
-    "too_long": _l("%(field)s is too long."),
-    "bad_id": _l("%(field)s should be letters and digits only, as the platform shows it."),
-    "bad_url": _l("%(field)s must be an address starting with https:// or http://."),
-    "pem_private": _l(
-        "%(field)s is not a PEM RSA key: paste the whole private key file, from its "
-        "-----BEGIN line to its -----END line."
-    ),
-    "pem_public": _l(
-        "%(field)s is not a PEM RSA public key or certificate: paste the whole key, from "
-        "its -----BEGIN line to its -----END line."
-    ),
-    "key_size": _l("%(field)s is a %(bits)d-bit key; RSA2 needs a 2048-bit key."),
-    "apiv3_length": _l(
-        "The APIv3 key must be exactly 32 characters (this one has %(size)d): copy it again "
-        "from the merchant platform (Account centre > API security)."
-    ),
-    "unreachable": _l(
-        "Could not reach %(service)s at %(url)s: check the address and that this server can "
-        "connect to it."
-    ),
-    "wechat_ok": _l("WeChat issued an access token: the AppID and AppSecret work."),
-    "wechat_refused": _l(
-        "WeChat refused the AppID or AppSecret (%(code)s): copy both again from the Official "
-        "Account platform (Settings and development > Basic configuration)."
-    ),
-    "wechat_ip": _l(
-        "WeChat refused this server's IP address (40164): add it to the IP whitelist of the "
-        "Official Account (Basic configuration)."
-    ),
-    "wechat_other": _l("WeChat answered an error (%(code)s): %(reason)s"),
-    "wechatpay_ok": _l(
-        "WeChat Pay accepted a signed query and its answer verified with the platform public "
-        "key: the merchant ID, serial number, private key and platform key work. The APIv3 "
-        "key is proven by the first payment notice."
-    ),
-    "wechatpay_sign": _l(
-        "WeChat Pay did not accept the signature: check the merchant serial number and "
-        "private key (and the merchant ID)."
-    ),
-    "wechatpay_platform": _l(
-        "WeChat Pay's answer did not verify with the platform public key: check the WeChat "
-        "Pay public key and its ID."
-    ),
-    "wechatpay_other": _l("WeChat Pay refused the query: %(reason)s"),
-    "alipay_ok": _l(
-        "Alipay accepted a signed alipay.trade.query and its answer verified with the Alipay "
-        "public key: the AppID and both keys work."
-    ),
-    "alipay_sign": _l(
-        "Alipay did not accept the signature (isv.invalid-signature): check the app private "
-        "key, and that its public key is the one set for this app on open.alipay.com."
-    ),
-    "alipay_app_id": _l(
-        "Alipay does not know this AppID (isv.invalid-app-id): copy it from the app's page "
-        "on open.alipay.com."
-    ),
-    "alipay_verify": _l(
-        "Alipay's answer did not verify with the Alipay public key: paste the Alipay public "
-        "key shown for the app (not the app's own public key)."
-    ),
-    "alipay_other": _l("Alipay refused the query: %(reason)s"),
-    "unusable": _l(
-        "The saved keys cannot be used any more (was SECRET_KEY changed?): enter them again."
-    ),
-}
-
-FIELD_LABELS: dict[str, Any] = {
-    "appid": _l("AppID"),
-    "secret": _l("AppSecret"),
-    "api_url": _l("API address"),
-    "mchid": _l("Merchant ID"),
-    "apiv3_key": _l("APIv3 key"),
-    "merchant_private_key": _l("Merchant private key"),
-    "merchant_serial_no": _l("Merchant certificate serial number"),
-    "platform_key_id": _l("WeChat Pay public key ID"),
-    "platform_public_key": _l("WeChat Pay public key"),
-    "gateway_url": _l("Gateway address"),
-    "app_id": _l("AppID"),
-    "app_private_key": _l("App private key"),
-    "alipay_public_key": _l("Alipay public key"),
-    "seller_id": _l("Seller ID"),
-}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What a check found: ``ok``, a message code, its values, and the field at fault."""
-
-    ok: bool
-    code: str
-    detail: dict[str, Any] = field(default_factory=dict)
-    field: str | None = None
-
-
-def describe(code: str | None, detail: Mapping[str, Any] | None = None) -> str:
-    """The message ``code`` in the reader's language, field names included."""
-    if not code or code not in MESSAGES:
-        return ""
-    values = dict(detail or {})
-    if "field" in values:
-        values["field"] = str(FIELD_LABELS.get(values["field"], values["field"]))
-    try:
-        return str(MESSAGES[code]) % values
-    except (KeyError, TypeError, ValueError):
-        return str(MESSAGES[code])
-
-
-def _problem(message: str, name: str | None = None, **detail: Any) -> Finding:
-    if name is not None:
-        detail.setdefault("field", name)
-    return Finding(False, message, detail, name)
 
 
 # -- reading the typed values ----------------------------------------------------------------
@@ -168,14 +61,14 @@ def _text(
     value = str(form.get(name) or "").strip()
     if not value:
         if required and default is None:
-            problems.append(_problem("required", name))
+            problems.append(problem("required", name))
         return default
     if kind == "id" and not _ID.fullmatch(value):
-        problems.append(_problem("bad_id", name))
+        problems.append(problem("bad_id", name))
     elif kind == "url" and (not re.match(r"https?://[^/\s]+", value) or len(value) > 300):
-        problems.append(_problem("bad_url", name))
+        problems.append(problem("bad_url", name))
     elif kind == "secret" and len(value) > 200:
-        problems.append(_problem("too_long", name))
+        problems.append(problem("too_long", name))
     return value
 
 
@@ -201,10 +94,10 @@ def _pem(
     raw = str(form.get(name) or "")
     if not raw.strip():
         if required:
-            problems.append(_problem("required", name))
+            problems.append(problem("required", name))
         return None
     if len(raw) > 20000:
-        problems.append(_problem("too_long", name))
+        problems.append(problem("too_long", name))
         return None
     labels = ("PRIVATE KEY", "RSA PRIVATE KEY") if private else ("PUBLIC KEY",)
     for label in labels:
@@ -214,9 +107,9 @@ def _pem(
         except (ValueError, TypeError, UnicodeEncodeError):
             continue
         if key.key_size < 2048:
-            problems.append(_problem("key_size", name, bits=key.key_size))
+            problems.append(problem("key_size", name, bits=key.key_size))
         return text
-    problems.append(_problem("pem_private" if private else "pem_public", name))
+    problems.append(problem("pem_private" if private else "pem_public", name))
     return None
 
 
@@ -251,7 +144,7 @@ def prepare_wechatpay(
     if apiv3:
         size = len(apiv3.encode("utf-8"))
         if size != 32:
-            problems.append(_problem("apiv3_length", "apiv3_key", size=size))
+            problems.append(problem("apiv3_length", "apiv3_key", size=size))
         found["apiv3_key"] = apiv3
     private = _pem(
         form,
@@ -325,15 +218,15 @@ def check_wechat(settings: Mapping[str, Any]) -> Finding:
         found = _ERRCODE.search(exc.message)
         if found is None:
             if "unreachable" in exc.message:
-                return _problem("unreachable", service="WeChat", url=api_url)
-            return _problem("wechat_other", code="-", reason=exc.message)
+                return problem("unreachable", service="WeChat", url=api_url)
+            return problem("wechat_other", code="-", reason=exc.message)
         code = int(found.group(1))
         if code in _WECHAT_REFUSALS:
-            return _problem("wechat_refused", code=code)
+            return problem("wechat_refused", code=code)
         if code == 40164:
-            return _problem("wechat_ip")
+            return problem("wechat_ip")
         reason = exc.message.split(":", 1)[-1].strip()
-        return _problem("wechat_other", code=code, reason=reason)
+        return problem("wechat_other", code=code, reason=reason)
     finally:
         client.close()
     return Finding(True, "wechat_ok")
@@ -358,12 +251,12 @@ def check_wechatpay(settings: Mapping[str, Any]) -> Finding:
         if exc.code == "ORDER_NOT_EXIST":
             return Finding(True, "wechatpay_ok")
         if exc.code == "SIGN_ERROR":
-            return _problem("wechatpay_sign")
+            return problem("wechatpay_sign")
         if exc.retryable and "unreachable" in exc.message:
-            return _problem("unreachable", service="WeChat Pay", url=checked["gateway_url"])
-        return _problem("wechatpay_other", reason=exc.message)
+            return problem("unreachable", service="WeChat Pay", url=checked["gateway_url"])
+        return problem("wechatpay_other", reason=exc.message)
     except SignatureError:
-        return _problem("wechatpay_platform")
+        return problem("wechatpay_platform")
     finally:
         provider.client.session.close()
     return Finding(True, "wechatpay_ok")  # an order of that number exists: the keys work
@@ -383,14 +276,14 @@ def check_alipay(settings: Mapping[str, Any]) -> Finding:
         if exc.code == "ACQ.TRADE_NOT_EXIST":
             return Finding(True, "alipay_ok")
         if exc.code == "isv.invalid-signature":
-            return _problem("alipay_sign")
+            return problem("alipay_sign")
         if exc.code == "isv.invalid-app-id":
-            return _problem("alipay_app_id")
+            return problem("alipay_app_id")
         if exc.code == "unreachable":
-            return _problem("unreachable", service="Alipay", url=checked["gateway_url"])
-        return _problem("alipay_other", reason=exc.message)
+            return problem("unreachable", service="Alipay", url=checked["gateway_url"])
+        return problem("alipay_other", reason=exc.message)
     except SignatureError:
-        return _problem("alipay_verify")
+        return problem("alipay_verify")
     return Finding(True, "alipay_ok")
 
 

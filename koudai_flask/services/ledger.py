@@ -2,6 +2,9 @@
 
 ``services.inventory`` wraps them into public calls, each one transaction; the order engine
 and shipping use them inside theirs. Nothing here commits.
+
+The lookups they share (a SKU, a location, a level and its snapshot) are
+:mod:`koudai_flask.services.ledger_lookups`; their names are importable from here as well.
 """
 
 from __future__ import annotations
@@ -17,69 +20,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from koudai_flask.config import config_value
-from koudai_flask.errors import NotFound, OutOfStock, ValidationError
+from koudai_flask.errors import OutOfStock, ValidationError
 from koudai_flask.models import Location, Reservation, Sku, StockLevel, StockMovement
 from koudai_flask.services import outbox
+from koudai_flask.services.ledger_lookups import (
+    StockSnapshot,
+    get_location,
+    get_sku,
+    read_snapshot,
+    stock_level,
+    stock_payload,
+)
 
 _LEVEL = cast(Table, StockLevel.__table__)
 _LOCATION = cast(Table, Location.__table__)
-
-
-@dataclass(frozen=True)
-class StockSnapshot:
-    """A SKU's stock at one location right after a change."""
-
-    sku: str
-    location: str
-    on_hand: int
-    reserved: int
-
-    @property
-    def available(self) -> int:
-        return self.on_hand - self.reserved
-
-
-# -- lookups ---------------------------------------------------------------------------------
-
-
-def get_sku(session: Session, code: str) -> Sku:
-    sku = session.scalar(select(Sku).where(Sku.code == code))
-    if sku is None:
-        raise NotFound(f"unknown SKU {code!r}")
-    return sku
-
-
-def get_location(session: Session, code: str | None = None) -> Location:
-    code = code or config_value("DEFAULT_LOCATION")
-    location = session.scalar(select(Location).where(Location.code == code))
-    if location is None:
-        raise NotFound(
-            f"unknown stock location {code!r}; create it with "
-            "services.inventory.create_location() or run `flask koudai db upgrade`"
-        )
-    return location
-
-
-def stock_level(session: Session, sku: Sku, location: Location) -> StockLevel:
-    """The level row of ``sku`` at ``location``, created at zero on first use."""
-    level = session.scalar(
-        select(StockLevel).where(StockLevel.sku_id == sku.id, StockLevel.location_id == location.id)
-    )
-    if level is None:
-        level = StockLevel(sku_id=sku.id, location_id=location.id, on_hand=0, reserved=0)
-        session.add(level)
-        session.flush()
-    return level
-
-
-def read_snapshot(session: Session, level: StockLevel) -> StockSnapshot:
-    session.refresh(level)
-    return StockSnapshot(
-        sku=level.sku.code,
-        location=level.location.code,
-        on_hand=level.on_hand,
-        reserved=level.reserved,
-    )
 
 
 def write_movement(
@@ -118,18 +72,6 @@ def stock_event(session: Session, snapshot: StockSnapshot, *, reason: str, sourc
     from koudai_flask.services.stock_sync import mark_dirty_in
 
     mark_dirty_in(session, snapshot.sku)
-
-
-def stock_payload(snapshot: StockSnapshot, *, reason: str, source: str) -> dict[str, Any]:
-    return {
-        "sku": snapshot.sku,
-        "location": snapshot.location,
-        "on_hand": snapshot.on_hand,
-        "reserved": snapshot.reserved,
-        "available": snapshot.available,
-        "reason": reason,
-        "source": source,
-    }
 
 
 def reserve_stock(
@@ -426,3 +368,23 @@ def commit_part(session: Session, reservation: Reservation, quantity: int, *, ke
         idempotency_key=key,
     )
     session.refresh(reservation)
+
+
+__all__ = [
+    "Hold",
+    "StockSnapshot",
+    "close_reservation",
+    "commit_part",
+    "get_location",
+    "get_sku",
+    "hold_rows",
+    "hold_stock",
+    "read_snapshot",
+    "refuse_hold",
+    "reserve_stock",
+    "stock_event",
+    "stock_level",
+    "stock_payload",
+    "sync_loaded_level",
+    "write_movement",
+]

@@ -1,26 +1,14 @@
-"""The rule language of rule tags and segments: parsed, checked, and turned into SQL.
+"""Rules of rule tags and segments turned into SQL over the per-customer statistics.
 
-A rule is text such as ``total_spent >= 50000 and days_since_last_order <= 30 and channel
-== "taobao"``. A small tokenizer and a recursive-descent parser turn it into a tree of
-comparisons; the tree becomes a SQLAlchemy WHERE clause over the per-customer statistics
-of services.customer_stats. Nothing is ever evaluated as Python: a rule can only compare
-the listed fields with literal numbers, strings and dates. Grammar::
-
-    rule       := or_expr
-    or_expr    := and_expr ("or" and_expr)*
-    and_expr   := not_expr ("and" not_expr)*
-    not_expr   := "not" not_expr | "(" or_expr ")" | comparison
-    comparison := FIELD OP literal | FIELD ["not"] "in" "(" literal ("," literal)* ")"
-    OP         := "==" | "!=" | "<" | "<=" | ">" | ">="
-    literal    := INTEGER | "text" | 'text'
-
-Keywords are lower case; a rule is at most 1000 characters and nests at most 20 deep.
+A rule (the language of :mod:`koudai_flask.services.rule_language`: parsed and checked
+there, never evaluated as Python) becomes a SQLAlchemy WHERE clause over the statistics of
+services.customer_stats: a day count compares timestamps, a date is a day in the shop's
+time zone, and a set field is an ``EXISTS`` over the customer's orders, addresses, tags or
+identities. The language's names are importable from here as well.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,36 +16,30 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Subquery, and_, exists, false, not_, or_, select, true
 
 from koudai_flask.config import config_value
-from koudai_flask.errors import ValidationError
 from koudai_flask.models import Address, Channel, CustomerIdentity, CustomerTag, Order, Tag
 from koudai_flask.models.base import utcnow
 from koudai_flask.services.customer_stats import COUNTED_STATUSES, days_at_most, stats_subquery
+from koudai_flask.services.rule_language import (
+    FIELDS,
+    KEYWORDS,
+    MAX_DAYS,
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MAX_LENGTH,
+    OPERATORS,
+    BoolOp,
+    Compare,
+    Node,
+    Not,
+    RuleError,
+    Token,
+    fields_used,
+    parse,
+    tokenize,
+    validate,
+)
 
-MAX_LENGTH = 1000
-MAX_DEPTH = 20
-MAX_INTEGER = 10**12
-MAX_DAYS = 36500  # a century: cut-offs stay far inside the calendar
-
-# field -> (type, help). Types: number (compare with integers), days (whole days since a
-# moment; empty without one), date ("YYYY-MM-DD" in the shop's time zone; empty without
-# one), set (the customer has any / none of these values; ==, !=, in, not in only).
-FIELDS: dict[str, tuple[str, str]] = {
-    "total_spent": ("number", "spend on counted orders, in fen, less refunds"),
-    "order_count": ("number", "counted (paid, not refunded) orders"),
-    "rfm_r": ("number", "recency score 0-5"),
-    "rfm_f": ("number", "frequency score 0-5"),
-    "rfm_m": ("number", "monetary score 0-5"),
-    "days_since_last_order": ("days", "whole days since the last counted order"),
-    "days_since_first_order": ("days", "whole days since the first counted order"),
-    "created_days": ("days", "whole days since the customer was first seen"),
-    "last_order_date": ("date", "day of the last counted order"),
-    "first_order_date": ("date", "day of the first counted order"),
-    "created_date": ("date", "day the customer was first seen"),
-    "channel": ("set", "a channel (name or kind) of one of the customer's counted orders"),
-    "city": ("set", "a city of a counted order's address or of the address book"),
-    "tag": ("set", "a tag the customer carries"),
-    "identity": ("set", "a kind of identity the customer has (wechat_openid, phone, ...)"),
-}
+# The statistics column of each field counted from a moment (a number of days or a date).
 _MOMENTS = {
     "days_since_last_order": "last_order_at",
     "days_since_first_order": "first_order_at",
@@ -66,251 +48,6 @@ _MOMENTS = {
     "first_order_date": "first_order_at",
     "created_date": "created_at",
 }
-OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
-KEYWORDS = ("and", "or", "not", "in")
-
-
-class RuleError(ValidationError):
-    """A rule that does not parse or compares a field with the wrong kind of value."""
-
-    def __init__(self, message: str, position: int | None = None) -> None:
-        where = f" (at character {position + 1})" if position is not None else ""
-        super().__init__(f"rule: {message}{where}", {"rule": [message]})
-        self.position = position
-
-
-# -- tokens ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # int | str | name | op | ( | ) | , | end
-    text: str
-    value: Any
-    position: int
-
-
-_TOKEN = re.compile(
-    r"""(?P<space>\s+)
-      | (?P<int>[0-9]+)
-      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>==|!=|<=|>=|<|>)
-      | (?P<punct>[(),])
-      | (?P<str>"(?:[^"\\\n]|\\["\\])*"|'(?:[^'\\\n]|\\['\\])*')""",
-    re.VERBOSE,
-)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def tokenize(text: str) -> list[Token]:
-    if not isinstance(text, str):
-        raise RuleError("a rule is text")
-    if len(text) > MAX_LENGTH:
-        raise RuleError(f"a rule is at most {MAX_LENGTH} characters")
-    tokens: list[Token] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None:
-            char = text[position]
-            if char in "\"'":
-                # A quote closed only after a line break: the text holds a control character.
-                closing = text.find(char, position + 1)
-                if closing > 0 and _CONTROL.search(text, position + 1, closing):
-                    raise RuleError("a text value cannot hold control characters", position)
-                raise RuleError("text that is never closed", position)
-            raise RuleError(f"unexpected character {char!r}", position)
-        kind = match.lastgroup
-        raw = match.group()
-        if kind == "int":
-            if len(raw) > 13 or int(raw) > MAX_INTEGER:
-                raise RuleError(f"number {raw} is too large", position)
-            tokens.append(Token("int", raw, int(raw), position))
-        elif kind == "name":
-            tokens.append(Token("name", raw, raw, position))
-        elif kind == "op":
-            tokens.append(Token("op", raw, raw, position))
-        elif kind == "punct":
-            tokens.append(Token(raw, raw, raw, position))
-        elif kind == "str":
-            value = re.sub(r"\\(.)", r"\1", raw[1:-1])
-            if len(value) > 200:
-                raise RuleError("a text value is at most 200 characters", position)
-            if _CONTROL.search(value):
-                raise RuleError("a text value cannot hold control characters", position)
-            tokens.append(Token("str", raw, value, position))
-        position = match.end()
-    tokens.append(Token("end", "", None, len(text)))
-    return tokens
-
-
-# -- the tree --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Compare:
-    field: str
-    op: str  # one of OPERATORS, "in" or "not in"
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    operand: Node
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    op: str  # and | or
-    operands: tuple[Node, ...]
-
-
-Node = Compare | Not | BoolOp
-
-
-class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
-        self.tokens = tokens
-        self.index = 0
-        self.depth = 0
-
-    @property
-    def current(self) -> Token:
-        return self.tokens[self.index]
-
-    def _is_keyword(self, word: str) -> bool:
-        return self.current.kind == "name" and self.current.text == word
-
-    def _advance(self) -> Token:
-        token = self.current
-        self.index += 1
-        return token
-
-    def _expect(self, kind: str, what: str) -> Token:
-        if self.current.kind != kind:
-            raise RuleError(f"expected {what}, found {self._describe()}", self.current.position)
-        return self._advance()
-
-    def _describe(self) -> str:
-        token = self.current
-        return "the end of the rule" if token.kind == "end" else repr(token.text)
-
-    def parse(self) -> Node:
-        if self.current.kind == "end":
-            raise RuleError("the rule is empty", 0)
-        node = self.or_expr()
-        if self.current.kind != "end":
-            raise RuleError(
-                f"expected 'and', 'or' or the end, found {self._describe()}", self.current.position
-            )
-        return node
-
-    def or_expr(self) -> Node:
-        operands = [self.and_expr()]
-        while self._is_keyword("or"):
-            self._advance()
-            operands.append(self.and_expr())
-        return operands[0] if len(operands) == 1 else BoolOp("or", tuple(operands))
-
-    def and_expr(self) -> Node:
-        operands = [self.not_expr()]
-        while self._is_keyword("and"):
-            self._advance()
-            operands.append(self.not_expr())
-        return operands[0] if len(operands) == 1 else BoolOp("and", tuple(operands))
-
-    def not_expr(self) -> Node:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise RuleError(f"a rule nests at most {MAX_DEPTH} deep", self.current.position)
-        try:
-            if self._is_keyword("not"):
-                self._advance()
-                return Not(self.not_expr())
-            if self.current.kind == "(":
-                self._advance()
-                node = self.or_expr()
-                self._expect(")", "')'")
-                return node
-            return self.comparison()
-        finally:
-            self.depth -= 1
-
-    def comparison(self) -> Compare:
-        token = self.current
-        if token.kind != "name" or token.text in KEYWORDS:
-            raise RuleError(f"expected a field name, found {self._describe()}", token.position)
-        if token.text not in FIELDS:
-            raise RuleError(
-                f"unknown field {token.text!r}; fields are {', '.join(FIELDS)}", token.position
-            )
-        self._advance()
-        field = token.text
-        if self._is_keyword("in") or self._is_keyword("not"):
-            negated = self._advance().text == "not"
-            if negated and not self._is_keyword("in"):
-                raise RuleError(f"expected 'in', found {self._describe()}", self.current.position)
-            if negated:
-                self._advance()
-            self._expect("(", "'('")
-            values = [self.literal(field)]
-            while self.current.kind == ",":
-                self._advance()
-                values.append(self.literal(field))
-            self._expect(")", "')'")
-            return Compare(field, "not in" if negated else "in", tuple(values))
-        operator = self._expect("op", "a comparison such as == or >=")
-        kind = FIELDS[field][0]
-        if kind == "set" and operator.text not in ("==", "!="):
-            raise RuleError(f"{field} takes only ==, !=, in and not in", operator.position)
-        return Compare(field, operator.text, (self.literal(field),))
-
-    def literal(self, field: str) -> Any:
-        token = self.current
-        kind = FIELDS[field][0]
-        if kind in ("number", "days"):
-            if token.kind != "int":
-                raise RuleError(f"{field} is compared with a whole number", token.position)
-            if kind == "days" and token.value > MAX_DAYS:
-                raise RuleError(f"a number of days is at most {MAX_DAYS}", token.position)
-            return self._advance().value
-        if token.kind != "str":
-            raise RuleError(f"{field} is compared with text in quotes", token.position)
-        if kind == "date":
-            try:
-                day = date.fromisoformat(token.value)
-            except ValueError:
-                raise RuleError(f'{field} takes a date as "YYYY-MM-DD"', token.position) from None
-            if not 1900 <= day.year <= 2200:
-                raise RuleError("a date is between the years 1900 and 2200", token.position)
-            self._advance()
-            return day
-        return self._advance().value
-
-
-def parse(text: str) -> Node:
-    """The tree of a rule, or ``RuleError`` saying what is wrong and where."""
-    return _Parser(tokenize(text)).parse()
-
-
-def validate(text: str) -> str:
-    """The rule with outer blanks removed, once it parses."""
-    if not isinstance(text, str):
-        raise RuleError("a rule is text")
-    text = text.strip()
-    parse(text)
-    return text
-
-
-def fields_used(node: Node) -> set[str]:
-    if isinstance(node, Compare):
-        return {node.field}
-    if isinstance(node, Not):
-        return fields_used(node.operand)
-    return set().union(*(fields_used(o) for o in node.operands))
-
 
 # -- SQL -------------------------------------------------------------------------------------
 
@@ -418,3 +155,25 @@ def matching(text: str, *, now: datetime | None = None) -> Any:
     node = parse(text)
     stats = stats_subquery(now)
     return select(stats.c.customer_id).where(_compile(node, stats, now or utcnow()))
+
+
+__all__ = [
+    "FIELDS",
+    "KEYWORDS",
+    "MAX_DAYS",
+    "MAX_DEPTH",
+    "MAX_INTEGER",
+    "MAX_LENGTH",
+    "OPERATORS",
+    "BoolOp",
+    "Compare",
+    "Node",
+    "Not",
+    "RuleError",
+    "Token",
+    "fields_used",
+    "matching",
+    "parse",
+    "tokenize",
+    "validate",
+]
