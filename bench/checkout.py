@@ -419,6 +419,10 @@ def print_profile(profile: Profile) -> None:
         f"  time per order: {ms:.2f} ms, of which {db_ms:.2f} ms waiting in cursor.execute "
         f"({db_ms / ms:.0%}); the rest is Python, pings, BEGIN/COMMIT"
     )
+    print(
+        "  (the counting listeners send place's statements through Connection.execute instead "
+        "of the driver's cursor, services/direct.py: this time is that slower path's)"
+    )
     print("  statements by kind, per order:")
     for kind, count in sorted(profile.kinds.items(), key=lambda kv: kv[0].startswith("after")):
         print(f"    {count / n:4.1f}  {kind}")

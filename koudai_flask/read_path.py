@@ -97,7 +97,7 @@ STATEMENT_EVENTS = (
 )
 
 
-def _watched(connection: Connection) -> bool:
+def statements_watched(connection: Connection) -> bool:
     """Whether anything watches this connection's statements: echo, or a listener of a
     statement event on the connection, its engine or its dialect.
 
@@ -120,7 +120,9 @@ def read_rows(
     ``connection`` should be an autocommit read connection: nothing here begins or ends a
     transaction.
     """
-    prepared = None if _watched(connection) else compile_read(statement, connection.dialect)
+    prepared = (
+        None if statements_watched(connection) else compile_read(statement, connection.dialect)
+    )
     if prepared is None:
         return [tuple(row) for row in connection.execute(statement, params)]
     dbapi_connection = connection.connection.dbapi_connection

@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
@@ -24,7 +26,9 @@ from koudai_flask.models import (
     StockMovement,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import catalog, channels, inventory, orders
+from koudai_flask.schemas import load
+from koudai_flask.schemas.orders import PlaceOrderInput
+from koudai_flask.services import catalog, channels, inventory, order_input, orders
 from tests.helpers import assert_ledger_consistent
 
 # DESIGN.md's table, written out here so a wrong table in the code fails the test.
@@ -306,3 +310,81 @@ def test_archived_products_cannot_be_ordered(app, shirt):
     catalog.archive_product(shirt.id)
     with pytest.raises(ValidationError, match="not on sale"):
         orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+
+
+# -- the input of place: the hand check gives marshmallow's data, or leaves it the call ------
+
+_text = st.one_of(
+    st.text(max_size=3),
+    st.sampled_from(["", "x" * 40, "x" * 41, "x" * 64, "x" * 65, "x" * 500, "x" * 501]),
+    st.sampled_from(["13800000000", "+86 138-0000", "13800000000\n", "1380", "abc123456"]),
+)
+_number = st.one_of(
+    st.integers(-2, 3),
+    st.sampled_from([9998, 9999, 10000, 10**12]),
+    st.booleans(),
+    st.just(1.0),
+    st.just("2"),
+)
+_scalar = st.one_of(_text, _number, st.none(), st.binary(max_size=2))
+_line = st.dictionaries(
+    st.sampled_from(["sku", "quantity", "unit_price", "price"]), _scalar, max_size=4
+) | st.fixed_dictionaries({"sku": _text, "quantity": _number}, optional={"unit_price": _number})
+_address = (
+    st.none()
+    | st.dictionaries(
+        st.sampled_from(
+            ["name", "phone", "province", "city", "district", "street", "postcode", "zip"]
+        ),
+        _scalar,
+        max_size=8,
+    )
+    | st.fixed_dictionaries(
+        {"name": _text, "phone": _text, "street": _text},
+        optional={"province": _text, "city": _text, "district": _text, "postcode": _text},
+    )
+)
+_place_input = st.fixed_dictionaries(
+    {
+        "lines": st.lists(_line, max_size=3) | st.tuples(_line) | _scalar,
+        "address": _address,
+        "shipping_fee": _number,
+        "external_id": st.none() | _text,
+        "note": _text | st.none(),
+    }
+)
+
+
+def _loaded(load_input: Any, values: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return "data", load_input(values)
+    except ValidationError as exc:
+        return "error", (str(exc), exc.messages)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=_place_input)
+def test_place_input_is_loaded_as_the_schema_loads_it(values):
+    by_schema = _loaded(lambda v: load(PlaceOrderInput(), v, "order"), values)
+    assert _loaded(order_input.load_place_input, values) == by_schema
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"lines": [{"sku": "SHIRT-W", "quantity": 1}], "address": None},
+        {
+            "lines": [{"sku": "SHIRT-W", "quantity": 2}, {"sku": "SHIRT-B", "quantity": 9999}],
+            "address": {"name": "Li Lei", "phone": "+86 138-0000-0000", "street": "1 Road"},
+            "shipping_fee": 800,
+            "external_id": "TB-1",
+            "note": "ring twice",
+        },
+        {"lines": [{"sku": "SHIRT-W", "quantity": 1, "unit_price": 0}], "address": None},
+    ],
+)
+def test_plain_input_is_checked_by_hand_with_the_schema_s_defaults(values):
+    values = {"shipping_fee": 0, "external_id": None, "note": ""} | values
+    by_hand = order_input.plain_input(values)
+    assert by_hand is not None  # the common input does not go through Schema.load
+    assert by_hand == load(PlaceOrderInput(), values, "order")

@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from koudai_flask import Koudai
-from koudai_flask.errors import OutOfStock
+from koudai_flask.errors import NotFound, OutOfStock
 from koudai_flask.extension import get_state
 from koudai_flask.models import (
     Order,
@@ -21,7 +22,7 @@ from koudai_flask.models import (
     StockLevel,
     StockMovement,
 )
-from koudai_flask.services import inventory, orders
+from koudai_flask.services import catalog, inventory, orders, placing
 from tests.helpers import assert_ledger_consistent
 
 ADDRESS = {"name": "Li Lei", "phone": "13800000000", "street": "1 Garden Road"}
@@ -235,3 +236,78 @@ def test_subscribed_events_are_written_pending_and_delivered_after_commit(app, s
         ("order.placed", "done"),
     ]
     assert order.status == "pending_payment"
+
+
+def test_a_statement_listener_sees_both_statements_of_a_placing(app, shirt):
+    engine = get_state(app).get_engine()
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 2}])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert seen[0].startswith("SELECT koudai_channel.kind")
+    if engine.dialect.name == "postgresql":  # the one statement of placing_sql
+        assert len(seen) == 2 and seen[1].startswith("WITH wanted AS")
+    else:  # the hold, then the INSERTs, table by table
+        heads = [statement.split(" (")[0].split(" SET")[0] for statement in seen[1:]]
+        assert list(dict.fromkeys(heads)) == [
+            "UPDATE koudai_stock_level",
+            "INSERT INTO koudai_order",
+            "INSERT INTO koudai_order_line",
+            "INSERT INTO koudai_reservation",
+            "INSERT INTO koudai_stock_movement",
+            "INSERT INTO koudai_order_event",
+            "INSERT INTO koudai_outbox_event",
+        ]
+    assert (order.status, order.subtotal) == ("pending_payment", 2 * 12900)
+    assert inventory.available("SHIRT-W") == 8
+
+
+def test_a_driver_error_in_the_write_is_sqlalchemy_s_and_changes_nothing(app, shirt, monkeypatch):
+    first = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    session = get_state(app).session
+    before = session.scalar(select(func.count()).select_from(StockMovement))
+    # The next order gets the first one's number: koudai_order.number is unique.
+    monkeypatch.setattr(placing, "new_number", lambda now: first.number)
+    with pytest.raises(IntegrityError):
+        orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 1}])
+    assert session.scalar(select(func.count()).select_from(Order)) == 1
+    assert session.scalar(select(func.count()).select_from(StockMovement)) == before
+    assert inventory.available("SHIRT-B") == 10
+    monkeypatch.undo()
+    # The session's next transaction is a normal one.
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 3}])
+    assert inventory.available("SHIRT-B") == 7
+    assert session.get(Order, order.id) is order
+    assert_ledger_consistent(session)
+
+
+def test_orders_of_one_to_three_skus_each_read_their_skus(app, shirt):
+    catalog.create_product(title="Socks", skus=[{"code": "SOCK-1", "price": 900, "stock": 5}])
+    one = orders.place(channel="web", lines=[{"sku": "SOCK-1", "quantity": 1}])
+    three = orders.place(
+        channel="web",
+        lines=[
+            {"sku": "SOCK-1", "quantity": 2},
+            {"sku": "SHIRT-B", "quantity": 1},
+            {"sku": "SHIRT-W", "quantity": 1},
+        ],
+    )
+    with pytest.raises(NotFound, match="unknown SKU 'NOPE'"):
+        orders.place(
+            channel="web",
+            lines=[{"sku": "SHIRT-W", "quantity": 1}, {"sku": "NOPE", "quantity": 1}],
+        )
+    assert [(line.sku_code, line.quantity) for line in one.lines] == [("SOCK-1", 1)]
+    assert [(line.sku_code, line.quantity) for line in three.lines] == [
+        ("SHIRT-W", 1),
+        ("SHIRT-B", 1),
+        ("SOCK-1", 2),
+    ]
+    assert three.subtotal == 12900 + 13900 + 2 * 900
+    assert inventory.available("SOCK-1") == 2

@@ -26,9 +26,8 @@ from koudai_flask.models import (
     Reservation,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.schemas import load
-from koudai_flask.schemas.orders import PlaceOrderInput
 from koudai_flask.services import inventory, outbox, placing
+from koudai_flask.services.order_input import load_place_input
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 STATES = (
@@ -56,8 +55,6 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 ACTIONS = tuple(sorted({action for _, action in TRANSITIONS}))
-
-_place_schema = PlaceOrderInput()
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -157,16 +154,14 @@ def place(
     coupon = normalise_code(coupon_code)
     if coupon is not None and not marketing:
         raise ValidationError("coupon_code needs marketing=True")
-    data = load(
-        _place_schema,
+    data = load_place_input(
         {
             "lines": lines,
             "address": address,
             "shipping_fee": shipping_fee,
             "external_id": external_id,
             "note": note,
-        },
-        "order",
+        }
     )
     digest = _digest(
         channel,

@@ -1,0 +1,213 @@
+"""Writing a placed order's rows: its stock holds, the order, lines, events and outbox rows.
+
+``placing.place_in`` decides what to write and calls one of the two ways here: on PostgreSQL
+the one statement of ``placing_sql``, run on the driver's cursor (``direct``); elsewhere one
+conditional UPDATE per SKU and one INSERT per table. Both write the same rows (the tests run
+both) and return the new order's id with the ids of its outbox events still to dispatch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn, cast
+
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.orm import Session
+
+from koudai_flask.models import (
+    OrderEvent,
+    OrderLine,
+    OutboxEvent,
+    Reservation,
+    StockLevel,
+    StockMovement,
+)
+from koudai_flask.services import direct, ledger, outbox, placing_sql
+from koudai_flask.services.placing_sql import ORDER
+from koudai_flask.services.transaction import insert_linked
+
+_ORDER_LINE = cast(Table, OrderLine.__table__)
+_ORDER_EVENT = cast(Table, OrderEvent.__table__)
+_RESERVATION = cast(Table, Reservation.__table__)
+_MOVEMENT = cast(Table, StockMovement.__table__)
+_OUTBOX = cast(Table, OutboxEvent.__table__)
+_LEVEL = cast(Table, StockLevel.__table__)
+
+# The order columns an ``order.*`` outbox event carries, besides the previous status.
+PAYLOAD_COLUMNS = ("number", "channel", "external_id", "status", "total", "customer_id")
+
+
+def row_payload(order: Mapping[str, Any], previous: str | None) -> dict[str, Any]:
+    """The payload of an ``order.*`` outbox event: who the order is and where it stands."""
+    return {
+        "number": order["number"],
+        "channel": order["channel"],
+        "external_id": order["external_id"],
+        "status": order["status"],
+        "previous_status": previous,
+        "total": order["total"],
+        "customer_id": order["customer_id"],
+    }
+
+
+@dataclass(frozen=True)
+class Line:
+    """One SKU of an order being placed, with the figures its line row snapshots.
+
+    Its fields are the keys of the ``lines`` JSON array that ``placing_sql`` reads.
+    """
+
+    sku_id: int
+    sku_code: str
+    title: str
+    variant: str
+    unit_price: int
+    quantity: int
+    hold_key: str  # the reservation's idempotency key
+
+
+@dataclass(frozen=True)
+class Placing:
+    """An order being placed: its ``koudai_order`` row but the id, and what writing it needs."""
+
+    order: dict[str, Any]
+    lines: list[Line]  # in SKU id order
+    location_id: int | None
+    location_code: str
+    expires_at: datetime
+    actor: str
+
+    @property
+    def now(self) -> datetime:
+        return cast(datetime, self.order["created_at"])
+
+    @property
+    def reference(self) -> str:
+        return f"order:{self.order['number']}"
+
+
+def write_step_by_step(
+    session: Session, connection: Connection, placing: Placing
+) -> tuple[int, list[int]]:
+    """Hold each line's stock, then insert the rows one table at a time."""
+    order, now = placing.order, placing.now
+    holds = ledger.hold_stock(
+        session,
+        connection,
+        [(line.sku_id, line.sku_code, line.quantity) for line in placing.lines],
+        location_code=placing.location_code,
+    )
+    reservations, movements, events = ledger.hold_rows(
+        holds,
+        key_prefix=placing.reference,
+        expires_at=placing.expires_at,
+        source=order["channel"],
+        reference=placing.reference,
+        now=now,
+    )
+    events.append(outbox.event_row("order.placed", row_payload(order, None), now))
+    order_lines = [
+        {
+            "sku_id": line.sku_id,
+            "sku_code": line.sku_code,
+            "title": line.title,
+            "variant": line.variant,
+            "unit_price": line.unit_price,
+            "quantity": line.quantity,
+            "shipped_quantity": 0,
+        }
+        for line in placing.lines
+    ]
+    placed = {
+        "from_status": None,
+        "to_status": "pending_payment",
+        "actor": placing.actor,
+        "note": "",
+        "created_at": now,
+    }
+    order_id, event_ids = insert_linked(
+        connection,
+        ORDER,
+        order,
+        [
+            (_ORDER_LINE, order_lines),
+            (_RESERVATION, reservations),
+            (_MOVEMENT, movements),
+            (_ORDER_EVENT, [placed]),
+            (_OUTBOX, events),
+        ],
+    )
+    pending = [
+        id_ for id_, event in zip(event_ids, events, strict=True) if event["status"] == "pending"
+    ]
+    return order_id, pending
+
+
+def write_in_one_statement(
+    session: Session, connection: Connection, placing: Placing
+) -> tuple[int, list[int]]:
+    """``write_step_by_step`` as the one statement of ``placing_sql``: one round trip.
+
+    When a line is short of stock the statement changes nothing, and ``OutOfStock`` names
+    the first such line in SKU id order, as the step-by-step path does.
+    """
+    order, now = placing.order, placing.now
+    stock_dispatch = outbox.needs_dispatch("stock.changed")
+    placed_dispatch = outbox.needs_dispatch("order.placed")
+    params = {
+        "order": json.dumps(order, default=_json_time),
+        "lines": [vars(line) for line in placing.lines],
+        "line_count": len(placing.lines),
+        "at_location": placing.location_id,
+        "location_code": placing.location_code,
+        "source": order["channel"],
+        "reference": placing.reference,
+        "actor": placing.actor,
+        "now": now,
+        "expires_at": placing.expires_at,
+        "stock_status": "pending" if stock_dispatch else "done",
+        "stock_done_at": None if stock_dispatch else now,
+        "placed_payload": row_payload(order, None),
+        "placed_status": "pending" if placed_dispatch else "done",
+        "placed_done_at": None if placed_dispatch else now,
+    }
+    order_id = None
+    pending = []
+    for kind, row_id, status, on_hand, reserved in direct.rows(
+        connection, placing_sql.statement(), params
+    ):
+        if kind == "order":
+            order_id = row_id
+        elif kind == "event" and status == "pending":
+            pending.append(row_id)
+        elif kind == "level":
+            ledger.sync_loaded_level(session, row_id, on_hand, reserved)
+    if order_id is None:
+        _refuse(session, connection, placing)
+    return order_id, sorted(pending)
+
+
+def _json_time(value: Any) -> str:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat()
+    raise TypeError(f"cannot send {value!r} in a JSON row")
+
+
+def _refuse(session: Session, connection: Connection, placing: Placing) -> NoReturn:
+    """Raise ``OutOfStock`` for the first line (in SKU id order) that is short of stock."""
+    available = dict(
+        connection.execute(
+            select(_LEVEL.c.sku_id, _LEVEL.c.on_hand - _LEVEL.c.reserved).where(
+                _LEVEL.c.location_id == placing.location_id,
+                _LEVEL.c.sku_id.in_([line.sku_id for line in placing.lines]),
+            )
+        ).all()
+    )
+    short = next(
+        (line for line in placing.lines if available.get(line.sku_id, 0) < line.quantity),
+        placing.lines[0],
+    )
+    ledger.refuse_hold(session, short.sku_id, short.quantity, placing.location_code)
