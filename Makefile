@@ -26,8 +26,13 @@ $(VENV)/.installed-demo: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m examples.host_site.run_demo --port $(PORT)
 
+# Two pytest-xdist workers, each with its own PostgreSQL schema and Redis database
+# (tests/conftest.py); `worksteal` lets an idle worker take tests queued on the busy one.
+# Temporary files (every test's SQLite database) go to /dev/shm when it is writable and
+# TMPDIR is unset: a commit there costs ~0.1 ms instead of a ~1.5 ms sync to disk.
+# `$(BIN)/pytest tests/test_shop.py` runs one file in one process.
 test: $(VENV)/.installed-test
-	$(BIN)/pytest
+	TMPDIR="$${TMPDIR:-$$(test -w /dev/shm && echo /dev/shm)}" $(BIN)/pytest -n 2 --dist worksteal
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -28,7 +28,7 @@ from examples.host_site.commands import DEMO_ACCOUNTS
 from examples.host_site.extensions import db
 from examples.host_site.models import User
 from koudai_flask.models import Product, StaffMember
-from tests.conftest import PG_URL, unavailable
+from tests.conftest import PG_URL, pg_url_in_schema, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = 31
@@ -99,8 +99,7 @@ def _postgres_schema() -> tuple[str, Any]:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 
-    separator = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{separator}options=-csearch_path%3D{schema}", drop
+    return pg_url_in_schema(schema), drop
 
 
 def sign_in(client: FlaskClient, email: str, password: str) -> None:

@@ -28,7 +28,7 @@ from koudai_flask import Koudai
 from koudai_flask.migrations import SCRIPT_LOCATION, VERSION_TABLE, exclude_koudai_tables
 from koudai_flask.models import metadata
 from koudai_flask.schema import create_all
-from tests.conftest import PG_URL, unavailable
+from tests.conftest import PG_URL, pg_url_in_schema, unavailable
 
 HEAD = ScriptDirectory(SCRIPT_LOCATION).get_current_head()
 EmptyDatabase = Callable[[], str]
@@ -57,8 +57,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
         with admin.begin() as connection:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
         schemas.append(schema)
-        separator = "&" if "?" in PG_URL else "?"
-        return f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+        return pg_url_in_schema(schema)
 
     yield factory
     if admin is not None:

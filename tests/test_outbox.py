@@ -88,7 +88,7 @@ def test_relay_resends_what_redis_lost(rq_app):
     with rq_app.app_context():
         first = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 1}])
         redis: Redis = redis_connection()
-        redis.flushall()
+        redis.flushdb()
         assert len(get_queue()) == 0
         second = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 1}])
         work(rq_app)  # only the second order's jobs survive
@@ -101,7 +101,7 @@ def test_relay_resends_what_redis_lost(rq_app):
         work(rq_app)
         assert [p["number"] for _, p in recorder.seen] == [second.number, first.number]
         assert statuses(rq_app) == Counter({"done": event_count(rq_app)})
-        redis.flushall()
+        redis.flushdb()
         assert relay_outbox(grace=0) == 0  # everything acknowledged: nothing to resend
 
 

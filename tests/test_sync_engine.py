@@ -247,7 +247,7 @@ def test_listings_marked_in_the_same_transaction_survive_a_lost_job(
     orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 4}])
     from koudai_flask.jobs.queue import redis_connection
 
-    redis_connection().flushall()  # the push job (and its coalescing flag) are gone
+    redis_connection().flushdb()  # the push job (and its coalescing flag) are gone
     session = get_state().session
     dirty = session.scalars(
         select(ChannelListing.id).where(ChannelListing.dirty_since.is_not(None))

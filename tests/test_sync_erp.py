@@ -22,9 +22,7 @@ from koudai_flask.jobs import sync
 from koudai_flask.models import ChannelOrder, Order
 from koudai_flask.services import catalog, channels, inventory, orders
 from tests.sync_support import link_shop
-from tests.tryton_server import TrytonServer, running_tryton, tryton_server
-
-__all__ = ["running_tryton", "tryton_server"]
+from tests.tryton_server import TrytonServer
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def rq_app(make_app, database_url: str, redis_url: str) -> Iterator[Flask]:  # t
         yield app
 
 
-def test_redis_flushall_in_the_middle_of_a_run_loses_nothing(
+def test_redis_flushdb_in_the_middle_of_a_run_loses_nothing(
     rq_app: Flask, sandbox: TaobaoSandbox
 ) -> None:
     seed_shirts(stock=20)
@@ -82,10 +82,10 @@ def test_redis_flushall_in_the_middle_of_a_run_loses_nothing(
     for _ in range(5):
         orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
     work(rq_app)  # the outbox events ran and queued the push...
-    redis_connection().flushall()  # ...which Redis then lost, with every flag and lock
+    redis_connection().flushdb()  # ...which Redis then lost, with every flag and lock
     for _ in range(3):
         orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 2}])
-    redis_connection().flushall()  # and these events' jobs too, before any ran
+    redis_connection().flushdb()  # and these events' jobs too, before any ran
     sync.sync_tick()
     get_state().session.rollback()
     from koudai_flask.jobs.outbox import relay_outbox

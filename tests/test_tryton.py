@@ -24,9 +24,7 @@ from koudai_flask.connectors.errors import (
     RateLimited,
     TemporaryFailure,
 )
-from tests.tryton_server import TrytonServer, running_tryton, tryton_server
-
-__all__ = ["running_tryton", "tryton_server"]  # the server fixtures this module uses
+from tests.tryton_server import TrytonServer
 
 
 def _code(prefix: str) -> str:

@@ -1,18 +1,21 @@
 """A throwaway Tryton server on loopback for the ERP adapter tests (PROTOCOLS §6.7).
 
-The session fixture ``tryton_server`` builds one SQLite database with ``stock`` and ``sale``
-activated, gives the admin user every group and a company (``res.user.write`` on groups is
-refused over RPC, so a small script does it in-process as user 0), then runs ``trytond`` as a
-subprocess on a free 127.0.0.1 port. The database is built once per test session: the
-initialised file is kept as a template, so tests that need the server stopped or restarted
-pay only the server start, not the build.
+The session fixture ``tryton_server`` runs one SQLite database with ``stock`` and ``sale``
+activated, the admin user given every group and a company (``res.user.write`` on groups is
+refused over RPC, so a small script does it in-process as user 0), under ``trytond`` as a
+subprocess on a free 127.0.0.1 port. The database is built once per test run (~40 s), by the
+first process that needs it; every process (each pytest-xdist worker) serves a copy of it, so
+tests that stop or restart the server pay only the server start, not the build.
 
-Import it from a test module (``from tests.tryton_server import tryton_server``); without
-trytond installed the tests skip (or fail under ``KOUDAI_REQUIRE_SERVICES=1``).
+The fixtures ``tryton_server`` and ``running_tryton`` are defined once, in
+``tests/conftest.py``: a fixture imported into two test modules would be two fixtures, each
+building its own server. Without trytond installed the tests skip (or fail under
+``KOUDAI_REQUIRE_SERVICES=1``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -174,8 +177,12 @@ class TrytonServer:
         self.process = None
 
 
-def build_server(root: Path) -> TrytonServer:
-    """Create the config and the initialised database under ``root`` (not started yet)."""
+def build_server(root: Path, template: Path | None = None) -> TrytonServer:
+    """Create the config and the database under ``root`` (not started yet).
+
+    The database is a copy of ``template`` (an initialised one) when given; otherwise it is
+    initialised here (~40 s) and kept as ``root / "template.sqlite"``.
+    """
     started = time.monotonic()
     db_dir = root / "db"
     db_dir.mkdir(parents=True)
@@ -200,14 +207,18 @@ def build_server(root: Path) -> TrytonServer:
         # The server's own deprecation notices would only clutter its log.
         "PYTHONWARNINGS": "ignore",
     }
-    (db_dir / f"{DATABASE}.sqlite").touch()
-    admin = _script("trytond-admin")
-    log = root / "setup.log"
-    common = [admin, "-c", str(config_path), "-d", DATABASE]
-    _run([*common, "--all", "--email", "admin@example.com"], env, log)
-    _run([*common, "-u", "stock", "sale", "--activate-dependencies"], env, log)
-    _run([sys.executable, "-c", SETUP_SCRIPT, str(config_path), DATABASE], env, log)
-    shutil.copyfile(db_dir / f"{DATABASE}.sqlite", root / "template.sqlite")
+    database = db_dir / f"{DATABASE}.sqlite"
+    if template is not None:
+        shutil.copyfile(template, database)
+    else:
+        database.touch()
+        admin = _script("trytond-admin")
+        log = root / "setup.log"
+        common = [admin, "-c", str(config_path), "-d", DATABASE]
+        _run([*common, "--all", "--email", "admin@example.com"], env, log)
+        _run([*common, "-u", "stock", "sale", "--activate-dependencies"], env, log)
+        _run([sys.executable, "-c", SETUP_SCRIPT, str(config_path), DATABASE], env, log)
+        shutil.copyfile(database, root / "template.sqlite")
     return TrytonServer(
         root=root,
         config_path=config_path,
@@ -217,21 +228,34 @@ def build_server(root: Path) -> TrytonServer:
     )
 
 
-@pytest.fixture(scope="session")
-def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
-    """One Tryton server for the whole session, built once, stopped at the end."""
+def run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The initialised database of this test run, built by the first process that needs it.
+
+    Under pytest-xdist each worker has its own base folder inside the run's one; the builder
+    holds a lock there, so a worker needing the template meanwhile waits for it instead of
+    building a second one. Each process still runs a server of its own on a copy.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    template = base / "tryton-template.sqlite"
+    with (base / "tryton-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            built = build_server(tmp_path_factory.mktemp("tryton-build"))
+            partial = base / "tryton-template.sqlite.partial"
+            shutil.copyfile(built.root / "template.sqlite", partial)
+            partial.rename(template)
+    return template
+
+
+def serve_tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
+    """The body of the session fixture: build the server once, start it, stop it at the end."""
     if importlib.util.find_spec("trytond") is None:
         unavailable("trytond is not installed: pip install -e '.[test]'")
-    server = build_server(tmp_path_factory.mktemp("tryton"))
+    server = build_server(tmp_path_factory.mktemp("tryton"), run_template(tmp_path_factory))
     try:
         server.start()
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def running_tryton(tryton_server: TrytonServer) -> TrytonServer:
-    """The session server, restarted first if an earlier test stopped it."""
-    tryton_server.start()
-    return tryton_server
