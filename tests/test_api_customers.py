@@ -9,9 +9,18 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
-from koudai_flask.models import AuditEntry, Customer, CustomerIdentity, Segment, Tag, TagHistory
+from koudai_flask.models import (
+    AuditEntry,
+    Customer,
+    CustomerIdentity,
+    CustomerMerge,
+    CustomerNote,
+    Segment,
+    Tag,
+    TagHistory,
+)
 from koudai_flask.services import identities, tags
-from tests.api_support import API, make_key, seed_shop
+from tests.api_support import API, OWNER, make_key, seed_shop
 from tests.crm_support import add_order
 
 CRM = ["customers.view", "customers.edit", "customers.export"]
@@ -212,6 +221,137 @@ def test_adding_a_tag_twice_changes_nothing_the_second_time(app, people):
     assert removed.get_json() == {"customer_id": people["bob"], "tags": [], "changed": True}
     again = client.delete(f"{url}/wholesale", headers=headers)
     assert again.get_json()["changed"] is False
+
+
+# -- notes and merges ------------------------------------------------------------------------
+
+
+def test_notes_are_written_as_the_owner_listed_newest_first_and_audited(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    url = f"{API}/customers/{people['bob']}/notes"
+    assert client.get(url, headers=headers).get_json() == {"items": []}
+    first = client.post(url, json={"body": "Asked for a VAT invoice"}, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    second = client.post(url, json={"body": "Prefers SF Express\nafter 18:00"}, headers=headers)
+    assert second.get_json()["body"] == "Prefers SF Express\nafter 18:00"
+    assert first.get_json()["author"] == f"staff:{OWNER}"  # the key owner, as staff notes
+    listed = client.get(url, headers=headers).get_json()["items"]
+    assert [n["id"] for n in listed] == [second.get_json()["id"], first.get_json()["id"]]
+    audited = (
+        get_state()
+        .session.scalars(select(AuditEntry.object_id).where(AuditEntry.action == "customers.note"))
+        .all()
+    )
+    assert audited == [str(people["bob"])] * 2
+
+    before = count(CustomerNote)
+    for body, status in [
+        ({"body": ""}, 422),
+        ({"body": "x" * 2001}, 422),
+        ({"body": "bell\x07"}, 422),
+        ({}, 422),
+    ]:
+        response = client.post(url, json=body, headers=headers)
+        assert response.status_code == status, body
+    read_only = make_key(app, ["customers.view"])
+    assert client.post(url, json={"body": "hi"}, headers=read_only).status_code == 403
+    assert (
+        client.post(
+            f"{API}/customers/999999/notes", json={"body": "hi"}, headers=headers
+        ).status_code
+        == 404
+    )
+    assert count(CustomerNote) == before
+
+
+def test_a_merge_moves_the_customer_and_a_split_undoes_it(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    ann, bob = people["ann"], people["bob"]
+    client.post(f"{API}/customers/{bob}/notes", json={"body": "Bob's note"}, headers=headers)
+    merged = client.post(f"{API}/customers/{ann}/merges", json={"source_id": bob}, headers=headers)
+    assert merged.status_code == 201, merged.get_json()
+    record = merged.get_json()
+    assert (record["source_id"], record["target_id"], record["reason"], record["split_at"]) == (
+        bob,
+        ann,
+        "manual",
+        None,
+    )
+    read = client.get(f"{API}/customers/{bob}", headers=headers).get_json()
+    assert read["id"] == ann  # Bob now reads as Ann
+    assert {(i["kind"], i["value"]) for i in read["identities"]} == {
+        ("taobao_nick", "ann_tb"),
+        ("phone", "13900000001"),
+    }
+    assert read["stats"]["order_count"] == 2
+    notes = client.get(f"{API}/customers/{ann}/notes", headers=headers).get_json()["items"]
+    assert [n["body"] for n in notes] == ["Bob's note"]
+    assert ids(client.get(f"{API}/customers", headers=headers).get_json()) == [people["cai"], ann]
+    listed = client.get(f"{API}/customers/{ann}/merges", headers=headers).get_json()["items"]
+    assert [m["id"] for m in listed] == [record["id"]]
+
+    before = count(CustomerMerge)
+    again = client.post(
+        f"{API}/customers/{people['cai']}/merges", json={"source_id": bob}, headers=headers
+    )
+    assert again.status_code == 422
+    assert f"merged into customer {ann}" in again.get_json()["message"]
+    itself = client.post(f"{API}/customers/{ann}/merges", json={"source_id": ann}, headers=headers)
+    assert itself.status_code == 422
+    unknown = client.post(
+        f"{API}/customers/{ann}/merges", json={"source_id": 999999}, headers=headers
+    )
+    assert unknown.status_code == 404
+    read_only = make_key(app, ["customers.view"])
+    refused = client.post(
+        f"{API}/customers/{people['cai']}/merges", json={"source_id": ann}, headers=read_only
+    )
+    assert refused.status_code == 403
+    assert count(CustomerMerge) == before
+
+    split = client.post(f"{API}/customers/{ann}/merges/{record['id']}/split", headers=headers)
+    assert split.status_code == 200, split.get_json()
+    assert split.get_json()["split_at"] is not None
+    back = client.get(f"{API}/customers/{bob}", headers=headers).get_json()
+    assert back["id"] == bob
+    assert back["stats"]["order_count"] == 1
+    assert [
+        n["body"]
+        for n in client.get(f"{API}/customers/{bob}/notes", headers=headers).get_json()["items"]
+    ] == ["Bob's note"]
+    twice = client.post(f"{API}/customers/{ann}/merges/{record['id']}/split", headers=headers)
+    assert twice.status_code == 404
+    elsewhere = client.post(
+        f"{API}/customers/{people['cai']}/merges/{record['id']}/split", headers=headers
+    )
+    assert elsewhere.status_code == 404
+    actions = (
+        get_state()
+        .session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.action.in_(["customers.merge", "customers.split"]))
+            .order_by(AuditEntry.id)
+        )
+        .all()
+    )
+    assert actions == ["customers.merge", "customers.split"]
+
+
+def test_a_channel_limited_key_cannot_merge_or_annotate_customers_it_does_not_see(app, people):
+    headers = make_key(app, CRM, channels=["ext"])
+    client = app.test_client()
+    before = count(CustomerMerge), count(CustomerNote)
+    for path, body in [
+        (f"/customers/{people['ann']}/merges", {"source_id": people["bob"]}),
+        (f"/customers/{people['bob']}/merges", {"source_id": people["ann"]}),
+        (f"/customers/{people['bob']}/notes", {"body": "hidden"}),
+    ]:
+        response = client.post(API + path, json=body, headers=headers)
+        assert response.status_code == 404, path
+    assert client.get(f"{API}/customers/{people['bob']}/notes", headers=headers).status_code == 404
+    assert (count(CustomerMerge), count(CustomerNote)) == before
 
 
 # -- rule tags -------------------------------------------------------------------------------

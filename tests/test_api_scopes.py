@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from koudai_flask.blueprints.api import SCOPES
-from koudai_flask.services import identities, orders, segments, staff
+from koudai_flask.services import identities, merges, orders, segments, staff
 from tests.api_support import ALL_SCOPES, API, OWNER, make_key, seed_shop
 
 # (view, method, path, body, status with the scope). {ext} / {paid} are order numbers.
@@ -56,6 +56,11 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("customer_update", "PATCH", "/customers/1", {"name": "Renamed"}, 200),
     ("customer_tag_add", "POST", "/customers/1/tags", {"tag": "vip"}, 200),
     ("customer_tag_remove", "DELETE", "/customers/1/tags/vip", None, 200),
+    ("customer_notes", "GET", "/customers/1/notes", None, 200),
+    ("customer_note_add", "POST", "/customers/1/notes", {"body": "Called back"}, 201),
+    ("customer_merges", "GET", "/customers/1/merges", None, 200),
+    ("customer_merge", "POST", "/customers/1/merges", {"source_id": 2}, 201),
+    ("customer_merge_split", "POST", "/customers/1/merges/1/split", None, 200),
     ("tags_list", "GET", "/tags", None, 200),
     ("tag_create", "POST", "/tags", {"name": "big", "rule": "total_spent >= 100"}, 201),
     ("segments_list", "GET", "/segments", None, 200),
@@ -75,6 +80,9 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
     with app.app_context():
         orders.mark_paid(numbers["ext-b"], amount=12900, transaction_id="T-B", provider="api:ext-b")
         identities.link_identity("taobao_nick", "buyer-1", name="Buyer")  # customer 1
+        identities.link_identity("phone", "13900000002", name="Second")  # customer 2
+        third = identities.link_identity("phone", "13900000003", name="Third")
+        merges.merge(OWNER, third, 1)  # merge 1, of customer 3 into customer 1
         segments.save(OWNER, {"min_orders": "0"}, name="Everyone")  # segment 1
     return app, {"ext": numbers["ext"], "paid": numbers["ext-b"]}
 

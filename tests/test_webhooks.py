@@ -219,6 +219,21 @@ def test_customer_events_come_from_the_crm(hooked, receiver):
     assert all(r.verified for r in receiver.received)
 
 
+def test_a_merge_and_its_split_are_sent_to_subscribers(hooked, receiver):
+    from koudai_flask.services import identities, merges
+
+    subscribe(receiver, "customer.merged", "customer.split")
+    kept = identities.link_identity("email", "kept@example.com", name="Kept")
+    folded = identities.link_identity("phone", "13900000077", name="Folded")
+    record = merges.merge(OWNER, folded, kept)
+    merges.split(OWNER, record.id)
+    assert [(r.document["type"], r.document["data"]) for r in receiver.received] == [
+        ("customer.merged", {"customer_id": kept, "merged_id": folded, "reason": "manual"}),
+        ("customer.split", {"customer_id": kept, "split_id": folded}),
+    ]
+    assert all(r.verified for r in receiver.received)
+
+
 def test_without_the_setting_no_event_is_subscribed(make_app, database_url):
     app = make_app(database_url)
     with app.app_context():

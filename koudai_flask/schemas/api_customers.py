@@ -199,3 +199,62 @@ class SegmentOut(Schema):
 
 class SegmentList(Schema):
     items = fields.List(fields.Nested(SegmentOut), required=True)
+
+
+# -- notes and merges ------------------------------------------------------------------------
+
+
+class NoteIn(Schema):
+    body = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=2000),
+            # Line breaks are fine in a note; other control characters are not.
+            validate.Regexp(
+                r"^[^\x00-\x09\x0b-\x1f\x7f]*$", error="may not contain control characters"
+            ),
+        ],
+    )
+
+
+class NoteOut(Schema):
+    id = fields.Integer(required=True)
+    author = fields.String(
+        required=True, metadata={"description": "`staff:<user id>`: the key's owner, or staff."}
+    )
+    body = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class NoteList(Schema):
+    items = fields.List(
+        fields.Nested(NoteOut), required=True, metadata={"description": "The newest 200."}
+    )
+
+
+class MergeIn(Schema):
+    source_id = fields.Integer(
+        required=True,
+        strict=True,
+        validate=_ID,
+        metadata={"description": "The customer folded into the one in the path."},
+    )
+
+
+class MergeOut(Schema):
+    id = fields.Integer(required=True)
+    source_id = fields.Integer(required=True)
+    target_id = fields.Integer(required=True)
+    reason = fields.String(
+        required=True,
+        metadata={"description": "`manual` (staff or the API), `phone` or `wechat_unionid`."},
+    )
+    actor = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    split_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "Set once the merge is undone."}
+    )
+
+
+class MergeList(Schema):
+    items = fields.List(fields.Nested(MergeOut), required=True)

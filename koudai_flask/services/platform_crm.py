@@ -317,3 +317,27 @@ def create_rule_tag(who: Principal, *, name: str, rule: str, description: str) -
     except IntegrityError:  # a concurrent request took the name first
         raise ValidationError(f"a tag named {name!r} exists", {"name": ["taken"]}) from None
     return _tag_view(tag, 0)
+
+
+# -- notes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    author: str
+    body: str
+    created_at: datetime
+
+
+def notes(who: Principal, customer_id: int) -> list[NoteView]:
+    """The newest notes on a customer (200 at most), newest first."""
+    standing = standing_id(who, customer_id)
+    return [NoteView(n.id, n.author, n.body, n.created_at) for n in crm_profile.notes(standing)]
+
+
+def add_note(who: Principal, customer_id: int, body: str) -> NoteView:
+    """A note on a customer, written as the key's owner and audited as theirs are."""
+    standing = standing_id(who, customer_id, "customers.edit")
+    note = crm_profile.add_note(who.user_id, standing, body)
+    return NoteView(note.id, note.author, note.body, note.created_at)

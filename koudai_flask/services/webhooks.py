@@ -43,6 +43,8 @@ TOPIC_EVENTS: dict[str, str] = {
     "stock.changed": "stock.changed",
     "customer.created": "customer.created",
     "customer.tagged": "customer.tagged",
+    "customer.merged": "customer.merged",
+    "customer.split": "customer.split",
 }
 EVENTS: tuple[str, ...] = tuple(TOPIC_EVENTS.values())
 PING = "ping"

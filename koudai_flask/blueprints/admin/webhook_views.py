@@ -27,6 +27,8 @@ EVENT_LABELS = {
     "stock.changed": _l("Stock changed"),
     "customer.created": _l("Customer created"),
     "customer.tagged": _l("Customer tagged"),
+    "customer.merged": _l("Customers merged"),
+    "customer.split": _l("Customer merge undone"),
     "ping": _l("Test ping"),
 }
 STATUS_LABELS = {

@@ -1,4 +1,5 @@
-"""Customer endpoints: list, read, create and change customers, and their manual tags."""
+"""Customer endpoints: list, read, create and change customers, their manual tags, notes
+and merges."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ from koudai_flask.schemas.api_customers import (
     CustomerPage,
     CustomerTagsOut,
     CustomerUpdateIn,
+    MergeIn,
+    MergeList,
+    MergeOut,
+    NoteIn,
+    NoteList,
+    NoteOut,
     TagIn,
 )
-from koudai_flask.services import platform_crm, tags
+from koudai_flask.services import platform_crm, platform_merges, tags
 
 
 def _tags_reply(customer_id: int, changed: bool) -> dict[str, Any]:
@@ -89,3 +96,46 @@ def register(bp: Blueprint) -> None:
         """Take a manual tag off a customer; `changed` is false if they did not have it."""
         standing, changed = platform_crm.tag_customer(principal(), customer_id, tag, add=False)
         return _tags_reply(standing, changed)
+
+    @bp.route(f"/customers/<{ID}:customer_id>/notes", methods=["GET"])
+    @requires("customers.view")
+    @bp.response(200, NoteList)
+    def customer_notes(customer_id: int) -> Any:
+        """Staff notes on a customer, newest first (the newest 200)."""
+        return {"items": platform_crm.notes(principal(), customer_id)}
+
+    @bp.route(f"/customers/<{ID}:customer_id>/notes", methods=["POST"])
+    @requires("customers.edit")
+    @idempotent
+    @bp.arguments(NoteIn)
+    @bp.response(201, NoteOut)
+    def customer_note_add(data: dict[str, Any], customer_id: int) -> Any:
+        """Write a note on a customer, as the key's owner; audited."""
+        return platform_crm.add_note(principal(), customer_id, data["body"])
+
+    @bp.route(f"/customers/<{ID}:customer_id>/merges", methods=["GET"])
+    @requires("customers.view")
+    @bp.response(200, MergeList)
+    def customer_merges(customer_id: int) -> Any:
+        """The merges into a customer, newest first, undone ones included (`split_at`)."""
+        return {"items": platform_merges.merges_into(principal(), customer_id)}
+
+    @bp.route(f"/customers/<{ID}:customer_id>/merges", methods=["POST"])
+    @requires("customers.edit")
+    @idempotent
+    @bp.arguments(MergeIn)
+    @bp.response(201, MergeOut)
+    def customer_merge(data: dict[str, Any], customer_id: int) -> Any:
+        """Fold customer `source_id` into this one: orders, identities, tags and notes move
+        here and `source_id` reads as this customer from then on. Either one already merged
+        into another is 422, naming the customer that stands now. Undo with `split`."""
+        return platform_merges.merge(principal(), customer_id, data["source_id"])
+
+    @bp.route(f"/customers/<{ID}:customer_id>/merges/<{ID}:merge_id>/split", methods=["POST"])
+    @requires("customers.edit")
+    @idempotent
+    @bp.response(200, MergeOut)
+    def customer_merge_split(customer_id: int, merge_id: int) -> Any:
+        """Undo a merge into this customer: what it moved goes back and the source customer
+        stands again. A later merge into this customer must be split first (422)."""
+        return platform_merges.split(principal(), customer_id, merge_id)
