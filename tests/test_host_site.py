@@ -8,10 +8,16 @@ CSRF token included.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,7 @@ from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import create_engine, func, inspect, select, text
 
+from examples.host_site import run_demo
 from examples.host_site.app import create_app
 from examples.host_site.commands import DEMO_ACCOUNTS
 from examples.host_site.extensions import db
@@ -356,3 +363,78 @@ def test_make_demo_setup_runs_twice(tmp_path: Path) -> None:
         assert connection.scalar(text("SELECT count(*) FROM koudai_product")) == 36
         assert connection.scalar(text("SELECT count(*) FROM koudai_staff_member")) == 2
     engine.dispose()
+
+
+def _demo_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOST_SITE_", "FLASK_"))}
+    env["HOST_SITE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    return env
+
+
+def _free_block(count: int) -> int:
+    """A port with ``count`` free ports from it on, as the demo needs for its sandboxes."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(20_000, 60_000)
+        if not run_demo.busy_ports(range(start, start + count)):
+            return start
+    raise RuntimeError("no block of free ports")
+
+
+def test_the_demo_refuses_a_busy_port_before_setting_anything_up(tmp_path: Path) -> None:
+    port = _free_block(len(run_demo.demo_ports(0)))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", port + 2))  # the Alipay sandbox's port
+        holder.listen()
+        run = subprocess.run(
+            [sys.executable, "-m", "examples.host_site.run_demo", "--port", str(port)],
+            env=_demo_env(tmp_path),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        f"port {port + 2} already in use (another demo still running?): stop it, or pick other "
+        f"ports with `make demo PORT={port + 100}`"
+    ]
+    assert run.stdout == ""
+    assert not (tmp_path / "instance" / "demo.db").exists()
+
+
+def test_stopping_the_demo_stops_the_site_and_every_sandbox(tmp_path: Path) -> None:
+    ports = run_demo.demo_ports(_free_block(len(run_demo.demo_ports(0))))
+    log = (tmp_path / "demo.log").open("w")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "examples.host_site.run_demo", "--port", str(ports[0])],
+        env=_demo_env(tmp_path),
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, for the clean-up below
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert demo.poll() is None, (tmp_path / "demo.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/shop/", timeout=5) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "demo.log").read_text()
+                time.sleep(0.5)
+        assert run_demo.busy_ports(ports) == ports  # the site and its five sandboxes
+
+        demo.send_signal(signal.SIGTERM)  # to the demo alone, not its process group
+        assert demo.wait(timeout=60) == 0
+        deadline = time.monotonic() + 15
+        while run_demo.busy_ports(ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run_demo.busy_ports(ports) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever a failure left running
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait(timeout=30)
+        log.close()

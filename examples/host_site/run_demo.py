@@ -3,12 +3,18 @@
 Runs the commands a merchant would type, with ``FLASK_APP`` pointed at this site: create
 the site's tables, koudai's schema, the demo catalog and the demo accounts. Every step
 can run again, so starting the demo twice keeps the data of the first run.
+
+The site and its sandboxes run as child processes of this one, which stops them all when
+the site stops, on Ctrl+C or on SIGTERM or SIGHUP; so a demo that ended leaves no sandbox
+holding its port. A port that is already taken stops the demo before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +34,46 @@ SETUP_STEPS: list[list[str]] = [
     ["seed-users"],
     ["seed-crm"],
 ]
+
+
+# Every process started beside the site, stopped with it (stop_children).
+CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    child = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+    CHILDREN.append(child)
+    return child
+
+
+def stop_children(grace: float = 5.0) -> None:
+    """Ask every child to stop, then kill the ones still running after ``grace`` seconds."""
+    for child in CHILDREN:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + grace
+    for child in CHILDREN:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def demo_ports(port: int) -> list[int]:
+    """The site's port and the sandboxes' after it."""
+    return [port + offset for offset in range(len(SANDBOX_SETTINGS) + 3)]
+
+
+def busy_ports(ports: Sequence[int]) -> list[int]:
+    taken = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                taken.append(port)
+    return taken
 
 
 def flask(*args: str) -> list[str]:
@@ -67,12 +113,7 @@ def start_payment_sandboxes(env: dict[str, str], port: int) -> dict[str, str]:
             if name == "kuaidi100"
             else []
         )
-        subprocess.Popen(
-            flask("koudai", "sandbox", name, "--port", str(port + offset), *extra),
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-        )
+        start_child(flask("koudai", "sandbox", name, "--port", str(port + offset), *extra), env)
         for _ in range(100):
             if settings.exists():
                 break
@@ -95,12 +136,7 @@ def start_taobao_sandbox(env: dict[str, str], port: int) -> str | None:
 
     settings = Path(create_app().instance_path) / "koudai-sandbox" / TAOBAO_SETTINGS
     settings.unlink(missing_ok=True)
-    subprocess.Popen(
-        flask("koudai", "sandbox", "taobao", "--port", str(port), "--mirror-shop"),
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    start_child(flask("koudai", "sandbox", "taobao", "--port", str(port), "--mirror-shop"), env)
     for _ in range(100):
         if settings.exists():
             break
@@ -125,11 +161,8 @@ def start_wechat_sandbox(env: dict[str, str], port: int) -> str | None:
     """
     settings = _sandbox_folder() / WECHAT_SETTINGS
     settings.unlink(missing_ok=True)
-    subprocess.Popen(
-        [sys.executable, "-m", "examples.host_site.run_demo", "--wechat-sandbox", str(port)],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
+    start_child(
+        [sys.executable, "-m", "examples.host_site.run_demo", "--wechat-sandbox", str(port)], env
     )
     for _ in range(100):
         if settings.exists():
@@ -276,6 +309,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_wechat_sandbox(options.wechat_sandbox)
         return 0
     env = {**os.environ, "FLASK_APP": FLASK_APP}
+    taken = [] if options.no_serve else busy_ports(demo_ports(options.port))
+    if taken:
+        listed = ("port " if len(taken) == 1 else "ports ") + ", ".join(map(str, taken))
+        print(
+            f"{listed} already in use (another demo still running?): stop it, or pick other "
+            f"ports with `make demo PORT={options.port + 100}`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         set_up(env)
     except subprocess.CalledProcessError as exc:
@@ -284,18 +326,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.no_serve:
         print_welcome(options.port, sandboxes=None)
         return 0
-    sandboxes = start_payment_sandboxes(env, options.port)
-    taobao = start_taobao_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 1)
-    if taobao is not None:
-        sandboxes["taobao"] = taobao
-    wechat = start_wechat_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 2)
-    if wechat is not None:
-        sandboxes["wechat"] = wechat
-    print_welcome(options.port, sandboxes=sandboxes)
-    env["HOST_SITE_PAYMENT_SANDBOXES"] = "1"
-    serve = flask("run", "--host", HOST, "--port", str(options.port))
-    os.chdir(REPO_ROOT)
-    os.execve(sys.executable, serve, env)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    try:
+        sandboxes = start_payment_sandboxes(env, options.port)
+        taobao = start_taobao_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 1)
+        if taobao is not None:
+            sandboxes["taobao"] = taobao
+        wechat = start_wechat_sandbox(env, options.port + len(SANDBOX_SETTINGS) + 2)
+        if wechat is not None:
+            sandboxes["wechat"] = wechat
+        print_welcome(options.port, sandboxes=sandboxes)
+        env["HOST_SITE_PAYMENT_SANDBOXES"] = "1"
+        return serve(flask("run", "--host", HOST, "--port", str(options.port)), env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_children()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the site until it stops (its exit status) or this process is told to stop."""
+    site = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    CHILDREN.insert(0, site)
+    return site.wait()
 
 
 if __name__ == "__main__":
