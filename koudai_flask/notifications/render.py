@@ -13,12 +13,13 @@ Its body is therefore one ``field: text`` line per field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
@@ -208,6 +209,12 @@ def sample_context(event: str = "shipped") -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """A template's source compiled once: a campaign renders the same one per recipient."""
+    return _environment.from_string(source)
+
+
 def _render_text(source: str, context: Mapping[str, Any], part: str = "body") -> str:
     if len(source) > MAX_TEMPLATE_LENGTH:
         raise ValidationError(
@@ -215,7 +222,7 @@ def _render_text(source: str, context: Mapping[str, Any], part: str = "body") ->
             {part: [f"longer than {MAX_TEMPLATE_LENGTH} characters"]},
         )
     try:
-        text = _environment.from_string(source).render(**context).strip()
+        text = _compiled(source).render(**context).strip()
     except TemplateError as exc:
         # SecurityError (a forbidden attribute), UndefinedError, TemplateSyntaxError, ...
         reason = exc.message or type(exc).__name__
