@@ -24,6 +24,7 @@ from koudai_flask.config_checks import (
     optional_dict,
     optional_names,
     optional_non_negative_int,
+    optional_seconds,
     optional_str,
     options_dict,
     positive_int,
@@ -145,6 +146,12 @@ SETTINGS: dict[str, Setting] = {
     ),
     "KOUDAI_EXPIRY_INTERVAL": Setting(
         60, "Seconds between runs of the reservation-expiry job.", seconds
+    ),
+    "KOUDAI_OUTBOX_KEEP": Setting(
+        30 * 86400,
+        "Seconds a handled outbox event is kept before the hourly prune deletes it; None "
+        "keeps every event.",
+        optional_seconds,
     ),
     "KOUDAI_RELAY_INTERVAL": Setting(
         60, "Seconds between runs of the outbox relay (it re-sends what Redis lost).", seconds

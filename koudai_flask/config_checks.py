@@ -51,6 +51,10 @@ def seconds(value: Any) -> int:
     return value
 
 
+def optional_seconds(value: Any) -> int | None:
+    return None if value is None else seconds(value)
+
+
 def positive_seconds(value: Any) -> float:
     if isinstance(value, timedelta):
         value = value.total_seconds()

@@ -164,3 +164,64 @@ def test_inline_mode_runs_handlers_after_commit_and_retries_failures(app):
     assert calls == [order.number, order.number]
     assert statuses(app) == Counter({"done": event_count(app)})
     assert relay_outbox() == 0
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+def test_prune_deletes_only_events_handled_longer_ago_than_kept(app):
+    from datetime import timedelta
+
+    from koudai_flask.jobs import tasks
+    from koudai_flask.models.base import utcnow
+    from koudai_flask.services import outbox
+
+    session = get_state().session
+    now = utcnow()
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+
+    def event(name: str, status: str, done_at: Any) -> None:
+        session.add(
+            OutboxEvent(topic=name, payload={}, status=status, done_at=done_at, created_at=old)
+        )
+
+    for n in range(5):
+        event(f"done-old-{n}", "done", old)
+    event("done-recent", "done", recent)
+    event("pending-old", "pending", None)
+    event("enqueued-old", "enqueued", None)
+    session.commit()
+
+    assert outbox.prune(timedelta(days=30), batch=2) == 5  # three transactions: 2, 2, 1
+    left = sorted(session.scalars(select(OutboxEvent.topic)))
+    assert left == ["done-recent", "enqueued-old", "pending-old"]
+    assert outbox.prune(timedelta(days=30)) == 0
+
+    app.config["KOUDAI_OUTBOX_KEEP"] = 28 * 86400  # the periodic job's setting
+    assert tasks.prune_outbox() == 1
+    app.config["KOUDAI_OUTBOX_KEEP"] = None
+    event("done-very-old", "done", now - timedelta(days=900))
+    session.commit()
+    assert tasks.prune_outbox() == 0
+    assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 3
+
+
+def test_the_outbox_prune_is_scheduled_unless_events_are_kept_for_good(make_app, database_url):
+    from datetime import timedelta
+
+    from koudai_flask.errors import ConfigError
+    from koudai_flask.jobs import schedules, tasks
+
+    def pruning(app: Flask) -> list[tuple[Any, int]]:
+        return [
+            (f, every)
+            for name, f, every in schedules.periodic_jobs(app)
+            if name == "koudai-outbox-prune"
+        ]
+
+    assert pruning(make_app(database_url)) == [(tasks.prune_outbox, 3600)]
+    week = make_app(database_url, KOUDAI_OUTBOX_KEEP=timedelta(days=7))
+    assert week.config["KOUDAI_OUTBOX_KEEP"] == 7 * 86400
+    assert pruning(make_app(database_url, KOUDAI_OUTBOX_KEEP=None)) == []
+    with pytest.raises(ConfigError, match="KOUDAI_OUTBOX_KEEP = -1 must be a positive number"):
+        make_app(database_url, KOUDAI_OUTBOX_KEEP=-1)

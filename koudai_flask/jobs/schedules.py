@@ -50,6 +50,10 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
     from koudai_flask.services.idempotency import PRUNE_INTERVAL
 
     jobs.append(("koudai-idempotency-prune", tasks.prune_idempotency_records, PRUNE_INTERVAL))
+    if app.config["KOUDAI_OUTBOX_KEEP"] is not None:
+        from koudai_flask.services import outbox
+
+        jobs.append(("koudai-outbox-prune", tasks.prune_outbox, outbox.PRUNE_INTERVAL))
     kuaidi100 = app.config["KOUDAI_KUAIDI100"]
     if kuaidi100 is not None:
         from koudai_flask.services.logistics import poll_due

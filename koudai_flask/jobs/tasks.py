@@ -36,6 +36,17 @@ def recompute_rule_tags() -> int:
     return recompute_all()
 
 
+def prune_outbox() -> int:
+    """Delete outbox events handled longer ago than ``KOUDAI_OUTBOX_KEEP``."""
+    from datetime import timedelta
+
+    from koudai_flask.config import config_value
+    from koudai_flask.services.outbox import prune
+
+    keep = config_value("OUTBOX_KEEP")
+    return 0 if keep is None else prune(timedelta(seconds=keep))
+
+
 def prune_idempotency_records() -> int:
     """Forget the API's idempotency replies older than a day."""
     from koudai_flask.services.idempotency import prune

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import OutboxEvent
 from koudai_flask.models.base import utcnow
-from koudai_flask.services.transaction import remember_outbox_event
+from koudai_flask.services.transaction import remember_outbox_event, unit_of_work
+
+PRUNE_BATCH = 5000  # events deleted per transaction by ``prune``
+PRUNE_INTERVAL = 3600  # seconds between two runs of the periodic prune
 
 
 def needs_dispatch(topic: str) -> bool:
@@ -54,3 +58,32 @@ def event_row(topic: str, payload: dict[str, Any], now: datetime) -> dict[str, A
         "last_error": None,
         "created_at": now,
     }
+
+
+def prune(older_than: timedelta, *, batch: int = PRUNE_BATCH) -> int:
+    """Delete the events handled (``done``) more than ``older_than`` ago; returns how many.
+
+    Oldest first, ``batch`` rows per transaction, so a first prune of a long history holds
+    no lock for long. Pending and enqueued events stay whatever their age: the relay still
+    owes them a job. The periodic job ``koudai-outbox-prune`` runs it hourly with
+    ``KOUDAI_OUTBOX_KEEP``.
+    """
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        with unit_of_work() as session:
+            ids = session.scalars(
+                select(OutboxEvent.id)
+                .where(OutboxEvent.status == "done", OutboxEvent.done_at < cutoff)
+                .order_by(OutboxEvent.id)
+                .limit(batch)
+            ).all()
+            if ids:
+                session.execute(
+                    delete(OutboxEvent)
+                    .execution_options(synchronize_session=False)
+                    .where(OutboxEvent.id.in_(ids))
+                )
+        total += len(ids)
+        if len(ids) < batch:
+            return total
