@@ -439,6 +439,15 @@ def test_segments_count_live_list_members_and_export(app, people):
         headers={**headers, "If-None-Match": export.headers["ETag"]},
     )
     assert cached.status_code == 304
+    assert cached.get_data() == b""
+    tags.add_tag(people["cai"], "changed")  # a new column value: a new body, a new ETag
+    changed = client.get(
+        f"{API}/segments/{segment['id']}/export.csv",
+        headers={**headers, "If-None-Match": export.headers["ETag"]},
+    )
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != export.headers["ETag"]
+    assert int(changed.headers["Content-Length"]) == len(changed.get_data())
     no_export = client.get(
         f"{API}/segments/{segment['id']}/export.csv",
         headers=make_key(app, ["customers.view", "customers.edit"]),
@@ -535,3 +544,28 @@ def test_the_same_identity_posted_at_once_makes_one_customer(make_app, postgres_
         session = get_state().session
         assert session.scalar(select(func.count()).select_from(Customer)) == 1
         assert session.scalar(select(func.count()).select_from(CustomerIdentity)) == 1
+
+
+def test_a_big_export_is_spooled_to_disk_not_held_in_memory(app):
+    import hashlib
+    import tracemalloc
+
+    from koudai_flask.blueprints.api.spooled import SPOOL_IN_MEMORY, spooled_response
+
+    row = "12345,某位客户 A buyer,13800138000,buyer@example.com,3,129.00,2026-11-25,555,vip,\n"
+    count = 200_000  # about 15 MB of CSV
+    expected = hashlib.sha1(usedforsecurity=False)
+    for _ in range(count):
+        expected.update(row.encode())
+    with app.test_request_context("/export.csv"):
+        tracemalloc.start()
+        response = spooled_response((row for _ in range(count)), mimetype="text/csv")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        body = b"".join(response.response)
+        response.close()
+    assert len(body) == count * len(row.encode()) == response.content_length
+    assert response.headers["ETag"] == f'"{expected.hexdigest()}"'
+    # Joined in memory it would take the whole 15 MB (twice, with the chunks); spooled, the
+    # in-memory part of the file at most.
+    assert peak < 2 * SPOOL_IN_MEMORY, peak

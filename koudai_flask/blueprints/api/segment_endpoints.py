@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
 from flask_smorest import Blueprint
 
 from koudai_flask.blueprints.api.access import idempotent, principal, requires
+from koudai_flask.blueprints.api.spooled import spooled_response
 from koudai_flask.schemas.api_common import PageArgs
 from koudai_flask.schemas.api_customers import ID, CustomerPage, SegmentIn, SegmentList, SegmentOut
 from koudai_flask.services import platform_segments
@@ -62,8 +62,8 @@ def register(bp: Blueprint) -> None:
         """The segment's customers as CSV: id, name, phone, email, order_count,
         total_spent_yuan, last_order_at, rfm, tags, identities."""
         found, rows = platform_segments.export(principal(), segment_id)
-        response = Response("".join(rows), mimetype=CSV)
+        # Spooled, not joined in memory; its ETag is made here (the JSON answers get theirs
+        # after the request).
+        response = spooled_response(rows, mimetype=CSV)
         response.headers["Content-Disposition"] = f"attachment; filename=segment-{found.id}.csv"
-        # The JSON answers get theirs after the request; this one is built whole, so here.
-        response.add_etag()
-        return response.make_conditional(request)
+        return response
