@@ -440,6 +440,11 @@ def test_segments_count_live_list_members_and_export(app, people):
     )
     assert cached.status_code == 304
     assert cached.get_data() == b""
+    weakly = client.get(
+        f"{API}/segments/{segment['id']}/export.csv",
+        headers={**headers, "If-None-Match": "W/" + export.headers["ETag"]},
+    )
+    assert weakly.status_code == 304  # If-None-Match compares weakly
     tags.add_tag(people["cai"], "changed")  # a new column value: a new body, a new ETag
     changed = client.get(
         f"{API}/segments/{segment['id']}/export.csv",

@@ -53,7 +53,7 @@ def spooled_response(chunks: Iterable[str], *, mimetype: str) -> Response:
         spool.close()
         raise
     etag = digest.hexdigest()
-    if request.if_none_match.contains(etag):
+    if request.if_none_match.contains_weak(etag):  # If-None-Match compares weakly (RFC 9110)
         spool.close()
         response = Response(status=304)
     else:
