@@ -375,7 +375,7 @@ def _free_block(count: int) -> int:
     """A port with ``count`` free ports from it on, as the demo needs for its sandboxes."""
     rng = random.Random()
     for _ in range(200):
-        start = rng.randrange(20_000, 60_000)
+        start = rng.randrange(20_000, 32_000)  # below Linux's ephemeral ports (32768 on)
         if not run_demo.busy_ports(range(start, start + count)):
             return start
     raise RuntimeError("no block of free ports")
