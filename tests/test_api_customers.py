@@ -339,6 +339,31 @@ def test_a_merge_moves_the_customer_and_a_split_undoes_it(app, people):
     assert actions == ["customers.merge", "customers.split"]
 
 
+def test_a_customers_orders_are_listed_by_customer_id_also_after_a_merge(app, people):
+    headers = make_key(app, [*CRM, "orders.view"])
+    client = app.test_client()
+
+    def numbers(customer_id: int) -> list[str]:
+        response = client.get(f"{API}/orders?customer_id={customer_id}", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return [o["number"] for o in response.get_json()["items"]]
+
+    ann, bob = numbers(people["ann"]), numbers(people["bob"])
+    assert len(ann) == len(bob) == 1 and ann != bob
+    assert numbers(people["cai"]) == []
+    assert numbers(999_999) == []
+    client.post(
+        f"{API}/customers/{people['ann']}/merges",
+        json={"source_id": people["bob"]},
+        headers=headers,
+    )
+    assert sorted(numbers(people["bob"])) == sorted(numbers(people["ann"])) == sorted(ann + bob)
+    assert client.get(f"{API}/orders?customer_id=0", headers=headers).status_code == 422
+    channel_key = make_key(app, ["orders.view"], channels=["ext"])
+    limited = client.get(f"{API}/orders?customer_id={people['bob']}", headers=channel_key)
+    assert [o["channel"] for o in limited.get_json()["items"]] == ["ext"]  # Ann's, since the merge
+
+
 def test_a_channel_limited_key_cannot_merge_or_annotate_customers_it_does_not_see(app, people):
     headers = make_key(app, CRM, channels=["ext"])
     client = app.test_client()

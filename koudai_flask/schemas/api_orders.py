@@ -73,6 +73,14 @@ class OrderListArgs(PageArgs):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "An order number or a channel's order id."},
     )
+    customer_id = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_INT),
+        metadata={
+            "description": "That customer's orders; a customer merged into another gives "
+            "the orders of the one that stands now."
+        },
+    )
 
 
 class ApiOrderLineInput(Schema):

@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Sku,
     StockLevel,
 )
-from koudai_flask.services import backoffice, staff, sync_log
+from koudai_flask.services import backoffice, identities, staff, sync_log
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.backoffice import OrderFilters
 from koudai_flask.services.channels import all_channels
@@ -188,6 +188,7 @@ def orders(
     q: str | None,
     cursor: str | None,
     limit: int,
+    customer_id: int | None = None,
 ) -> Page[Order]:
     member = staff.require(who.user_id, "orders.view")
     filters = OrderFilters(
@@ -206,6 +207,9 @@ def orders(
     )
     if who.channels is not None:
         query = query.where(Order.channel.in_(sorted(who.channels)))
+    if customer_id is not None:
+        # A merge moved the orders to the customer that stands now.
+        query = query.where(Order.customer_id == identities.resolve(customer_id))
     return _page(query, Order.id, cursor, limit, newest=True)
 
 

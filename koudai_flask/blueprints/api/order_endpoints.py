@@ -37,6 +37,7 @@ def register(bp: Blueprint) -> None:
             q=args["q"],
             cursor=args["cursor"],
             limit=args["limit"],
+            customer_id=args["customer_id"],
         )
 
     @bp.route("/orders", methods=["POST"])
