@@ -14,6 +14,9 @@ from koudai_flask.models.base import utcnow
 from koudai_flask.services.transaction import remember_outbox_event, unit_of_work
 
 PRUNE_BATCH = 5000  # events deleted per transaction by ``prune``
+# Transactions per run: a first prune of a long history is spread over the hourly runs, so
+# no run (inline, in a request's teardown) takes long.
+PRUNE_BATCHES_PER_RUN = 10
 PRUNE_INTERVAL = 3600  # seconds between two runs of the periodic prune
 
 
@@ -60,17 +63,22 @@ def event_row(topic: str, payload: dict[str, Any], now: datetime) -> dict[str, A
     }
 
 
-def prune(older_than: timedelta, *, batch: int = PRUNE_BATCH) -> int:
+def prune(
+    older_than: timedelta,
+    *,
+    batch: int = PRUNE_BATCH,
+    max_batches: int = PRUNE_BATCHES_PER_RUN,
+) -> int:
     """Delete the events handled (``done``) more than ``older_than`` ago; returns how many.
 
-    Oldest first, ``batch`` rows per transaction, so a first prune of a long history holds
-    no lock for long. Pending and enqueued events stay whatever their age: the relay still
-    owes them a job. The periodic job ``koudai-outbox-prune`` runs it hourly with
-    ``KOUDAI_OUTBOX_KEEP``.
+    Oldest first, ``batch`` rows per transaction and at most ``max_batches`` transactions,
+    so no lock is held for long and a long history is worked off over several runs. Pending
+    and enqueued events stay whatever their age: the relay still owes them a job. The
+    periodic job ``koudai-outbox-prune`` runs it hourly with ``KOUDAI_OUTBOX_KEEP``.
     """
     cutoff = utcnow() - older_than
     total = 0
-    while True:
+    for _ in range(max_batches):
         with unit_of_work() as session:
             ids = session.scalars(
                 select(OutboxEvent.id)
@@ -86,4 +94,5 @@ def prune(older_than: timedelta, *, batch: int = PRUNE_BATCH) -> int:
                 )
         total += len(ids)
         if len(ids) < batch:
-            return total
+            break
+    return total
