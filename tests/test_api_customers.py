@@ -485,6 +485,57 @@ def test_segments_count_live_list_members_and_export(app, people):
     assert no_export.status_code == 403
 
 
+def test_a_segment_is_replaced_and_deleted_by_an_editor_only(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    made = client.post(f"{API}/segments", json={"name": "Buyers", "min_orders": 1}, headers=headers)
+    other = client.post(f"{API}/segments", json={"name": "Vips", "tag": "vip"}, headers=headers)
+    url = f"{API}/segments/{made.get_json()['id']}"
+
+    replaced = client.put(url, json={"name": "Big buyers", "min_spent_yuan": 300}, headers=headers)
+    assert replaced.status_code == 200, replaced.get_json()
+    body = replaced.get_json()
+    assert (body["name"], body["rule"], body["filters"], body["count"]) == (
+        "Big buyers",
+        "total_spent >= 30000",
+        {"min_spent_yuan": "300"},  # min_orders was not sent again: dropped
+        1,
+    )
+    before = client.get(url, headers=headers).get_json()
+    for data, status in [
+        ({"name": "Vips", "min_orders": 1}, 422),  # another segment's name
+        ({"name": "Bad", "rule": "total_spent >>> 1"}, 422),
+        ({"min_orders": 1}, 422),  # no name
+    ]:
+        assert client.put(url, json=data, headers=headers).status_code == status, data
+    assert (
+        client.put(f"{API}/segments/999999", json={"name": "X"}, headers=headers).status_code == 404
+    )
+    viewer = make_key(app, ["customers.view"])
+    refused = client.put(url, json={"name": "Mine"}, headers=viewer)
+    assert refused.status_code == 403
+    assert client.delete(url, headers=viewer).status_code == 403
+    assert client.get(url, headers=headers).get_json() == before
+
+    deleted = client.delete(url, headers=headers)
+    assert deleted.status_code == 204 and deleted.get_data() == b""
+    assert client.get(url, headers=headers).status_code == 404
+    assert client.delete(url, headers=headers).status_code == 404
+    names = [s["name"] for s in client.get(f"{API}/segments", headers=headers).json["items"]]
+    assert names == [other.get_json()["name"]]
+    actions = (
+        get_state()
+        .session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.object_id == str(made.get_json()["id"]))
+            .where(AuditEntry.object_type == "segment")
+            .order_by(AuditEntry.id)
+        )
+        .all()
+    )
+    assert actions == ["customers.segment", "customers.segment", "customers.segment_delete"]
+
+
 def test_a_segment_rule_error_says_where_and_saves_nothing(app, people):
     headers = make_key(app, CRM)
     client = app.test_client()

@@ -66,12 +66,18 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("segments_list", "GET", "/segments", None, 200),
     ("segment_create", "POST", "/segments", {"name": "Buyers", "min_orders": 1}, 201),
     ("segment_read", "GET", "/segments/1", None, 200),
+    ("segment_replace", "PUT", "/segments/1", {"name": "All", "min_orders": 0}, 200),
+    ("segment_delete", "DELETE", "/segments/1", None, 204),
     ("segment_members", "GET", "/segments/1/members", None, 200),
     ("segment_export", "GET", "/segments/1/export.csv", None, 200),
 ]
 PUBLIC = {"root", "openapi_json", "docs"}
 # Scopes a view needs besides its declared one (a segment: customers.edit or marketing.manage).
-EXTRA_SCOPES = {"segment_create": ["marketing.manage"]}
+EXTRA_SCOPES = {
+    "segment_create": ["marketing.manage"],
+    "segment_replace": ["marketing.manage"],
+    "segment_delete": ["marketing.manage"],
+}
 
 
 def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:

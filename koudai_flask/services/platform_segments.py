@@ -1,4 +1,5 @@
-"""What the REST API reads and does with segments: live counts, members, CSV, new segments.
+"""What the REST API reads and does with segments: live counts, members, CSV, and saving,
+changing and deleting them.
 
 A segment is shared by the whole shop, as in the back office; its count and members are
 those of the customers the key sees (services.platform_crm.visible).
@@ -22,7 +23,8 @@ from koudai_flask.services.platform_crm import CustomerSummary, rule_error, summ
 from koudai_flask.services.platform_reads import Page, _page
 from koudai_flask.services.transaction import current_session
 
-#: A key needs one of these, besides ``customers.view``, to create a segment (as staff do).
+#: A key needs one of these, besides ``customers.view``, to save, change or delete a
+#: segment (as staff do).
 EDITOR_SCOPES = ("customers.edit", "marketing.manage")
 
 
@@ -70,19 +72,26 @@ def segment(who: Principal, segment_id: int) -> SegmentView:
     return _view(who, segments.get(segment_id))
 
 
-def create(who: Principal, data: dict[str, Any]) -> SegmentView:
-    """A segment from the admin form's fields; a bad rule is 422 and saves nothing."""
+def _require_editor(who: Principal) -> None:
     if not any(who.allows(scope) for scope in EDITOR_SCOPES):
         raise PermissionDenied(
             "this API key lacks the scope 'customers.edit' or 'marketing.manage'"
         )
+
+
+def create(who: Principal, data: dict[str, Any], segment_id: int | None = None) -> SegmentView:
+    """A segment from the admin form's fields, or those fields replacing segment
+    ``segment_id``'s; a bad rule or a taken name is 422 and saves nothing."""
+    _require_editor(who)
+    if segment_id is not None:
+        segments.get(segment_id)  # 404 before anything else
     typed = {
         key: value.isoformat() if isinstance(value, date) else str(value)
         for key, value in data.items()
         if key != "name"
     }
     try:
-        saved = segments.save(who.user_id, typed, name=data["name"])
+        saved = segments.save(who.user_id, typed, name=data["name"], segment_id=segment_id)
     except tag_rules.RuleError as exc:
         raise rule_error(exc) from None
     except IntegrityError:  # a concurrent request took the name first
@@ -90,6 +99,12 @@ def create(who: Principal, data: dict[str, Any]) -> SegmentView:
             f"a segment named {data['name']!r} exists", {"name": ["taken"]}
         ) from None
     return _view(who, saved)
+
+
+def delete(who: Principal, segment_id: int) -> None:
+    """Delete a segment (audited); a sent campaign's recipients were fixed when it was sent."""
+    _require_editor(who)
+    segments.delete(who.user_id, segment_id)
 
 
 def members(

@@ -41,6 +41,25 @@ def register(bp: Blueprint) -> None:
         """One segment with its live count."""
         return platform_segments.segment(principal(), segment_id)
 
+    @bp.route(f"/segments/<{ID}:segment_id>", methods=["PUT"])
+    @requires("customers.view")
+    @idempotent
+    @bp.arguments(SegmentIn)
+    @bp.response(200, SegmentOut)
+    def segment_replace(data: dict[str, Any], segment_id: int) -> Any:
+        """Replace a segment's name and fields (those not sent are dropped), as the back
+        office's form saves it. The key also needs `customers.edit` or `marketing.manage`."""
+        return platform_segments.create(principal(), data, segment_id)
+
+    @bp.route(f"/segments/<{ID}:segment_id>", methods=["DELETE"])
+    @requires("customers.view")
+    @bp.response(204)
+    def segment_delete(segment_id: int) -> Any:
+        """Delete a segment; a sent campaign's recipients were fixed when it was sent. The key also
+        needs `customers.edit` or `marketing.manage`."""
+        platform_segments.delete(principal(), segment_id)
+        return None
+
     @bp.route(f"/segments/<{ID}:segment_id>/members", methods=["GET"])
     @requires("customers.view")
     @bp.arguments(PageArgs, location="query")
