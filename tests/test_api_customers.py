@@ -379,6 +379,50 @@ def test_a_channel_limited_key_cannot_merge_or_annotate_customers_it_does_not_se
     assert (count(CustomerMerge), count(CustomerNote)) == before
 
 
+def test_deleting_a_tag_takes_it_off_everyone_and_a_channel_key_may_not(app, people):
+    headers = make_key(app, CRM)
+    client = app.test_client()
+    tags.add_tag(people["bob"], "vip")
+    vip = {t["name"]: t for t in client.get(f"{API}/tags", headers=headers).json["items"]}["vip"]
+    assert vip["customers"] == 2
+
+    limited = make_key(app, CRM, channels=["ext"])
+    refused = client.delete(f"{API}/tags/{vip['id']}", headers=limited)
+    assert refused.status_code == 403
+    assert "cannot delete a tag" in refused.get_json()["message"]
+    assert (
+        client.delete(
+            f"{API}/tags/{vip['id']}", headers=make_key(app, ["customers.view"])
+        ).status_code
+        == 403
+    )
+    assert tags.tags_of(people["ann"]) == tags.tags_of(people["bob"]) == ["vip"]
+
+    deleted = client.delete(f"{API}/tags/{vip['id']}", headers=headers)
+    assert deleted.status_code == 204
+    assert tags.tags_of(people["ann"]) == tags.tags_of(people["bob"]) == []
+    assert "vip" not in [
+        t["name"] for t in client.get(f"{API}/tags", headers=headers).json["items"]
+    ]
+    removed = (
+        get_state()
+        .session.scalars(
+            select(TagHistory.customer_id)
+            .where(TagHistory.action == "removed")
+            .order_by(TagHistory.customer_id)
+        )
+        .all()
+    )
+    assert removed == sorted([people["ann"], people["bob"]])
+    assert client.delete(f"{API}/tags/{vip['id']}", headers=headers).status_code == 404
+    audited = get_state().session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.action == "customers.tag_delete")
+    )
+    assert audited == 1
+
+
 # -- rule tags -------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from koudai_flask.blueprints.api import SCOPES
-from koudai_flask.services import identities, merges, orders, segments, staff
+from koudai_flask.services import identities, merges, orders, segments, staff, tags
 from tests.api_support import ALL_SCOPES, API, OWNER, make_key, seed_shop
 
 # (view, method, path, body, status with the scope). {ext} / {paid} are order numbers.
@@ -63,6 +63,7 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("customer_merge_split", "POST", "/customers/1/merges/1/split", None, 200),
     ("tags_list", "GET", "/tags", None, 200),
     ("tag_create", "POST", "/tags", {"name": "big", "rule": "total_spent >= 100"}, 201),
+    ("tag_delete", "DELETE", "/tags/1", None, 204),
     ("segments_list", "GET", "/segments", None, 200),
     ("segment_create", "POST", "/segments", {"name": "Buyers", "min_orders": 1}, 201),
     ("segment_read", "GET", "/segments/1", None, 200),
@@ -86,6 +87,7 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
     with app.app_context():
         orders.mark_paid(numbers["ext-b"], amount=12900, transaction_id="T-B", provider="api:ext-b")
         identities.link_identity("taobao_nick", "buyer-1", name="Buyer")  # customer 1
+        tags.add_tag(1, "regular")  # tag 1
         identities.link_identity("phone", "13900000002", name="Second")  # customer 2
         third = identities.link_identity("phone", "13900000003", name="Third")
         merges.merge(OWNER, third, 1)  # merge 1, of customer 3 into customer 1

@@ -319,6 +319,17 @@ def create_rule_tag(who: Principal, *, name: str, rule: str, description: str) -
     return _tag_view(tag, 0)
 
 
+def delete_tag(who: Principal, tag_id: int) -> None:
+    """Take a tag off everyone and delete it, as the back office does (audited)."""
+    if who.channels is not None:
+        # The tag is on customers of every channel, most of whom this key cannot see.
+        raise PermissionDenied(
+            "this API key sees only the customers of its channels and cannot delete a tag "
+            "that every channel's customers may carry"
+        )
+    rule_tags.delete_tag(who.user_id, tag_id)
+
+
 # -- notes -----------------------------------------------------------------------------------
 
 

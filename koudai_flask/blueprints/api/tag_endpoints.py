@@ -1,4 +1,4 @@
-"""Tag endpoints: every tag with its count, and new rule tags."""
+"""Tag endpoints: every tag with its count, new rule tags, and deleting a tag."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from koudai_flask.blueprints.api.access import idempotent, principal, requires
-from koudai_flask.schemas.api_customers import RuleTagIn, TagList, TagOut
+from koudai_flask.schemas.api_customers import ID, RuleTagIn, TagList, TagOut
 from koudai_flask.services import platform_crm
 
 
@@ -30,3 +30,12 @@ def register(bp: Blueprint) -> None:
         return platform_crm.create_rule_tag(
             principal(), name=data["name"], rule=data["rule"], description=data["description"]
         )
+
+    @bp.route(f"/tags/<{ID}:tag_id>", methods=["DELETE"])
+    @requires("customers.edit")
+    @bp.response(204)
+    def tag_delete(tag_id: int) -> Any:
+        """Take a tag off every customer (each removal in their tag history) and delete it.
+        A channel-limited key may not (403): the tag is on customers it cannot see."""
+        platform_crm.delete_tag(principal(), tag_id)
+        return None
