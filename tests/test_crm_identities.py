@@ -285,3 +285,71 @@ def test_a_buyer_logged_in_with_our_own_account_follows_a_merge(shop):
     assert order_b in client.text("/orders")  # the same session now stands for B
     with client.client.session_transaction() as session:
         assert session["koudai_customer_id"] == b
+
+
+def test_two_merges_of_the_same_customers_at_once_never_make_a_cycle(make_app, postgres_url):
+    """A into B while B into A: the second waits for the first's lock, then is refused."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from koudai_flask.services.transaction import unit_of_work
+
+    app = make_app(postgres_url)
+    with app.app_context():
+        staff.grant("boss", "owner")
+        a = identities.link_identity("taobao_nick", "race_a", name="A")
+        b = identities.link_identity("phone", "13700000099", name="B")
+    first_open, finish_first = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        with app.app_context(), unit_of_work():
+            merges.merge_into(a, b, reason="manual", actor="staff:boss")
+            first_open.set()
+            finish_first.wait(30)  # commits when told
+
+    def second() -> None:
+        with app.app_context():
+            try:
+                outcome["second"] = merges.merge("boss", b, a)
+            except ValidationError as exc:
+                outcome["second"] = exc
+
+    one = threading.Thread(target=first)
+    two = threading.Thread(target=second)
+    one.start()
+    try:
+        assert first_open.wait(30)
+        two.start()
+        with app.app_context():
+            session = get_state().session
+            deadline = time.monotonic() + 30
+            while not session.scalar(  # the second merge waits on the first's row lock
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() "
+                    "AND query LIKE '%FROM koudai_customer %FOR UPDATE%'"
+                )
+            ):
+                session.rollback()
+                assert time.monotonic() < deadline, "the second merge did not wait for the first"
+                time.sleep(0.05)
+            session.rollback()
+        assert "second" not in outcome
+    finally:
+        finish_first.set()
+        one.join(30)
+        if two.ident is not None:  # started
+            two.join(30)
+
+    assert isinstance(outcome["second"], ValidationError)
+    with app.app_context():
+        merged = (
+            get_state()
+            .session.execute(select(CustomerMerge.source_id, CustomerMerge.target_id))
+            .all()
+        )
+        assert merged == [(a, b)]
+        assert identities.resolve(b) == b and identities.resolve(a) == b

@@ -79,6 +79,17 @@ def merge_into(source_id: int, target_id: int, *, reason: str, actor: str) -> Cu
     session = current_session()
     if source_id == target_id:
         raise ValidationError("a customer cannot be merged with itself")
+    # Both customers' rows locked, in id order, before the checks below: two merges of the
+    # same customers at once (A into B and B into A, or A into B and A into C) would each
+    # find neither merged yet and write a cycle or two merges of one source. The second
+    # waits here for the first to commit, then finds its merge. (SQLite has no row locks
+    # and lets one writer in at a time.)
+    session.execute(
+        select(Customer.id)
+        .where(Customer.id.in_((source_id, target_id)))
+        .order_by(Customer.id)
+        .with_for_update()
+    ).all()
     source, target = session.get(Customer, source_id), session.get(Customer, target_id)
     if source is None or target is None:
         raise NotFound(f"unknown customer {source_id if source is None else target_id}")
