@@ -287,69 +287,111 @@ def test_a_buyer_logged_in_with_our_own_account_follows_a_merge(shop):
         assert session["koudai_customer_id"] == b
 
 
-def test_two_merges_of_the_same_customers_at_once_never_make_a_cycle(make_app, postgres_url):
-    """A into B while B into A: the second waits for the first's lock, then is refused."""
+def _race(app, first, second, table: str) -> object:
+    """Run ``first()`` in a transaction left open, then ``second()`` beside it; once
+    ``second`` waits for a row lock on ``table``, commit ``first``. Returns what ``second``
+    returned or raised (a KoudaiError)."""
     import threading
-    import time
 
-    from sqlalchemy import text
-
+    from koudai_flask.errors import KoudaiError
     from koudai_flask.services.transaction import unit_of_work
 
-    app = make_app(postgres_url)
-    with app.app_context():
-        staff.grant("boss", "owner")
-        a = identities.link_identity("taobao_nick", "race_a", name="A")
-        b = identities.link_identity("phone", "13700000099", name="B")
     first_open, finish_first = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
 
-    def first() -> None:
+    def run_first() -> None:
         with app.app_context(), unit_of_work():
-            merges.merge_into(a, b, reason="manual", actor="staff:boss")
+            first()
             first_open.set()
             finish_first.wait(30)  # commits when told
 
-    def second() -> None:
+    def run_second() -> None:
         with app.app_context():
             try:
-                outcome["second"] = merges.merge("boss", b, a)
-            except ValidationError as exc:
+                outcome["second"] = second()
+            except KoudaiError as exc:
                 outcome["second"] = exc
 
-    one = threading.Thread(target=first)
-    two = threading.Thread(target=second)
+    one, two = threading.Thread(target=run_first), threading.Thread(target=run_second)
     one.start()
     try:
         assert first_open.wait(30)
         two.start()
-        with app.app_context():
-            session = get_state().session
-            deadline = time.monotonic() + 30
-            while not session.scalar(  # the second merge waits on the first's row lock
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database() "
-                    "AND query LIKE '%FROM koudai_customer %FOR UPDATE%'"
-                )
-            ):
-                session.rollback()
-                assert time.monotonic() < deadline, "the second merge did not wait for the first"
-                time.sleep(0.05)
-            session.rollback()
+        _wait_until_blocked_on(app, table)
         assert "second" not in outcome
     finally:
         finish_first.set()
         one.join(30)
         if two.ident is not None:  # started
             two.join(30)
+    return outcome["second"]
 
-    assert isinstance(outcome["second"], ValidationError)
+
+def _wait_until_blocked_on(app, table: str) -> None:
+    """Until some backend of this database waits for a row lock taken FOR UPDATE on ``table``."""
+    import time
+
+    from sqlalchemy import text
+
     with app.app_context():
-        merged = (
-            get_state()
-            .session.execute(select(CustomerMerge.source_id, CustomerMerge.target_id))
-            .all()
+        session = get_state().session
+        deadline = time.monotonic() + 30
+        while not session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND query LIKE :pattern"
+            ),
+            {"pattern": f"%FROM {table} %FOR UPDATE%"},
+        ):
+            session.rollback()
+            assert time.monotonic() < deadline, f"nothing waited for a lock on {table}"
+            time.sleep(0.05)
+        session.rollback()
+
+
+def _two_customers(app) -> tuple[int, int]:
+    with app.app_context():
+        staff.grant("boss", "owner")
+        a = identities.link_identity("taobao_nick", "race_a", name="A")
+        b = identities.link_identity("phone", "13700000099", name="B")
+    return a, b
+
+
+def test_two_merges_of_the_same_customers_at_once_never_make_a_cycle(make_app, postgres_url):
+    """A into B while B into A: the second waits for the first's lock, then is refused."""
+    app = make_app(postgres_url)
+    a, b = _two_customers(app)
+    second = _race(
+        app,
+        lambda: merges.merge_into(a, b, reason="manual", actor="staff:boss"),
+        lambda: merges.merge("boss", b, a),
+        "koudai_customer",
+    )
+    assert isinstance(second, ValidationError)
+    with app.app_context():
+        merged = get_state().session.execute(
+            select(CustomerMerge.source_id, CustomerMerge.target_id)
         )
-        assert merged == [(a, b)]
+        assert merged.all() == [(a, b)]
         assert identities.resolve(b) == b and identities.resolve(a) == b
+
+
+def test_two_splits_of_one_merge_at_once_split_it_once(make_app, postgres_url):
+    app = make_app(postgres_url)
+    a, b = _two_customers(app)
+    with app.app_context():
+        merge_id = merges.merge("boss", a, b).id
+    second = _race(
+        app,
+        lambda: merges.split("boss", merge_id),
+        lambda: merges.split("boss", merge_id),
+        "koudai_customer_merge",
+    )
+    assert isinstance(second, NotFound)
+    with app.app_context():
+        splits = get_state().session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "customers.split")
+        )
+        assert splits == 1

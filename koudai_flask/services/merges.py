@@ -159,7 +159,8 @@ def split(user_id: str, merge_id: int) -> Customer:
     """Undo a merge: the rows it moved go back to the source, which stands again."""
     with unit_of_work() as session:
         staff.require(user_id, "customers.edit")
-        record = session.get(CustomerMerge, merge_id)
+        # Locked: a second split of the same merge at once waits, then finds it split.
+        record = session.get(CustomerMerge, merge_id, with_for_update=True, populate_existing=True)
         if record is None or record.split_at is not None:
             raise NotFound(f"no merge {merge_id} to split")
         _visible_customer(user_id, record.target_id)
