@@ -694,3 +694,29 @@ def test_a_big_export_is_spooled_to_disk_not_held_in_memory(app):
     # Joined in memory it would take the whole 15 MB (twice, with the chunks); spooled, the
     # in-memory part of the file at most.
     assert peak < 2 * SPOOL_IN_MEMORY, peak
+
+
+def test_the_same_new_tag_posted_at_once_tags_the_customer_once(make_app, postgres_url):
+    from tests.test_api_idempotency import concurrently
+
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 12})
+    seed_shop(app)
+    headers = make_key(app, CRM)
+    with app.app_context():
+        buyer = identities.link_identity("phone", "13900000123", name="Hot")
+
+    def post(_: int) -> tuple[int, Any]:
+        response = app.test_client().post(
+            f"{API}/customers/{buyer}/tags", json={"tag": "flash-sale"}, headers=headers
+        )
+        return response.status_code, response.get_json()
+
+    results = concurrently(8, post)
+    assert [status for status, _ in results] == [200] * 8, results
+    assert sorted(reply["changed"] for _, reply in results) == [False] * 7 + [True]
+    with app.app_context():
+        session = get_state().session
+        assert session.scalar(select(func.count()).select_from(Tag)) == 1
+        assert tags.tags_of(buyer) == ["flash-sale"]
+        history = session.scalars(select(TagHistory.action).where(TagHistory.customer_id == buyer))
+        assert history.all() == ["added"]

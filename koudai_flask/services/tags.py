@@ -12,9 +12,14 @@ from sqlalchemy import func, select
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Customer, CustomerTag, Tag, TagHistory
+from koudai_flask.models.base import utcnow
 from koudai_flask.services import outbox
 from koudai_flask.services.identities import resolve
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import (
+    current_session,
+    insert_ignoring_duplicate,
+    unit_of_work,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -57,7 +62,13 @@ def put_on(customer_id: int, tag: Tag, *, source: str, actor: str | None) -> boo
     )
     if already is not None:
         return False
-    session.add(CustomerTag(customer_id=customer_id, tag_id=tag.id, source=source))
+    added = insert_ignoring_duplicate(
+        session,
+        CustomerTag,
+        {"customer_id": customer_id, "tag_id": tag.id, "source": source, "created_at": utcnow()},
+    )
+    if added is None:  # put on by a request that committed meanwhile
+        return False
     session.add(
         TagHistory(
             customer_id=customer_id, tag=tag.name, action="added", source=source, actor=actor
@@ -97,10 +108,22 @@ def add_tag(
         customer_id = _customer_id(customer_id)
         tag = find(name)
         if tag is None:
-            tag = Tag(name=name, created_by=actor_id or source)
-            session.add(tag)
-            session.flush()
-        elif tag.rule is not None and source != "rule":
+            # A request adding the same new tag at once makes it first: use theirs.
+            now = utcnow()
+            insert_ignoring_duplicate(
+                session,
+                Tag,
+                {
+                    "name": name,
+                    "description": "",
+                    "created_by": actor_id or source,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            tag = find(name)
+            assert tag is not None
+        if tag.rule is not None and source != "rule":
             raise ValidationError(
                 f"tag {name!r} is computed by its rule; change the rule instead",
                 {"name": ["rule tag"]},

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from koudai_flask.extension import get_state
@@ -51,6 +52,22 @@ def unit_of_work() -> Iterator[Session]:
 
 def remember_outbox_event(session: Session, event_id: int) -> None:
     session.info.setdefault(_OUTBOX, []).append(event_id)
+
+
+def insert_ignoring_duplicate(session: Session, model: Any, values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, None for a duplicate.
+
+    For a row two requests may add at once (a tag on a customer, a follower): the second
+    waits for the first to commit, then adds nothing, instead of failing on the unique
+    constraint. Other databases than PostgreSQL and SQLite get a plain INSERT: the caller
+    looked first, and the constraint still holds.
+    """
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
+    if module is None:
+        return session.execute(insert(model).values(values).returning(model.id)).scalar_one()
+    statement = module.insert(model).values(values).on_conflict_do_nothing().returning(model.id)
+    return session.execute(statement).scalar()
 
 
 # -- an order's rows, in Core statements -----------------------------------------------------

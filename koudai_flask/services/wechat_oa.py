@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from koudai_flask.connectors.wechat.oa_messages import InboundMessage, text_reply
@@ -30,7 +29,11 @@ from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import AutoReplyRule, WechatFollower, WechatMessage
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import identities, outbox, staff, tags
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import (
+    current_session,
+    insert_ignoring_duplicate,
+    unit_of_work,
+)
 
 log = logging.getLogger("koudai_flask.wechat")
 
@@ -40,21 +43,11 @@ MAX_REPLY = 2000
 SCENE_PREFIX = "qrscene_"
 
 
-def _insert_ignoring_duplicate(session: Session, model: Any, values: dict[str, Any]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, None for a duplicate."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
-    if module is None:  # other databases: the caller looked first; the constraint still holds
-        return session.execute(insert(model).values(values).returning(model.id)).scalar_one()
-    statement = module.insert(model).values(values).on_conflict_do_nothing().returning(model.id)
-    return session.execute(statement).scalar()
-
-
 def _follower(session: Session, openid: str) -> WechatFollower:
     found = session.scalar(select(WechatFollower).where(WechatFollower.openid == openid))
     if found is not None:
         return found
-    _insert_ignoring_duplicate(
+    insert_ignoring_duplicate(
         session,
         WechatFollower,
         {
@@ -87,7 +80,7 @@ def receive(
             return _stored_reply(session, key)
         follower = _follower(session, message.from_user)
         now = utcnow()
-        message_id = _insert_ignoring_duplicate(
+        message_id = insert_ignoring_duplicate(
             session,
             WechatMessage,
             {
