@@ -720,3 +720,30 @@ def test_the_same_new_tag_posted_at_once_tags_the_customer_once(make_app, postgr
         assert tags.tags_of(buyer) == ["flash-sale"]
         history = session.scalars(select(TagHistory.action).where(TagHistory.customer_id == buyer))
         assert history.all() == ["added"]
+
+
+def test_the_same_tag_taken_off_at_once_is_taken_off_once(make_app, postgres_url):
+    from tests.test_api_idempotency import concurrently
+
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 12})
+    seed_shop(app)
+    headers = make_key(app, CRM)
+    with app.app_context():
+        buyer = identities.link_identity("phone", "13900000124", name="Cold")
+        tags.add_tag(buyer, "flash-sale")
+
+    def delete(_: int) -> tuple[int, Any]:
+        response = app.test_client().delete(
+            f"{API}/customers/{buyer}/tags/flash-sale", headers=headers
+        )
+        return response.status_code, response.get_json()
+
+    results = concurrently(8, delete)
+    assert [status for status, _ in results] == [200] * 8, results
+    assert sorted(reply["changed"] for _, reply in results) == [False] * 7 + [True]
+    with app.app_context():
+        assert tags.tags_of(buyer) == []
+        history = get_state().session.scalars(
+            select(TagHistory.action).where(TagHistory.customer_id == buyer).order_by(TagHistory.id)
+        )
+        assert history.all() == ["added", "removed"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Customer, CustomerTag, Tag, TagHistory
@@ -82,14 +82,15 @@ def put_on(customer_id: int, tag: Tag, *, source: str, actor: str | None) -> boo
 def take_off(customer_id: int, tag: Tag, *, source: str, actor: str | None) -> bool:
     """Untag a customer inside the caller's transaction; False when not tagged."""
     session = current_session()
-    row = session.scalar(
-        select(CustomerTag).where(
-            CustomerTag.customer_id == customer_id, CustomerTag.tag_id == tag.id
-        )
-    )
-    if row is None:
+    # One DELETE that says whether it removed the row: of two requests taking the tag off at
+    # once, the second waits for the first, removes nothing and writes no history.
+    removed = session.execute(
+        delete(CustomerTag)
+        .where(CustomerTag.customer_id == customer_id, CustomerTag.tag_id == tag.id)
+        .returning(CustomerTag.id)
+    ).first()
+    if removed is None:
         return False
-    session.delete(row)
     session.add(
         TagHistory(
             customer_id=customer_id, tag=tag.name, action="removed", source=source, actor=actor
