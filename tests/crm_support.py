@@ -59,3 +59,68 @@ def events(topic: str) -> list[dict[str, Any]]:
             select(OutboxEvent).where(OutboxEvent.topic == topic).order_by(OutboxEvent.id)
         )
     ]
+
+
+# -- two calls at once -----------------------------------------------------------------------
+
+
+def race(app: Any, first: Any, second: Any, table: str) -> object:
+    """Run ``first()`` in a transaction left open, then ``second()`` beside it; once
+    ``second`` waits for a row lock on ``table``, commit ``first``. Returns what ``second``
+    returned or raised (a KoudaiError)."""
+    import threading
+
+    from koudai_flask.errors import KoudaiError
+    from koudai_flask.services.transaction import unit_of_work
+
+    first_open, finish_first = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def run_first() -> None:
+        with app.app_context(), unit_of_work():
+            first()
+            first_open.set()
+            finish_first.wait(30)  # commits when told
+
+    def run_second() -> None:
+        with app.app_context():
+            try:
+                outcome["second"] = second()
+            except KoudaiError as exc:
+                outcome["second"] = exc
+
+    one, two = threading.Thread(target=run_first), threading.Thread(target=run_second)
+    one.start()
+    try:
+        assert first_open.wait(30)
+        two.start()
+        _wait_until_blocked_on(app, table)
+        assert "second" not in outcome
+    finally:
+        finish_first.set()
+        one.join(30)
+        if two.ident is not None:  # started
+            two.join(30)
+    return outcome["second"]
+
+
+def _wait_until_blocked_on(app: Any, table: str) -> None:
+    """Until some backend of this database waits for a row lock taken FOR UPDATE on ``table``."""
+    import time
+
+    from sqlalchemy import text
+
+    with app.app_context():
+        session = get_state().session
+        deadline = time.monotonic() + 30
+        while not session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND query LIKE :pattern"
+            ),
+            {"pattern": f"%FROM {table} %FOR UPDATE%"},
+        ):
+            session.rollback()
+            assert time.monotonic() < deadline, f"nothing waited for a lock on {table}"
+            time.sleep(0.05)
+        session.rollback()

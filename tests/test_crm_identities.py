@@ -14,9 +14,11 @@ from koudai_flask.models import (
     CustomerMerge,
     CustomerNote,
     Order,
+    Tag,
+    TagHistory,
 )
 from koudai_flask.services import backoffice, channels, customers, identities, merges, staff, tags
-from tests.crm_support import add_order, events
+from tests.crm_support import add_order, events, race
 
 
 def kinds_of(customer_id: int) -> set[tuple[str, str]]:
@@ -287,68 +289,6 @@ def test_a_buyer_logged_in_with_our_own_account_follows_a_merge(shop):
         assert session["koudai_customer_id"] == b
 
 
-def _race(app, first, second, table: str) -> object:
-    """Run ``first()`` in a transaction left open, then ``second()`` beside it; once
-    ``second`` waits for a row lock on ``table``, commit ``first``. Returns what ``second``
-    returned or raised (a KoudaiError)."""
-    import threading
-
-    from koudai_flask.errors import KoudaiError
-    from koudai_flask.services.transaction import unit_of_work
-
-    first_open, finish_first = threading.Event(), threading.Event()
-    outcome: dict[str, object] = {}
-
-    def run_first() -> None:
-        with app.app_context(), unit_of_work():
-            first()
-            first_open.set()
-            finish_first.wait(30)  # commits when told
-
-    def run_second() -> None:
-        with app.app_context():
-            try:
-                outcome["second"] = second()
-            except KoudaiError as exc:
-                outcome["second"] = exc
-
-    one, two = threading.Thread(target=run_first), threading.Thread(target=run_second)
-    one.start()
-    try:
-        assert first_open.wait(30)
-        two.start()
-        _wait_until_blocked_on(app, table)
-        assert "second" not in outcome
-    finally:
-        finish_first.set()
-        one.join(30)
-        if two.ident is not None:  # started
-            two.join(30)
-    return outcome["second"]
-
-
-def _wait_until_blocked_on(app, table: str) -> None:
-    """Until some backend of this database waits for a row lock taken FOR UPDATE on ``table``."""
-    import time
-
-    from sqlalchemy import text
-
-    with app.app_context():
-        session = get_state().session
-        deadline = time.monotonic() + 30
-        while not session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database() AND query LIKE :pattern"
-            ),
-            {"pattern": f"%FROM {table} %FOR UPDATE%"},
-        ):
-            session.rollback()
-            assert time.monotonic() < deadline, f"nothing waited for a lock on {table}"
-            time.sleep(0.05)
-        session.rollback()
-
-
 def _two_customers(app) -> tuple[int, int]:
     with app.app_context():
         staff.grant("boss", "owner")
@@ -361,7 +301,7 @@ def test_two_merges_of_the_same_customers_at_once_never_make_a_cycle(make_app, p
     """A into B while B into A: the second waits for the first's lock, then is refused."""
     app = make_app(postgres_url)
     a, b = _two_customers(app)
-    second = _race(
+    second = race(
         app,
         lambda: merges.merge_into(a, b, reason="manual", actor="staff:boss"),
         lambda: merges.merge("boss", b, a),
@@ -381,7 +321,7 @@ def test_two_splits_of_one_merge_at_once_split_it_once(make_app, postgres_url):
     a, b = _two_customers(app)
     with app.app_context():
         merge_id = merges.merge("boss", a, b).id
-    second = _race(
+    second = race(
         app,
         lambda: merges.split("boss", merge_id),
         lambda: merges.split("boss", merge_id),
@@ -395,3 +335,30 @@ def test_two_splits_of_one_merge_at_once_split_it_once(make_app, postgres_url):
             .where(AuditEntry.action == "customers.split")
         )
         assert splits == 1
+
+
+def test_a_segment_or_a_tag_deleted_twice_at_once_is_deleted_once(make_app, postgres_url):
+    from koudai_flask.services import rule_tags, segments
+
+    app = make_app(postgres_url)
+    with app.app_context():
+        staff.grant("boss", "owner")
+        segment_id = segments.save("boss", {"min_orders": "1"}, name="Buyers").id
+        buyer = identities.link_identity("phone", "13700000097", name="T")
+        tags.add_tag(buyer, "doomed")
+        tag_id = get_state().session.scalar(select(Tag.id).where(Tag.name == "doomed"))
+    for delete, table in [
+        (lambda: segments.delete("boss", segment_id), "koudai_segment"),
+        (lambda: rule_tags.delete_tag("boss", tag_id), "koudai_tag"),
+    ]:
+        assert isinstance(race(app, delete, delete, table), NotFound), table
+    with app.app_context():
+        session = get_state().session
+        deletes = session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.action.in_(["customers.segment_delete", "customers.tag_delete"]))
+            .order_by(AuditEntry.id)
+        )
+        assert deletes.all() == ["customers.segment_delete", "customers.tag_delete"]
+        removals = session.scalars(select(TagHistory.action).where(TagHistory.customer_id == buyer))
+        assert sorted(removals) == ["added", "removed"]

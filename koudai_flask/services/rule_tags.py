@@ -70,7 +70,8 @@ def delete_tag(user_id: str, tag_id: int) -> None:
     """Remove a tag from everyone (each removal in the history) and delete it."""
     with unit_of_work() as session:
         staff.require(user_id, "customers.edit")
-        tag = session.get(Tag, tag_id)
+        # Locked: a second delete at once waits, then finds no tag (NotFound).
+        tag = session.get(Tag, tag_id, with_for_update=True, populate_existing=True)
         if tag is None:
             raise NotFound(f"unknown tag {tag_id}")
         holders = list(

@@ -125,7 +125,10 @@ def save(
 def delete(user_id: str, segment_id: int) -> None:
     with unit_of_work() as session:
         require_editor(user_id)
-        segment = get(segment_id)
+        # Locked: a second delete at once waits, then finds no segment (NotFound).
+        segment = session.get(Segment, segment_id, with_for_update=True, populate_existing=True)
+        if segment is None:
+            raise NotFound(f"unknown segment {segment_id}")
         staff.audit(
             f"staff:{user_id}",
             "customers.segment_delete",
