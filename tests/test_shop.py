@@ -388,3 +388,26 @@ def test_password_reset_by_signed_link(shop):
     with shop.app_context():
         assert customers.authenticate("reset@example.com", "brand-new-pass") is not None
     assert client.post("/account/reset/forged", {"password": "whatever-1"}).status_code == 400
+
+
+def test_adds_to_one_cart_line_at_once_all_count(make_app, database_url):
+    """A double tap on "add to cart": every add counts and none fails on the new line."""
+    from koudai_flask.services import cart
+    from tests.test_api_idempotency import concurrently
+
+    app = make_app(database_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 10})
+    with app.app_context():
+        catalog.create_product(
+            title="Tap tea", skus=[{"code": "TAP-1", "price": 500, "stock": 500}]
+        )
+        buyer = customers.for_user("tapper", name="Tapper").id
+
+    def add(_: int) -> dict[str, int]:
+        with app.app_context():
+            return cart.add(buyer, "TAP-1", 2)
+
+    concurrently(8, add)
+    with app.app_context():
+        assert cart.stored(buyer) == {"TAP-1": 16}
+        assert get_state().session.scalar(select(func.count()).select_from(CartLine)) == 1
+        assert cart.add(buyer, "TAP-1", 90) == {"TAP-1": cart.MAX_QUANTITY}  # capped

@@ -8,12 +8,15 @@ coupon), with a stock message per line and the savings.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import CartLine, Sku, StockLevel
+from koudai_flask.models.base import utcnow
 from koudai_flask.services import inventory, marketing
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -223,16 +226,41 @@ def _line(customer_id: int, sku: Sku) -> CartLine | None:
 
 
 def add(customer_id: int, sku_code: str, quantity: int) -> dict[str, int]:
+    """Add ``quantity`` of a SKU to the buyer's stored cart (at most ``MAX_QUANTITY``).
+
+    On PostgreSQL and SQLite one upsert adds it: two adds at once (a double tap on "add to
+    cart") both count, and neither fails on the line the other just made.
+    """
     if quantity <= 0:
         raise ValidationError("quantity must be at least 1")
     with unit_of_work() as session:
         sku = check_line(sku_code, quantity)
-        line = _line(customer_id, sku)
-        if line is None:
-            session.add(CartLine(customer_id=customer_id, sku_id=sku.id, quantity=quantity))
+        dialect = session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module: Any = postgresql if dialect == "postgresql" else sqlite
+            # PostgreSQL's least(); SQLite's min() of two values is the same scalar function.
+            smaller = func.least if dialect == "postgresql" else func.min
+            statement = module.insert(CartLine).values(
+                customer_id=customer_id, sku_id=sku.id, quantity=min(quantity, MAX_QUANTITY)
+            )
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[CartLine.customer_id, CartLine.sku_id],
+                    set_={
+                        "quantity": smaller(
+                            CartLine.quantity + statement.excluded.quantity, MAX_QUANTITY
+                        ),
+                        "updated_at": utcnow(),
+                    },
+                )
+            )
         else:
-            line.quantity = min(MAX_QUANTITY, line.quantity + quantity)
-        session.flush()
+            line = _line(customer_id, sku)
+            if line is None:
+                session.add(CartLine(customer_id=customer_id, sku_id=sku.id, quantity=quantity))
+            else:
+                line.quantity = min(MAX_QUANTITY, line.quantity + quantity)
+            session.flush()
     return stored(customer_id)
 
 
