@@ -8,17 +8,16 @@ coupon), with a stock message per line and the savings.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import CartLine, Sku, StockLevel
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import inventory, marketing
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 MAX_QUANTITY = 99
 
@@ -235,11 +234,10 @@ def add(customer_id: int, sku_code: str, quantity: int) -> dict[str, int]:
         raise ValidationError("quantity must be at least 1")
     with unit_of_work() as session:
         sku = check_line(sku_code, quantity)
-        dialect = session.get_bind().dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            module: Any = postgresql if dialect == "postgresql" else sqlite
+        module = upsert_dialect(session)
+        if module is not None:
             # PostgreSQL's least(); SQLite's min() of two values is the same scalar function.
-            smaller = func.least if dialect == "postgresql" else func.min
+            smaller = func.least if module is postgresql else func.min
             statement = module.insert(CartLine).values(
                 customer_id=customer_id, sku_id=sku.id, quantity=min(quantity, MAX_QUANTITY)
             )

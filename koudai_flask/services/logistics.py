@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +29,7 @@ from koudai_flask.errors import InvalidTransition, NotFound
 from koudai_flask.models import Order, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import orders
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 log = logging.getLogger("koudai_flask.logistics")
 
@@ -124,9 +123,8 @@ def _insert_events(session: Session, shipment_id: int, events: Iterable[Tracking
     if not rows:
         return 0
     values = list(rows.values())
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
+    module = upsert_dialect(session)
+    if module is not None:
         statement = (
             module.insert(TrackingEvent)
             .values(values)

@@ -67,10 +67,7 @@ def merge(who: Principal, target_id: int, source_id: int) -> MergeView:
         )
     target = _standing_as_given(who, target_id)
     source = _standing_as_given(who, source_id)
-    record = merges.merge(who.user_id, source, target)
-    found = current_session().get(CustomerMerge, record.id)
-    assert found is not None
-    return _view(found)
+    return _view(merges.merge(who.user_id, source, target))
 
 
 def split(who: Principal, customer_id: int, merge_id: int) -> MergeView:
@@ -80,7 +77,4 @@ def split(who: Principal, customer_id: int, merge_id: int) -> MergeView:
     if record is None or record.target_id != target:
         raise NotFound(f"customer {customer_id} has no merge {merge_id}")
     merges.split(who.user_id, merge_id)
-    current_session().expire_all()
-    found = current_session().get(CustomerMerge, merge_id)
-    assert found is not None
-    return _view(found)
+    return _view(record)  # expired by the split: read again, with its split_at

@@ -79,7 +79,7 @@ def _require_editor(who: Principal) -> None:
         )
 
 
-def create(who: Principal, data: dict[str, Any], segment_id: int | None = None) -> SegmentView:
+def save(who: Principal, data: dict[str, Any], segment_id: int | None = None) -> SegmentView:
     """A segment from the admin form's fields, or those fields replacing segment
     ``segment_id``'s; a bad rule or a taken name is 422 and saves nothing."""
     _require_editor(who)

@@ -12,7 +12,6 @@ from sqlalchemy import delete, func, select
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Customer, CustomerTag, Tag, TagHistory
-from koudai_flask.models.base import utcnow
 from koudai_flask.services import outbox
 from koudai_flask.services.identities import resolve
 from koudai_flask.services.transaction import (
@@ -63,9 +62,7 @@ def put_on(customer_id: int, tag: Tag, *, source: str, actor: str | None) -> boo
     if already is not None:
         return False
     added = insert_ignoring_duplicate(
-        session,
-        CustomerTag,
-        {"customer_id": customer_id, "tag_id": tag.id, "source": source, "created_at": utcnow()},
+        session, CustomerTag, {"customer_id": customer_id, "tag_id": tag.id, "source": source}
     )
     if added is None:  # put on by a request that committed meanwhile
         return False
@@ -110,17 +107,8 @@ def add_tag(
         tag = find(name)
         if tag is None:
             # A request adding the same new tag at once makes it first: use theirs.
-            now = utcnow()
             insert_ignoring_duplicate(
-                session,
-                Tag,
-                {
-                    "name": name,
-                    "description": "",
-                    "created_by": actor_id or source,
-                    "created_at": now,
-                    "updated_at": now,
-                },
+                session, Tag, {"name": name, "created_by": actor_id or source}
             )
             tag = find(name)
             assert tag is not None

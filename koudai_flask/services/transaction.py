@@ -54,6 +54,13 @@ def remember_outbox_event(session: Session, event_id: int) -> None:
     session.info.setdefault(_OUTBOX, []).append(event_id)
 
 
+def upsert_dialect(session: Session) -> Any | None:
+    """SQLAlchemy's dialect module whose ``insert`` has ``ON CONFLICT`` (PostgreSQL's or
+    SQLite's) for the session's database, else None."""
+    dialect = session.get_bind().dialect.name
+    return postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
+
+
 def insert_ignoring_duplicate(session: Session, model: Any, values: dict[str, Any]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, None for a duplicate.
 
@@ -62,8 +69,7 @@ def insert_ignoring_duplicate(session: Session, model: Any, values: dict[str, An
     constraint. Other databases than PostgreSQL and SQLite get a plain INSERT: the caller
     looked first, and the constraint still holds.
     """
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
+    module = upsert_dialect(session)
     if module is None:
         return session.execute(insert(model).values(values).returning(model.id)).scalar_one()
     statement = module.insert(model).values(values).on_conflict_do_nothing().returning(model.id)

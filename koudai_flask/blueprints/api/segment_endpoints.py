@@ -32,7 +32,7 @@ def register(bp: Blueprint) -> None:
         """Save a segment from the same fields as the back office's form: every field given
         must hold, and the `rule` too. The key also needs `customers.edit` or
         `marketing.manage`."""
-        return platform_segments.create(principal(), data)
+        return platform_segments.save(principal(), data)
 
     @bp.route(f"/segments/<{ID}:segment_id>", methods=["GET"])
     @requires("customers.view")
@@ -49,7 +49,7 @@ def register(bp: Blueprint) -> None:
     def segment_replace(data: dict[str, Any], segment_id: int) -> Any:
         """Replace a segment's name and fields (those not sent are dropped), as the back
         office's form saves it. The key also needs `customers.edit` or `marketing.manage`."""
-        return platform_segments.create(principal(), data, segment_id)
+        return platform_segments.save(principal(), data, segment_id)
 
     @bp.route(f"/segments/<{ID}:segment_id>", methods=["DELETE"])
     @requires("customers.view")
