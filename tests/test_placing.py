@@ -238,7 +238,7 @@ def test_subscribed_events_are_written_pending_and_delivered_after_commit(app, s
     assert order.status == "pending_payment"
 
 
-def test_a_statement_listener_sees_both_statements_of_a_placing(app, shirt):
+def test_a_statement_listener_sees_every_statement_of_a_placing(app, shirt):
     engine = get_state(app).get_engine()
     seen: list[str] = []
 
@@ -250,10 +250,10 @@ def test_a_statement_listener_sees_both_statements_of_a_placing(app, shirt):
         order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 2}])
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert seen[0].startswith("SELECT koudai_channel.kind")
-    if engine.dialect.name == "postgresql":  # the one statement of placing_sql
-        assert len(seen) == 2 and seen[1].startswith("WITH wanted AS")
-    else:  # the hold, then the INSERTs, table by table
+    if engine.dialect.name == "postgresql":  # the one statement of placing_fast, no lookup
+        assert len(seen) == 1 and seen[0].startswith("WITH wanted AS \n(SELECT s.id AS sku_id")
+    else:  # the lookup, the hold, then the INSERTs, table by table
+        assert seen[0].startswith("SELECT koudai_channel.kind")
         heads = [statement.split(" (")[0].split(" SET")[0] for statement in seen[1:]]
         assert list(dict.fromkeys(heads)) == [
             "UPDATE koudai_stock_level",
@@ -311,3 +311,211 @@ def test_orders_of_one_to_three_skus_each_read_their_skus(app, shirt):
     ]
     assert three.subtotal == 12900 + 13900 + 2 * 900
     assert inventory.available("SOCK-1") == 2
+
+
+# -- PostgreSQL: one statement without a lookup ------------------------------------------------
+
+
+FIGURES = ("number", "on_hand", "reserved", "available")
+
+
+def _rows_of(app: Any, order_id: int, events_in: tuple[int, int]) -> dict[str, Any]:
+    """What one placed order wrote, without ids, numbers, times and stock figures (those of
+    the first order and the second differ): to compare two orders."""
+    session = get_state(app).session
+    session.expire_all()
+    order = session.get(Order, order_id)
+    assert order is not None
+    lines = session.scalars(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id)
+    ).all()
+    holds = session.scalars(
+        select(Reservation).where(Reservation.order_id == order_id).order_by(Reservation.id)
+    ).all()
+    events = session.scalars(
+        select(OutboxEvent)
+        .where(OutboxEvent.id > events_in[0], OutboxEvent.id <= events_in[1])
+        .order_by(OutboxEvent.id)
+    ).all()
+    reference = f"order:{order.number}"
+    movements = session.scalars(
+        select(StockMovement).where(StockMovement.reference == reference).order_by(StockMovement.id)
+    ).all()
+
+    def payload(event: OutboxEvent) -> dict[str, Any]:
+        return {k: v for k, v in event.payload.items() if k not in FIGURES}
+
+    return {
+        "order": (order.status, order.channel, order.subtotal, order.discount, order.total),
+        "customer": order.customer_id,
+        "lines": [(x.sku_code, x.title, x.variant, x.unit_price, x.quantity) for x in lines],
+        "holds": [
+            (h.sku_id, h.quantity, h.status, h.idempotency_key.split(":")[-1]) for h in holds
+        ],
+        "movements": [(m.sku_id, m.on_hand_delta, m.reserved_delta, m.reason) for m in movements],
+        "events": [(e.topic, payload(e), e.status) for e in events],
+    }
+
+
+def _place_both_ways(app: Any, monkeypatch: pytest.MonkeyPatch, **ask: Any) -> list[Any]:
+    """The same order placed by the one statement and then by lookup and write."""
+    from koudai_flask.services import placing_fast
+
+    before = max_event_id(app)
+    first = orders.place(**ask)
+    between = max_event_id(app)
+    with monkeypatch.context() as patch:
+        patch.setattr(placing_fast, "place", lambda *args, **kwargs: None)
+        second = orders.place(**ask)
+    after = max_event_id(app)
+    return [_rows_of(app, first.id, (before, between)), _rows_of(app, second.id, (between, after))]
+
+
+def test_both_ways_of_placing_write_the_same_rows(app, shirt, monkeypatch):
+    from koudai_flask.services import channels, customers
+
+    catalog.create_product(
+        title="Plain mug",
+        skus=[
+            {"code": "MUG", "price": 2500, "stock": 10},  # no attributes: no variant
+            {"code": "MUG-E", "price": 2600, "attributes": {"glaze": ""}, "stock": 10},
+        ],
+    )
+    catalog.create_product(
+        title="Tee",
+        options=["color", "size"],
+        skus=[
+            {"code": "TEE", "price": 5000, "attributes": {"color": "red", "size": "M"}, "stock": 9}
+        ],
+    )
+    fast, slow = _place_both_ways(
+        app,
+        monkeypatch,
+        channel="web",
+        lines=[
+            {"sku": "TEE", "quantity": 2},
+            {"sku": "MUG", "quantity": 1},
+            {"sku": "MUG-E", "quantity": 1},
+            {"sku": "SHIRT-W", "quantity": 1},
+        ],
+        shipping_fee=1000,
+        address=ADDRESS,
+    )
+    assert fast == slow
+    assert fast["lines"] == [
+        ("SHIRT-W", "Oxford shirt", "white", 12900, 1),
+        ("MUG", "Plain mug", "", 2500, 1),
+        ("MUG-E", "Plain mug", "MUG-E", 2600, 1),
+        ("TEE", "Tee", "red / M", 5000, 2),
+    ]
+    assert fast["order"] == ("pending_payment", "web", 28000, 0, 29000)
+    # The first order's stock events carry the levels after its hold.
+    assert inventory.available("TEE") == 9 - 2 - 2
+    tee = [
+        {key: e.payload[key] for key in FIGURES[1:]}
+        for e in get_state(app).session.scalars(
+            select(OutboxEvent).where(OutboxEvent.topic == "stock.changed").order_by(OutboxEvent.id)
+        )
+        if e.payload["sku"] == "TEE"
+    ]
+    assert tee[-2:] == [  # after the stock the product was created with
+        {"on_hand": 9, "reserved": 2, "available": 7},
+        {"on_hand": 9, "reserved": 4, "available": 5},
+    ]
+
+    # Another channel's order with its own prices, for a customer given by id.
+    channels.create("weibo", "wb-shop", settings={})
+    buyer = customers.for_user("u-77", name="Han Meimei")
+    fast, slow = _place_both_ways(
+        app,
+        monkeypatch,
+        channel="wb-shop",
+        lines=[{"sku": "TEE", "quantity": 1, "unit_price": 4500}, {"sku": "MUG", "quantity": 1}],
+        customer=buyer.id,
+    )
+    assert fast == slow
+    assert [line[3] for line in fast["lines"]] == [2500, 4500]
+    assert (fast["order"][2], fast["customer"]) == (7000, buyer.id)
+    assert_ledger_consistent(get_state(app).session)
+
+
+def test_both_ways_mark_the_listings_of_a_pushing_channel(app, shirt, monkeypatch):
+    from koudai_flask.models import ChannelListing
+    from koudai_flask.services import channels
+
+    shop = channels.create("taobao", "tb-main", settings={})
+    channels.link("tb-main", "SHIRT-W", external_item_id="1001", external_sku_id="2001")
+    fast, slow = _place_both_ways(
+        app, monkeypatch, channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}]
+    )
+    assert fast == slow
+    assert ("channel.push_due", {"skus": ["SHIRT-W"], "channels": [shop.id]}) in [
+        (topic, payload) for topic, payload, _ in fast["events"]
+    ]
+    listing = get_state(app).session.scalars(select(ChannelListing)).one()
+    assert listing.dirty_since is not None and listing.push_version == 2
+
+
+def test_what_the_one_statement_refuses_the_lookup_explains(app, shirt):
+    from koudai_flask.errors import ValidationError
+    from koudai_flask.services import channels
+
+    first = orders.place(
+        channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}], idempotency_key="k-1"
+    )
+    again = orders.place(
+        channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}], idempotency_key="k-1"
+    )
+    assert again.id == first.id
+    with pytest.raises(ValidationError, match="unit_price"):
+        orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1, "unit_price": 1}])
+    with pytest.raises(NotFound, match="unknown customer"):
+        orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}], customer=999)
+    channels.create("weibo", "wb-shop", settings={})
+    one = orders.place(
+        channel="wb-shop", lines=[{"sku": "SHIRT-B", "quantity": 1}], external_id="E1"
+    )
+    two = orders.place(
+        channel="wb-shop", lines=[{"sku": "SHIRT-B", "quantity": 1}], external_id="E1"
+    )
+    assert one.id == two.id
+    catalog.archive_product(shirt.id)  # its SKUs are no longer on sale
+    with pytest.raises(ValidationError, match="not on sale"):
+        orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 1}])
+    session = get_state(app).session
+    assert session.scalar(select(func.count()).select_from(Order)) == 2
+    assert inventory.available("SHIRT-W") == 9 and inventory.available("SHIRT-B") == 9
+    assert_ledger_consistent(session)
+
+
+def test_an_order_alone_commits_by_itself_and_a_callers_rolls_back_with_it(app, shirt):
+    from koudai_flask.services.transaction import unit_of_work
+
+    engine = get_state(app).get_engine()
+    autocommit: list[bool] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "koudai_order" in statement:
+            autocommit.append(bool(getattr(conn.connection.dbapi_connection, "autocommit", False)))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+        with pytest.raises(RuntimeError), unit_of_work():
+            orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 2}])
+            raise RuntimeError("the caller fails after placing")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # On PostgreSQL the lone order is one statement in autocommit; inside the caller's
+    # transaction it is not, so it went with the caller's rollback.
+    if engine.dialect.name == "postgresql":
+        assert autocommit == [True, False]
+    else:
+        assert not any(autocommit)
+    session = get_state(app).session
+    assert session.scalar(select(func.count()).select_from(Order)) == 1
+    assert inventory.available("SHIRT-W") == 9
+    assert_ledger_consistent(session)
+    # The pooled connection went back out of autocommit: the next transaction is a real one.
+    with engine.connect() as connection:
+        assert not getattr(connection.connection.dbapi_connection, "autocommit", False)

@@ -17,6 +17,8 @@ as ``read_path`` does: the error has already aborted the transaction.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, NoReturn
 
 from sqlalchemy import CompoundSelect, Connection, Select
@@ -39,15 +41,42 @@ def rows(
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     parameters = prepared.parameters(params)
-    cursor = dbapi_connection.cursor()
+    sql = prepared.sql
+    if connection.dialect.driver == "psycopg" and isinstance(parameters, dict):
+        # psycopg parses a text with named parameters on every call once it is longer than
+        # 4,096 characters (it keeps shorter ones); the placing statement is. Numbered
+        # parameters ($1, ...) on psycopg's raw cursor need no parsing at all.
+        numbered, names = _numbered(sql)
+        cursor = connection.dialect.loaded_dbapi.RawCursor(dbapi_connection)
+        sql, parameters = numbered, [parameters[name] for name in names]
+    else:
+        cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(prepared.sql, parameters)
+        cursor.execute(sql, parameters)
         raw = cursor.fetchall()
     except connection.dialect.loaded_dbapi.Error as error:
         _raise_as_sqlalchemy(connection, error, prepared.sql, parameters, cursor)
     finally:
         cursor.close()
     return prepared.rows(raw)
+
+
+_NAMED = re.compile(r"%%|%\((\w+)\)s")
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``%(name)s`` parameters as ``$1``, ``$2``, ... (``%%`` as ``%``), and
+    the names in number order."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        return f"${numbers.setdefault(name, len(numbers) + 1)}"
+
+    return _NAMED.sub(number, sql), tuple(numbers)
 
 
 def _raise_as_sqlalchemy(

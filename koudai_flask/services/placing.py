@@ -1,12 +1,16 @@
-"""Placing an order: one read, then the stock holds and the order's rows.
+"""Placing an order: on PostgreSQL one statement, elsewhere a read and then the writes.
 
-``orders.place`` validates the input and owns the transaction; this module does the work in
-Core statements, without the ORM's unit of work: one query reads the channel, the SKUs and
-what decides a replay, then on PostgreSQL one statement (``placing_sql``) holds the stock and
-writes every row, and elsewhere one conditional UPDATE per SKU and one INSERT per table do
-(``placing_write``). The read, and the write on PostgreSQL, run on the driver's cursor
-(``direct``). The order is returned as a persistent object of the session, built without a
-read back.
+``orders.place`` validates the input and owns the transaction. On PostgreSQL an order that
+the marketing plugins do not price is first tried as the one statement of
+``placing_fast``, which reads the lines' SKUs itself and changes nothing unless the order
+can be placed as asked; when it is alone in its transaction, it is that transaction. If it
+changed nothing, or for the other orders and databases, this module does the work in Core
+statements, without the ORM's unit of work: one query reads the channel, the SKUs and what
+decides a replay (and finds the reason for a refusal), then on PostgreSQL one statement
+(``placing_sql``) holds the stock and writes every row, and elsewhere one conditional UPDATE
+per SKU and one INSERT per table do (``placing_write``). The read, and the write on
+PostgreSQL, run on the driver's cursor (``direct``). The order is returned as a persistent
+object of the session, built without a read back.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, bindparam, exists, null, select
+from sqlalchemy import Engine, Select, Table, bindparam, exists, null, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -34,10 +38,10 @@ from koudai_flask.models import (
     Sku,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import direct, placing_write
-from koudai_flask.services.placing_sql import ORDER_COLUMNS
+from koudai_flask.services import direct, placing_fast, placing_write
+from koudai_flask.services.placing_sql import ORDER_COLUMNS, ORDER_PAYLOAD_COLUMNS
 from koudai_flask.services.placing_write import Line, Placing
-from koudai_flask.services.transaction import remember_outbox_event
+from koudai_flask.services.transaction import outermost, remember_outbox_event
 
 _CHANNEL = cast(Table, Channel.__table__)
 _SKU = cast(Table, Sku.__table__)
@@ -53,7 +57,7 @@ _LOCATION = cast(Table, Location.__table__)
 
 def event_payload(order: Order, previous: str | None) -> dict[str, Any]:
     """The payload of an ``order.*`` outbox event: who the order is and where it stands."""
-    values = {name: getattr(order, name) for name in placing_write.PAYLOAD_COLUMNS}
+    values = {name: getattr(order, name) for name in ORDER_PAYLOAD_COLUMNS}
     return placing_write.row_payload(values, previous)
 
 
@@ -173,10 +177,12 @@ def place_in(
 ) -> Order:
     """Place an order inside the caller's transaction, or raise; see the module docstring.
 
-    On PostgreSQL that is two statements whatever the number of lines (three when a channel
-    lists one of the SKUs: ``stock_sync.mark_dirty_in``), besides BEGIN and COMMIT. With
-    ``marketing`` the plugins' reads come before the write, and the discount lines and
-    redemptions (a coupon's use) after it, in the same transaction.
+    On PostgreSQL that is one statement whatever the number of lines, without BEGIN and
+    COMMIT when nothing else is in the transaction; when that statement refuses, the lookup
+    and write take two more (three when a channel lists one of the SKUs:
+    ``stock_sync.mark_dirty_in``). With ``marketing`` the plugins' reads come before the
+    write, and the discount lines and redemptions (a coupon's use) after it, in the same
+    transaction.
     """
     quantities: dict[str, int] = {}
     prices: dict[str, int] = {}
@@ -185,11 +191,26 @@ def place_in(
         if "unit_price" in line:
             prices[line["sku"]] = line["unit_price"]
     external_id = data["external_id"]
+    location_code = config_value("DEFAULT_LOCATION")
+    if marketing is None:
+        placed = _place_without_lookup(
+            session,
+            channel_name,
+            data,
+            quantities,
+            prices,
+            customer,
+            idempotency_key,
+            digest,
+            actor,
+            location_code,
+        )
+        if placed is not None:
+            return placed
     # The caller's own pending changes go first, as a query's autoflush would send them.
     session.flush()
     customer_id = customer.id if isinstance(customer, Customer) else customer
     check_customer = customer_id is not None and not isinstance(customer, Customer)
-    location_code = config_value("DEFAULT_LOCATION")
     params: dict[str, Any] = {"channel": channel_name, "location": location_code}
     params.update((f"code_{i}", code) for i, code in enumerate(quantities))
     if idempotency_key is not None:
@@ -260,27 +281,18 @@ def place_in(
         unit_prices = {code: quote.unit_price(code) for code in codes}
     discount = quote.discount if quote is not None else 0
     subtotal = sum(unit_prices[code] * quantities[code] for code in codes)
-    values = {
-        "number": number,
-        "status": "pending_payment",
-        "channel": channel_name,
-        "external_id": external_id,
-        "idempotency_key": idempotency_key,
-        "request_digest": digest,
-        "customer_id": customer_id,
-        "address": data["address"],
-        "note": data["note"],
-        "subtotal": subtotal,
-        "shipping_fee": data["shipping_fee"],
-        "discount": discount,
-        "total": subtotal + data["shipping_fee"] - discount,
-        "paid_at": None,
-        "payment_provider": None,
-        "created_at": now,
-        "updated_at": now,
-    }
     placing = Placing(
-        order={column: values[column] for column in ORDER_COLUMNS},
+        order=_order_row(
+            number,
+            channel_name,
+            data,
+            idempotency_key,
+            digest,
+            customer_id,
+            subtotal,
+            discount,
+            now,
+        ),
         lines=[
             Line(
                 sku_id=cast(int, skus[code].id),
@@ -317,6 +329,50 @@ def place_in(
     return _persistent(session, order_id, placing.order)
 
 
+def _place_without_lookup(
+    session: Session,
+    channel_name: str,
+    data: dict[str, Any],
+    quantities: dict[str, int],
+    prices: dict[str, int],
+    customer: Customer | int | None,
+    idempotency_key: str | None,
+    digest: str,
+    actor: str,
+    location_code: str,
+) -> Order | None:
+    """The order placed by ``placing_fast`` in one statement on PostgreSQL, or None if that
+    changed nothing or cannot be used here (the lookup then goes on)."""
+    bind = session.get_bind(Order.__mapper__)
+    if bind.dialect.name != "postgresql":
+        return None
+    # Nothing of the caller's is open: the order's statement is its own transaction, on a
+    # connection of its own. Otherwise it runs in the caller's, after the caller's changes.
+    alone = isinstance(bind, Engine) and outermost(session) and not session.in_transaction()
+    if not alone:
+        session.flush()
+    customer_id = customer.id if isinstance(customer, Customer) else customer
+    now = utcnow()
+    row = _order_row(
+        new_number(now), channel_name, data, idempotency_key, digest, customer_id, 0, 0, now
+    )
+    placed = placing_fast.place(
+        session,
+        bind if alone else session.connection(),
+        row,
+        quantities,
+        prices,
+        customer_check=None if isinstance(customer, Customer) else customer_id,
+        location_code=location_code,
+        expires_at=now + timedelta(seconds=config_value("RESERVATION_TTL")),
+        actor=actor,
+    )
+    if placed is None:
+        return None
+    order_id, written = placed
+    return _persistent(session, order_id, written)
+
+
 def _persistent(session: Session, order_id: int, row: dict[str, Any]) -> Order:
     """The order just written, as a persistent object of ``session``, without a read back.
 
@@ -328,6 +384,40 @@ def _persistent(session: Session, order_id: int, row: dict[str, Any]) -> Order:
     make_transient_to_detached(order)
     session.add(order)
     return order
+
+
+def _order_row(
+    number: str,
+    channel_name: str,
+    data: dict[str, Any],
+    idempotency_key: str | None,
+    digest: str,
+    customer_id: int | None,
+    subtotal: int,
+    discount: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The new order's ``koudai_order`` row but its id, in the columns' order."""
+    values = {
+        "number": number,
+        "status": "pending_payment",
+        "channel": channel_name,
+        "external_id": data["external_id"],
+        "idempotency_key": idempotency_key,
+        "request_digest": digest,
+        "customer_id": customer_id,
+        "address": data["address"],
+        "note": data["note"],
+        "subtotal": subtotal,
+        "shipping_fee": data["shipping_fee"],
+        "discount": discount,
+        "total": subtotal + data["shipping_fee"] - discount,
+        "paid_at": None,
+        "payment_provider": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return {column: values[column] for column in ORDER_COLUMNS}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
@@ -35,9 +35,6 @@ _RESERVATION = cast(Table, Reservation.__table__)
 _MOVEMENT = cast(Table, StockMovement.__table__)
 _OUTBOX = cast(Table, OutboxEvent.__table__)
 _LEVEL = cast(Table, StockLevel.__table__)
-
-# The order columns an ``order.*`` outbox event carries, besides the previous status.
-PAYLOAD_COLUMNS = ("number", "channel", "external_id", "status", "total", "customer_id")
 
 
 def row_payload(order: Mapping[str, Any], previous: str | None) -> dict[str, Any]:
@@ -154,43 +151,80 @@ def write_in_one_statement(
     When a line is short of stock the statement changes nothing, and ``OutOfStock`` names
     the first such line in SKU id order, as the step-by-step path does.
     """
-    order, now = placing.order, placing.now
-    stock_dispatch = outbox.needs_dispatch("stock.changed")
-    placed_dispatch = outbox.needs_dispatch("order.placed")
+    order = placing.order
     params = {
-        "order": json.dumps(order, default=_json_time),
+        "order": json.dumps(order, default=json_time),
         "lines": [vars(line) for line in placing.lines],
         "line_count": len(placing.lines),
         "at_location": placing.location_id,
-        "location_code": placing.location_code,
-        "source": order["channel"],
-        "reference": placing.reference,
-        "actor": placing.actor,
-        "now": now,
-        "expires_at": placing.expires_at,
-        "stock_status": "pending" if stock_dispatch else "done",
-        "stock_done_at": None if stock_dispatch else now,
         "placed_payload": row_payload(order, None),
-        "placed_status": "pending" if placed_dispatch else "done",
-        "placed_done_at": None if placed_dispatch else now,
+        **statement_params(
+            order,
+            location_code=placing.location_code,
+            expires_at=placing.expires_at,
+            actor=placing.actor,
+        ),
     }
-    order_id = None
+    written = read_written(session, direct.rows(connection, placing_sql.statement(), params))
+    if written is None:
+        _refuse(session, connection, placing)
+    return written.order_id, written.pending
+
+
+def statement_params(
+    order: dict[str, Any], *, location_code: str, expires_at: datetime, actor: str
+) -> dict[str, Any]:
+    """The parameters of ``placing_sql.statement`` that both of its forms take, for the
+    ``order`` row being placed."""
+    now = order["created_at"]
+    return {
+        "location_code": location_code,
+        "source": order["channel"],
+        "reference": f"order:{order['number']}",
+        "actor": actor,
+        "expires_at": expires_at,
+        **event_status("stock", "stock.changed", now),
+        **event_status("placed", "order.placed", now),
+    }
+
+
+def event_status(prefix: str, topic: str, now: datetime) -> dict[str, Any]:
+    """An outbox event's status and done time: pending if anybody handles ``topic``."""
+    dispatch = outbox.needs_dispatch(topic)
+    return {
+        f"{prefix}_status": "pending" if dispatch else "done",
+        f"{prefix}_done_at": None if dispatch else now,
+    }
+
+
+class Written(NamedTuple):
+    """What ``placing_sql.statement`` wrote: the order's id, the ids of its outbox events
+    still to dispatch, and (``from_catalog``) the subtotal and total it summed."""
+
+    order_id: int
+    pending: list[int]
+    subtotal: int | None
+    total: int | None
+
+
+def read_written(session: Session, rows: list[Any]) -> Written | None:
+    """The statement's rows read, and a level this session holds kept in step; None when
+    it wrote nothing."""
+    order: tuple[int, int | None, int | None] | None = None
     pending = []
-    for kind, row_id, status, on_hand, reserved in direct.rows(
-        connection, placing_sql.statement(), params
-    ):
+    for kind, row_id, status, first, second in rows:
         if kind == "order":
-            order_id = row_id
+            order = (row_id, first, second)
         elif kind == "event" and status == "pending":
             pending.append(row_id)
         elif kind == "level":
-            ledger.sync_loaded_level(session, row_id, on_hand, reserved)
-    if order_id is None:
-        _refuse(session, connection, placing)
-    return order_id, sorted(pending)
+            ledger.sync_loaded_level(session, row_id, first, second)
+    if order is None:
+        return None
+    return Written(order[0], sorted(pending), order[1], order[2])
 
 
-def _json_time(value: Any) -> str:
+def json_time(value: Any) -> str:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.isoformat()
     raise TypeError(f"cannot send {value!r} in a JSON row")

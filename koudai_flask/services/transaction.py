@@ -50,6 +50,11 @@ def unit_of_work() -> Iterator[Session]:
             dispatch_outbox(event_ids)
 
 
+def outermost(session: Session) -> bool:
+    """Whether the running service call is the outermost: its commit is the transaction's."""
+    return bool(session.info.get(_DEPTH) == 1)
+
+
 def remember_outbox_event(session: Session, event_id: int) -> None:
     session.info.setdefault(_OUTBOX, []).append(event_id)
 
