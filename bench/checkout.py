@@ -239,6 +239,7 @@ class Profile:
     commits: int = 0
     rollbacks: int = 0
     checkouts: int = 0
+    autocommit: int = 0  # statements sent in the driver's autocommit: each its own transaction
     pre_ping: bool = False
     kinds: Counter[str] = field(default_factory=Counter)
 
@@ -250,6 +251,8 @@ def profile_place(app: Flask, engine: Engine, codes: list[str], count: int) -> P
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         phase["started"] = time.perf_counter()
+        if getattr(conn.connection.dbapi_connection, "autocommit", False):
+            profile.autocommit += 1
         if phase["committed"]:
             profile.after_commit += 1
         else:
@@ -412,7 +415,10 @@ def print_profile(profile: Profile) -> None:
     )
     print(
         f"  transactions per order: commits {profile.commits / n:.1f}, rollbacks "
-        f"{profile.rollbacks / n:.1f}; pool checkouts {profile.checkouts / n:.1f} "
+        f"{profile.rollbacks / n:.1f} (SQLAlchemy's; a rollback with nothing open sends "
+        f"nothing), statements in autocommit {profile.autocommit / n:.1f} (each a "
+        f"transaction of its own, without BEGIN and COMMIT); pool checkouts "
+        f"{profile.checkouts / n:.1f} "
         + ("(each one a pre-ping round trip)" if profile.pre_ping else "(pre-ping off)")
     )
     print(
