@@ -1,4 +1,4 @@
-"""The library's own declarative base, metadata and column helpers.
+"""The library's own declarative base, metadata, column helpers and one dialect helper.
 
 Our tables live on their own ``MetaData`` (never the host's ``db.Model``), all named
 ``koudai_*``, with a naming convention so that Alembic sees stable constraint names on
@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,3 +56,10 @@ class Base(DeclarativeBase):
 
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def upsert_dialect(bind: Session | Connection | Engine) -> Any | None:
+    """SQLAlchemy's dialect module whose ``insert`` has ``ON CONFLICT`` (PostgreSQL's or
+    SQLite's) for the database of ``bind``, else None (the caller looks first instead)."""
+    name = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
+    return postgresql if name == "postgresql" else sqlite if name == "sqlite" else None

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import requests
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from koudai_flask.connectors.errors import (
     AuthExpired,
@@ -34,7 +33,7 @@ from koudai_flask.connectors.errors import (
 )
 from koudai_flask.errors import ConfigError
 from koudai_flask.models import CredentialCache
-from koudai_flask.models.base import utcnow
+from koudai_flask.models.base import upsert_dialect, utcnow
 
 log = logging.getLogger("koudai_flask.notifications")
 
@@ -117,13 +116,9 @@ def _insert_placeholder(connection: Any, name: str) -> None:
         "expires_at": datetime(1970, 1, 1, tzinfo=UTC),
         "updated_at": utcnow(),
     }
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(
-            postgresql.insert(CredentialCache).values(**values).on_conflict_do_nothing()
-        )
-    elif dialect == "sqlite":
-        connection.execute(sqlite.insert(CredentialCache).values(**values).on_conflict_do_nothing())
+    module = upsert_dialect(connection)
+    if module is not None:
+        connection.execute(module.insert(CredentialCache).values(**values).on_conflict_do_nothing())
     elif (
         connection.execute(select(CredentialCache.id).where(CredentialCache.name == name)).first()
         is None

@@ -29,13 +29,12 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import FunnelEvent, OrderAttribution
-from koudai_flask.models.base import utcnow
+from koudai_flask.models.base import upsert_dialect, utcnow
 from koudai_flask.models.funnel import FUNNEL_STEPS
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -208,12 +207,9 @@ def insert_events(connection: Connection | Session, rows: Sequence[dict[str, Any
         connection.execute(insert(_TABLE), plain)
     if not once:
         return
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    dialect = bind.dialect.name
-    if dialect == "postgresql":
-        connection.execute(postgresql.insert(_TABLE).on_conflict_do_nothing(), once)
-    elif dialect == "sqlite":
-        connection.execute(sqlite.insert(_TABLE).on_conflict_do_nothing(), once)
+    module = upsert_dialect(connection)
+    if module is not None:
+        connection.execute(module.insert(_TABLE).on_conflict_do_nothing(), once)
     else:
         for row in once:
             seen = connection.execute(

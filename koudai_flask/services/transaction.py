@@ -13,10 +13,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from koudai_flask.extension import get_state
+from koudai_flask.models.base import upsert_dialect
 
 _DEPTH = "koudai_depth"
 _OUTBOX = "koudai_outbox_ids"
@@ -57,13 +57,6 @@ def outermost(session: Session) -> bool:
 
 def remember_outbox_event(session: Session, event_id: int) -> None:
     session.info.setdefault(_OUTBOX, []).append(event_id)
-
-
-def upsert_dialect(session: Session) -> Any | None:
-    """SQLAlchemy's dialect module whose ``insert`` has ``ON CONFLICT`` (PostgreSQL's or
-    SQLite's) for the session's database, else None."""
-    dialect = session.get_bind().dialect.name
-    return postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
 
 
 def insert_ignoring_duplicate(session: Session, model: Any, values: dict[str, Any]) -> int | None:

@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Coupon, CouponCustomerUse, CouponRedemption
-from koudai_flask.models.base import utcnow
+from koudai_flask.models.base import upsert_dialect, utcnow
 from koudai_flask.services.marketing.common import yuan
 from koudai_flask.services.marketing.plugins import (
     COUPONS,
@@ -175,12 +174,10 @@ class CouponPlugin(MarketingPlugin):
         conditional UPDATE, which re-reads the row once the other transaction is done.
         """
         connection = session.connection()
-        dialect = connection.dialect.name
+        module = upsert_dialect(connection)
         new_row = {"coupon_id": coupon_id, "customer_id": customer_id, "used": 0}
-        if dialect == "postgresql":
-            connection.execute(postgresql.insert(_USE).values(new_row).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            connection.execute(sqlite.insert(_USE).values(new_row).on_conflict_do_nothing())
+        if module is not None:
+            connection.execute(module.insert(_USE).values(new_row).on_conflict_do_nothing())
         elif _customer_uses(session, coupon_id, customer_id) == 0:
             connection.execute(insert(_USE).values(new_row))
         condition = and_(_USE.c.coupon_id == coupon_id, _USE.c.customer_id == customer_id)
