@@ -299,6 +299,95 @@ def profile_place(app: Flask, engine: Engine, codes: list[str], count: int) -> P
     return profile
 
 
+# -- CPU per order, one thread ---------------------------------------------------------------
+
+
+def server_cpu() -> float | None:
+    """CPU seconds used so far by every PostgreSQL process of this machine (backends, WAL
+    writer, ...), or None when none can be seen (no /proc)."""
+    total, seen = 0.0, False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for pid in entries:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat_file:
+                stat = stat_file.read()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")] != "postgres":
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        seen = True
+    return total if seen else None
+
+
+@dataclass
+class CpuCost:
+    client: float  # ms of this process's CPU per order
+    server: float | None  # ms of PostgreSQL's CPU per order, None if it cannot be seen
+
+
+def cpu_per_order(place_one: Callable[[int], None], count: int) -> CpuCost:
+    """CPU per order of ``count`` calls of ``place_one`` on this thread, after 10% warm-up."""
+    for i in range(max(1, count // 10)):
+        place_one(i)
+    server_before, client_before = server_cpu(), time.process_time()
+    for i in range(count):
+        place_one(i)
+    server_after, client_after = server_cpu(), time.process_time()
+    server = None
+    if server_before is not None and server_after is not None:
+        server = (server_after - server_before) / count * 1000
+    return CpuCost((client_after - client_before) / count * 1000, server)
+
+
+def raw_cpu(
+    conninfo: str, schema: str, sku_ids: list[int], location_id: int, count: int
+) -> CpuCost:
+    with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as connection:
+        cursor = connection.cursor()
+
+        def place_one(i: int) -> None:
+            sku_id = sku_ids[i % len(sku_ids)]
+            cursor.execute(RAW_RESERVE, (sku_id, location_id))
+            cursor.execute(RAW_ORDER, (sku_id,))
+            connection.commit()
+
+        return cpu_per_order(place_one, count)
+
+
+def library_cpu(app: Flask, codes: list[str], count: int) -> CpuCost:
+    with app.app_context():
+
+        def place_one(i: int) -> None:
+            orders.place(channel="web", lines=[{"sku": codes[i % len(codes)], "quantity": 1}])
+
+        return cpu_per_order(place_one, count)
+
+
+def print_cpu(raw: CpuCost, lib: CpuCost, count: int, local: bool) -> None:
+    print(f"CPU per order, one thread, {count} orders a side (read with the table above):")
+    for name, cost in (("raw", raw), ("library", lib)):
+        server = "n/a" if cost.server is None or not local else f"{cost.server:.3f}"
+        line = f"  {name:<8} client {cost.client:.3f} ms, PostgreSQL {server} ms"
+        if cost.server is not None and local:
+            line += f", together {cost.client + cost.server:.3f} ms"
+        print(line)
+    if raw.server is not None and lib.server is not None and local:
+        ratio = (raw.client + raw.server) / (lib.client + lib.server)
+        print(
+            f"  raw / library CPU: {ratio:.2f} (the ratio a CPU-bound machine would give if "
+            "every core were busy on both sides)"
+        )
+    else:
+        print("  (PostgreSQL's processes are not on this machine: its CPU is not counted)")
+
+
 # -- the ledger ------------------------------------------------------------------------------
 
 
@@ -444,10 +533,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-orders", type=int, default=200, help="orders in the statement-count pass"
     )
+    parser.add_argument(
+        "--cpu-orders", type=int, default=2000, help="orders a side in the CPU-per-order pass"
+    )
     parser.add_argument("--database-url", default=default_url, help="a PostgreSQL URL")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.seconds <= 0 or args.warmup < 0 or args.skus < 1:
         parser.error("--threads and --skus must be >= 1, --seconds > 0, --warmup >= 0")
+    if args.cpu_orders < 1:
+        parser.error("--cpu-orders must be >= 1")
     return args
 
 
@@ -509,12 +603,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ratio library / raw: {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})")
             print()
 
+            local = base.host in (None, "", "127.0.0.1", "localhost", "::1")
+            raw_cost = raw_cpu(libpq_conninfo(base), schema, raw_ids, location_id, args.cpu_orders)
+            lib_cost = library_cpu(app, lib_codes, args.cpu_orders)
+            print_cpu(raw_cost, lib_cost, args.cpu_orders, local)
+            print()
+
             engine = get_state(app).get_engine()
             profile = profile_place(app, engine, lib_codes, args.profile_orders)
             print_profile(profile)
             print()
 
-            placed = lib.all_ok + PROFILE_WARMUP + profile.orders
+            placed = (
+                lib.all_ok
+                + args.cpu_orders
+                + max(1, args.cpu_orders // 10)
+                + PROFILE_WARMUP
+                + profile.orders
+            )
             consistent, summary = check_ledger(setup, lib_ids, placed)
             print(f"ledger check (library SKUs): {summary}")
             setup.dispose()
