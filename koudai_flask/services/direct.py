@@ -55,7 +55,7 @@ def rows(
         cursor.execute(sql, parameters)
         raw = cursor.fetchall()
     except connection.dialect.loaded_dbapi.Error as error:
-        _raise_as_sqlalchemy(connection, error, prepared.sql, parameters, cursor)
+        _raise_as_sqlalchemy(connection, error, sql, parameters, cursor)
     finally:
         cursor.close()
     return prepared.rows(raw)
