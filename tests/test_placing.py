@@ -519,3 +519,31 @@ def test_an_order_alone_commits_by_itself_and_a_callers_rolls_back_with_it(app, 
     # The pooled connection went back out of autocommit: the next transaction is a real one.
     with engine.connect() as connection:
         assert not getattr(connection.connection.dbapi_connection, "autocommit", False)
+
+
+def test_another_postgresql_driver_places_in_one_transaction(app, shirt, monkeypatch):
+    """A driver other than psycopg gets the same statement between BEGIN and COMMIT."""
+    engine = get_state(app).get_engine()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one statement is PostgreSQL's")
+    monkeypatch.setattr(engine.dialect, "driver", "another")
+    seen: list[tuple[str, bool]] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        autocommit = bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+        seen.append((statement.split(" ", 1)[0], autocommit))
+
+    commits: list[Any] = []
+    committed = commits.append
+    event.listen(engine, "before_cursor_execute", watch)
+    event.listen(engine, "commit", committed)
+    try:
+        order = orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 2}])
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+        event.remove(engine, "commit", committed)
+    assert seen == [("WITH", False)]
+    assert len(commits) == 1  # its own transaction, committed
+    assert (order.subtotal, order.total) == (2 * 13900, 2 * 13900)
+    assert inventory.available("SHIRT-B") == 8
+    assert_ledger_consistent(get_state(app).session)
