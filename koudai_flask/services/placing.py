@@ -23,8 +23,7 @@ from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Select, Table, bindparam, exists, null, select
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm import Session
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
@@ -39,7 +38,7 @@ from koudai_flask.models import (
 )
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import direct, placing_fast, placing_write
-from koudai_flask.services.placing_sql import ORDER_COLUMNS, ORDER_PAYLOAD_COLUMNS
+from koudai_flask.services.placing_sql import ORDER_PAYLOAD_COLUMNS
 from koudai_flask.services.placing_write import Line, Placing
 from koudai_flask.services.transaction import outermost, remember_outbox_event
 
@@ -282,7 +281,7 @@ def place_in(
     discount = quote.discount if quote is not None else 0
     subtotal = sum(unit_prices[code] * quantities[code] for code in codes)
     placing = Placing(
-        order=_order_row(
+        order=placing_write.order_row(
             number,
             channel_name,
             data,
@@ -326,7 +325,7 @@ def place_in(
         from koudai_flask.services.stock_sync import mark_dirty_in
 
         mark_dirty_in(session, *codes)
-    return _persistent(session, order_id, placing.order)
+    return placing_write.persistent(session, order_id, placing.order)
 
 
 def _place_without_lookup(
@@ -353,7 +352,7 @@ def _place_without_lookup(
         session.flush()
     customer_id = customer.id if isinstance(customer, Customer) else customer
     now = utcnow()
-    row = _order_row(
+    row = placing_write.order_row(
         new_number(now), channel_name, data, idempotency_key, digest, customer_id, 0, 0, now
     )
     placed = placing_fast.place(
@@ -370,54 +369,7 @@ def _place_without_lookup(
     if placed is None:
         return None
     order_id, written = placed
-    return _persistent(session, order_id, written)
-
-
-def _persistent(session: Session, order_id: int, row: dict[str, Any]) -> Order:
-    """The order just written, as a persistent object of ``session``, without a read back.
-
-    The instance is made the way the ORM makes a loaded row's (``new_instance``, then its
-    dictionary filled), so no attribute event runs; its relationships load when first used.
-    """
-    order = cast(Order, Order.__mapper__.class_manager.new_instance())
-    instance_dict(order).update(row, id=order_id)
-    make_transient_to_detached(order)
-    session.add(order)
-    return order
-
-
-def _order_row(
-    number: str,
-    channel_name: str,
-    data: dict[str, Any],
-    idempotency_key: str | None,
-    digest: str,
-    customer_id: int | None,
-    subtotal: int,
-    discount: int,
-    now: datetime,
-) -> dict[str, Any]:
-    """The new order's ``koudai_order`` row but its id, in the columns' order."""
-    values = {
-        "number": number,
-        "status": "pending_payment",
-        "channel": channel_name,
-        "external_id": data["external_id"],
-        "idempotency_key": idempotency_key,
-        "request_digest": digest,
-        "customer_id": customer_id,
-        "address": data["address"],
-        "note": data["note"],
-        "subtotal": subtotal,
-        "shipping_fee": data["shipping_fee"],
-        "discount": discount,
-        "total": subtotal + data["shipping_fee"] - discount,
-        "paid_at": None,
-        "payment_provider": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return {column: values[column] for column in ORDER_COLUMNS}
+    return placing_write.persistent(session, order_id, written)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from koudai_flask.connectors.base import PUSH_STOCK, kinds_with
-from koudai_flask.services import direct, placing_sql, placing_write
+from koudai_flask.services import direct, placing_catalog, placing_sql, placing_write
 from koudai_flask.services.transaction import remember_outbox_event
 
 # psycopg's ``TransactionStatus.IDLE``: connected, and no transaction open.
@@ -73,7 +73,7 @@ def place(
         **placing_write.event_status("push", "channel.push_due", now),
     }
     params.update((f"code_{i}", code) for i, code in enumerate(quantities))
-    shape = placing_sql.Shape(
+    shape = placing_catalog.Shape(
         len(quantities),
         order["idempotency_key"] is not None,
         order["external_id"] is not None,
