@@ -48,7 +48,8 @@ SETTINGS: dict[str, Setting] = {
     ),
     "KOUDAI_ENGINE_OPTIONS": Setting(
         {},
-        "Keyword arguments for koudai's own engine (e.g. pool_size), when no host `db` is given.",
+        "Keyword arguments for koudai's own engine (e.g. pool_size), when no host `db` is given; "
+        "the pool hands out the last returned connection first (pool_use_lifo, off with False).",
         options_dict,
     ),
     "KOUDAI_REGISTER_BLUEPRINTS": Setting(

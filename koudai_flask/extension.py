@@ -124,6 +124,12 @@ def _create_own_engine(app: Flask) -> Engine:
     kwargs: dict[str, Any] = {}
     if uri.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:
+        # The connection returned last is handed out first: a quiet site keeps reusing one
+        # warm connection (and its server process) instead of cycling through the pool, and
+        # the others rest, so only they are pinged (``_ping_idle_connections``). One order
+        # on one thread costs about a quarter less CPU, client and server (bench/checkout.py).
+        kwargs["pool_use_lifo"] = True
     options = app.config["KOUDAI_ENGINE_OPTIONS"]
     kwargs.update(options)
     engine = create_engine(uri, **kwargs)

@@ -12,7 +12,7 @@ import re
 import pytest
 from flask import Flask, url_for
 from jinja2 import DictLoader
-from sqlalchemy import NullPool, create_engine, text
+from sqlalchemy import Engine, NullPool, create_engine, text
 
 from koudai_flask import extension
 from koudai_flask.blueprints import create_shop_blueprint
@@ -307,6 +307,27 @@ def test_a_host_asking_for_pre_ping_gets_it(make_app, postgres_url):
     assert engine.pool._pre_ping is True
     with engine.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def _backends_in_checkout_order(engine: Engine) -> tuple[int, int, int]:
+    """Two connections checked out and returned (first, then second); then the backend of
+    the next checkout, which is the second under LIFO and the first under FIFO."""
+    first, second = engine.connect(), engine.connect()
+    pids = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in (first, second)]
+    first.close()
+    second.close()
+    with engine.connect() as again:
+        return pids[0], pids[1], again.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def test_the_pool_hands_out_the_connection_returned_last(make_app, postgres_url):
+    engine = get_state(make_app(postgres_url)).get_engine()
+    first, second, next_one = _backends_in_checkout_order(engine)
+    assert first != second and next_one == second
+    # A host can still ask for the other order.
+    fifo = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_use_lifo": False})
+    first, second, next_one = _backends_in_checkout_order(get_state(fifo).get_engine())
+    assert first != second and next_one == first
 
 
 def test_url_for_in_shop_templates_matches_flask(tea_shop):
