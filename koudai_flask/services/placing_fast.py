@@ -18,6 +18,7 @@ the lookup only.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -40,7 +41,7 @@ def place(
     *,
     customer_check: int | None,
     location_code: str,
-    expires_at: Any,
+    expires_at: datetime,
     actor: str,
 ) -> tuple[int, dict[str, Any]] | None:
     """Place ``order`` (its row without id, subtotal and total) in one statement.
