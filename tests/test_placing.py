@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +38,21 @@ def last_events(app: Any, after: int) -> list[tuple[str, dict[str, Any], str, in
             select(OutboxEvent).where(OutboxEvent.id > after).order_by(OutboxEvent.id)
         )
     ]
+
+
+@contextmanager
+def statements_sent(engine: Any) -> Iterator[list[str]]:
+    """The statements ``engine`` sends inside the block, as they go."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def max_event_id(app: Any) -> int:
@@ -240,16 +257,8 @@ def test_subscribed_events_are_written_pending_and_delivered_after_commit(app, s
 
 def test_a_statement_listener_sees_every_statement_of_a_placing(app, shirt):
     engine = get_state(app).get_engine()
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(engine) as seen:
         order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 2}])
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     if engine.dialect.name == "postgresql":  # the one statement of placing_fast, no lookup
         assert len(seen) == 1 and seen[0].startswith("WITH wanted AS \n(SELECT s.id AS sku_id")
     else:  # the lookup, the hold, then the INSERTs, table by table
@@ -547,3 +556,31 @@ def test_another_postgresql_driver_places_in_one_transaction(app, shirt, monkeyp
     assert (order.subtotal, order.total) == (2 * 13900, 2 * 13900)
     assert inventory.available("SHIRT-B") == 8
     assert_ledger_consistent(get_state(app).session)
+
+
+def test_a_short_line_is_refused_at_once_and_other_faults_still_come_first(app, shirt):
+    from koudai_flask.services import channels
+
+    engine = get_state(app).get_engine()
+    with statements_sent(engine) as seen, pytest.raises(OutOfStock) as info:
+        orders.place(
+            channel="web",
+            lines=[{"sku": "SHIRT-B", "quantity": 11}, {"sku": "SHIRT-W", "quantity": 12}],
+        )
+    assert (info.value.sku, info.value.requested, info.value.available) == ("SHIRT-W", 12, 10)
+    if engine.dialect.name == "postgresql":
+        assert len(seen) == 1  # the one statement said which line was short
+    # An unknown SKU, a switched-off channel or an unknown customer is named before the stock.
+    short = {"sku": "SHIRT-W", "quantity": 11}
+    with pytest.raises(NotFound, match="unknown SKU 'NOPE'"):
+        orders.place(channel="web", lines=[short, {"sku": "NOPE", "quantity": 1}])
+    with pytest.raises(NotFound, match="unknown customer"):
+        orders.place(channel="web", lines=[short], customer=999)
+    channels.create("weibo", "wb-off", settings={})
+    channels.set_active("wb-off", False)
+    with pytest.raises(NotFound, match="unknown channel 'wb-off'"):
+        orders.place(channel="wb-off", lines=[short])
+    session = get_state(app).session
+    assert session.scalar(select(func.count()).select_from(Order)) == 0
+    assert inventory.available("SHIRT-W") == 10 and inventory.available("SHIRT-B") == 10
+    assert_ledger_consistent(session)

@@ -4,9 +4,10 @@
 price. ``placing_sql.statement(shape)`` reads the lines' SKUs, checks everything
 the lookup would decide (the channel active, every SKU on sale, no earlier order with the
 idempotency key or external id, the customer there), holds the stock and writes every row,
-or changes nothing. When it changes nothing, the caller goes on as if this had not been
-tried: its lookup and checks find the reason and raise the precise error (or replay the
-earlier order, or place it if the stock came back in between).
+or changes nothing. When it changes nothing because a line is short of stock, and for no
+other reason, it says so and ``OutOfStock`` is raised at once; otherwise the caller goes on
+as if this had not been tried: its lookup and checks find the reason and raise the precise
+error (or replay the earlier order, or place it if what was missing came in between).
 
 When ``place`` is the outermost service call and its transaction has sent nothing yet, the
 statement runs in autocommit: one statement is one transaction in PostgreSQL, so the order
@@ -19,17 +20,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from koudai_flask.connectors.base import PUSH_STOCK, kinds_with
+from koudai_flask.errors import OutOfStock
 from koudai_flask.services import direct, placing_catalog, placing_sql, placing_write
 from koudai_flask.services.transaction import remember_outbox_event
 
 # psycopg's ``TransactionStatus.IDLE``: connected, and no transaction open.
 _IDLE = 0
+
+
+class Short(NamedTuple):
+    """A line the statement found short of stock, every line being found and allowed."""
+
+    sku_id: int
+    sku_code: str
+    available: int
+    quantity: int
 
 
 def place(
@@ -49,8 +60,8 @@ def place(
     ``bind`` is the caller's connection (its transaction), or the engine when the order is
     a transaction of its own: the statement then runs on a connection of its own in
     autocommit. Returns the new order's id and its row completed, or None when the statement
-    changed nothing. Outbox events to dispatch are remembered on the session, as ``placing``
-    does.
+    changed nothing for another reason than short stock (which raises ``OutOfStock``).
+    Outbox events to dispatch are remembered on the session, as ``placing`` does.
     """
     now = order["created_at"]
     params = {
@@ -88,6 +99,9 @@ def place(
             rows = _autocommit_rows(connection, statement, params)
     written = placing_write.read_written(session, rows)
     if written is None:
+        short = sorted(Short(*row[1:]) for row in rows if row[0] == "short")
+        if short:  # everything else held: the first short line in SKU id order, as a hold
+            raise OutOfStock(short[0].sku_code, short[0].quantity, short[0].available)
         return None
     for event_id in written.pending:
         remember_outbox_event(session, event_id)

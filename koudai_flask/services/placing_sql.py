@@ -322,4 +322,23 @@ def statement(from_catalog: placing_catalog.Shape | None = None) -> CompoundSele
             placed.c.total if catalog else nothing,
         ),
         select(const("event", Text()), events.c.id, events.c.status, nothing, nothing),
+        *((_short_lines(locked, wanted, line_count),) if catalog else ()),
     ).add_cte(order_lines, reservations, movements, first_event, *extra)
+
+
+def _short_lines(locked: Any, wanted: Any, line_count: ColumnElement[Any]) -> Any:
+    """``("short", sku_id, code, available, quantity)`` for each line short of stock, when
+    every line was found and may be placed: the caller can then raise ``OutOfStock`` at
+    once, as the step-by-step hold would, instead of looking up why nothing changed."""
+    all_found = select(ref("count(*)")).select_from(wanted).scalar_subquery() == line_count
+    return (
+        select(
+            const("short", Text()),
+            ref("locked.sku_id"),
+            ref("wanted.sku_code"),
+            ref("locked.on_hand - locked.reserved"),
+            ref("wanted.quantity"),
+        )
+        .select_from(locked.join(wanted, ref("locked.sku_id = wanted.sku_id")))
+        .where(ref("locked.on_hand - locked.reserved < wanted.quantity"), all_found)
+    )
