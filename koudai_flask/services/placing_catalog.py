@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from koudai_flask.models import Channel, ChannelListing, Customer, Location, Order, Product, Sku
 from koudai_flask.models.base import UTCDateTime
 from koudai_flask.services.sql_parts import const, ref
+from koudai_flask.services.stock_export import dirty_values
 
 _ORDER = cast(Table, Order.__table__)
 _SKU = cast(Table, Sku.__table__)
@@ -160,12 +161,7 @@ def mark_listings(held: Any) -> Any:
     return (
         update(_LISTING)
         .where(_LISTING.c.sku_id.in_(select(held.c.sku_id)), _LISTING.c.channel_id.in_(pushing))
-        .values(
-            dirty_since=func.coalesce(
-                _LISTING.c.dirty_since, bindparam("marked_at", type_=UTCDateTime())
-            ),
-            push_version=_LISTING.c.push_version + const(1, Integer()),
-        )
+        .values(dirty_values(bindparam("marked_at", type_=UTCDateTime())))
         .returning(_LISTING.c.channel_id)
         .cte("marked")
     )

@@ -63,7 +63,7 @@ def mark_dirty_in(session: Session, *sku_codes: str) -> None:
             ChannelListing.sku_id.in_(select(Sku.id).where(Sku.code.in_(sku_codes))),
             ChannelListing.channel_id.in_(pushing),
         )
-        .values(_dirty_values())
+        .values(dirty_values(utcnow()))
         .returning(ChannelListing.channel_id)
     ).all()
     if marked:
@@ -71,13 +71,16 @@ def mark_dirty_in(session: Session, *sku_codes: str) -> None:
         outbox.record(session, "channel.push_due", payload)
 
 
-def _dirty_values() -> dict[Any, Any]:
+def dirty_values(now: Any) -> dict[str, Any]:
+    """What marking a listing for a push sets: since when it is dirty (kept if it already
+    was) and a new push version. ``now`` is a time or an expression giving one (the placing
+    statement passes its parameter)."""
     return {
-        ChannelListing.dirty_since: case(
-            (ChannelListing.dirty_since.is_(None), utcnow()),
+        "dirty_since": case(
+            (ChannelListing.dirty_since.is_(None), now),
             else_=ChannelListing.dirty_since,
         ),
-        ChannelListing.push_version: ChannelListing.push_version + 1,
+        "push_version": ChannelListing.push_version + 1,
     }
 
 
@@ -87,7 +90,7 @@ def mark_listings_dirty(session: Session, listing_ids: Sequence[int]) -> None:
         update(ChannelListing)
         .execution_options(synchronize_session=False)
         .where(ChannelListing.id.in_(listing_ids))
-        .values(_dirty_values())
+        .values(dirty_values(utcnow()))
     )
 
 
