@@ -300,7 +300,7 @@ def place_in(
                 variant=_variant(skus[code].attributes, code),
                 unit_price=unit_prices[code],
                 quantity=quantities[code],
-                hold_key=f"order:{number}:{code}",
+                hold_key=f"{placing_write.order_reference(number)}:{code}",
             )
             for code in codes
         ],

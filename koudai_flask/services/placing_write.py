@@ -41,6 +41,12 @@ _OUTBOX = cast(Table, OutboxEvent.__table__)
 _LEVEL = cast(Table, StockLevel.__table__)
 
 
+def order_reference(number: str) -> str:
+    """How the ledger names an order: its movements' reference, and the start of its
+    reservations' idempotency keys (``order:<number>:<SKU code>``)."""
+    return f"order:{number}"
+
+
 def row_payload(order: Mapping[str, Any], previous: str | None) -> dict[str, Any]:
     """The payload of an ``order.*`` outbox event: who the order is and where it stands."""
     return {
@@ -87,7 +93,7 @@ class Placing:
 
     @property
     def reference(self) -> str:
-        return f"order:{self.order['number']}"
+        return order_reference(self.order["number"])
 
 
 def persistent(session: Session, order_id: int, row: dict[str, Any]) -> Order:
@@ -231,7 +237,7 @@ def statement_params(
     return {
         "location_code": location_code,
         "source": order["channel"],
-        "reference": f"order:{order['number']}",
+        "reference": order_reference(order["number"]),
         "actor": actor,
         "expires_at": expires_at,
         **event_status("stock", "stock.changed", now),
