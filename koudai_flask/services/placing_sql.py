@@ -102,8 +102,10 @@ def statement(from_catalog: placing_catalog.Shape | None = None) -> CompoundSele
 
     ``("order", id, None, subtotal, total)``: the order was placed. ``("event", id,
     status)``: an outbox event. ``("level", id, None, on_hand, reserved)``: a level after the
-    hold. No row at all: some line was short of stock (or, ``from_catalog``, was not found or
-    the order may not be placed as asked), and nothing changed.
+    hold. No ``order`` row: nothing changed, because some line was short of stock (or,
+    ``from_catalog``, was not found or the order may not be placed as asked); then, with
+    ``from_catalog`` and every line found and allowed, ``("short", sku_id, code, available,
+    quantity)`` names each line short of stock (``_short_lines``).
 
     ``from_catalog``: the lines come as codes and quantities and are read from the catalog
     here (``placing_catalog``), the order's subtotal and total are summed here, and the
