@@ -745,7 +745,12 @@ def test_cli_serves_the_sandbox_and_prints_no_secret(tmp_path: Path) -> None:
         assert caught.value.code == "ACQ.TRADE_NOT_EXIST"
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # leave nothing running for the next test
+            out, err = process.communicate()
+            pytest.fail(f"Ctrl+C did not stop the sandbox: {out!r} {err!r}")
     assert process.returncode == 0, err
     assert out.decode().strip().endswith("Alipay sandbox stopped.")
 

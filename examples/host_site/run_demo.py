@@ -184,9 +184,9 @@ def serve_wechat_sandbox(port: int) -> None:
     """The Official Account API stand-in; its AppID and AppSecret are kept across restarts."""
     import json
     import secrets
-    import threading
 
     from examples.host_site.demo_crm import DEMO_TEMPLATE_ID, demo_openids
+    from koudai_flask.connectors.sandbox.cli import serve_until_stopped
     from koudai_flask.connectors.sandbox.wechat import WechatSandbox
 
     folder = _sandbox_folder() / "wechat"
@@ -205,12 +205,7 @@ def serve_wechat_sandbox(port: int) -> None:
         **appid_secret,
     )
     _write_private(folder / "koudai_wechat.json", json.dumps(sandbox.settings_for_client()))
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    serve_until_stopped(sandbox, "WeChat sandbox")
 
 
 def _write_private(path: Path, text: str) -> None:

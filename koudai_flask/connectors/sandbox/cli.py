@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +74,18 @@ def alipay_sandbox(port: int) -> None:
     click.echo(f"Settings for the shop app (the private key included) are in {settings_file}:")
     click.echo(f'  KOUDAI_ALIPAY = json.load(open("{settings_file}"))')
     click.echo("Press Ctrl+C to stop.")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    click.echo("Alipay sandbox stopped.")
+    serve_until_stopped(sandbox, "Alipay sandbox")
 
 
 # -- wechatpay -------------------------------------------------------------------------------
 
 
 def _wait_for_ctrl_c() -> None:
-    threading.Event().wait()
+    # Short sleeps, not one wait on a lock: Python runs the SIGINT handler when the main
+    # thread next runs bytecode, and a main thread parked on a lock until a wake-up that
+    # never comes would leave Ctrl+C unanswered.
+    while True:
+        time.sleep(0.2)
 
 
 def serve_until_stopped(sandbox: Any, label: str) -> None:
@@ -176,12 +174,7 @@ def kuaidi100_sandbox(port: int, callback_url: str, journey_interval: float) -> 
     )
     click.echo(f"Settings for the shop app are in {settings_file}")
     click.echo("Press Ctrl+C to stop.")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    serve_until_stopped(sandbox, "Kuaidi100 sandbox")
 
 
 # -- taobao ----------------------------------------------------------------------------------
