@@ -701,8 +701,17 @@ def test_host_csrf_protection_does_not_block_the_notify(
 
 # -- the CLI ---------------------------------------------------------------------------------
 
+# A terminal's Ctrl+C reaches a process whose SIGINT is neither ignored nor blocked; the
+# child starts that way whatever its parent (a test worker) left behind, and says what it
+# inherited. On SIGUSR1 it prints every thread's stack, for a failure message.
 CLI_SCRIPT = """
-import sys
+import faulthandler, signal, sys
+inherited = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(
+    signal.SIG_BLOCK, []))
+print("inherited SIGINT handler %r, blocked %s" % inherited, file=sys.stderr)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+faulthandler.register(signal.SIGUSR1)
 from flask import Flask
 from flask.cli import ScriptInfo
 from koudai_flask.connectors.sandbox.cli import sandbox_cli
@@ -748,6 +757,8 @@ def test_cli_serves_the_sandbox_and_prints_no_secret(tmp_path: Path) -> None:
         try:
             out, err = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # its threads' stacks, to stderr
+            time.sleep(1)
             process.kill()  # leave nothing running for the next test
             out, err = process.communicate()
             pytest.fail(f"Ctrl+C did not stop the sandbox: {out!r} {err!r}")
