@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +28,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from koudai_flask import Koudai, payments
 from koudai_flask.connectors.sandbox.alipay import AlipaySandbox, SandboxKeys, sign_callback
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 from koudai_flask.errors import ConfigError, SignatureError, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, OrderEvent, Payment, StockMovement
@@ -355,11 +354,6 @@ def test_bad_settings_fail_at_init(
 # -- against the sandbox, on real sockets ----------------------------------------------------
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 @dataclass
 class Live:
     app: Flask
@@ -385,9 +379,7 @@ def live(
     make_app: Callable[..., Flask], database_url: str, keys: SandboxKeys, sandbox: AlipaySandbox
 ) -> Iterator[Live]:
     app = make_app(database_url, KOUDAI_ALIPAY=keys.settings_for_client(sandbox.url))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LoopbackServer(app)
     with app.app_context():
         catalog.create_product(
             title="Oxford shirt",
@@ -395,10 +387,8 @@ def live(
         )
         provider = payments.get_provider("alipay")
     assert isinstance(provider, AlipayProvider)
-    yield Live(app, f"http://127.0.0.1:{server.server_port}", provider)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    yield Live(app, server.url, provider)
+    server.stop()
 
 
 def place(live: Live) -> str:

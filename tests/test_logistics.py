@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from koudai_flask.blueprints.shop.common import GUEST_ORDERS_KEY
 from koudai_flask.connectors.errors import PermanentFailure, TemporaryFailure
@@ -29,6 +28,7 @@ from koudai_flask.connectors.logistics.kuaidi100 import (
     query_sign,
 )
 from koudai_flask.connectors.sandbox.kuaidi100 import Kuaidi100Sandbox
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 from koudai_flask.errors import ConfigError
 from koudai_flask.jobs import schedules
 from koudai_flask.models import Order, OrderEvent, Shipment, TrackingEvent
@@ -67,21 +67,12 @@ ADDRESS = {"name": "李雷", "phone": "13800138000", "city": "上海市", "stree
 # -- fixtures --------------------------------------------------------------------------------
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 class LiveServer:
     """The shop app on a loopback port; the app is set after the port is known."""
 
     def __init__(self) -> None:
         self.app: Flask | None = None
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self, threaded=True, request_handler=_Quiet
-        )
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(self)
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         assert self.app is not None
@@ -89,12 +80,10 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return self.server.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.stop()
 
 
 @pytest.fixture

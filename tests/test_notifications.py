@@ -21,6 +21,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from koudai_flask.connectors.errors import AuthExpired, TemporaryFailure
+from koudai_flask.connectors.sandbox.loopback import POLL_INTERVAL
 from koudai_flask.connectors.sandbox.wechat import WechatSandbox
 from koudai_flask.errors import ValidationError
 from koudai_flask.extension import get_state
@@ -117,7 +118,9 @@ class SmtpServer(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), SmtpHandler)
         self.state = SmtpState()
         self.port = self.server_address[1]
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.serve_forever, args=(POLL_INTERVAL,), daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -11,8 +10,8 @@ import pytest
 from flask import Flask, jsonify, request
 from flask_login import LoginManager, UserMixin, login_user
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
+from koudai_flask.connectors.sandbox.loopback import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Customer, CustomerIdentity, Order
 from koudai_flask.services import catalog
@@ -94,14 +93,11 @@ class FakeWeChat:
                 }
             )
 
-        self.server = make_server("127.0.0.1", 0, self.app)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(self.app)
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from koudai_flask.connectors.errors import (
     RateLimited,
     TemporaryFailure,
 )
+from koudai_flask.connectors.sandbox.loopback import POLL_INTERVAL
 from tests.tryton_server import TrytonServer
 
 
@@ -278,7 +279,7 @@ class _FixedAnswer(BaseHTTPRequestHandler):
 def fixed_answer() -> Iterator[tuple[HTTPServer, str]]:
     """A loopback HTTP server for the answers a healthy trytond will not give on demand."""
     server = HTTPServer(("127.0.0.1", 0), _FixedAnswer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     yield server, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

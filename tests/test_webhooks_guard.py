@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from koudai_flask.connectors.sandbox.loopback import POLL_INTERVAL
 from koudai_flask.errors import ValidationError
 from koudai_flask.services import catalog, inventory, webhooks
 from koudai_flask.services.webhook_wire import AddressRefused, Target, check_url, post
@@ -176,7 +177,7 @@ def tls_receiver(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     context.load_cert_chain(cert_path, key_path)
     context.sni_callback = lambda sock, server_name, ctx: names.append(server_name)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     monkeypatch.setattr(webhook_wire, "TLS_VERIFY", str(cert_path))
     yield server.server_address[1], names
