@@ -27,6 +27,7 @@ from koudai_flask.config_checks import (
     optional_seconds,
     optional_str,
     options_dict,
+    password_method,
     positive_int,
     positive_seconds,
     rfm_thresholds,
@@ -108,6 +109,13 @@ SETTINGS: dict[str, Setting] = {
         9900,
         "Order subtotal in fen from which shipping is free; None: never.",
         optional_non_negative_int,
+    ),
+    "KOUDAI_PASSWORD_HASH": Setting(
+        "scrypt",
+        "How staff and buyer passwords are hashed (werkzeug's method and cost): 'scrypt', "
+        "'scrypt:<n>:<r>:<p>' or 'pbkdf2:sha256:<iterations>'. Stored hashes keep their own; "
+        "a cheap one is for test suites only.",
+        password_method,
     ),
     "KOUDAI_PASSWORD_RESET_MAX_AGE": Setting(
         3600, "Seconds a buyer's password-reset link stays valid.", seconds

@@ -144,3 +144,16 @@ def time_zone(value: Any) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError("must be an IANA time zone name such as 'Asia/Shanghai'") from exc
     return str(value)
+
+
+_PASSWORD_METHOD = re.compile(r"scrypt(:\d+:\d+:\d+)?|pbkdf2(:sha(256|512)(:\d+)?)?")
+
+
+def password_method(value: Any) -> str:
+    """A werkzeug password hash method with its cost, e.g. 'scrypt' or 'scrypt:32768:8:1'."""
+    if not isinstance(value, str) or not _PASSWORD_METHOD.fullmatch(value):
+        raise ValueError(
+            "must be 'scrypt', 'scrypt:<n>:<r>:<p>', 'pbkdf2', 'pbkdf2:sha256' or "
+            "'pbkdf2:sha256:<iterations>'"
+        )
+    return value

@@ -4,8 +4,8 @@ A site that embeds koudai gets, with no import and no conftest of its own:
 
 - ``koudai_app``: the Flask app with koudai on it, inside an app context, its tables created.
   It is the site's own ``app`` fixture when there is one (the pytest-flask convention), else a
-  bare Flask app on a throwaway SQLite file; ``koudai_config`` (a dict, override it) is applied
-  to that bare app.
+  bare Flask app on a throwaway SQLite file, whose passwords are hashed cheaply
+  (``passwords.FOR_TESTS``); ``koudai_config`` (a dict, override it) is applied to that bare app.
 - ``koudai_product``: a factory, ``koudai_product(price=9900, stock=10)`` → a product whose SKUs
   have unique codes.
 - ``koudai_buyer`` and ``koudai_staff``: factories of test clients already logged in, as a buyer
@@ -98,7 +98,7 @@ def _fixture_defined(request: pytest.FixtureRequest, name: str) -> bool:
 
 @pytest.fixture
 def koudai_app(request: pytest.FixtureRequest, koudai_config: dict[str, Any]) -> Iterator[Flask]:
-    from koudai_flask import Koudai
+    from koudai_flask import Koudai, passwords
     from koudai_flask.extension import get_state
     from koudai_flask.schema import create_all
 
@@ -112,6 +112,7 @@ def koudai_app(request: pytest.FixtureRequest, koudai_config: dict[str, Any]) ->
             SECRET_KEY="koudai-test-secret",
             TESTING=True,
             KOUDAI_DATABASE_URI=f"sqlite:///{Path(workdir.name) / 'koudai.db'}",
+            KOUDAI_PASSWORD_HASH=passwords.FOR_TESTS,  # logins in milliseconds
         )
         app.config.update(koudai_config)
         Koudai(app)

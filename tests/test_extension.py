@@ -245,6 +245,7 @@ def test_two_apps_with_different_configs(make_app, tmp_path):
         ({"KOUDAI_RESERVATION_TTL": -5}, "must be a positive number of seconds"),
         ({"KOUDAI_TIMEZONE": "Mars/Olympus"}, "must be an IANA time zone"),
         ({"KOUDAI_REGISTER_BLUEPRINTS": "no"}, "must be True or False"),
+        ({"KOUDAI_PASSWORD_HASH": "md5"}, "must be 'scrypt', 'scrypt:<n>:<r>:<p>'"),
     ],
 )
 def test_bad_config_fails_at_init_with_the_fix(config, message):

@@ -7,11 +7,11 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Address, Customer, CustomerIdentity
+from koudai_flask.passwords import hash_password, matches
 from koudai_flask.schemas import load
 from koudai_flask.schemas.customers import AddressBookInput, RegisterInput
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -137,7 +137,7 @@ def register(
             name=data["name"],
             email=email,
             phone=data["phone"],
-            password_hash=generate_password_hash(data["password"]),
+            password_hash=hash_password(data["password"]),
         )
         session.add(customer)
         session.flush()
@@ -155,12 +155,10 @@ def authenticate(login: str, password: str) -> Customer | None:
             CustomerIdentity.kind.in_(("email", "phone")), CustomerIdentity.value == login
         )
     )
-    if identity is None or not identity.customer.password_hash:
-        # Spend the same time as a real check, so timing does not tell who has an account.
-        check_password_hash(generate_password_hash("x"), password)
+    if identity is None:
+        matches(None, password)  # as long as a real check
         return None
-    customer = identity.customer
-    return customer if check_password_hash(customer.password_hash or "", password) else None
+    return identity.customer if matches(identity.customer.password_hash, password) else None
 
 
 def _reset_serializer(secret_key: str) -> URLSafeTimedSerializer:
@@ -191,7 +189,7 @@ def reset_password(token: str, new_password: str, secret_key: str) -> Customer:
         customer = get(int(data["id"]))
         if (customer.password_hash or "")[-12:] != data["h"]:
             raise ValidationError("this reset link was already used")
-        customer.password_hash = generate_password_hash(new_password)
+        customer.password_hash = hash_password(new_password)
         session.flush()
         return customer
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
 from koudai_flask.models import AuditEntry, Channel, Role, StaffMember
+from koudai_flask.passwords import hash_password, matches
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 PERMISSIONS = (
@@ -235,7 +235,7 @@ def grant(
         if password is not None:
             if len(password) < 8:
                 raise ValidationError("a staff password needs at least 8 characters")
-            target.password_hash = generate_password_hash(password)
+            target.password_hash = hash_password(password)
         session.flush()
         audit(actor, "staff.grant", "staff", user_id, before, _describe(target))
         return target
@@ -264,9 +264,8 @@ def authenticate(email: str, password: str) -> StaffMember | None:
     member = current_session().scalar(
         select(StaffMember).where(StaffMember.email == email.strip().lower())
     )
-    if member is None or not member.active or not member.password_hash:
-        return None
-    return member if check_password_hash(member.password_hash, password) else None
+    stored = member.password_hash if member is not None and member.active else None
+    return member if matches(stored, password) else None
 
 
 def _describe(member: StaffMember | None) -> dict[str, Any] | None:
