@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from koudai_flask import Koudai
+from koudai_flask import Koudai, passwords
 from koudai_flask.extension import get_state
 from koudai_flask.models import metadata
 from koudai_flask.schema import create_all, seed_rows
@@ -154,13 +154,24 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(tmp_path: Any) -> Iterator[AppFactory]:
-    """Build a Flask app with koudai on its own engine: ``make_app(url, **config)``."""
+def make_app(tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[AppFactory]:
+    """Build a Flask app with koudai on its own engine: ``make_app(url, **config)``.
+
+    In a module marked ``services_only`` the app registers no blueprints (a host's choice
+    too, ``KOUDAI_REGISTER_BLUEPRINTS``): their ~200 URL rules are most of an app's start.
+    """
     apps: list[Flask] = []
+    pages = request.node.get_closest_marker("services_only") is None
 
     def factory(url: str, **config: Any) -> Flask:
         app = Flask(f"koudai_test_{len(apps)}", instance_path=str(tmp_path / f"inst{len(apps)}"))
-        app.config.update(SECRET_KEY="test-secret", TESTING=True, KOUDAI_DATABASE_URI=url)
+        app.config.update(
+            SECRET_KEY="test-secret",
+            TESTING=True,
+            KOUDAI_DATABASE_URI=url,
+            KOUDAI_PASSWORD_HASH=passwords.FOR_TESTS,  # tests/test_passwords.py uses the default
+            KOUDAI_REGISTER_BLUEPRINTS=pages,
+        )
         app.config.update(config)
         Koudai(app)
         apps.append(app)

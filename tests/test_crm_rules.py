@@ -33,6 +33,8 @@ from koudai_flask.services import (
 from koudai_flask.services.customer_stats import stats_of
 from tests.crm_support import add_order, events
 
+pytestmark = pytest.mark.services_only
+
 
 @pytest.fixture
 def people(app: Any) -> dict[str, int]:

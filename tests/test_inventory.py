@@ -15,6 +15,8 @@ from koudai_flask.models.base import utcnow
 from koudai_flask.services import channels, inventory
 from tests.helpers import assert_ledger_consistent
 
+pytestmark = pytest.mark.services_only
+
 
 def _movements(app) -> int:
     return get_state(app).session.scalar(select(func.count()).select_from(StockMovement))

@@ -17,6 +17,8 @@ from koudai_flask.models.base import utcnow
 from koudai_flask.services import catalog, inventory
 from tests.helpers import assert_ledger_consistent
 
+pytestmark = pytest.mark.services_only
+
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("adjust"), st.integers(-8, 12).filter(bool)),

@@ -30,6 +30,8 @@ from koudai_flask.services import marketing as mk
 from koudai_flask.services.marketing import plugins as registry
 from tests.helpers import assert_ledger_consistent
 
+pytestmark = pytest.mark.services_only
+
 ADDRESS = {"name": "李雷", "phone": "13800138000", "street": "文三路 100 号"}
 
 

@@ -17,6 +17,8 @@ from koudai_flask.services import marketing as mk
 from tests.helpers import assert_ledger_consistent
 from tests.test_concurrency import outcome, run_concurrently
 
+pytestmark = pytest.mark.services_only
+
 CHECKOUTS = 50
 
 

@@ -31,6 +31,8 @@ from koudai_flask.schemas.orders import PlaceOrderInput
 from koudai_flask.services import catalog, channels, inventory, order_input, orders
 from tests.helpers import assert_ledger_consistent
 
+pytestmark = pytest.mark.services_only
+
 # DESIGN.md's table, written out here so a wrong table in the code fails the test.
 EXPECTED = {
     ("pending_payment", "pay"): "paid",

@@ -20,6 +20,8 @@ from koudai_flask.jobs.queue import get_queue, job_class_for, redis_connection
 from koudai_flask.models import OutboxEvent
 from koudai_flask.services import catalog, orders
 
+pytestmark = pytest.mark.services_only
+
 
 class Recorder:
     """An outbox subscriber that remembers every event it was handed."""

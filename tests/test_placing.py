@@ -27,6 +27,8 @@ from koudai_flask.models import (
 from koudai_flask.services import catalog, inventory, orders, placing
 from tests.helpers import assert_ledger_consistent
 
+pytestmark = pytest.mark.services_only
+
 ADDRESS = {"name": "Li Lei", "phone": "13800000000", "street": "1 Garden Road"}
 
 

@@ -24,6 +24,8 @@ from koudai_flask.services import catalog, channels, inventory, orders
 from tests.sync_support import link_shop
 from tests.tryton_server import TrytonServer
 
+pytestmark = pytest.mark.services_only
+
 
 @pytest.fixture
 def sandbox() -> Iterator[TaobaoSandbox]:

@@ -28,6 +28,8 @@ from koudai_flask.models import Order
 from koudai_flask.services import channels, inventory, orders, sync_log
 from tests.sync_support import assert_no_drift, drain, link_shop, rq_config, seed_shirts, work
 
+pytestmark = pytest.mark.services_only
+
 
 @pytest.fixture
 def sandbox() -> Iterator[TaobaoSandbox]:

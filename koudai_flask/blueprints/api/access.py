@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from copy import deepcopy
 from functools import wraps
 from typing import Any
 
@@ -34,8 +33,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 def _add_doc(view: Any, extra: dict[str, Any]) -> None:
     """Add to what flask-smorest documents for ``view`` (its ``manual_doc``)."""
-    doc = deepcopy(getattr(view, "_apidoc", {}))
-    doc.setdefault("manual_doc", {}).update(extra)
+    # A new outer dict and a new manual_doc: ``wraps`` shares the wrapped view's dict, and
+    # flask-smorest copies the rest deeply itself when it stores the docs.
+    doc = dict(getattr(view, "_apidoc", {}))
+    doc["manual_doc"] = {**doc.get("manual_doc", {}), **extra}
     view._apidoc = doc
 
 
