@@ -27,8 +27,9 @@ class Order(Base, Timestamped):
     number: Mapped[str] = mapped_column(String(32), unique=True)
     # One of koudai_flask.services.orders.STATES.
     status: Mapped[str] = mapped_column(String(20), default="pending_payment")
-    # The channel's name ("web" is the own shop).
-    channel: Mapped[str] = mapped_column(ForeignKey("koudai_channel.name"), index=True)
+    # The channel's name ("web" is the own shop). No index of its own: the unique
+    # (channel, external_id) constraint's index starts with it.
+    channel: Mapped[str] = mapped_column(ForeignKey("koudai_channel.name"))
     external_id: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     # A digest of what was asked, so a reused key with a different order is refused.
