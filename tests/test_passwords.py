@@ -32,15 +32,27 @@ def test_by_default_passwords_are_hashed_with_scrypt(tmp_path: Path, database_ur
             engine.dispose()
 
 
-def test_the_configured_method_is_used_and_older_hashes_still_match(app: Flask) -> None:
+def test_the_configured_method_is_used_and_an_older_hash_is_renewed_at_login(app: Flask) -> None:
     app.config["KOUDAI_PASSWORD_HASH"] = "pbkdf2:sha256:2000"
     buyer = customers.register(password="buyer-pass-1", email="b@buyers.cn")
-    assert buyer.password_hash is not None
-    assert buyer.password_hash.startswith("pbkdf2:sha256:2000$")
+    member = staff.grant("staff:o", "owner", email="o@shop.cn", password="long-enough")
+    older = (buyer.password_hash, member.password_hash)
+    assert all(h is not None and h.startswith("pbkdf2:sha256:2000$") for h in older)
 
-    app.config["KOUDAI_PASSWORD_HASH"] = passwords.FOR_TESTS  # the site lowers or raises it
-    assert customers.authenticate("b@buyers.cn", "buyer-pass-1") == buyer
+    app.config["KOUDAI_PASSWORD_HASH"] = passwords.FOR_TESTS  # the site changes it
+    # A wrong password changes nothing; the right one matches the older hash and renews it.
     assert customers.authenticate("b@buyers.cn", "buyer-pass-2") is None
+    assert staff.authenticate("o@shop.cn", "wrong-password") is None
+    assert (buyer.password_hash, member.password_hash) == older
+    assert customers.authenticate("b@buyers.cn", "buyer-pass-1") == buyer
+    assert staff.authenticate("o@shop.cn", "long-enough") == member
+    session = get_state().session
+    session.expire_all()  # what was committed, read again
+    renewed = (buyer.password_hash, member.password_hash)
+    assert all(h is not None and h.startswith(passwords.FOR_TESTS + "$") for h in renewed)
+    assert customers.authenticate("b@buyers.cn", "buyer-pass-1") == buyer
+    assert staff.authenticate("o@shop.cn", "long-enough") == member
+    assert (buyer.password_hash, member.password_hash) == renewed  # renewed once
     newer = customers.register(password="buyer-pass-1", email="c@buyers.cn")
     assert newer.password_hash is not None
     assert newer.password_hash.startswith(passwords.FOR_TESTS + "$")

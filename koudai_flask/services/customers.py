@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Address, Customer, CustomerIdentity
-from koudai_flask.passwords import hash_password, matches
+from koudai_flask.passwords import hash_password, verify
 from koudai_flask.schemas import load
 from koudai_flask.schemas.customers import AddressBookInput, RegisterInput
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -150,15 +150,14 @@ def register(
 def authenticate(login: str, password: str) -> Customer | None:
     """Our own buyer login by email or phone; None when either is wrong."""
     login = login.strip().lower()
-    identity = current_session().scalar(
-        select(CustomerIdentity).where(
-            CustomerIdentity.kind.in_(("email", "phone")), CustomerIdentity.value == login
+    with unit_of_work() as session:
+        identity = session.scalar(
+            select(CustomerIdentity).where(
+                CustomerIdentity.kind.in_(("email", "phone")), CustomerIdentity.value == login
+            )
         )
-    )
-    if identity is None:
-        matches(None, password)  # as long as a real check
-        return None
-    return identity.customer if matches(identity.customer.password_hash, password) else None
+        customer = identity.customer if identity is not None else None
+        return customer if verify(customer, password) else None
 
 
 def _reset_serializer(secret_key: str) -> URLSafeTimedSerializer:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
 from koudai_flask.models import AuditEntry, Channel, Role, StaffMember
-from koudai_flask.passwords import hash_password, matches
+from koudai_flask.passwords import hash_password, verify
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 PERMISSIONS = (
@@ -261,11 +261,12 @@ def revoke(user_id: str | int, *, revoked_by: str | int | None = None) -> StaffM
 
 def authenticate(email: str, password: str) -> StaffMember | None:
     """Our own staff login (used when the host has no Flask-Login)."""
-    member = current_session().scalar(
-        select(StaffMember).where(StaffMember.email == email.strip().lower())
-    )
-    stored = member.password_hash if member is not None and member.active else None
-    return member if matches(stored, password) else None
+    with unit_of_work() as session:
+        member = session.scalar(
+            select(StaffMember).where(StaffMember.email == email.strip().lower())
+        )
+        allowed = member if member is not None and member.active else None
+        return member if verify(allowed, password) else None
 
 
 def _describe(member: StaffMember | None) -> dict[str, Any] | None:
