@@ -128,12 +128,10 @@ def wanted_from_catalog(shape: Shape) -> tuple[Any, ColumnElement[Any], ColumnEl
             variant(sku).label("variant"),
             func.coalesce(asked.c.unit_price, sku.c.price).label("unit_price"),
             asked.c.quantity.label("quantity"),
-            (
-                const("order:", Text())
-                + bindparam("order_number", type_=Text)
-                + const(":", Text())
-                + sku.c.code
-            ).label("hold_key"),
+            # placing_write.order_reference, then the code, as place_in's hold keys.
+            (bindparam("reference", type_=Text) + const(":", Text()) + sku.c.code).label(
+                "hold_key"
+            ),
             location.label("at_location"),
         )
         .select_from(

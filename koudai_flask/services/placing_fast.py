@@ -76,7 +76,6 @@ def place(
         "key": order["idempotency_key"],
         "external_id": order["external_id"],
         "customer_id": customer_check,
-        "order_number": order["number"],
         "push_kinds": sorted(kinds_with(PUSH_STOCK)),
         "marked_at": now,
         **placing_write.statement_params(
