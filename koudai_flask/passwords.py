@@ -29,22 +29,15 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=config_value("PASSWORD_HASH"))
 
 
-def matches(stored: str | None, password: str) -> bool:
-    """Whether ``password`` is the one ``stored`` was made from; False without a hash,
-    after as much work as a real check."""
-    if not stored:
-        check_password_hash(_stand_in(config_value("PASSWORD_HASH")), password)
-        return False
-    return check_password_hash(stored, password)
-
-
 def verify(holder: HasPassword | None, password: str) -> bool:
     """Whether ``password`` is the login's (None: no such login, refused after one hash as
     long as a real check); a hash of another method or cost is renewed on success."""
     stored = holder.password_hash if holder is not None else None
-    if not matches(stored, password):
+    if holder is None or not stored:
+        check_password_hash(_stand_in(config_value("PASSWORD_HASH")), password)
         return False
-    assert holder is not None and stored is not None
+    if not check_password_hash(stored, password):
+        return False
     if outdated(stored):  # KOUDAI_PASSWORD_HASH changed since it was stored
         holder.password_hash = hash_password(password)
     return True
