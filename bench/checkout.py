@@ -384,6 +384,11 @@ def print_cpu(raw: CpuCost, lib: CpuCost, count: int, local: bool) -> None:
             f"  raw / library CPU: {ratio:.2f} (the ratio a CPU-bound machine would give if "
             "every core were busy on both sides)"
         )
+        bound = (raw.client + raw.server) / lib.server
+        print(
+            f"  raw / library PostgreSQL CPU alone: {bound:.2f} (the most that ratio could be "
+            "if the library's own Python cost nothing)"
+        )
     else:
         print("  (PostgreSQL's processes are not on this machine: its CPU is not counted)")
 
