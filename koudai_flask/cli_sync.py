@@ -122,8 +122,15 @@ def register(koudai_cli: AppGroup) -> None:
     def dead_letters(name: str | None, requeue_id: int | None, discard_id: int | None) -> None:
         """List the channel jobs that gave up, or requeue / discard one."""
         from koudai_flask.jobs.sync import requeue
-        from koudai_flask.services import sync_log
+        from koudai_flask.services import channel_admin, sync_log
 
+        if requeue_id is not None and discard_id is not None:
+            fail("give --requeue or --discard, not both")
+        letter_id = requeue_id if requeue_id is not None else discard_id
+        if letter_id is not None and name is not None:
+            owner = channel_admin.letter_channel(letter_id)
+            if owner is not None and owner != name:
+                fail(f"dead letter {letter_id} belongs to channel {owner}, not {name}")
         if requeue_id is not None:
             requeue(requeue_id, by="cli")
             click.echo(f"requeued dead letter {requeue_id}")

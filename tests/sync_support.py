@@ -13,7 +13,7 @@ from koudai_flask.connectors.sandbox.taobao import SandboxItem, TaobaoSandbox
 from koudai_flask.connectors.taobao.oauth import OAuthToken
 from koudai_flask.connectors.taobao.tokens import seal_token
 from koudai_flask.jobs import sync
-from koudai_flask.services import catalog, channels, stock_sync
+from koudai_flask.services import catalog, channels, stock_sync, sync_log
 
 
 @dataclass
@@ -103,6 +103,37 @@ def link_shop(
     assert stock_sync.mark_channel_dirty(name) == 2
     sync.schedule(channels.info(name).id, "push_stock")
     return shop
+
+
+def record_dead_letters(channel_id: int, other_channel_id: int) -> tuple[int, int, int]:
+    """Three jobs that gave up: a push (5 attempts) and an order import of ``channel_id``,
+    and a push of ``other_channel_id``; their ids in that order."""
+    return (
+        sync_log.record(
+            channel_id,
+            "push_stock",
+            [],
+            error_kind="TemporaryFailure",
+            message="timeout",
+            attempts=5,
+        ),
+        sync_log.record(
+            channel_id,
+            "import_orders",
+            [],
+            error_kind="PermanentFailure",
+            message="refused",
+            attempts=1,
+        ),
+        sync_log.record(
+            other_channel_id,
+            "push_stock",
+            [],
+            error_kind="PermanentFailure",
+            message="gone",
+            attempts=1,
+        ),
+    )
 
 
 def work(app: Flask, *channel_names: str) -> None:

@@ -22,7 +22,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Channel, ChannelListing, DriftRecord, Sku, SyncFailure
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import catalog, channels, staff, stock_sync, sync_log
-from tests.sync_support import link_shop, seed_shirts
+from tests.sync_support import link_shop, record_dead_letters, seed_shirts
 from tests.test_admin import PASSWORD, build, login
 
 ADMIN = "/shop-admin"
@@ -587,15 +587,7 @@ def test_requeue_and_discard_dead_letters(shop, sandbox):
     linked_without_bindings(app, sandbox, "tb")
     with app.app_context():
         tb, tb_b = channels.info("tb").id, channels.info("tb-b").id
-        first = sync_log.record(
-            tb, "push_stock", [], error_kind="TemporaryFailure", message="timeout", attempts=5
-        )
-        second = sync_log.record(
-            tb, "import_orders", [], error_kind="PermanentFailure", message="refused", attempts=1
-        )
-        foreign = sync_log.record(
-            tb_b, "push_stock", [], error_kind="PermanentFailure", message="x", attempts=1
-        )
+        first, second, foreign = record_dead_letters(tb, tb_b)
     client = english(app, "owner")
     assert post(client, "/channels/tb/dead-letters/requeue", letter=first).status_code == 303
     assert post(client, "/channels/tb/dead-letters/discard", letter=second).status_code == 303

@@ -26,7 +26,15 @@ from koudai_flask.jobs import sync
 from koudai_flask.jobs.queue import redis_connection
 from koudai_flask.models import Order
 from koudai_flask.services import channels, inventory, orders, sync_log
-from tests.sync_support import assert_no_drift, drain, link_shop, rq_config, seed_shirts, work
+from tests.sync_support import (
+    assert_no_drift,
+    drain,
+    link_shop,
+    record_dead_letters,
+    rq_config,
+    seed_shirts,
+    work,
+)
 
 pytestmark = pytest.mark.services_only
 
@@ -66,6 +74,77 @@ def test_sync_of_an_unknown_channel_is_one_line_and_exit_code_2(app: Flask) -> N
     assert result.output.strip().splitlines() == [
         "error: no linked channel named 'nope' (linked channels: none)"
     ]
+
+
+def test_dead_letters_from_the_cli_listed_requeued_and_discarded(
+    app: Flask, sandbox: TaobaoSandbox
+) -> None:
+    from koudai_flask.models import SyncFailure
+    from koudai_flask.services import stock_sync
+
+    seed_shirts(stock=10)
+    shop = link_shop(app, sandbox)
+    link_shop(app, sandbox, "tb-b")
+    tb, tb_b = channels.info("tb").id, channels.info("tb-b").id
+    push, refused, other = record_dead_letters(tb, tb_b)
+    runner = app.test_cli_runner()
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        result = runner.invoke(args=["koudai", "dead-letters", *args])
+        return result.exit_code, result.output.splitlines()
+
+    def statuses() -> list[tuple[int, str, str | None]]:
+        found = get_state().session.execute(
+            select(SyncFailure.id, SyncFailure.status, SyncFailure.resolved_by).order_by(
+                SyncFailure.id
+            )
+        )
+        get_state().session.rollback()
+        return [tuple(row) for row in found]
+
+    assert run() == (
+        0,
+        [
+            f"{other}\ttb-b\tpush_stock[]\t1 attempt(s)\tgone",
+            f"{refused}\ttb\timport_orders[]\t1 attempt(s)\trefused",
+            f"{push}\ttb\tpush_stock[]\t5 attempt(s)\ttimeout",
+            "3 dead letter(s)",
+        ],
+    )
+    assert run("--channel", "tb")[1][-1] == "2 dead letter(s)"
+    untouched = statuses()
+    assert run("--requeue", str(push), "--discard", str(refused)) == (
+        2,
+        ["error: give --requeue or --discard, not both"],
+    )
+    assert run("--channel", "tb", "--discard", str(other)) == (
+        2,
+        [f"error: dead letter {other} belongs to channel tb-b, not tb"],
+    )
+    assert run("--discard", "999999") == (2, ["error: no dead letter 999999"])
+    assert statuses() == untouched
+
+    # The shop's quantity drifted and the listings wait for a push: requeuing the dead push
+    # runs it again, which puts the quantity back.
+    sandbox.set_quantity(shop.item.num_iid, 3, shop.sku_id("SHIRT-W"))
+    stock_sync.mark_channel_dirty("tb")
+    assert shop.quantity("SHIRT-W") == 3
+    assert run("--requeue", str(push)) == (0, [f"requeued dead letter {push}"])
+    assert shop.quantity("SHIRT-W") == 10
+    assert run("--requeue", str(push)) == (
+        2,
+        [f"error: dead letter {push} is already requeued"],
+    )
+    assert run("--channel", "tb", "--discard", str(refused)) == (
+        0,
+        [f"discarded dead letter {refused}"],
+    )
+    assert statuses() == [
+        (push, "requeued", "cli"),
+        (refused, "discarded", "cli"),
+        (other, "dead", None),
+    ]
+    assert run()[1] == [f"{other}\ttb-b\tpush_stock[]\t1 attempt(s)\tgone", "1 dead letter(s)"]
 
 
 @pytest.fixture
