@@ -143,6 +143,43 @@ def test_inside_wechat_the_openid_logs_the_buyer_in_silently(make_app, database_
         assert kinds == {"wechat_openid": "oOpenId123", "wechat_unionid": "uUnion9"}
 
 
+def _wechat_visit(client: Any, wechat: FakeWeChat, code: str, found: dict[str, str]) -> None:
+    """A shop visit inside WeChat: the silent OAuth round trip, then the shop again."""
+    first = client.get("/shop/", headers={"User-Agent": WECHAT_UA})
+    assert first.status_code == 302
+    state = parse_qs(urlsplit(first.headers["Location"]).query)["state"][0]
+    wechat.codes[code] = found
+    back = client.get(f"/shop/wechat/oauth?code={code}&state={state}")
+    assert back.headers["Location"] == "/shop/"
+    assert client.get("/shop/", headers={"User-Agent": WECHAT_UA}).status_code == 200
+
+
+def test_a_host_user_in_wechat_gets_the_openid_unless_another_customer_has_it(
+    host_shop, wechat
+):
+    host_shop.config["KOUDAI_WECHAT"] = {"appid": "wx1", "secret": "s", "api_url": wechat.url}
+    owner = host_shop.test_client()
+    owner.get("/as/u-42")
+    _wechat_visit(owner, wechat, "C1", {"openid": "oShared"})
+    # Another host account opens the shop in the same WeChat (a shared phone): the openid
+    # stays with the customer who has it; merging two accounts is staff's call (CRM).
+    other = host_shop.test_client()
+    other.get("/as/u-7")
+    _wechat_visit(other, wechat, "C2", {"openid": "oShared"})
+    with host_shop.app_context():
+        session = get_state().session
+        found = session.execute(
+            select(Customer.user_id, CustomerIdentity.kind, CustomerIdentity.value)
+            .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+            .order_by(Customer.user_id, CustomerIdentity.kind)
+        )
+        assert [tuple(row) for row in found] == [
+            ("u-42", "web", "u-42"),
+            ("u-42", "wechat_openid", "oShared"),
+            ("u-7", "web", "u-7"),
+        ]
+
+
 def test_a_forged_oauth_state_is_refused(make_app, database_url, wechat):
     app = make_app(
         database_url, KOUDAI_WECHAT={"appid": "wx1", "secret": "s", "api_url": wechat.url}
