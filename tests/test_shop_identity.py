@@ -154,9 +154,7 @@ def _wechat_visit(client: Any, wechat: FakeWeChat, code: str, found: dict[str, s
     assert client.get("/shop/", headers={"User-Agent": WECHAT_UA}).status_code == 200
 
 
-def test_a_host_user_in_wechat_gets_the_openid_unless_another_customer_has_it(
-    host_shop, wechat
-):
+def test_a_host_user_in_wechat_gets_the_openid_unless_another_customer_has_it(host_shop, wechat):
     host_shop.config["KOUDAI_WECHAT"] = {"appid": "wx1", "secret": "s", "api_url": wechat.url}
     owner = host_shop.test_client()
     owner.get("/as/u-42")
