@@ -165,3 +165,34 @@ def test_expiry_racing_itself_releases_once(pg_app):
         )
         assert session.scalar(expiries) == 1
         assert_ledger_consistent(session)
+
+
+def test_a_stock_change_sent_concurrently_with_one_key_moves_stock_once(pg_app):
+    """An ERP's delivery note and stocktake, each delivered several times at once: one
+    movement each, and every caller gets the stock as the one that won left it."""
+    with pg_app.app_context():
+        catalog.create_product(title="Bowl", skus=[{"code": "BOWL", "price": 1500, "stock": 10}])
+    added = run_concurrently(
+        pg_app, 20, lambda i: inventory.adjust("BOWL", 5, idempotency_key="delivery-9").on_hand
+    )
+    assert added == [15] * 20
+    counted = run_concurrently(
+        pg_app,
+        20,
+        lambda i: (
+            inventory.set_on_hand(
+                "BOWL", 7 + i % 3, source="erp:test", idempotency_key="count-3"
+            ).on_hand
+        ),
+    )
+    assert len(set(counted)) == 1 and counted[0] in (7, 8, 9), counted
+    with pg_app.app_context():
+        session = get_state().session
+        keyed = session.execute(
+            select(StockMovement.idempotency_key, func.count())
+            .where(StockMovement.idempotency_key.in_(["delivery-9", "count-3"]))
+            .group_by(StockMovement.idempotency_key)
+        )
+        assert dict(keyed.all()) == {"delivery-9": 1, "count-3": 1}
+        assert inventory.available("BOWL") == counted[0]
+        assert_ledger_consistent(session)

@@ -88,6 +88,70 @@ def test_set_on_hand_below_reserved_is_refused(app, shirt):
     assert inventory.available("SHIRT-B") == 4
 
 
+def _ledger_rows(app) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """Movements, reservations, and every level as (location id, on hand, reserved)."""
+    session = get_state(app).session
+    levels = session.execute(
+        select(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved).order_by(
+            StockLevel.id
+        )
+    )
+    found = (
+        _movements(app),
+        session.scalar(select(func.count()).select_from(Reservation)),
+        [tuple(row) for row in levels],
+    )
+    session.rollback()
+    return found
+
+
+@pytest.mark.parametrize("quantity", [0, -2, 1.5, "2", True, None])
+def test_reserve_refuses_a_bad_quantity_and_writes_nothing(app, shirt, quantity):
+    before = _ledger_rows(app)
+    with pytest.raises(ValidationError, match="quantity must be a positive integer"):
+        inventory.reserve("SHIRT-W", quantity, idempotency_key="hold")
+    assert _ledger_rows(app) == before
+
+
+def test_bad_ledger_calls_are_refused_and_write_nothing(app, shirt):
+    held = inventory.reserve("SHIRT-W", 2, idempotency_key="kept")
+    before = _ledger_rows(app)
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        inventory.reserve("SHIRT-W", 1, idempotency_key="")
+    for count in (-1, 2.0, "4", True):
+        with pytest.raises(ValidationError, match="integer >= 0"):
+            inventory.set_on_hand("SHIRT-W", count, source="erp:test")
+    for close in (inventory.release, inventory.commit):
+        with pytest.raises(NotFound, match=f"unknown reservation {held.id + 100}"):
+            close(held.id + 100)
+    with pytest.raises(NotFound, match="unknown stock location 'nowhere'"):
+        inventory.adjust("SHIRT-W", 1, location="nowhere")
+    assert _ledger_rows(app) == before
+
+
+def test_a_second_location_keeps_its_own_stock(app, shirt):
+    session = get_state(app).session
+    default = inventory.get_location(session).id
+    session.rollback()
+    second = inventory.create_location("hz-west", "Hangzhou west warehouse").id
+    with pytest.raises(ValidationError, match="'hz-west' already exists"):
+        inventory.create_location("hz-west", "again")
+    assert inventory.adjust("SHIRT-W", 6, location="hz-west").on_hand == 6
+    hold = inventory.reserve("SHIRT-W", 4, idempotency_key="west-hold", location="hz-west")
+    assert inventory.available("SHIRT-W", location="hz-west") == 2
+    assert inventory.available("SHIRT-W") == 10
+    with pytest.raises(OutOfStock):
+        inventory.reserve("SHIRT-W", 3, idempotency_key="too-many", location="hz-west")
+    assert inventory.commit(hold.id) is True
+    assert (inventory.available("SHIRT-W", location="hz-west"), inventory.available("SHIRT-W")) == (
+        2,
+        10,
+    )
+    _, _, levels = _ledger_rows(app)
+    assert (second, 2, 0) in levels and (default, 10, 0) in levels
+    assert_ledger_consistent(session)
+
+
 def test_reserve_release_commit(app, shirt):
     hold = inventory.reserve("SHIRT-W", 3, idempotency_key="h1")
     assert inventory.available("SHIRT-W") == 7
