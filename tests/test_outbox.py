@@ -10,12 +10,13 @@ import pytest
 from flask import Flask
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import func, select
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select, update
 
 from koudai_flask import Koudai
 from koudai_flask.errors import OutOfStock
 from koudai_flask.extension import get_state
-from koudai_flask.jobs.outbox import relay_outbox
+from koudai_flask.jobs.outbox import MAX_ATTEMPTS, deliver_event, job_id, relay_outbox
 from koudai_flask.jobs.queue import get_queue, job_class_for, redis_connection
 from koudai_flask.models import OutboxEvent
 from koudai_flask.services import catalog, orders
@@ -105,6 +106,82 @@ def test_relay_resends_what_redis_lost(rq_app):
         assert statuses(rq_app) == Counter({"done": event_count(rq_app)})
         redis.flushdb()
         assert relay_outbox(grace=0) == 0  # everything acknowledged: nothing to resend
+
+
+def _placed_event(recorder: Recorder) -> int:
+    """Place an order of one fan; the id of its ``order.placed`` event (subscribed)."""
+    number = orders.place(channel="web", lines=[{"sku": "FAN", "quantity": 1}]).number
+    session = get_state().session
+    event_id = session.scalar(
+        select(OutboxEvent.id).where(
+            OutboxEvent.topic == "order.placed", OutboxEvent.payload["number"].as_string() == number
+        )
+    )
+    session.rollback()
+    assert event_id is not None
+    return event_id
+
+
+def _set_event(event_id: int, **values: Any) -> None:
+    session = get_state().session
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(**values))
+    session.commit()
+
+
+def test_a_lost_enqueued_mark_is_put_back_without_a_second_job(rq_app):
+    recorder = Recorder()
+    Koudai.subscribe(rq_app, "order.placed", recorder)
+    with rq_app.app_context():
+        event_id = _placed_event(recorder)
+        # The process stopped between queueing the job and marking the row.
+        _set_event(event_id, status="pending")
+        assert relay_outbox(grace=0) == 0
+        assert statuses(rq_app)["enqueued"] == 1
+        assert len(get_queue()) == 1
+        work(rq_app)
+        assert [t for t, _ in recorder.seen] == ["order.placed"]
+
+
+def test_a_failed_job_is_sent_again_until_its_attempts_run_out(rq_app, caplog):
+    recorder = Recorder()
+    Koudai.subscribe(rq_app, "order.placed", recorder)
+    with rq_app.app_context():
+        event_id = _placed_event(recorder)
+
+        def fail_its_job() -> None:
+            # As RQ leaves a job it gave up on after its own retries: out of the queue, failed.
+            job = Job.fetch(job_id(event_id), connection=redis_connection())
+            get_queue().remove(job.id)
+            job.set_status(JobStatus.FAILED)
+
+        fail_its_job()
+        assert relay_outbox(grace=0) == 1
+        session = get_state().session
+        assert session.get(OutboxEvent, event_id).attempts == 2
+        session.rollback()
+        assert Job.fetch(job_id(event_id), connection=redis_connection()).get_status() == (
+            JobStatus.QUEUED
+        )
+        fail_its_job()
+        _set_event(event_id, attempts=MAX_ATTEMPTS)
+        with caplog.at_level("ERROR", logger="koudai_flask"):
+            assert relay_outbox(grace=0) == 0
+        assert f"outbox: event {event_id} gave up after {MAX_ATTEMPTS} attempts" in caplog.text
+        assert statuses(rq_app)["dead"] == 1
+        work(rq_app)  # the failed job is not run again
+        assert recorder.seen == []
+
+
+def test_a_job_for_a_missing_or_handled_event_runs_no_handler(rq_app):
+    recorder = Recorder()
+    Koudai.subscribe(rq_app, "order.placed", recorder)
+    with rq_app.app_context():
+        event_id = _placed_event(recorder)
+        work(rq_app)
+        assert len(recorder.seen) == 1
+        assert deliver_event(event_id) == "already done"
+        assert deliver_event(event_id + 1000) == "missing"
+        assert len(recorder.seen) == 1
 
 
 def test_rolled_back_change_enqueues_nothing(rq_app):
