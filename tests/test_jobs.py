@@ -138,6 +138,48 @@ def test_only_one_worker_enqueues_the_periodic_jobs(make_app, database_url, redi
             thread.join(5)
 
 
+def test_when_the_leading_worker_stops_another_takes_the_periodic_jobs_over(
+    make_app, database_url, redis_url, monkeypatch
+):
+    import threading
+    import time
+
+    monkeypatch.setattr(schedules, "CRON_LEASE", 2)  # seconds; 30 in production
+    app = make_app(
+        database_url,
+        KOUDAI_JOBS="rq",
+        KOUDAI_REDIS_URL=redis_url,
+        KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
+    )
+    leader_stop, follower_stop = threading.Event(), threading.Event()
+    leader = schedules.start_cron_thread(app, leader_stop)
+    follower: threading.Thread | None = None
+    try:
+        with app.app_context():
+            expected = len(schedules.periodic_jobs(app))
+
+            def wait_for(count: int) -> None:
+                deadline = time.monotonic() + 10
+                while len(get_queue()) < count and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+            wait_for(expected)
+            assert len(get_queue()) == expected
+            follower = schedules.start_cron_thread(app, follower_stop)
+            time.sleep(3)  # longer than a lease: the leader keeps it, the follower waits
+            assert len(get_queue()) == expected
+            leader_stop.set()
+            leader.join(5)
+            wait_for(2 * expected)  # the lease ran out and the follower took over
+            assert len(get_queue()) == 2 * expected
+    finally:
+        leader_stop.set()
+        follower_stop.set()
+        for thread in (leader, follower):
+            if thread is not None:
+                thread.join(5)
+
+
 def test_a_schedule_thread_runs_the_periodic_jobs_without_further_requests(make_app, database_url):
     import time
 
