@@ -243,6 +243,61 @@ def test_mark_paid_with_the_wrong_amount_changes_nothing(app, shirt):
     assert world(app) == before
 
 
+@pytest.mark.parametrize(
+    ("amount", "transaction_id", "provider", "message"),
+    [
+        (0, "wx-3", "wechatpay", "positive integer of fen"),
+        (-12900, "wx-3", "wechatpay", "positive integer of fen"),
+        (True, "wx-3", "wechatpay", "positive integer of fen"),
+        (129.0, "wx-3", "wechatpay", "positive integer of fen"),
+        ("12900", "wx-3", "wechatpay", "positive integer of fen"),
+        (12900, "", "wechatpay", "transaction_id and provider are required"),
+        (12900, "wx-3", "", "transaction_id and provider are required"),
+    ],
+)
+def test_mark_paid_refuses_bad_input_and_changes_nothing(
+    app, shirt, amount, transaction_id, provider, message
+):
+    order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    before = world(app)
+    with pytest.raises(ValidationError, match=message):
+        orders.mark_paid(
+            order.number, amount=amount, transaction_id=transaction_id, provider=provider
+        )
+    assert world(app) == before
+
+
+def test_one_transaction_cannot_pay_a_second_order(app, shirt):
+    first = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    second = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}])
+    orders.mark_paid(first.number, amount=12900, transaction_id="wx-7", provider="wechatpay")
+    before = world(app)
+    with pytest.raises(ValidationError, match=f"wx-7 already paid order {first.number}"):
+        orders.mark_paid(second.number, amount=12900, transaction_id="wx-7", provider="wechatpay")
+    assert world(app) == before
+    # The same id from another provider is another payment.
+    assert (
+        orders.mark_paid(
+            second.number, amount=12900, transaction_id="wx-7", provider="alipay"
+        ).status
+        == "paid"
+    )
+
+
+def test_a_key_replayed_on_another_channel_is_refused_not_placed_twice(app, shirt):
+    lines = [{"sku": "SHIRT-W", "quantity": 1}]
+    first = orders.place(channel="web", lines=lines, idempotency_key="checkout-9")
+    before = world(app)
+    for channel in ("nowhere", "web"):
+        with pytest.raises(ValidationError, match=f"already used by order {first.number}"):
+            orders.place(
+                channel=channel,
+                lines=[{"sku": "SHIRT-W", "quantity": 2}],
+                idempotency_key="checkout-9",
+            )
+    assert world(app) == before
+
+
 def test_expired_reservation_releases_its_stock_exactly_once(app, shirt):
     order = orders.place(channel="web", lines=[{"sku": "SHIRT-W", "quantity": 4}])
     paid = orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 1}])
