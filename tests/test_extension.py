@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from koudai_flask import Koudai
 from koudai_flask.blueprints import create_shop_blueprint
+from koudai_flask.config import SETTINGS
 from koudai_flask.errors import ConfigError, KoudaiError
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, Product
@@ -254,6 +255,17 @@ def test_bad_config_fails_at_init_with_the_fix(config, message):
     with pytest.raises(ConfigError) as info:
         Koudai(app)
     assert message in str(info.value)
+    assert "koudai" not in app.extensions
+
+
+@pytest.mark.parametrize("key", sorted(SETTINGS))
+def test_every_setting_refuses_a_value_of_the_wrong_kind_naming_itself(key):
+    app = Flask("wrong_kind")
+    app.config[key] = object()
+    with pytest.raises(ConfigError) as info:
+        Koudai(app)
+    message = str(info.value)
+    assert message.startswith(key) and " must " in message, message
     assert "koudai" not in app.extensions
 
 
