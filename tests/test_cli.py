@@ -210,6 +210,53 @@ def test_worker_refuses_inline_jobs(app):
     )
 
 
+def test_worker_without_redis_says_so_in_one_line(make_app, database_url):
+    app = make_app(database_url, KOUDAI_JOBS="rq", KOUDAI_REDIS_URL="redis://127.0.0.1:1/0")
+    result = invoke(app, "worker", "--burst")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "error: cannot reach Redis at KOUDAI_REDIS_URL (ConnectionError); start it or fix the "
+        "URL\n",
+    )
+
+
+def test_worker_for_channels_that_are_not_linked_names_them(make_app, database_url, redis_url):
+    app = make_app(database_url, KOUDAI_JOBS="rq", KOUDAI_REDIS_URL=redis_url)
+    result = invoke(app, "worker", "--burst", "--channel", "tb", "--channel", "nope")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "error: no linked channel named nope, tb; see the channels page\n",
+    )
+
+
+def test_relay_sends_what_inline_dispatch_left_pending(app):
+    from koudai_flask import Koudai
+    from koudai_flask.models import OutboxEvent
+    from koudai_flask.services import catalog
+
+    calls: list[str] = []
+
+    def flaky(topic: str, payload: dict[str, Any]) -> None:
+        calls.append(topic)
+        if len(calls) == 1:
+            raise RuntimeError("the subscriber's server was down")
+
+    Koudai.subscribe(app, "stock.changed", flaky)
+    with app.app_context():
+        catalog.create_product(title="Bell", skus=[{"code": "BELL", "price": 100, "stock": 1}])
+    session = get_state(app).session
+    pending = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.status != "done")
+    assert session.scalar(pending) == 1
+    session.rollback()
+    result = invoke(app, "relay")
+    assert (result.exit_code, result.output) == (0, "sent 1 event(s)\n")
+    assert calls == ["stock.changed", "stock.changed"]
+    assert session.scalar(pending) == 0
+    assert invoke(app, "relay").output == "sent 0 event(s)\n"
+
+
 # -- demo seed ------------------------------------------------------------------------------
 
 
