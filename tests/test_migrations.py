@@ -335,7 +335,7 @@ def make_host_app(url: str, folder: Path, *, keep_koudai_out: bool) -> Flask:
     class Article(db.Model):  # type: ignore[name-defined]
         __tablename__ = "articles"
         id = db.Column(db.Integer, primary_key=True)
-        title = db.Column(db.String(120), nullable=False)
+        title = db.Column(db.String(120), nullable=False, index=True)
 
     app = Flask(f"host_{folder.name}", instance_path=str(folder / "instance"))
     app.config.update(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="host-secret", TESTING=True)
@@ -382,6 +382,7 @@ def test_host_autogenerate_with_the_filter_sees_only_host_tables(empty_database,
     try:
         script = autogenerate_host_revision(app, folder)
         assert "op.create_table('articles'" in script
+        assert "op.f('ix_articles_title'), ['title']" in script  # the host's own index kept
         assert "koudai_" not in script
 
         result = invoke(app, "db", "upgrade")
