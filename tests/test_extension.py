@@ -42,6 +42,24 @@ def test_default_prefixes_and_no_app_on_the_extension(make_app, database_url):
     get_state(second).get_engine().dispose()
 
 
+def test_without_any_database_setting_koudai_keeps_sqlite_in_the_instance_folder(tmp_path):
+    app = Flask("bare_site", instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY="s", KOUDAI_PASSWORD_HASH="pbkdf2:sha256:1000")
+    Koudai(app)
+    engine = get_state(app).get_engine()
+    try:
+        assert engine.url.database == str(tmp_path / "instance" / "koudai.db")
+        result = app.test_cli_runner().invoke(args=["koudai", "db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            catalog.create_product(title="Tea", skus=[{"code": "TEA", "price": 100}])
+            assert get_state().session.scalar(select(Product.slug)) == "tea"
+        assert (tmp_path / "instance" / "koudai.db").stat().st_size > 0
+    finally:
+        get_state(app).stop(app)
+        engine.dispose()
+
+
 def test_custom_prefixes(make_app, database_url):
     app = make_app(
         database_url,
