@@ -12,9 +12,11 @@ import pytest
 
 from koudai_flask.connectors.sandbox.loopback import POLL_INTERVAL
 from koudai_flask.errors import ValidationError
+from koudai_flask.models import WebhookSubscription
 from koudai_flask.services import catalog, inventory, webhooks
+from koudai_flask.services.transaction import unit_of_work
 from koudai_flask.services.webhook_wire import AddressRefused, Target, check_url, post
-from tests.test_webhooks import OWNER, Receiver, rows, subscribe
+from tests.test_webhooks import OWNER, SECRET, Receiver, rows, subscribe
 
 
 @pytest.fixture
@@ -101,6 +103,43 @@ def test_the_address_is_checked_again_at_send_time(make_app, database_url, recei
         [delivery] = rows()
         assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 1, None)
         assert delivery.error.startswith("refused: webhook URL: 127.0.0.1 is a loopback address")
+        assert receiver.received == []
+
+
+def _kettle_app(make_app: Any, database_url: str) -> Any:
+    app = make_app(database_url, KOUDAI_WEBHOOKS=True, KOUDAI_WEBHOOKS_ALLOW_PRIVATE=True)
+    with app.app_context():
+        catalog.create_product(title="Kettle", skus=[{"code": "KET", "price": 9900, "stock": 5}])
+    return app
+
+
+def test_a_name_that_stopped_resolving_is_tried_again_later(make_app, database_url, receiver):
+    app = _kettle_app(make_app, database_url)
+    with app.app_context():
+        sub = subscribe(receiver, "stock.changed")
+        with unit_of_work() as session:  # the receiver's DNS record is gone since
+            session.get(WebhookSubscription, sub.id).url = "http://no-such-host.invalid/hook"
+        inventory.adjust("KET", 1, reason="count")
+        [delivery] = rows()
+        assert (delivery.status, delivery.attempts) == ("pending", 1)
+        assert delivery.next_attempt_at is not None
+        assert "no-such-host.invalid" in delivery.error
+        assert receiver.received == []
+
+
+def test_a_secret_that_no_longer_decrypts_fails_without_retry(make_app, database_url, receiver):
+    app = _kettle_app(make_app, database_url)
+    with app.app_context():
+        subscribe(receiver, "stock.changed")
+        app.config["SECRET_KEY"] = "rotated-without-re-sealing"  # the sealed secret is lost
+        inventory.adjust("KET", 1, reason="count")
+        [delivery] = rows()
+        assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 1, None)
+        assert delivery.error == (
+            "ConfigError: a webhook secret cannot be decrypted (SECRET_KEY changed?); "
+            "rotate the subscription's secret"
+        )
+        assert "rotated" not in delivery.error and SECRET not in delivery.error
         assert receiver.received == []
 
 
