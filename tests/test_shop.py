@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
-from koudai_flask.models import CartLine, Customer, Order, OrderEvent
+from koudai_flask.models import CartLine, Customer, Order, OrderEvent, OrderLine
 from koudai_flask.services import catalog, customers, inventory, orders
 from tests.shop_client import CHECKOUT_TOKEN, ShopClient
 
@@ -209,6 +209,48 @@ def test_guest_cart_joins_the_account_on_login(shop):
     page = client.text("/cart")
     assert re.search(r'data-sku="MUG-2">.*?value="3"', page, re.S)
     assert count(shop, CartLine) == 2
+
+
+def test_lines_taken_off_sale_or_sold_out_are_marked_and_block_checkout(shop):
+    client = ShopClient(shop)
+    register(client)
+    for sku in ("MUG-0", "MUG-1", "MUG-2"):
+        client.add_to_cart(sku, 1)
+    with shop.app_context():
+        catalog.archive_product("mug-0")
+        inventory.set_on_hand("MUG-1", 0, source="stocktake")
+    page = client.text("/cart")
+    assert re.search(r'data-sku="MUG-0">.*?已下架', page, re.S)
+    assert re.search(r'data-sku="MUG-1">.*?已售罄', page, re.S)
+    assert 'id="checkout"' not in page and "请先修改上面标出的商品再结算" in page
+    before = (count(shop, Order), stock(shop, "MUG-2"))
+    response = client.checkout()  # the form sent anyway, by a page left open
+    assert response.status_code == 422
+    assert "购物车里有商品已售罄或已下架，请检查购物车。" in response.get_data(as_text=True)
+    assert (count(shop, Order), stock(shop, "MUG-2")) == before
+    # Taking both lines out leaves a cart that can be bought.
+    client.post("/cart/update", {"sku": "MUG-0", "quantity": 0})
+    client.post("/cart/update", {"sku": "MUG-1", "quantity": 0})
+    assert 'id="checkout"' in client.text("/cart")
+    assert client.checkout().status_code == 302
+    with shop.app_context():
+        lines = get_state().session.scalars(select(OrderLine.sku_code)).all()
+    assert lines == ["MUG-2"]
+
+
+def test_a_guest_line_off_sale_by_login_time_is_left_out_of_the_account_cart(shop):
+    client = ShopClient(shop)
+    register(client)
+    client.post("/account/logout", {})
+    client.add_to_cart("MUG-2", 1)
+    client.add_to_cart("MUG-3", 2)
+    with shop.app_context():
+        catalog.archive_product("mug-3")
+    client.get("/account/login")
+    client.post("/account/login", {"login": "buyer@example.com", "password": "s3cret-pass"})
+    page = client.text("/cart")
+    assert 'data-sku="MUG-2"' in page and 'data-sku="MUG-3"' not in page
+    assert count(shop, CartLine) == 1
 
 
 # -- checkout and orders -----------------------------------------------------------------------
