@@ -238,6 +238,18 @@ def test_lines_taken_off_sale_or_sold_out_are_marked_and_block_checkout(shop):
     assert lines == ["MUG-2"]
 
 
+def test_adding_an_item_taken_off_sale_says_so_in_the_buyer_s_language(shop):
+    client = ShopClient(shop)
+    client.get("/products/mug-1")
+    with shop.app_context():
+        catalog.archive_product("mug-1")
+    response = client.add_to_cart("MUG-1", 1)
+    assert response.status_code == 302
+    page = client.text("/cart")
+    assert "该商品已下架。" in page and "is not on sale" not in page
+    assert "购物车是空的" in page
+
+
 def test_a_guest_line_off_sale_by_login_time_is_left_out_of_the_account_cart(shop):
     client = ShopClient(shop)
     register(client)
@@ -400,6 +412,7 @@ def test_register_login_logout(shop):
     client.get("/account/register")
     again = client.post("/account/register", {"login": "13912345678", "password": "another-1"})
     assert again.status_code == 422
+    assert "这个邮箱或手机号已经注册过了，请直接登录。" in again.get_data(as_text=True)
 
 
 def test_password_reset_by_signed_link(shop):
@@ -426,10 +439,35 @@ def test_password_reset_by_signed_link(shop):
     client.get(path)
     assert client.post(path, {"password": "brand-new-pass"}).status_code == 302
     client.get(path)
-    assert client.post(path, {"password": "third-pass-1"}).status_code == 400  # used once
+    used = client.post(path, {"password": "third-pass-1"})
+    assert used.status_code == 400  # a link works once
+    assert "重置链接已经用过了，请重新申请。" in used.get_data(as_text=True)
     with shop.app_context():
         assert customers.authenticate("reset@example.com", "brand-new-pass") is not None
-    assert client.post("/account/reset/forged", {"password": "whatever-1"}).status_code == 400
+    forged = client.post("/account/reset/forged", {"password": "whatever-1"})
+    assert forged.status_code == 400
+    assert "重置链接无效，请重新申请。" in forged.get_data(as_text=True)
+
+
+def test_an_expired_reset_link_says_so(shop, monkeypatch):
+    from itsdangerous.timed import TimestampSigner
+
+    client = ShopClient(shop)
+    register(client, "late@example.com")
+    client.post("/account/logout", {})
+    with shop.app_context():
+        customer = customers.authenticate("late@example.com", "s3cret-pass")
+        assert customer is not None
+        stamped = TimestampSigner.get_timestamp
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: stamped(self) - 86400)
+        token = customers.reset_token(customer, shop.config["SECRET_KEY"])
+        monkeypatch.undo()
+    client.get(f"/account/reset/{token}")
+    expired = client.post(f"/account/reset/{token}", {"password": "brand-new-pass"})
+    assert expired.status_code == 400
+    assert "重置链接已过期，请重新申请。" in expired.get_data(as_text=True)
+    with shop.app_context():
+        assert customers.authenticate("late@example.com", "s3cret-pass") is not None
 
 
 def test_adds_to_one_cart_line_at_once_all_count(make_app, database_url):

@@ -182,7 +182,7 @@ def check_line(sku_code: str, quantity: int) -> Sku:
         raise ValidationError(f"quantity must be between 0 and {MAX_QUANTITY}")
     sku = inventory.get_sku(current_session(), sku_code)
     if quantity and (not sku.active or sku.product.status != "active"):
-        raise ValidationError(f"{sku.product.title} is not on sale")
+        raise ValidationError(f"{sku.product.title} is not on sale", reason="not_on_sale")
     return sku
 
 

@@ -132,6 +132,7 @@ def register(
                 raise ValidationError(
                     f"this {kind} already has an account; log in instead",
                     {kind: ["already registered"]},
+                    reason="account_exists",
                 )
         customer = Customer(
             name=data["name"],
@@ -177,17 +178,21 @@ def reset_password(token: str, new_password: str, secret_key: str) -> Customer:
             token, max_age=config_value("PASSWORD_RESET_MAX_AGE")
         )
     except SignatureExpired:
-        raise ValidationError("this reset link has expired; ask for a new one") from None
+        raise ValidationError(
+            "this reset link has expired; ask for a new one", reason="reset_expired"
+        ) from None
     except BadSignature:
-        raise ValidationError("this reset link is not valid") from None
+        raise ValidationError("this reset link is not valid", reason="reset_invalid") from None
     if len(new_password) < 8:
         raise ValidationError(
-            "a password needs at least 8 characters", {"password": ["at least 8 characters"]}
+            "a password needs at least 8 characters",
+            {"password": ["at least 8 characters"]},
+            reason="password_short",
         )
     with unit_of_work() as session:
         customer = get(int(data["id"]))
         if (customer.password_hash or "")[-12:] != data["h"]:
-            raise ValidationError("this reset link was already used")
+            raise ValidationError("this reset link was already used", reason="reset_used")
         customer.password_hash = hash_password(new_password)
         session.flush()
         return customer

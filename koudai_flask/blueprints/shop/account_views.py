@@ -27,7 +27,7 @@ from flask.signals import Namespace
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.shop.common import safe_next
+from koudai_flask.blueprints.shop.common import buyer_message, safe_next
 from koudai_flask.blueprints.shop.forms import (
     ActionForm,
     LoginForm,
@@ -104,7 +104,7 @@ def register(bp: Blueprint) -> None:
                 )
             except ValidationError as exc:
                 return render_template(
-                    "koudai/shop/account/register.html", form=form, error=exc.message
+                    "koudai/shop/account/register.html", form=form, error=buyer_message(exc)
                 ), 422
             identity.login_buyer(customer)
             return redirect(safe_next(url_for(".index")))
@@ -153,7 +153,7 @@ def register(bp: Blueprint) -> None:
                 )
             except ValidationError as exc:
                 return render_template(
-                    "koudai/shop/account/reset.html", form=form, error=exc.message
+                    "koudai/shop/account/reset.html", form=form, error=buyer_message(exc)
                 ), 400
             identity.login_buyer(customer)
             flash(_k("Your password was changed."), "success")

@@ -51,8 +51,7 @@ class CouponRefused(ValidationError):
     """
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message, {"coupon_code": [message]})
-        self.reason = reason
+        super().__init__(message, {"coupon_code": [message]}, reason=reason)
 
 
 @dataclass(frozen=True)
