@@ -298,6 +298,73 @@ def test_parse_notify_refuses(
         offline_provider(keys).parse_notify({}, body(_notify(keys)).encode())
 
 
+def test_parse_notify_without_a_charset_field_reads_the_content_type(keys: SandboxKeys) -> None:
+    fields = {k: v for k, v in _notify(keys).items() if k not in ("charset", "sign")}
+    params = sign_callback(fields, keys.alipay_private_key)
+    body = urlencode(params, encoding="gbk").encode()
+    headers = {"Content-Type": 'application/x-www-form-urlencoded; charset="GBK"'}
+    notice = offline_provider(keys).parse_notify(headers, body)
+    assert (notice.raw["subject"], notice.amount) == ("衬衫 & co", 8888)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"trade_no": ""}, "alipay notify without trade_no"),
+        ({"total_amount": "88.8.8"}, "alipay notify: "),
+    ],
+)
+def test_a_signed_notify_without_a_field_or_with_a_bad_amount_is_refused(
+    keys: SandboxKeys, fields: dict[str, str], message: str
+) -> None:
+    body = urlencode(_notify(keys, **fields)).encode()
+    with pytest.raises(ValidationError, match=message):
+        offline_provider(keys).parse_notify({}, body)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "retryable", "message"),
+    [
+        (None, "unreachable", True, "could not be reached (ConnectionError)"),
+        ((502, "bad gateway"), "http_502", True, "answered HTTP 502"),
+        ((404, "no such page"), "http_404", False, "answered HTTP 404"),
+        ((200, "<html>maintenance</html>"), None, False, "unreadable response"),
+    ],
+)
+def test_gateway_failures_say_what_happened_and_whether_to_retry(
+    keys: SandboxKeys,
+    answer: tuple[int, str] | None,
+    code: str | None,
+    retryable: bool,
+    message: str,
+) -> None:
+    def gateway(environ: Any, start_response: Any) -> list[bytes]:
+        assert answer is not None
+        start_response(f"{answer[0]} X", [("Content-Type", "text/html")])
+        return [answer[1].encode()]
+
+    server = LoopbackServer(gateway) if answer is not None else None
+    url = f"{server.url}/gateway.do" if server else f"http://127.0.0.1:{_free_port()}/gateway.do"
+    provider = AlipayProvider(validate_settings(keys.settings_for_client(url)))
+    try:
+        with pytest.raises(PaymentGatewayError, match=re.escape(message)) as caught:
+            provider.query("KD20140724000001")
+    finally:
+        if server is not None:
+            server.stop()
+    assert caught.value.retryable is retryable
+    if code is not None:
+        assert caught.value.code == code
+
+
 # -- settings --------------------------------------------------------------------------------
 
 
