@@ -385,6 +385,43 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
     assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
 
 
+def test_a_chinese_spreadsheet_ships_by_carrier_names(make_app, sqlite_url):
+    """Saved by a spreadsheet on a Chinese Windows: GB18030, a Chinese header, carriers by
+    the names the warehouse writes."""
+    from io import BytesIO
+
+    app, numbers = build(make_app, sqlite_url)
+    rows = [
+        "订单号,快递公司,快递单号",
+        f"{numbers['web']},顺丰,SF100",
+        f"{numbers['tb-a']},圆通速递,YT100",
+        f"{numbers['tb-b']},德邦,DB100",
+    ]
+    client = login(app, "warehouse")
+    page = client.post(
+        "/shop-admin/orders/ship-csv",
+        data={
+            "csrf_token": client.csrf,
+            "file": (BytesIO("\r\n".join(rows).encode("gb18030")), "发货.csv"),
+        },
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
+    assert "could be debangkuaidi or debangwuliu" in page
+    assert "unknown order" not in page  # the header row is not an order
+    with app.app_context():
+        shipped = get_state().session.execute(
+            select(Order.number, Shipment.carrier, Shipment.tracking_number)
+            .join(Shipment, Shipment.order_id == Order.id)
+            .order_by(Shipment.id)
+        )
+        assert [tuple(row) for row in shipped] == [
+            (numbers["web"], "shunfeng", "SF100"),
+            (numbers["tb-a"], "yuantong", "YT100"),
+        ]
+        status = select(Order.status).where(Order.number == numbers["tb-b"])
+        assert get_state().session.scalar(status) == "paid"
+
+
 def test_csv_export_of_10000_orders_in_bounded_memory(make_app, database_url):
     app = make_app(database_url)
     with app.app_context():

@@ -596,6 +596,38 @@ def test_an_unknown_carrier_is_a_typed_error():
     assert isinstance(caught.value, PermanentFailure)
 
 
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("shunfeng", "shunfeng"),
+        ("SF", "shunfeng"),
+        ("顺丰", "shunfeng"),
+        (" 顺丰速运 ", "shunfeng"),
+        ("sf express", "shunfeng"),
+        ("圆通", "yuantong"),
+        ("yto", "yuantong"),
+        ("EMS", "ems"),
+        ("邮政", "youzhengguonei"),
+        ("极兔速递", "jtexpress"),
+    ],
+)
+def test_a_carrier_is_found_by_code_taobao_code_or_name(written, code):
+    assert carriers.resolve_carrier(written) == code
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("德邦", "carrier '德邦' could be debangkuaidi or debangwuliu"),
+        ("顺", "unknown carrier '顺'"),  # one character names nothing
+        ("pigeonpost", "unknown carrier 'pigeonpost'"),
+    ],
+)
+def test_an_ambiguous_or_unknown_carrier_name_is_refused(written, message):
+    with pytest.raises(carriers.UnknownCarrier, match=message):
+        carriers.resolve_carrier(written)
+
+
 def test_carrier_labels_come_from_the_table(make_app, tmp_path):
     from koudai_flask.i18n import CARRIERS, carrier_label
 

@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlalchemy.orm import selectinload
 
 from koudai_flask.config import config_value
+from koudai_flask.connectors.logistics.carriers import resolve_carrier
 from koudai_flask.errors import KoudaiError
 from koudai_flask.models import Order
 from koudai_flask.services import backoffice, staff
@@ -103,11 +104,17 @@ class RowResult:
     message: str
 
 
+# First cells of a header row, as exported by us or written in a Chinese spreadsheet.
+HEADER_WORDS = frozenset({"number", "order", "order number", "订单号", "订单编号"})
+
+
 def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowResult]:
     """Ship orders from CSV rows ``number,carrier,tracking_number``: each row on its own.
 
-    A good row is applied in its own transaction; a bad one is reported with the reason
-    and changes nothing; a row repeating an applied shipment is reported as a duplicate.
+    The carrier may be written as our code, its Taobao code or its name (顺丰, 圆通速递, SF
+    Express: ``carriers.resolve_carrier``). A good row is applied in its own transaction; a
+    bad one is reported with the reason and changes nothing; a row repeating an applied
+    shipment is reported as a duplicate.
     """
     staff.require(user_id, "orders.ship")
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
@@ -118,7 +125,7 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
             results.append(RowResult(index, "", False, f"more than {max_rows} rows; split it"))
             break
         cells = [cell.strip() for cell in row]
-        if not any(cells) or (index == 1 and cells[:1] == ["number"]):
+        if not any(cells) or (index == 1 and cells[0].casefold() in HEADER_WORDS):
             continue
         if len(cells) < 3 or not all(cells[:3]):
             results.append(
@@ -130,7 +137,12 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
                 )
             )
             continue
-        number, carrier, tracking = cells[:3]
+        number, named, tracking = cells[:3]
+        try:
+            carrier = resolve_carrier(named)
+        except KoudaiError as exc:
+            results.append(RowResult(index, number, False, exc.message))
+            continue
         if (carrier, tracking) in seen:
             results.append(RowResult(index, number, False, "duplicate row"))
             continue

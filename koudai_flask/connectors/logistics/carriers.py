@@ -84,6 +84,25 @@ def get_carrier(code: str) -> Carrier:
         raise UnknownCarrier(code) from None
 
 
+def resolve_carrier(text: str) -> str:
+    """The carrier code of what a spreadsheet calls a carrier: our (Kuaidi100) code, its
+    Taobao TOP code, its Chinese or English name, or the start of its Chinese name
+    ("顺丰" for 顺丰速运); case and surrounding spaces do not matter. ``UnknownCarrier``
+    when nothing or more than one carrier matches ("德邦" is 德邦快递 or 德邦物流)."""
+    wanted = text.strip()
+    folded = wanted.casefold()
+    for carrier in _TABLE:
+        names = (carrier.code, carrier.top_code or "", carrier.name_zh, carrier.name_en)
+        if folded in (name.casefold() for name in names):
+            return carrier.code
+    found = [c.code for c in _TABLE if len(wanted) >= 2 and c.name_zh.startswith(wanted)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UnknownCarrier(wanted, f"carrier {wanted!r} could be {' or '.join(found)}")
+    raise UnknownCarrier(wanted)
+
+
 def top_code(code: str) -> str:
     """The Taobao TOP ``company_code`` of a Kuaidi100 carrier code, or raise ``UnknownCarrier``."""
     carrier = get_carrier(code)
