@@ -15,7 +15,16 @@ from koudai_flask.errors import PermissionDenied
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Payment, Shipment, StockMovement
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import backoffice, catalog, channels, customers, order_csv, orders, staff
+from koudai_flask.services import (
+    backoffice,
+    catalog,
+    channels,
+    customers,
+    inventory,
+    order_csv,
+    orders,
+    staff,
+)
 from koudai_flask.services.staff import ROLES
 from tests.helpers import fresh_sqlite_url
 
@@ -383,6 +392,32 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
         content_type="multipart/form-data",
     ).get_data(as_text=True)
     assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
+
+
+def test_bulk_cancel_cancels_the_unpaid_and_counts_the_rest(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "owner")
+    ticked = [numbers["pending"], numbers["web"], numbers["tb-a"], "KDNOPE"]
+    with app.app_context():
+        held = inventory.available("KET")
+    refused = client.post(
+        "/shop-admin/orders/bulk",
+        data={"csrf_token": client.csrf, "action": "ship", "numbers": ticked},
+    )
+    assert refused.status_code == 400
+    response = client.post(
+        "/shop-admin/orders/bulk",
+        data={"csrf_token": client.csrf, "action": "cancel", "numbers": ticked},
+    )
+    assert response.status_code == 302
+    page = client.get("/shop-admin/orders").get_data(as_text=True)
+    assert "已取消 1 个，3 个未能取消。" in page
+    with app.app_context():
+        session = get_state().session
+        found = dict(session.execute(select(Order.number, Order.status)).all())
+        assert found[numbers["pending"]] == "cancelled"
+        assert found[numbers["web"]] == found[numbers["tb-a"]] == "paid"
+        assert inventory.available("KET") == held + 1  # the cancelled order's unit is back
 
 
 def test_a_chinese_spreadsheet_ships_by_carrier_names(make_app, sqlite_url):
