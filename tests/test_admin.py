@@ -394,6 +394,22 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
     assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
 
 
+def test_an_order_action_its_state_refuses_is_said_in_the_staff_language(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "owner")
+    number = numbers["pending"]
+    client.post(f"/shop-admin/orders/{number}/cancel", data={"csrf_token": client.csrf})
+    response = client.post(
+        f"/shop-admin/orders/{number}/ship",
+        data={"csrf_token": client.csrf, "carrier": "shunfeng", "tracking_number": "SF9"},
+    )
+    assert response.status_code == 303
+    page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert f"订单 {number} 当前为「已取消」，不能发货。" in page
+    with app.app_context():
+        assert get_state().session.scalar(select(func.count()).select_from(Shipment)) == 0
+
+
 def test_bulk_cancel_cancels_the_unpaid_and_counts_the_rest(make_app, sqlite_url):
     app, numbers = build(make_app, sqlite_url)
     client = login(app, "owner")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
@@ -73,3 +74,32 @@ def test_the_compiled_catalog_matches_the_po_file():
     with (folder / "koudai.mo").open("rb") as fh:
         mo = table(read_mo(fh))
     assert mo == po
+
+
+@pytest.mark.parametrize(
+    ("language", "transition", "short"),
+    [
+        (
+            "zh-CN",
+            "订单 KD1 当前为「已发货」，不能取消。",
+            "SHIRT-W 库存不足：需要 3 件，可用 1 件。",
+        ),
+        (
+            "en",
+            "Order KD1 is Shipped: it cannot be cancelled.",
+            "Not enough stock of SHIRT-W: 3 asked for, 1 available.",
+        ),
+    ],
+)
+def test_a_refusal_is_said_in_the_reader_s_language(
+    make_app, database_url, language, transition, short
+):
+    from koudai_flask.blueprints.common import refusal_text
+    from koudai_flask.errors import InvalidTransition, OutOfStock, ValidationError
+
+    app = make_app(database_url)
+    with app.test_request_context(headers={"Accept-Language": language}):
+        assert refusal_text(InvalidTransition("KD1", "shipped", "cancel")) == transition
+        assert refusal_text(OutOfStock("SHIRT-W", 3, 1)) == short
+        other = ValidationError("name is required")  # no reason: the service's words
+        assert refusal_text(other) == "name is required"

@@ -6,6 +6,9 @@ from typing import Any
 
 from flask import Flask, current_app, g, request, url_for
 
+from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock
+from koudai_flask.i18n import gettext, lazy_gettext, status_label
+
 
 def format_fen(amount: int | None) -> str:
     """Integer fen to a price for people: 1999 -> ¥19.99."""
@@ -32,6 +35,52 @@ def page_number() -> int:
         return max(1, int(request.args.get("page", "1")))
     except ValueError:
         return 1
+
+
+# What a refusal with a known ``reason`` says, in the reader's language.
+_REASONS = {
+    "account_exists": lazy_gettext(
+        "This email or phone number already has an account; sign in instead."
+    ),
+    "reset_expired": lazy_gettext("This reset link has expired; ask for a new one."),
+    "reset_invalid": lazy_gettext("This reset link is not valid; ask for a new one."),
+    "reset_used": lazy_gettext("This reset link was already used; ask for a new one."),
+    "password_short": lazy_gettext("A password needs at least 8 characters."),
+    "not_on_sale": lazy_gettext("This item is no longer on sale."),
+}
+
+# An order action, as the refusal of an impossible transition names it.
+_ACTIONS = {
+    "pay": lazy_gettext("paid"),
+    "cancel": lazy_gettext("cancelled"),
+    "ship": lazy_gettext("shipped"),
+    "deliver": lazy_gettext("marked delivered"),
+    "complete": lazy_gettext("completed"),
+    "request_refund": lazy_gettext("sent for a refund"),
+    "refund": lazy_gettext("refunded"),
+}
+
+
+def refusal_text(error: KoudaiError) -> str:
+    """A service's refusal for a page, in the reader's language where koudai knows it: a
+    ``reason`` it names, an order action its state does not allow, stock that is short.
+    Anything else keeps the service's English ``message`` (as the API and the CLI say it)."""
+    if isinstance(error, InvalidTransition) and error.action in _ACTIONS:
+        return gettext(
+            "Order %(number)s is %(status)s: it cannot be %(action)s.",
+            number=error.number,
+            status=status_label(error.status),
+            action=str(_ACTIONS[error.action]),
+        )
+    if isinstance(error, OutOfStock):
+        return gettext(
+            "Not enough stock of %(sku)s: %(requested)d asked for, %(available)d available.",
+            sku=error.sku,
+            requested=error.requested,
+            available=error.available,
+        )
+    found = _REASONS.get(getattr(error, "reason", None) or "")
+    return error.message if found is None else str(found)
 
 
 def install_template_globals(app: Flask) -> None:

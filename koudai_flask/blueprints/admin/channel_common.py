@@ -10,6 +10,7 @@ from flask import abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 
 from koudai_flask.blueprints.admin.common import acting
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.connectors.base import (
     EVENTS,
     FETCH_ORDERS,
@@ -94,7 +95,7 @@ def refused(exc: KoudaiError) -> None:
     """A service's refusal as a flashed message; a permission refusal stays a 403."""
     if exc.http_status == 403:
         abort(403)
-    flash(exc.message, "error")
+    flash(refusal_text(exc), "error")
 
 
 def lag_text(oldest_dirty: datetime | None, now: datetime | None = None) -> str:

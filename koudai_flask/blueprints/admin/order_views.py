@@ -21,7 +21,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
@@ -265,7 +265,7 @@ def _act(number: str, action: Any, done: str) -> ResponseReturnValue:
     except KoudaiError as exc:
         if exc.http_status == 403:
             abort(403)
-        flash(exc.message, "error")
+        flash(refusal_text(exc), "error")
         return redirect(url_for(".order_detail", number=number)), 303
     flash(done, "success")
     return redirect(url_for(".order_detail", number=number)), 303

@@ -27,7 +27,8 @@ from flask.signals import Namespace
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.shop.common import buyer_message, safe_next
+from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.shop.common import safe_next
 from koudai_flask.blueprints.shop.forms import (
     ActionForm,
     LoginForm,
@@ -104,7 +105,7 @@ def register(bp: Blueprint) -> None:
                 )
             except ValidationError as exc:
                 return render_template(
-                    "koudai/shop/account/register.html", form=form, error=buyer_message(exc)
+                    "koudai/shop/account/register.html", form=form, error=refusal_text(exc)
                 ), 422
             identity.login_buyer(customer)
             return redirect(safe_next(url_for(".index")))
@@ -153,7 +154,7 @@ def register(bp: Blueprint) -> None:
                 )
             except ValidationError as exc:
                 return render_template(
-                    "koudai/shop/account/reset.html", form=form, error=buyer_message(exc)
+                    "koudai/shop/account/reset.html", form=form, error=refusal_text(exc)
                 ), 400
             identity.login_buyer(customer)
             flash(_k("Your password was changed."), "success")

@@ -14,9 +14,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.blueprints.shop import tracking_views
 from koudai_flask.blueprints.shop.common import (
-    buyer_message,
     current_items,
     guest_orders,
     login_redirect,
@@ -80,7 +80,7 @@ def register(bp: Blueprint) -> None:
                 "koudai/shop/error.html", message=_k("This item no longer exists.")
             ), 404
         except ValidationError as exc:
-            flash(buyer_message(exc), "error")
+            flash(refusal_text(exc), "error")
             return redirect(request.referrer or url_for(".cart_page"))
         flash(_k("Added to your cart."), "success")
         tracking_views.step("cart_added", ref=form.sku.data or "")
@@ -94,7 +94,7 @@ def register(bp: Blueprint) -> None:
         try:
             _change_cart(form.sku.data or "", form.quantity.data or 0, add=False)
         except KoudaiError as exc:
-            flash(buyer_message(exc), "error")
+            flash(refusal_text(exc), "error")
         return redirect(url_for(".cart_page"))
 
     @bp.route("/checkout", methods=["GET", "POST"])

@@ -7,8 +7,6 @@ from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
 from koudai_flask.blueprints.common import page_number  # noqa: F401  (re-exported)
-from koudai_flask.errors import KoudaiError
-from koudai_flask.i18n import lazy_gettext
 from koudai_flask.services import cart, onboarding
 
 GUEST_CART_KEY = "koudai_cart"
@@ -76,23 +74,3 @@ def closed_shop_gate() -> ResponseReturnValue | None:
     if onboarding.shop_is_open() or identity.current_staff() is not None:
         return None
     return render_template("koudai/shop/coming_soon.html"), 503, {"Retry-After": "3600"}
-
-
-# What a refusal with a known ``reason`` says to the buyer, in the buyer's language.
-_BUYER_MESSAGES = {
-    "account_exists": lazy_gettext(
-        "This email or phone number already has an account; sign in instead."
-    ),
-    "reset_expired": lazy_gettext("This reset link has expired; ask for a new one."),
-    "reset_invalid": lazy_gettext("This reset link is not valid; ask for a new one."),
-    "reset_used": lazy_gettext("This reset link was already used; ask for a new one."),
-    "password_short": lazy_gettext("A password needs at least 8 characters."),
-    "not_on_sale": lazy_gettext("This item is no longer on sale."),
-}
-
-
-def buyer_message(error: KoudaiError) -> str:
-    """What a refusal says to the buyer: in the buyer's language when its reason is known
-    (the service's ``message`` is English, for logs, the API and the CLI)."""
-    found = _BUYER_MESSAGES.get(getattr(error, "reason", None) or "")
-    return error.message if found is None else str(found)
