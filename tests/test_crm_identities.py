@@ -272,6 +272,33 @@ def test_split_off_one_identity_into_its_own_customer(shop):
     assert audit.after == {"customer_id": fresh.id}
 
 
+def test_a_host_user_merged_into_a_customer_without_one_moves_and_a_split_gives_it_back(shop):
+    session = get_state().session
+    host = customers.for_user("host-7").id
+    wechat = identities.link_identity("wechat_openid", "o-7", name="WeChat buyer")
+    record = merges.merge("boss", host, wechat)
+    session.expire_all()
+    assert (customers.get(wechat).user_id, customers.get(host).user_id) == ("host-7", None)
+    assert customers.for_user("host-7").id == wechat
+    merges.split("boss", record.id)
+    session.expire_all()
+    assert (customers.get(host).user_id, customers.get(wechat).user_id) == ("host-7", None)
+    assert customers.for_user("host-7").id == host
+
+
+def test_a_host_login_split_off_takes_its_user_with_it(shop):
+    owner = customers.for_user("host-8").id
+    identities.link_identity("phone", "13500000000", customer_id=owner)
+    web_id = get_state().session.scalar(
+        select(CustomerIdentity.id).where(CustomerIdentity.kind == "web")
+    )
+    fresh = merges.detach_identity("boss", owner, web_id)
+    get_state().session.expire_all()
+    assert kinds_of(fresh.id) == {("web", "host-8")}
+    assert (customers.get(fresh.id).user_id, customers.get(owner).user_id) == ("host-8", None)
+    assert customers.for_user("host-8").id == fresh.id
+
+
 def test_a_buyer_logged_in_with_our_own_account_follows_a_merge(shop):
     from tests.shop_client import ShopClient
 
