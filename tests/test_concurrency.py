@@ -196,3 +196,24 @@ def test_a_stock_change_sent_concurrently_with_one_key_moves_stock_once(pg_app):
         assert dict(keyed.all()) == {"delivery-9": 1, "count-3": 1}
         assert inventory.available("BOWL") == counted[0]
         assert_ledger_consistent(session)
+
+
+def test_a_buyer_s_first_requests_at_once_make_one_customer(pg_app):
+    """A host user's first two pages, or a WeChat visitor's, load at the same moment."""
+    from koudai_flask.models import Customer, CustomerIdentity
+    from koudai_flask.services import customers
+
+    by_user = run_concurrently(pg_app, 16, lambda i: customers.for_user("first-visit").id)
+    by_openid = run_concurrently(
+        pg_app, 16, lambda i: customers.by_identity("wechat_openid", "o-first", create=True).id
+    )
+    assert len(set(by_user)) == 1 and len(set(by_openid)) == 1, (by_user, by_openid)
+    with pg_app.app_context():
+        session = get_state().session
+        kinds = session.execute(
+            select(CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id)
+        ).all()
+        assert sorted(kinds) == sorted(
+            [("web", "first-visit", by_user[0]), ("wechat_openid", "o-first", by_openid[0])]
+        )
+        assert session.scalar(select(func.count()).select_from(Customer)) == 2
