@@ -537,6 +537,10 @@ def test_an_adjustment_without_a_reason_or_below_reserved_changes_nothing(shop):
         )
         assert response.status_code == 303
     assert (count(app, StockMovement), count(app, AuditEntry)) == (movements, entries)
+    with app.app_context():
+        on_hand = inventory.available("KET")
+    page = client.get("/shop-admin/stock/KET").get_data(as_text=True)
+    assert f"KET 库存不足：需要 100000 件，可用 {on_hand} 件。" in page  # said in Chinese
     assert (
         client.post(
             "/shop-admin/stock/NOPE/adjust",

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.admin.staff_views import PERMISSION_LABELS, role_label
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel, StaffMember
@@ -75,7 +76,7 @@ def register(bp: Blueprint) -> None:
                 created_by=actor_id(),
             )
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _render(exc.http_status)
         flash(_k("API key created. Copy it now: it is shown only this once."), "success")
         return _render(201, token=created.token)
@@ -87,7 +88,7 @@ def register(bp: Blueprint) -> None:
         try:
             api_keys.revoke(prefix, revoked_by=actor_id())
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _render(exc.http_status)
         flash(_k("API key revoked."), "success")
         return redirect(url_for(".api_keys_list"), 303)

@@ -16,6 +16,7 @@ from flask_wtf import FlaskForm
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.admin.funnel_views import STEP_LABELS, funnel_chart
 from koudai_flask.blueprints.admin.message_views import CHANNEL_LABELS
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -94,7 +95,7 @@ def register(bp: Blueprint) -> None:
                     actor=actor_id(),
                 )
             except KoudaiError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Campaign saved as a draft."), "success")
                 return redirect(url_for(".campaign_detail", campaign_id=campaign.id), 303)
@@ -144,7 +145,7 @@ def register(bp: Blueprint) -> None:
         try:
             campaigns.send_campaign(campaign.id, actor=actor_id(), link_base=_link_base())
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
         else:
             flash(_k("Sending started."), "success")
         return redirect(url_for(".campaign_detail", campaign_id=campaign_id), 303)

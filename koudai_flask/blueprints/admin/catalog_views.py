@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k
@@ -186,7 +186,7 @@ def product_form(product: Product | None) -> ResponseReturnValue:
             typed=typed,
         )
     except ValidationError as exc:
-        context["errors"].append(exc.message)
+        context["errors"].append(refusal_text(exc))
         return _render_form(product, 422 if form else 200, **context)
     if form.get("action") != "save":
         return _render_form(product, **context)
@@ -208,7 +208,7 @@ def product_form(product: Product | None) -> ResponseReturnValue:
     except PermissionDenied:
         abort(403)
     except KoudaiError as exc:
-        context["errors"].append(exc.message)
+        context["errors"].append(refusal_text(exc))
         return _render_form(product, 422, **context)
     flash(_k("Saved."), "success")
     return redirect(url_for(".product_edit", product_id=saved.id), 303)
@@ -322,7 +322,7 @@ def register(bp: Blueprint) -> None:
         except PermissionDenied:
             abort(403)
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return redirect(url_for(".categories_list"), 303)
         flash(_k("Category added."), "success")
         return redirect(url_for(".categories_list"), 303)

@@ -139,6 +139,6 @@ def read_remote(info: ChannelInfo) -> tuple[list[RemoteStock], str | None]:
     try:
         return list(connector.fetch_stock(None)), None
     except KoudaiError as exc:
-        return [], exc.message
+        return [], refusal_text(exc)
     finally:
         connector.close()

@@ -30,6 +30,7 @@ from koudai_flask.blueprints.admin.channel_common import (
     to_channel,
 )
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.connectors.base import connector_kinds
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.connectors.taobao.client import PRODUCTION_GATEWAY, SIGN_METHODS
@@ -150,7 +151,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 refused(exc)
-            return _new_page(kind, 400, values=typed, error=exc.message, name=name)
+            return _new_page(kind, 400, values=typed, error=refusal_text(exc), name=name)
         if taobao:
             return start_authorization(channel_or_404(name, "channels.manage"))
         flash(_k("Channel added."), "success")
@@ -192,7 +193,7 @@ def register(bp: Blueprint) -> None:
             except KoudaiError as exc:
                 if exc.http_status == 403:
                     refused(exc)
-                return _settings_page(info, 400, values=typed, error=exc.message)
+                return _settings_page(info, 400, values=typed, error=refusal_text(exc))
         flash(_k("Settings saved."), "success")
         return to_channel(name)
 
@@ -230,7 +231,7 @@ def register(bp: Blueprint) -> None:
         try:
             token = oauth.exchange_code(code, _redirect_uri(name))
         except ConnectorError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return to_channel(name)
         finally:
             oauth.http.close()

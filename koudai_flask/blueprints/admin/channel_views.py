@@ -24,6 +24,7 @@ from koudai_flask.blueprints.admin.channel_common import (
     to_channel,
 )
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.connectors.base import FETCH_STOCK
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
@@ -231,7 +232,7 @@ def register(bp: Blueprint) -> None:
         try:
             state = start_import(info.id)  # inline: it has run already; on RQ: queued
         except KoudaiError as exc:  # refused (a paused channel): nothing was started
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return to_channel(name, "catalog-import")
         if state == "failed":
             flash(import_progress(info)["text"], "error")

@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -73,7 +73,7 @@ def _act(customer_id: int, action: Callable[[], Any], done: str) -> ResponseRetu
             abort(403)
         if exc.http_status == 404:
             abort(404)
-        flash(exc.message, "error")
+        flash(refusal_text(exc), "error")
         return _customer_page(customer_id, exc.http_status)
     flash(done, "success")
     return redirect(url_for(".customer_detail", customer_id=customer_id)), 303

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied
 from koudai_flask.i18n import gettext as _k
@@ -60,9 +60,9 @@ def register(bp: Blueprint) -> None:
         except NotFound:
             abort(404)
         except ConnectorError as exc:
-            flash(_k("WeChat refused the reply: %(reason)s", reason=exc.message), "error")
+            flash(_k("WeChat refused the reply: %(reason)s", reason=refusal_text(exc)), "error")
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return redirect(url_for(".inbox_thread", customer_id=customer_id), 303)
         else:
             flash(_k("Reply sent."), "success")

@@ -15,6 +15,7 @@ from flask_wtf import FlaskForm
 
 from koudai_flask.blueprints.admin import marketing_forms as forms
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Coupon, Sku
@@ -87,7 +88,7 @@ def register(bp: Blueprint) -> None:
                         lambda: coupon_admin.update_coupon(actor_id(), coupon.id, rules)
                     )
             except ValidationError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Coupon %(code)s saved.", code=saved.code), "success")
                 return redirect(url_for(".marketing_index"), 303)
@@ -130,7 +131,7 @@ def register(bp: Blueprint) -> None:
                     )
                 )
             except ValidationError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("%(n)d codes made.", n=batch.size), "success")
                 return redirect(url_for(".batch_edit", batch_id=batch.id), 303)
@@ -150,7 +151,7 @@ def register(bp: Blueprint) -> None:
                 rules = forms.coupon_rules(request.form)
                 _guarded(lambda: coupon_admin.update_batch(actor_id(), batch_id, rules))
             except ValidationError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Every code of the batch has the new rules."), "success")
                 return redirect(url_for(".batch_edit", batch_id=batch_id), 303)
@@ -195,7 +196,7 @@ def register(bp: Blueprint) -> None:
                 given = forms.promotion_input(request.form)
                 _guarded(lambda: promotions.save_promotion(actor_id(), promotion_id, **given))
             except ValidationError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Promotion saved."), "success")
                 return redirect(url_for(".marketing_index"), 303)
@@ -243,7 +244,7 @@ def register(bp: Blueprint) -> None:
             except NotFound:
                 error = _k("There is no SKU with the code %(code)s.", code=values["sku"])
             except ValidationError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Limited-time price saved."), "success")
                 return redirect(url_for(".marketing_index"), 303)

@@ -42,6 +42,7 @@ from koudai_flask.blueprints.admin.channel_link_views import (
 )
 from koudai_flask.blueprints.admin.channel_views import import_progress
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.connectors.taobao.client import SIGN_METHODS
 from koudai_flask.connectors.taobao.oauth import OAUTH_BASE, TaobaoOAuth
@@ -182,7 +183,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 abort(403)
-            return _taobao_page(400, values=typed, error=exc.message, name=name)
+            return _taobao_page(400, values=typed, error=refusal_text(exc), name=name)
         return _authorize(_shop(name))
 
     @bp.post("/onboarding/taobao/<name>/authorize")
@@ -216,7 +217,7 @@ def register(bp: Blueprint) -> None:
         try:
             token = oauth.exchange_code(code, _callback_uri(name))
         except ConnectorError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _back()
         finally:
             oauth.http.close()
@@ -224,7 +225,7 @@ def register(bp: Blueprint) -> None:
         try:
             channel_admin.store_authorization(actor_id(), name, sealed)
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _back()
         flash(_k("Linked as %(nick)s.", nick=token.taobao_user_nick), "success")
         return _back()
@@ -243,7 +244,7 @@ def register(bp: Blueprint) -> None:
         try:
             state = start_import(info.id)  # inline: it has run already; on RQ: queued
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _back()
         text = str(import_progress(channels.info(name))["text"])
         flash(text, "error" if state == "failed" else "success")
@@ -252,7 +253,7 @@ def register(bp: Blueprint) -> None:
                 actor_id(), name, "channels.import_catalog", {"state": state}
             )
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
         return _back()
 
     @bp.get("/onboarding/open")
@@ -275,7 +276,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 abort(403)
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
         else:
             flash(
                 _k("The shop is open: buyers can shop now.")

@@ -18,6 +18,7 @@ from flask_wtf import FlaskForm
 
 from koudai_flask.blueprints.admin import onboarding_shop_views
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -158,7 +159,7 @@ def _keys_page(step: str, status: int = 200, **context: Any) -> ResponseReturnVa
 def _refused(exc: KoudaiError) -> None:
     if exc.http_status == 403:
         abort(403)
-    flash(exc.message, "error")
+    flash(refusal_text(exc), "error")
 
 
 def register(bp: Blueprint) -> None:
@@ -220,7 +221,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 abort(403)
-            return _profile_page(values, 400, exc.message)
+            return _profile_page(values, 400, refusal_text(exc))
         flash(_k("The shop's profile is saved."), "success")
         return redirect(url_for(".onboarding_index"), 303)
 
@@ -245,7 +246,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 abort(403)
-            return _keys_page(step, 400, error=exc.message)
+            return _keys_page(step, 400, error=refusal_text(exc))
         if outcome.ok:
             flash(
                 credential_checks.describe(outcome.finding.code, outcome.finding.detail), "success"

@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel, Segment
@@ -108,7 +109,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status == 403:
                 abort(403)
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _form_page(segment, typed, exc.http_status)
         flash(_k("Segment saved."), "success")
         return redirect(url_for(".segment_detail", segment_id=saved.id)), 303

@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -58,7 +59,7 @@ def register(bp: Blueprint) -> None:
             except PermissionDenied:
                 abort(403)
             except KoudaiError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Auto-reply saved."), "success")
                 return redirect(url_for(".autoreplies"), 303)
@@ -127,7 +128,7 @@ def register(bp: Blueprint) -> None:
         except PermissionDenied:
             abort(403)
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return redirect(url_for(".weibo_alerts"), 303)
         if owner != int(customer_id):
             flash(_k("This Weibo user already belongs to customer #%(id)s.", id=owner), "error")
@@ -150,7 +151,7 @@ def register(bp: Blueprint) -> None:
             except PermissionDenied:
                 abort(403)
             except KoudaiError as exc:
-                error = exc.message
+                error = refusal_text(exc)
             else:
                 flash(_k("Keyword rule saved."), "success")
                 return redirect(url_for(".weibo_rules"), 303)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from koudai_flask import identity
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -92,7 +93,7 @@ def _render(status: int = 200) -> ResponseReturnValue:
 
 
 def _refused(exc: KoudaiError) -> ResponseReturnValue:
-    flash(exc.message, "error")
+    flash(refusal_text(exc), "error")
     return _render(exc.http_status)
 
 

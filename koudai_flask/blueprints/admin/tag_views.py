@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.services import rule_tags, tag_rules, tags
@@ -49,7 +50,7 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             if exc.http_status in (403, 404):
                 abort(exc.http_status)
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return _render(exc.http_status, editing=tag_id)
         flash(_k("Tag saved."), "success")
         return redirect(url_for(".tags_list")), 303

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
@@ -91,7 +92,7 @@ def register(bp: Blueprint) -> None:
                 actor=actor_id(),
             )
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         flash(_k("Webhook created. Copy its secret now: it is not shown again."), "success")
         return _render(201, secret=created.secret)
 
@@ -110,7 +111,7 @@ def register(bp: Blueprint) -> None:
                 actor=actor_id(),
             )
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         return _done(_k("Webhook saved."), sub_id)
 
     @bp.post("/webhooks/<subscription_id>/active")
@@ -122,7 +123,7 @@ def register(bp: Blueprint) -> None:
         try:
             webhooks.set_active(sub_id, active, actor=actor_id())
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         return _done(_k("Webhook enabled.") if active else _k("Webhook disabled."), sub_id)
 
     @bp.post("/webhooks/<subscription_id>/secret")
@@ -132,7 +133,7 @@ def register(bp: Blueprint) -> None:
         try:
             secret = webhooks.rotate_secret(_id(subscription_id), actor=actor_id())
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         flash(_k("New secret in force. Copy it now: it is not shown again."), "success")
         return _render(secret=secret)
 
@@ -144,7 +145,7 @@ def register(bp: Blueprint) -> None:
         try:
             webhooks.ping(sub_id, actor=actor_id())
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         flash(_k("Test ping sent."), "success")
         return redirect(url_for(".webhook_deliveries", subscription=sub_id), 303)
 
@@ -155,7 +156,7 @@ def register(bp: Blueprint) -> None:
         try:
             webhooks.delete_subscription(_id(subscription_id), actor=actor_id())
         except KoudaiError as exc:
-            return _render(exc.http_status, error=exc.message)
+            return _render(exc.http_status, error=refusal_text(exc))
         return _done(_k("Webhook deleted."))
 
     @bp.get("/webhooks/deliveries")
@@ -193,7 +194,7 @@ def register(bp: Blueprint) -> None:
         try:
             delivery = webhooks.redeliver(_id(delivery_id), actor=actor_id())
         except KoudaiError as exc:
-            flash(exc.message, "error")
+            flash(refusal_text(exc), "error")
             return redirect(url_for(".webhook_deliveries"), 303)
         flash(_k("Sent again."), "success")
         return redirect(url_for(".webhook_deliveries", subscription=delivery.subscription_id), 303)
