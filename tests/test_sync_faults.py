@@ -76,6 +76,22 @@ def test_sync_of_an_unknown_channel_is_one_line_and_exit_code_2(app: Flask) -> N
     ]
 
 
+def test_the_periodic_reconcile_repairs_active_shops_and_leaves_paused_ones(
+    app: Flask, sandbox: TaobaoSandbox
+) -> None:
+    from koudai_flask.jobs import tasks
+
+    seed_shirts(stock=10)
+    active = link_shop(app, sandbox, "tb")
+    paused = link_shop(app, sandbox, "tb-paused")
+    channels.set_active("tb-paused", False)
+    for shop in (active, paused):
+        sandbox.set_quantity(shop.item.num_iid, 4, shop.sku_id("SHIRT-W"))  # edited there
+    assert tasks.reconcile_all() == 1  # inline: run now
+    assert active.quantity("SHIRT-W") == 10
+    assert paused.quantity("SHIRT-W") == 4
+
+
 def test_dead_letters_from_the_cli_listed_requeued_and_discarded(
     app: Flask, sandbox: TaobaoSandbox
 ) -> None:
