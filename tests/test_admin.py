@@ -96,6 +96,20 @@ def admin_rules(app: Flask) -> list[Any]:
     return [r for r in app.url_map.iter_rules() if r.endpoint.startswith("koudai_admin.")]
 
 
+def test_a_visitor_is_sent_to_sign_in_and_back_to_the_page_asked_for(make_app, sqlite_url):
+    app, _ = build(make_app, sqlite_url)
+    client = app.test_client()
+    assert client.get("/shop-admin/").headers["Location"] == "/shop-admin/login?next=/shop-admin/"
+    asked = client.get("/shop-admin/orders?status=paid")
+    assert asked.headers["Location"] == "/shop-admin/login?next=/shop-admin/orders?status%3Dpaid"
+    page = client.get(asked.headers["Location"]).get_data(as_text=True)
+    signed_in = client.post(
+        asked.headers["Location"],
+        data={"email": "owner@shop.cn", "password": PASSWORD, "csrf_token": TOKEN.search(page)[1]},
+    )
+    assert signed_in.headers["Location"] == "/shop-admin/orders?status=paid"
+
+
 def test_every_admin_view_declares_its_permission(make_app, sqlite_url):
     app, _ = build(make_app, sqlite_url)
     missing = [

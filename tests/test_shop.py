@@ -310,7 +310,11 @@ def test_guest_checkout_off_sends_buyers_to_log_in(make_app, database_url):
     client.add_to_cart("PEN", 1)
     response = client.get("/checkout")
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("/shop/account/login?next=/shop/checkout")
+    assert response.headers["Location"] == "/shop/account/login?next=/shop/checkout"
+    with_query = client.get("/checkout?coupon=SPRING")
+    assert (
+        with_query.headers["Location"] == "/shop/account/login?next=/shop/checkout?coupon%3DSPRING"
+    )
 
 
 def test_account_checkout_uses_the_address_book(shop):

@@ -29,6 +29,12 @@ def url_prefix(endpoint: str, argument: str) -> str:
     return cache[key]
 
 
+def current_path() -> str:
+    """This request's path and query, to come back to after a login ("/shop/cart", not
+    Flask's "/shop/cart?" when there is no query)."""
+    return request.full_path if request.query_string else request.path
+
+
 def page_number() -> int:
     """``?page=N`` of this request, 1 when missing or not a number."""
     try:

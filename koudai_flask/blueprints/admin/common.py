@@ -6,10 +6,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, g, redirect, request, url_for
+from flask import abort, g, redirect, url_for
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
+from koudai_flask.blueprints.common import current_path
 from koudai_flask.models import StaffMember
 from koudai_flask.services import staff
 
@@ -35,7 +36,7 @@ def staff_required(permission: str | None = None) -> Callable[..., Any]:
                     if identity.current_user_id() is None:
                         return manager.unauthorized()
                     abort(403)
-                return redirect(url_for(".login", next=request.full_path))
+                return redirect(url_for(".login", next=current_path()))
             if permission is not None and not staff.can(member.user_id, permission):
                 abort(403)
             g.koudai_staff = member

@@ -27,7 +27,7 @@ from flask.signals import Namespace
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.common import current_path, refusal_text
 from koudai_flask.blueprints.shop.common import safe_next
 from koudai_flask.blueprints.shop.forms import (
     ActionForm,
@@ -212,7 +212,7 @@ def wechat_silent_login() -> ResponseReturnValue | None:
     ):
         return None
     state = secrets.token_urlsafe(16)
-    session[OAUTH_STATE_KEY] = {"state": state, "next": request.full_path}
+    session[OAUTH_STATE_KEY] = {"state": state, "next": current_path()}
     callback = url_for(f"{request.blueprint}.wechat_oauth", _external=True)
     query = urlencode(
         {

@@ -6,7 +6,10 @@ from flask import current_app, redirect, render_template, request, session, url_
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.common import page_number  # noqa: F401  (re-exported)
+from koudai_flask.blueprints.common import (
+    current_path,
+    page_number,  # noqa: F401  (re-exported)
+)
 from koudai_flask.services import cart, onboarding
 
 GUEST_CART_KEY = "koudai_cart"
@@ -51,7 +54,7 @@ def login_redirect() -> ResponseReturnValue:
     manager = identity.host_login_manager()
     if manager is not None:
         return manager.unauthorized()
-    return redirect(url_for(".login", next=request.full_path))
+    return redirect(url_for(".login", next=current_path()))
 
 
 def safe_next(default: str) -> str:
