@@ -193,6 +193,31 @@ def test_redis_flushdb_in_the_middle_of_a_run_loses_nothing(
     assert_no_drift(rq_app)
 
 
+def test_a_job_that_finds_its_channel_busy_runs_again_later_and_counts_no_failure(
+    rq_app: Flask, sandbox: TaobaoSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    monkeypatch.setattr(sync, "LOCK_WAIT", 0.1)
+    seed_shirts(stock=10)
+    link_shop(rq_app, sandbox)
+    channel_id = channels.info("tb").id
+    queue = sync.channel_queue(channel_id)
+    queue.empty()
+    held = redis_connection().lock(
+        f"{rq_app.config['KOUDAI_QUEUE_NAME']}:sync-lock:{channel_id}", timeout=30
+    )
+    assert held.acquire()  # another worker is syncing this shop
+    try:
+        assert sync.run_channel_job(channel_id, "push_stock", [], 2) == 0
+    finally:
+        held.release()
+    [again] = [queue.fetch_job(i) for i in ScheduledJobRegistry(queue=queue).get_job_ids()]
+    assert again.args == (channel_id, "push_stock", [], 2)  # the same attempt: busy is no failure
+    assert sync_log.dead_letters("tb") == []
+    assert channels.info("tb").last_error is None
+
+
 def test_timeouts_and_server_errors_are_retried_until_they_pass(
     make_app, database_url: str, redis_url: str, sandbox: TaobaoSandbox
 ) -> None:  # type: ignore[no-untyped-def]
