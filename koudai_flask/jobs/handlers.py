@@ -12,6 +12,8 @@ from typing import Any
 
 BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.cancelled": ["koudai_flask.services.payments:close_on_cancel"],
+    # Money that came for an order already cancelled goes back to the buyer.
+    "payment.refund_due": ["koudai_flask.services.payments:refund_late_payment"],
     # Tell the buyer (WeChat, SMS, e-mail: services.notifications).
     "order.paid": [
         "koudai_flask.services.notifications:on_order_event",

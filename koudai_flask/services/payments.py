@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
-from koudai_flask.models import Order, Reservation
+from koudai_flask.models import Order, OrderEvent, Payment, Refund, Reservation
 from koudai_flask.payments.base import PaymentAction, PaymentNotice, PaymentRequest
 from koudai_flask.services import orders
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -36,6 +38,8 @@ def apply_notice(notice: PaymentNotice) -> Order:
             f"{notice.provider} notify for order {order.number}: amount {notice.amount} "
             f"differs from the total {order.total}"
         )
+    if order.status == "cancelled":
+        return _paid_after_cancel(notice)
     return orders.mark_paid(
         order.number,
         amount=notice.amount,
@@ -118,3 +122,106 @@ def close_on_cancel(topic: str, payload: dict[str, Any]) -> None:
     provider = payments.enabled().get(order.payment_provider)
     if provider is not None:
         provider.close(order.number)
+
+
+# -- money that arrived for a cancelled order -------------------------------------------------
+
+LATE_PAYMENT_TOPIC = "payment.refund_due"
+
+
+def _paid_after_cancel(notice: PaymentNotice) -> Order:
+    """The buyer paid while the order was being cancelled (the close at the provider came a
+    moment too late). The money is real: record it on the order, say so in its timeline,
+    and give it back through the provider (``refund_late_payment``, a job). Idempotent on
+    the transaction id, like ``mark_paid``."""
+    try:
+        with unit_of_work() as session:
+            order = orders.get_order(session, notice.order_number)
+            if _payment(session, notice) is not None:
+                return order
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    provider=notice.provider,
+                    transaction_id=notice.transaction_id,
+                    amount=notice.amount,
+                )
+            )
+            orders.record_in_place(
+                session,
+                order,
+                actor="system",
+                note=f"{notice.provider} {notice.transaction_id}: paid after the order was "
+                "cancelled; the money goes back to the buyer",
+                topic=LATE_PAYMENT_TOPIC,
+                extra={
+                    "provider": notice.provider,
+                    "transaction_id": notice.transaction_id,
+                    "amount": notice.amount,
+                },
+            )
+            return order
+    except IntegrityError:  # the same notify, delivered twice at once, recorded it first
+        return orders.get_order(current_session(), notice.order_number)
+
+
+def _payment(session: Any, notice: PaymentNotice) -> Payment | None:
+    return session.scalar(
+        select(Payment).where(
+            Payment.provider == notice.provider,
+            Payment.transaction_id == notice.transaction_id,
+        )
+    )
+
+
+def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox handler: return a payment that came for a cancelled order, in full.
+
+    The refund number is made from the transaction id, so a retried job asks the provider
+    for the same refund (both gateways treat it as one) and records it once. A provider
+    that refuses raises: the event stays for the relay and the refund is tried again.
+    """
+    from koudai_flask import payments
+
+    number, amount = payload["number"], int(payload["amount"])
+    refund_no = f"{number}-L{hashlib.sha256(payload['transaction_id'].encode()).hexdigest()[:8]}"
+    session = current_session()
+    done = session.scalar(select(Refund.id).where(Refund.idempotency_key == refund_no))
+    session.rollback()
+    if done is not None:
+        return
+    provider = payments.enabled().get(payload["provider"])
+    if provider is None:
+        raise ValidationError(
+            f"order {number}: {payload['provider']} is not configured; refund "
+            f"{amount} fen of transaction {payload['transaction_id']} by hand"
+        )
+    result = provider.refund(
+        number,
+        refund_no=refund_no,
+        amount=amount,
+        total=amount,
+        reason="paid after the order was cancelled",
+    )
+    if result.status == "failed":
+        raise ValidationError(f"order {number}: {provider.name} refused refund {refund_no}")
+    with unit_of_work() as session:
+        order = orders.get_order(session, number)
+        session.add(
+            Refund(
+                order_id=order.id,
+                amount=amount,
+                reason="paid after the order was cancelled",
+                idempotency_key=refund_no,
+                provider_refund_id=result.refund_id[:64] or None,
+            )
+        )
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                from_status=order.status,
+                to_status=order.status,
+                actor="system",
+                note=f"{provider.name} refund {refund_no}: {amount} fen back to the buyer",
+            )
+        )
