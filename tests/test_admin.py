@@ -424,6 +424,25 @@ def test_an_order_action_its_state_refuses_is_said_in_the_staff_language(make_ap
         assert get_state().session.scalar(select(func.count()).select_from(Shipment)) == 0
 
 
+def test_money_that_came_after_a_cancel_shows_on_the_order_page_with_its_refund(
+    make_app, sqlite_url
+):
+    from koudai_flask.payments.base import PaymentNotice
+    from koudai_flask.services.payments import apply_notice
+
+    app, numbers = build(make_app, sqlite_url)
+    number = numbers["pending"]
+    with app.app_context():
+        total = orders.cancel(number, reason="buyer cancelled").total
+        late = PaymentNotice("offline", number, "LATE-1", total, True)
+        assert apply_notice(late).status == "cancelled"
+        assert apply_notice(late).status == "cancelled"  # delivered again: nothing more
+        order = get_state().session.scalar(select(Order).where(Order.number == number))
+        assert (order.paid_amount, order.refunded_amount, len(order.refunds)) == (total, total, 1)
+    page = login(app, "owner").get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert "LATE-1" in page and "paid after the order was cancelled" in page
+
+
 def test_bulk_cancel_cancels_the_unpaid_and_counts_the_rest(make_app, sqlite_url):
     app, numbers = build(make_app, sqlite_url)
     client = login(app, "owner")
