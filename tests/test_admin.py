@@ -443,6 +443,31 @@ def test_money_that_came_after_a_cancel_shows_on_the_order_page_with_its_refund(
     assert "LATE-1" in page and "paid after the order was cancelled" in page
 
 
+def test_a_refund_after_a_cancel_that_the_provider_refused_is_shown_until_it_goes_through(
+    make_app, sqlite_url, monkeypatch
+):
+    from koudai_flask.jobs.outbox import relay_outbox
+    from koudai_flask.payments.base import PaymentNotice, RefundResult
+    from koudai_flask.payments.offline import OfflineProvider
+    from koudai_flask.services.payments import apply_notice
+
+    app, numbers = build(make_app, sqlite_url)
+    number = numbers["pending"]
+    client = login(app, "owner")
+    refusing = lambda self, *args, **kwargs: RefundResult("", "failed")  # noqa: E731
+    monkeypatch.setattr(OfflineProvider, "refund", refusing)
+    with app.app_context():
+        total = orders.cancel(number, reason="buyer cancelled").total
+        apply_notice(PaymentNotice("offline", number, "LATE-2", total, True))
+    page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert f"这笔订单取消后又收到了付款：¥{total // 100}.00 尚未退回。" in page
+    monkeypatch.undo()
+    with app.app_context():
+        assert relay_outbox() == 1  # the refund is tried again, and goes through
+    page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'id="money-held"' not in page
+
+
 def test_bulk_cancel_cancels_the_unpaid_and_counts_the_rest(make_app, sqlite_url):
     app, numbers = build(make_app, sqlite_url)
     client = login(app, "owner")
