@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import func, insert, select
 
 from koudai_flask.blueprints.admin import PUBLIC_VIEWS, VIEW_PERMISSIONS
-from koudai_flask.errors import PermissionDenied
+from koudai_flask.errors import PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Payment, Shipment, StockMovement
 from koudai_flask.models.base import utcnow
@@ -437,6 +437,10 @@ def test_money_that_came_after_a_cancel_shows_on_the_order_page_with_its_refund(
         late = PaymentNotice("offline", number, "LATE-1", total, True)
         assert apply_notice(late).status == "cancelled"
         assert apply_notice(late).status == "cancelled"  # delivered again: nothing more
+        other = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}]).number
+        orders.cancel(other, reason="buyer cancelled")
+        with pytest.raises(ValidationError, match=f"LATE-1 already paid order {number}"):
+            apply_notice(PaymentNotice("offline", other, "LATE-1", total, True))
         order = get_state().session.scalar(select(Order).where(Order.number == number))
         assert (order.paid_amount, order.refunded_amount, len(order.refunds)) == (total, total, 1)
     page = login(app, "owner").get(f"/shop-admin/orders/{number}").get_data(as_text=True)

@@ -211,7 +211,7 @@ def mark_paid(
         raise ValidationError("transaction_id and provider are required")
     try:
         with unit_of_work() as session:
-            replay = _payment_replay(session, number, provider, transaction_id)
+            replay = payment_replay(session, number, provider, transaction_id)
             if replay is not None:
                 return replay
             order = get_order(session, number)
@@ -236,15 +236,17 @@ def mark_paid(
             return order
     except (IntegrityError, InvalidTransition):
         # A concurrent delivery of the same notify won the race: it is a replay after all.
-        replay = _payment_replay(current_session(), number, provider, transaction_id)
+        replay = payment_replay(current_session(), number, provider, transaction_id)
         if replay is None:
             raise
         return replay
 
 
-def _payment_replay(
+def payment_replay(
     session: Session, number: str, provider: str, transaction_id: str
 ) -> Order | None:
+    """The order a delivery of this provider transaction already paid (refreshed), None
+    if none did; ``ValidationError`` if the transaction paid another order."""
     payment = session.scalar(
         select(Payment).where(
             Payment.provider == provider, Payment.transaction_id == transaction_id

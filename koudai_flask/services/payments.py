@@ -127,6 +127,7 @@ def close_on_cancel(topic: str, payload: dict[str, Any]) -> None:
 # -- money that arrived for a cancelled order -------------------------------------------------
 
 LATE_PAYMENT_TOPIC = "payment.refund_due"
+LATE_REFUND_REASON = "paid after the order was cancelled"
 
 
 def _paid_after_cancel(notice: PaymentNotice) -> Order:
@@ -136,9 +137,12 @@ def _paid_after_cancel(notice: PaymentNotice) -> Order:
     the transaction id, like ``mark_paid``."""
     try:
         with unit_of_work() as session:
+            replay = orders.payment_replay(
+                session, notice.order_number, notice.provider, notice.transaction_id
+            )
+            if replay is not None:
+                return replay
             order = orders.get_order(session, notice.order_number)
-            if _payment(session, notice) is not None:
-                return order
             session.add(
                 Payment(
                     order_id=order.id,
@@ -163,15 +167,6 @@ def _paid_after_cancel(notice: PaymentNotice) -> Order:
             return order
     except IntegrityError:  # the same notify, delivered twice at once, recorded it first
         return orders.get_order(current_session(), notice.order_number)
-
-
-def _payment(session: Any, notice: PaymentNotice) -> Payment | None:
-    return session.scalar(
-        select(Payment).where(
-            Payment.provider == notice.provider,
-            Payment.transaction_id == notice.transaction_id,
-        )
-    )
 
 
 def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
@@ -201,7 +196,7 @@ def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
         refund_no=refund_no,
         amount=amount,
         total=amount,
-        reason="paid after the order was cancelled",
+        reason=LATE_REFUND_REASON,
     )
     if result.status == "failed":
         raise ValidationError(f"order {number}: {provider.name} refused refund {refund_no}")
@@ -211,7 +206,7 @@ def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
             Refund(
                 order_id=order.id,
                 amount=amount,
-                reason="paid after the order was cancelled",
+                reason=LATE_REFUND_REASON,
                 idempotency_key=refund_no,
                 provider_refund_id=result.refund_id[:64] or None,
             )
