@@ -53,6 +53,9 @@ _REASONS = {
     "reset_used": lazy_gettext("This reset link was already used; ask for a new one."),
     "password_short": lazy_gettext("A password needs at least 8 characters."),
     "not_on_sale": lazy_gettext("This item is no longer on sale."),
+    "cart_unavailable": lazy_gettext(
+        "An item in your cart is sold out or no longer on sale; check your cart."
+    ),
 }
 
 # An order action, as the refusal of an impossible transition names it.

@@ -36,7 +36,10 @@ def place_order(
         raise ValidationError("your cart is empty")
     if not priced.purchasable:
         problem = next(line for line in priced.lines if line.problem is not None)
-        raise ValidationError(f"{problem.sku.product.title}: not enough stock or not on sale")
+        raise ValidationError(
+            f"{problem.sku.product.title}: not enough stock or not on sale",
+            reason="cart_unavailable",
+        )
     # Two transactions on purpose: ``place`` resolves a concurrent double submit itself,
     # which it can only do as the outermost unit of work. Emptying the cart may then
     # happen twice; that is harmless.

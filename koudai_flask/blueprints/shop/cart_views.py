@@ -134,13 +134,9 @@ def register(bp: Blueprint) -> None:
                 coupon_code=coupon,
             )
         except (ValidationError, OutOfStock, NotFound) as exc:
-            message = exc.message
+            message = refusal_text(exc)
             if isinstance(exc, OutOfStock):
                 message = _k("Not enough stock left for one of the items; check your cart.")
-            elif not priced.purchasable:  # the service's refusal, in the buyer's language
-                message = _k(
-                    "An item in your cart is sold out or no longer on sale; check your cart."
-                )
             if isinstance(exc, marketing.CouponRefused):
                 # Priced again without the coupon, so the page shows what would be paid.
                 priced = cart.view(items, customer_id=customer.id if customer else None)
