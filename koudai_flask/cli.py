@@ -145,6 +145,54 @@ def relay() -> None:
     click.echo(f"sent {relay_outbox()} event(s)")
 
 
+@koudai_cli.command("outbox")
+@click.option("--topic", help="Only events of this topic (e.g. order.paid).")
+@click.option("--send-again", "send_id", type=int, help="Send this dead event again.")
+@click.option("--send-all-again", is_flag=True, help="Send every dead event again.")
+@click.option("--discard", "discard_id", type=int, help="Never send this dead event.")
+@click.option("--note", default="", help="Why it is discarded (kept in the audit log).")
+@one_line_errors
+def outbox_command(
+    topic: str | None,
+    send_id: int | None,
+    send_all_again: bool,
+    discard_id: int | None,
+    note: str,
+) -> None:
+    """What waits for the job system, and the events that gave up; send one again or
+    discard it."""
+    from koudai_flask.services import outbox_review
+
+    chosen = [send_id is not None, send_all_again, discard_id is not None]
+    if sum(chosen) > 1:
+        fail("give one of --send-again, --send-all-again and --discard")
+    if note and discard_id is None:
+        fail("--note goes with --discard")
+    if send_id is not None:
+        outbox_review.send_again(send_id, actor="cli")
+        click.echo(f"sent event {send_id} again")
+        return
+    if send_all_again:
+        sent = outbox_review.send_all_again(actor="cli", topic=topic)
+        click.echo(f"sent {sent} dead event(s) again")
+        return
+    if discard_id is not None:
+        outbox_review.discard(discard_id, actor="cli", note=note)
+        click.echo(f"discarded event {discard_id}")
+        return
+    health = outbox_review.health()
+    counts = ", ".join(f"{status} {count}" for status, count in health.counts.items())
+    oldest = health.oldest_waiting.isoformat() if health.oldest_waiting else "none"
+    click.echo(f"{counts}; oldest waiting since {oldest}")
+    events = outbox_review.dead_events(topic=topic)
+    for event in events:
+        click.echo(
+            f"{event.id}\t{event.topic}\t{event.attempts} attempt(s)\t{event.last_error or '-'}"
+        )
+    shown = "" if len(events) < outbox_review.LIST_LIMIT else ", the newest shown"
+    click.echo(f"{len(events)} dead event(s){shown}")
+
+
 # -- staff -----------------------------------------------------------------------------------
 
 staff_cli = AppGroup("staff", help="Staff members and their roles.")

@@ -56,6 +56,9 @@ _REASONS = {
     "cart_unavailable": lazy_gettext(
         "An item in your cart is sold out or no longer on sale; check your cart."
     ),
+    "not_dead": lazy_gettext(
+        "This event was already sent again, handled or discarded; the list is up to date now."
+    ),
 }
 
 # An order action, as the refusal of an impossible transition names it.

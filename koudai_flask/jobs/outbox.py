@@ -4,6 +4,8 @@ The database is the truth. An event is ``pending`` until a job for it exists, ``
 while the job is queued or running, and ``done`` once its handlers ran. Redis may restart
 empty or refuse a connection: the relay finds events whose job is gone and enqueues them
 again, and delivery is idempotent, so an event is handled once however often it is sent.
+An event whose handlers failed ``MAX_ATTEMPTS`` times is ``dead``, its last error kept, until
+a person sends it again or discards it (``services.outbox_review``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 from rq import Retry
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from koudai_flask.config import config_value
 from koudai_flask.extension import get_state
@@ -98,13 +100,21 @@ def _deliver_inline(event_id: int) -> None:
         log.exception("outbox: event %s failed inline", event_id)
         session = current_session()
         session.rollback()
-        session.execute(
+        spent = OutboxEvent.attempts + 1 >= MAX_ATTEMPTS
+        dead = session.execute(
             update(OutboxEvent)
             .execution_options(synchronize_session=False)
-            .where(OutboxEvent.id == event_id)
-            .values(attempts=OutboxEvent.attempts + 1, last_error=repr(exc)[:500])
-        )
+            .where(OutboxEvent.id == event_id, OutboxEvent.status == "pending")
+            .values(
+                attempts=OutboxEvent.attempts + 1,
+                last_error=repr(exc)[:500],
+                status=case((spent, "dead"), else_=OutboxEvent.status),
+            )
+            .returning(OutboxEvent.status)
+        ).scalar()
         session.commit()
+        if dead == "dead":
+            _log_dead(event_id)
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -134,6 +144,21 @@ def relay_outbox(*, grace: int | None = None) -> int:
     session = current_session()
     batch = config_value("OUTBOX_BATCH")
     if config_value("JOBS") == "inline":
+        # Left pending by a release that did not mark them dead yet.
+        spent = (
+            session.execute(
+                update(OutboxEvent)
+                .execution_options(synchronize_session=False)
+                .where(OutboxEvent.status == "pending", OutboxEvent.attempts >= MAX_ATTEMPTS)
+                .values(status="dead")
+                .returning(OutboxEvent.id)
+            )
+            .scalars()
+            .all()
+        )
+        session.commit()
+        for event_id in spent:
+            _log_dead(event_id)
         pending = session.scalars(
             select(OutboxEvent.id)
             .where(OutboxEvent.status == "pending", OutboxEvent.attempts < MAX_ATTEMPTS)
@@ -175,12 +200,13 @@ def relay_outbox(*, grace: int | None = None) -> int:
             if status == "pending":  # enqueued, but the mark was lost
                 _mark_enqueued(event_id)
             continue
-        if attempts >= MAX_ATTEMPTS:
-            _mark_dead(event_id)
-            continue
+        error = _job_error(job) if job is not None else None
         if job is not None:
             job.delete()
-        _reset_pending(event_id)
+        if attempts >= MAX_ATTEMPTS:
+            _mark_dead(event_id, error)
+            continue
+        _reset_pending(event_id, error)
         resend.append(event_id)
     if resend:
         _enqueue(resend)
@@ -198,24 +224,46 @@ def _mark_enqueued(event_id: int) -> None:
     session.commit()
 
 
-def _reset_pending(event_id: int) -> None:
+def _job_error(job: Job) -> str | None:
+    """The last line of the exception a failed job ended with (RQ keeps the traceback)."""
+    result = job.latest_result()
+    traceback = result.exc_string if result is not None else None
+    lines = traceback.strip().splitlines() if traceback else []
+    return lines[-1][:500] if lines else None
+
+
+def _error_kept(error: str | None) -> dict[str, object]:
+    # A job that left no traceback (stopped, or failed before it ran) keeps the last error.
+    return {"last_error": error} if error else {}
+
+
+def _reset_pending(event_id: int, error: str | None = None) -> None:
     session = current_session()
     session.execute(
         update(OutboxEvent)
         .execution_options(synchronize_session=False)
         .where(OutboxEvent.id == event_id, OutboxEvent.status != "done")
-        .values(status="pending")
+        .values(status="pending", **_error_kept(error))
     )
     session.commit()
 
 
-def _mark_dead(event_id: int) -> None:
+def _mark_dead(event_id: int, error: str | None = None) -> None:
     session = current_session()
     session.execute(
         update(OutboxEvent)
         .execution_options(synchronize_session=False)
         .where(OutboxEvent.id == event_id, OutboxEvent.status != "done")
-        .values(status="dead")
+        .values(status="dead", **_error_kept(error))
     )
     session.commit()
-    log.error("outbox: event %s gave up after %d attempts", event_id, MAX_ATTEMPTS)
+    _log_dead(event_id)
+
+
+def _log_dead(event_id: int) -> None:
+    log.error(
+        "outbox: event %s gave up after %d attempts; send it again or discard it on the "
+        "back office's background jobs page or with `flask koudai outbox`",
+        event_id,
+        MAX_ATTEMPTS,
+    )

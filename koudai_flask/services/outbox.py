@@ -18,6 +18,8 @@ PRUNE_BATCH = 5000  # events deleted per transaction by ``prune``
 # no run (inline, in a request's teardown) takes long.
 PRUNE_BATCHES_PER_RUN = 10
 PRUNE_INTERVAL = 3600  # seconds between two runs of the periodic prune
+# Statuses no job will ever be sent for again (``services.outbox_review`` discards).
+FINISHED = ("done", "discarded")
 
 
 def needs_dispatch(topic: str) -> bool:
@@ -69,30 +71,35 @@ def prune(
     batch: int = PRUNE_BATCH,
     max_batches: int = PRUNE_BATCHES_PER_RUN,
 ) -> int:
-    """Delete the events handled (``done``) more than ``older_than`` ago; returns how many.
+    """Delete the events handled (``done``) or discarded more than ``older_than`` ago;
+    returns how many.
 
     Oldest first, ``batch`` rows per transaction and at most ``max_batches`` transactions,
     so no lock is held for long and a long history is worked off over several runs. Pending
-    and enqueued events stay whatever their age: the relay still owes them a job. The
+    and enqueued events stay whatever their age: the relay still owes them a job; dead ones
+    wait for a person (``services.outbox_review``). The
     periodic job ``koudai-outbox-prune`` runs it hourly with ``KOUDAI_OUTBOX_KEEP``.
     """
     cutoff = utcnow() - older_than
-    total = 0
-    for _ in range(max_batches):
-        with unit_of_work() as session:
-            ids = session.scalars(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.status == "done", OutboxEvent.done_at < cutoff)
-                .order_by(OutboxEvent.id)
-                .limit(batch)
-            ).all()
-            if ids:
-                session.execute(
-                    delete(OutboxEvent)
-                    .execution_options(synchronize_session=False)
-                    .where(OutboxEvent.id.in_(ids))
-                )
-        total += len(ids)
-        if len(ids) < batch:
-            break
+    total, runs = 0, 0
+    # One status at a time: ``status = x ORDER BY id`` walks the (status, id) index in order.
+    for status in FINISHED:
+        while runs < max_batches:
+            runs += 1
+            with unit_of_work() as session:
+                ids = session.scalars(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.status == status, OutboxEvent.done_at < cutoff)
+                    .order_by(OutboxEvent.id)
+                    .limit(batch)
+                ).all()
+                if ids:
+                    session.execute(
+                        delete(OutboxEvent)
+                        .execution_options(synchronize_session=False)
+                        .where(OutboxEvent.id.in_(ids))
+                    )
+            total += len(ids)
+            if len(ids) < batch:
+                break
     return total

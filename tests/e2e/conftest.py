@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
+from koudai_flask.schema import create_all
 from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("KOUDAI_CHROMIUM", "/usr/bin/chromium")
@@ -78,3 +80,21 @@ class Shots:
 @pytest.fixture
 def shots(request: pytest.FixtureRequest) -> Shots:
     return Shots(request.node.name.replace("[", "-").replace("]", ""))
+
+
+def sqlite_shop(folder: Path, name: str) -> str:
+    """The URL of a new SQLite file holding koudai's tables: a served app's threads share it."""
+    url = f"sqlite:///{folder / name}"
+    engine = create_engine(url)
+    create_all(engine)
+    engine.dispose()
+    return url
+
+
+def staff_login(page: Any, base: str, email: str, password: str) -> None:
+    """Open the back office, get sent to its login, and sign in as ``email``."""
+    page.goto(f"{base}/shop-admin/")
+    page.wait_for_url("**/shop-admin/login**")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.locator("button[type=submit]").last.click()

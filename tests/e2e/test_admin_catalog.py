@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from playwright.sync_api import expect
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Sku
-from koudai_flask.schema import create_all
+from tests.e2e.conftest import sqlite_shop
 from tests.test_admin import PASSWORD, build
 
 
 def test_the_sku_matrix_on_a_tablet_in_chinese(make_app, tmp_path, browser, shots):
     """An owner builds colour × size on a tablet, in the default Chinese, without typing codes."""
-    url = f"sqlite:///{tmp_path / 'tablet.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "tablet.db")
     app, _ = build(make_app, url)
     server = LoopbackServer(app)
     context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="zh-CN")

@@ -9,21 +9,14 @@ from flask import Flask
 
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.services import catalog, orders, staff
-from tests.e2e.conftest import PHONE, PHONE_UA
+from tests.e2e.conftest import PHONE, PHONE_UA, sqlite_shop, staff_login
 
 PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
 def served(make_app, tmp_path) -> Iterator[tuple[Flask, str]]:
-    from sqlalchemy import create_engine
-
-    from koudai_flask.schema import create_all
-
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "shop.db")
     app = make_app(url)
     with app.app_context():
         catalog.create_product(
@@ -57,11 +50,7 @@ def test_an_agent_ships_and_the_buyer_sees_it(served, browser, shots):
 
     tablet = browser.new_context(viewport={"width": 768, "height": 1024}, locale="zh-CN")
     agent = tablet.new_page()
-    agent.goto(f"{base}/shop-admin/")
-    agent.wait_for_url("**/shop-admin/login**")
-    agent.fill("input[name=email]", "cs@shop.cn")
-    agent.fill("input[name=password]", PASSWORD)
-    agent.locator("button[type=submit]").last.click()
+    staff_login(agent, base, "cs@shop.cn", PASSWORD)
     agent.locator(".kd-menu a", has_text="订单").click()
     agent.select_option("select[name=status]", "paid")
     agent.locator("#filters button[type=submit]").click()

@@ -12,18 +12,12 @@ from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer, WechatPayS
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, Payment
 from koudai_flask.services import catalog, inventory
+from tests.e2e.conftest import sqlite_shop
 
 
 @pytest.fixture
 def served_shop(make_app, tmp_path) -> Iterator[tuple[Flask, str]]:
-    from sqlalchemy import create_engine
-
-    from koudai_flask.schema import create_all
-
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "shop.db")
     sandbox = WechatPaySandbox()
     app = make_app(
         url, KOUDAI_WECHATPAY=sandbox.settings_for_client(), KOUDAI_OFFLINE_PAYMENT=False

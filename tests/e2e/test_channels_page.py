@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from playwright.sync_api import expect
-from sqlalchemy import create_engine
 
 from koudai_flask.connectors.base import RemoteStock
 from koudai_flask.connectors.sandbox.taobao import TaobaoSandbox
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
-from koudai_flask.schema import create_all
 from koudai_flask.services import catalog, channels, stock_sync, sync_log
-from tests.e2e.conftest import PHONE, PHONE_UA
+from tests.e2e.conftest import PHONE, PHONE_UA, sqlite_shop, staff_login
 from tests.sync_support import link_shop, seed_shirts
 from tests.test_admin import PASSWORD, build
 
 
 def test_the_channels_pages_on_a_phone(make_app, tmp_path, browser, shots):
-    url = f"sqlite:///{tmp_path / 'channels.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "channels.db")
     app, _ = build(make_app, url)
     sandbox = TaobaoSandbox()
     sandbox.seed_demo()  # its socks carry the outer id SOCK-M, one of our SKU codes
@@ -43,11 +38,7 @@ def test_the_channels_pages_on_a_phone(make_app, tmp_path, browser, shots):
     context = browser.new_context(viewport=PHONE, user_agent=PHONE_UA, locale="zh-CN")
     try:
         page = context.new_page()
-        page.goto(f"{server.url}/shop-admin/")
-        page.wait_for_url("**/shop-admin/login**")
-        page.fill("input[name=email]", "owner@shop.cn")
-        page.fill("input[name=password]", PASSWORD)
-        page.locator("button[type=submit]").last.click()
+        staff_login(page, server.url, "owner@shop.cn", PASSWORD)
         page.locator('.kd-menu a[href$="/shop-admin/channels"]').click()
         expect(page.locator("#channels tbody tr")).to_have_count(3)  # tb, tb-a, tb-b
         row = page.locator('tr[data-channel="tb"]')

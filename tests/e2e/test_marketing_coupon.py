@@ -5,21 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from playwright.sync_api import expect
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Coupon, LimitedPrice, Order
 from koudai_flask.models.base import utcnow
-from koudai_flask.schema import create_all
 from koudai_flask.services import catalog, inventory
+from tests.e2e.conftest import sqlite_shop
 
 
 def test_a_coupon_at_checkout_on_a_phone(make_app, tmp_path, phone, shots):
-    url = f"sqlite:///{tmp_path / 'coupon.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "coupon.db")
     app = make_app(url, KOUDAI_SHIPPING_FEE=0)
     with app.app_context():
         catalog.create_product(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from playwright.sync_api import expect
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from koudai_flask.connectors.sandbox.alipay import AlipaySandbox
 from koudai_flask.connectors.sandbox.alipay import SandboxKeys as AlipayKeys
@@ -20,9 +20,8 @@ from koudai_flask.connectors.sandbox.wechat import WechatSandbox
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer, WechatPaySandbox
 from koudai_flask.extension import get_state
 from koudai_flask.models import MerchantCredential, Product
-from koudai_flask.schema import create_all
 from koudai_flask.services import staff
-from tests.e2e.conftest import PHONE, PHONE_UA
+from tests.e2e.conftest import PHONE, PHONE_UA, sqlite_shop, staff_login
 from tests.test_admin import PASSWORD
 from tests.test_onboarding import other_rsa_key
 
@@ -38,10 +37,7 @@ def check_keys(page: Any, fields: dict[str, str]) -> None:
 
 
 def test_a_new_owner_sets_up_and_opens_the_shop(make_app, tmp_path, browser, shots):
-    url = f"sqlite:///{tmp_path / 'onboarding.db'}"
-    engine = create_engine(url)
-    create_all(engine)
-    engine.dispose()
+    url = sqlite_shop(tmp_path, "onboarding.db")
     app = make_app(url, KOUDAI_SHOP_INITIALLY_OPEN=False)
     with app.app_context():
         staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
@@ -62,11 +58,7 @@ def test_a_new_owner_sets_up_and_opens_the_shop(make_app, tmp_path, browser, sho
         shots(shopper, "buyer-coming-soon")
 
         page = owner.new_page()
-        page.goto(f"{server.url}/shop-admin/")
-        page.wait_for_url("**/shop-admin/login**")
-        page.fill("input[name=email]", "owner@shop.cn")
-        page.fill("input[name=password]", PASSWORD)
-        page.locator("button[type=submit]").last.click()
+        staff_login(page, server.url, "owner@shop.cn", PASSWORD)
         page.locator('.kd-menu a[href$="/shop-admin/onboarding"]').click()
         page.wait_for_url("**/shop-admin/onboarding")
         expect(page.locator("#steps li")).to_have_count(6)

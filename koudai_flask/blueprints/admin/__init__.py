@@ -23,6 +23,7 @@ from koudai_flask.blueprints.admin import (
     customer_views,
     funnel_views,
     inbox_views,
+    job_views,
     marketing_views,
     message_views,
     onboarding_views,
@@ -57,6 +58,7 @@ PAGE_MODULES = [
     staff_views,
     api_key_views,
     webhook_views,
+    job_views,
     audit_views,
 ]
 

@@ -22,7 +22,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from koudai_flask import identity
 from koudai_flask.blueprints.admin.common import public, staff_required
-from koudai_flask.services import dashboard, staff
+from koudai_flask.services import dashboard, outbox_review, staff
 
 
 class StaffLoginForm(FlaskForm):
@@ -35,9 +35,13 @@ def register(bp: Blueprint) -> None:
     @bp.get("/")
     @staff_required()
     def index() -> ResponseReturnValue:
+        member = g.koudai_staff
+        # Events that gave up are the whole shop's: shown to who can act on them.
+        sees_jobs = member.channels is None and staff.can(member.user_id, "staff.manage")
         return render_template(
             "koudai/admin/index.html",
-            dashboard=dashboard.for_member(g.koudai_staff),
+            dashboard=dashboard.for_member(member),
+            dead_events=outbox_review.dead_count() if sees_jobs else 0,
         )
 
     @bp.route("/login", methods=["GET", "POST"])
