@@ -14,6 +14,8 @@ class KoudaiError(Exception):
     """Base class of every error koudai_flask raises on purpose."""
 
     http_status = 400
+    # The refusal's figures for a program (the API answer's ``detail``), when it has any.
+    detail: dict[str, Any] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -58,6 +60,7 @@ class OutOfStock(KoudaiError):
         self.sku = sku
         self.requested = requested
         self.available = available
+        self.detail = {"sku": sku, "requested": requested, "available": available}
 
 
 class InvalidTransition(KoudaiError):
@@ -70,6 +73,7 @@ class InvalidTransition(KoudaiError):
         self.number = number
         self.status = status
         self.action = action
+        self.detail = {"number": number, "status": status, "action": action}
 
 
 class SignatureError(KoudaiError):

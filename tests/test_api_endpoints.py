@@ -136,3 +136,61 @@ def _two_mounts(app: Flask) -> None:
     assert "/partner/orders" in two["paths"]
     assert client.get("/partner/orders", headers=headers).status_code == 200
     assert client.get("/api/v1/orders", headers=headers).status_code == 200
+
+
+def test_refusals_carry_their_figures_for_programs(app):
+    numbers = seed_shop(app)
+    client = app.test_client()
+    short = client.post(
+        f"{API}/orders",
+        json={
+            "channel": "ext",
+            "external_id": "ext-2",
+            "lines": [{"sku": "SHIRT-B", "quantity": 11, "unit_price": 13900}],
+        },
+        headers=make_key(app, ["channels.manage"]),
+    )
+    assert (short.status_code, short.get_json()) == (
+        409,
+        {
+            "code": "OutOfStock",
+            "message": "SKU 'SHIRT-B': 11 requested but only 10 available",
+            "errors": {},
+            "detail": {"sku": "SHIRT-B", "requested": 11, "available": 10},
+        },
+    )
+    number = numbers["ext"]
+    headers = make_key(app, ["orders.cancel", "orders.ship"])
+    assert client.post(f"{API}/orders/{number}/cancel", json={}, headers=headers).status_code == 200
+    refused = client.post(
+        f"{API}/orders/{number}/shipments",
+        json={"carrier": "shunfeng", "tracking_number": "SF1001"},
+        headers=headers,
+    )
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == {
+        "number": number,
+        "status": "cancelled",
+        "action": "ship",
+    }
+    missing = client.get(f"{API}/orders/KD-NOPE", headers=make_key(app, ["orders.view"]))
+    assert missing.status_code == 404 and set(missing.get_json()) == {"code", "message", "errors"}
+
+
+def test_a_refusal_named_in_one_word_says_the_word(app):
+    from koudai_flask.blueprints.api.errors import error_response
+    from koudai_flask.errors import ValidationError
+
+    with app.test_request_context():
+        response = error_response(
+            ValidationError("Oxford shirt is not on sale", reason="not_on_sale")
+        )
+    assert (response.status_code, response.get_json()) == (
+        422,
+        {
+            "code": "ValidationError",
+            "message": "Oxford shirt is not on sale",
+            "errors": {},
+            "reason": "not_on_sale",
+        },
+    )

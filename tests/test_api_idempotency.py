@@ -189,6 +189,7 @@ def test_compare_and_set_refuses_a_stale_count_with_409(app):
         "code": "StaleQuantity",
         "message": "SKU 'SHIRT-B': on hand is 11, not the expected 10",
         "errors": {"expected_on_hand": ["on hand is now 11"]},
+        "detail": {"sku": "SHIRT-B", "expected_on_hand": 10, "on_hand": 11},
     }
     count = client.post(
         f"{API}/stock/SHIRT-B/counts", json={"quantity": 3, "expected_on_hand": 10}, headers=headers

@@ -10,11 +10,23 @@ MAX_INT = 2_147_483_647
 
 
 class ApiError(Schema):
-    """``{"code", "message", "errors"}``: ``errors`` maps a field to what is wrong with it."""
+    """``{"code", "message", "errors"}`` (+ ``reason``, ``detail``): ``errors`` maps a field to
+    what is wrong with it."""
 
     code = fields.String(required=True, metadata={"example": "ValidationError"})
     message = fields.String(required=True)
     errors = fields.Dict(required=True, metadata={"description": "field name -> messages"})
+    reason = fields.String(
+        metadata={"description": "The refusal in one word, when it has one", "example": "not_dead"}
+    )
+    detail = fields.Dict(
+        metadata={
+            "description": "The refusal's figures: OutOfStock {sku, requested, available}; "
+            "InvalidTransition {number, status, action}; StaleQuantity {sku, "
+            "expected_on_hand, on_hand}",
+            "example": {"sku": "SHIRT-B", "requested": 3, "available": 1},
+        }
+    )
 
 
 class ApiRoot(Schema):

@@ -33,6 +33,7 @@ class StaleQuantity(KoudaiError):
     def __init__(self, sku: str, expected: int, actual: int) -> None:
         super().__init__(f"SKU {sku!r}: on hand is {actual}, not the expected {expected}")
         self.messages = {"expected_on_hand": [f"on hand is now {actual}"]}
+        self.detail = {"sku": sku, "expected_on_hand": expected, "on_hand": actual}
 
 
 def _actor(who: Principal) -> str:

@@ -1,8 +1,12 @@
-"""Every API error is one JSON shape: ``{"code", "message", "errors"}``.
+"""Every API error is one JSON shape: ``{"code", "message", "errors"}``, and sometimes
+``reason`` and ``detail``.
 
 ``code`` is the error's class name (``NotFound``, ``ValidationError``, ``OutOfStock``, ...),
 ``message`` says what went wrong in a sentence, ``errors`` maps each bad field to its
-messages (empty when no field is to blame).
+messages (empty when no field is to blame). ``reason`` names a refusal in one word when the
+service gave one; ``detail`` carries a refusal's figures (the SKU short of stock and how
+many are available, the order and the state that refused the action) so that a program
+need not parse ``message``.
 """
 
 from __future__ import annotations
@@ -60,7 +64,14 @@ def error_response(exc: KoudaiError | HTTPException) -> Response:
         else:
             code = (exc.name or "Error").replace(" ", "")
             message, errors = str(exc.description or exc.name), {}
-    response = jsonify({"code": code, "message": message, "errors": errors})
+    body: dict[str, Any] = {"code": code, "message": message, "errors": errors}
+    if isinstance(exc, KoudaiError):
+        reason = getattr(exc, "reason", None)
+        if reason:
+            body["reason"] = reason
+        if exc.detail is not None:
+            body["detail"] = exc.detail
+    response = jsonify(body)
     response.status_code = status
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
