@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Flask, current_app, g, request, url_for
 
-from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock
+from koudai_flask.blueprints.field_messages import field_refusal
+from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock, ValidationError
 from koudai_flask.i18n import gettext, lazy_gettext, status_label
 
 
@@ -75,8 +76,9 @@ _ACTIONS = {
 
 def refusal_text(error: KoudaiError) -> str:
     """A service's refusal for a page, in the reader's language where koudai knows it: a
-    ``reason`` it names, an order action its state does not allow, stock that is short.
-    Anything else keeps the service's English ``message`` (as the API and the CLI say it)."""
+    ``reason`` it names, an order action its state does not allow, stock that is short, a
+    form field marshmallow refused (``field_messages``). Anything else keeps the service's
+    English ``message`` (as the API and the CLI say it)."""
     if isinstance(error, InvalidTransition) and error.action in _ACTIONS:
         return gettext(
             "Order %(number)s is %(status)s: it cannot be %(action)s.",
@@ -92,7 +94,11 @@ def refusal_text(error: KoudaiError) -> str:
             available=error.available,
         )
     found = _REASONS.get(getattr(error, "reason", None) or "")
-    return error.message if found is None else str(found)
+    if found is not None:
+        return str(found)
+    if isinstance(error, ValidationError) and error.messages:
+        return field_refusal(error.messages) or error.message
+    return error.message
 
 
 def install_template_globals(app: Flask) -> None:
