@@ -110,6 +110,30 @@ def test_a_visitor_is_sent_to_sign_in_and_back_to_the_page_asked_for(make_app, s
     assert signed_in.headers["Location"] == "/shop-admin/orders?status=paid"
 
 
+def test_the_staff_login_speaks_the_staff_language_and_refuses_a_wrong_password(
+    make_app, sqlite_url
+):
+    app, _ = build(make_app, sqlite_url)
+    for lang, title, wrong, short in (
+        ("", "员工登录", "邮箱或密码错误。", "请输入邮箱和至少 8 位的密码。"),
+        ("?lang=en", "Staff login", "Wrong email or password.", "Enter your email and a password"),
+    ):
+        client = app.test_client()
+        page = client.get(f"/shop-admin/login{lang}").get_data(as_text=True)
+        assert f"<h1>{title}</h1>" in page
+        token = TOKEN.search(page)[1]
+        refused = client.post(
+            "/shop-admin/login",
+            data={"email": "owner@shop.cn", "password": "not-the-password", "csrf_token": token},
+        )
+        assert refused.status_code == 401 and wrong in refused.get_data(as_text=True)
+        invalid = client.post(
+            "/shop-admin/login", data={"email": "owner", "password": "x", "csrf_token": token}
+        )
+        assert invalid.status_code == 400 and short in invalid.get_data(as_text=True)
+        assert client.get("/shop-admin/").status_code == 302  # still signed out
+
+
 def test_every_admin_view_declares_its_permission(make_app, sqlite_url):
     app, _ = build(make_app, sqlite_url)
     missing = [

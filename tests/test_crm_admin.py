@@ -238,3 +238,20 @@ def test_merge_and_undo_from_the_customer_page(shop):
     assert boss.get(f"/shop-admin/customers/{ids['c']}").status_code == 200
     with shop.app_context():
         assert identities.resolve(ids["c"]) == ids["c"]
+
+
+def test_the_rule_help_explains_every_field_in_the_staff_language(shop):
+    from koudai_flask.blueprints.admin.rule_help import FIELD_HELP, KIND_LABELS
+    from koudai_flask.services import tag_rules
+
+    assert set(FIELD_HELP) == set(tag_rules.FIELDS)  # a new field gets its words here too
+    assert set(KIND_LABELS) == {kind for kind, _ in tag_rules.FIELDS.values()}
+    boss = login(shop, "boss")
+    for url in ("/shop-admin/customers/tags", "/shop-admin/customers/segments/new"):
+        page = boss.get(url).get_data(as_text=True)
+        help_table = page[page.index('id="rule-help"') :]
+        assert "计入订单的消费额（分），已扣除退款" in help_table, url
+        assert "spend on counted orders" not in help_table, url
+        english = boss.get(f"{url}?lang=en").get_data(as_text=True)
+        assert "spend on counted orders, in fen, less refunds" in english, url
+        boss.get(f"{url}?lang=zh_CN")

@@ -22,12 +22,14 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from koudai_flask import identity
 from koudai_flask.blueprints.admin.common import public, staff_required
+from koudai_flask.i18n import gettext as _k
+from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.services import dashboard, outbox_review, staff
 
 
 class StaffLoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$")])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$")])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
 
 
 def register(bp: Blueprint) -> None:
@@ -54,9 +56,9 @@ def register(bp: Blueprint) -> None:
         error = None
         if request.method == "POST" and not form.validate():
             error = (
-                "The form expired; please try again."
+                _k("The form expired; please try again.")
                 if "csrf_token" in form.errors
-                else "Enter your email and a password of at least 8 characters."
+                else _k("Enter your email and a password of at least 8 characters.")
             )
             return render_template("koudai/admin/login.html", form=form, error=error), 400
         if request.method == "POST":
@@ -68,7 +70,7 @@ def register(bp: Blueprint) -> None:
                 if not target.startswith("/") or target.startswith("//"):
                     target = url_for(".index")
                 return redirect(target)
-            error = "Wrong email or password."
+            error = _k("Wrong email or password.")
         status = 401 if error else 200
         return render_template("koudai/admin/login.html", form=form, error=error), status
 

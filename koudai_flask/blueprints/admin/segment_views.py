@@ -18,12 +18,13 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from koudai_flask.blueprints.admin import rule_help
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel, Segment
-from koudai_flask.services import backoffice, customer_csv, segments, staff, tag_rules, tags
+from koudai_flask.services import backoffice, customer_csv, segments, staff, tags
 from koudai_flask.services.transaction import current_session
 
 PREVIEW = 50
@@ -62,7 +63,7 @@ def _form_page(
         typed=typed,
         count=count,
         preview=preview,
-        fields=tag_rules.FIELDS,
+        fields=rule_help.rule_fields(),
         all_tags=[t.name for t, _ in tags.all_tags()],
         channels=channel_names,
         can_edit=_can_edit(),

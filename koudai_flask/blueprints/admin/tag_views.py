@@ -9,18 +9,19 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from koudai_flask.blueprints.admin import rule_help
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
-from koudai_flask.services import rule_tags, tag_rules, tags
+from koudai_flask.services import rule_tags, tags
 
 
 def _render(status: int = 200, editing: int | None = None) -> ResponseReturnValue:
     return render_template(
         "koudai/admin/tags.html",
         tags=tags.all_tags(),
-        fields=tag_rules.FIELDS,
+        fields=rule_help.rule_fields(),
         typed=request.form if request.method == "POST" else {},
         editing=editing,
     ), status
