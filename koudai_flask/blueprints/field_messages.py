@@ -15,6 +15,7 @@ from typing import Any
 
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
+from koudai_flask.schemas import first_message
 
 # Field names as services name them, as the forms label them.
 FIELD_LABELS = {
@@ -90,22 +91,6 @@ def _pattern(template: str) -> re.Pattern[str]:
 _PATTERNS = [(_pattern(template), said) for template, said in _WITH_VALUES]
 
 
-def first_field_message(messages: Any, path: str = "") -> tuple[str, str] | None:
-    """The dotted path and text of the first message in marshmallow's nested ``messages``."""
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            return first_field_message(value, f"{path}.{key}" if path else str(key))
-        return None
-    if isinstance(messages, list) and messages:
-        first = messages[0]
-        if isinstance(first, str):
-            return path, first
-        return first_field_message(first, path)
-    if isinstance(messages, str):
-        return path, messages
-    return None
-
-
 def problem_text(message: str) -> str | None:
     """One marshmallow or koudai validator message in the reader's language, or None."""
     fixed = _FIXED.get(message)
@@ -121,10 +106,7 @@ def problem_text(message: str) -> str | None:
 def field_refusal(messages: Any) -> str | None:
     """ "<field>: <problem>" for the first of ``messages``, or None when the problem is not
     one koudai can say in the reader's language."""
-    found = first_field_message(messages)
-    if found is None:
-        return None
-    path, message = found
+    path, message = first_message(messages)
     problem = problem_text(message)
     if problem is None:
         return None

@@ -16,16 +16,21 @@ def load(schema: Schema, data: Any, what: str) -> Any:
         return schema.load(data)
     except MarshmallowError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        raise ValidationError(f"invalid {what}: {_first_message(messages)}", messages) from None
+        raise ValidationError(f"invalid {what}: {first_message_text(messages)}", messages) from None
 
 
-def _first_message(messages: Any, path: str = "") -> str:
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            return _first_message(value, f"{path}.{key}" if path else str(key))
+def first_message(messages: Any, path: str = "") -> tuple[str, str]:
+    """The dotted path ("skus.2.price", "" for the whole input) and the text of the first
+    message in marshmallow's nested ``messages``."""
+    if isinstance(messages, dict) and messages:
+        key, value = next(iter(messages.items()))
+        return first_message(value, f"{path}.{key}" if path else str(key))
     if isinstance(messages, list) and messages:
-        first = messages[0]
-        if isinstance(first, str):
-            return f"{path}: {first}" if path else first
-        return _first_message(first, path)
-    return str(messages)
+        return first_message(messages[0], path)
+    return path, str(messages)
+
+
+def first_message_text(messages: Any) -> str:
+    """ "path: text" of the first message, for a one-line error."""
+    path, text = first_message(messages)
+    return f"{path}: {text}" if path else text

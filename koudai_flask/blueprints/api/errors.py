@@ -17,6 +17,7 @@ from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from koudai_flask.errors import KoudaiError
+from koudai_flask.schemas import first_message_text
 
 
 class RateLimited(KoudaiError):
@@ -42,15 +43,6 @@ def _flatten(messages: Any) -> dict[str, Any]:
     return flat
 
 
-def _first(messages: Any, path: str = "") -> str:
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            return _first(value, f"{path}.{key}" if path else str(key))
-    if isinstance(messages, list) and messages:
-        return _first(messages[0], path)
-    return f"{path}: {messages}" if path else str(messages)
-
-
 def error_response(exc: KoudaiError | HTTPException) -> Response:
     if isinstance(exc, KoudaiError):
         code, status, message = type(exc).__name__, exc.http_status, exc.message
@@ -60,7 +52,7 @@ def error_response(exc: KoudaiError | HTTPException) -> Response:
         data = getattr(exc, "data", None)
         if isinstance(data, dict) and "messages" in data:
             errors = _flatten(data["messages"])
-            code, message = "ValidationError", f"invalid request: {_first(errors)}"
+            code, message = "ValidationError", f"invalid request: {first_message_text(errors)}"
         else:
             code = (exc.name or "Error").replace(" ", "")
             message, errors = str(exc.description or exc.name), {}
