@@ -424,3 +424,23 @@ def _attempts_spent(event_id: int) -> None:
         .values(attempts=MAX_ATTEMPTS)
     )
     session.commit()
+
+
+def test_the_cli_sends_every_dead_event_again_and_lists_by_topic(shop, downstream):
+    first, _ = give_up(shop)
+    second, _ = give_up(shop)
+    with shop.app_context():
+        session = get_state().session
+        session.add(OutboxEvent(topic="stock.changed", payload={}, status="dead", attempts=8))
+        session.commit()
+    listed = invoke(shop, "--topic", "stock.changed")
+    assert [line.split("\t")[1] for line in listed.output.splitlines()[1:-1]] == ["stock.changed"]
+    assert listed.output.splitlines()[-1] == "1 dead event(s)"
+    downstream.down = False
+    sent = invoke(shop, "--send-all-again", "--topic", "order.placed")
+    assert (sent.exit_code, sent.output) == (0, "sent 2 dead event(s) again\n")
+    assert downstream.handled == [first, second]
+    everything = invoke(shop, "--send-all-again")  # stock.changed has no subscriber: done
+    assert everything.output == "sent 1 dead event(s) again\n"
+    with shop.app_context():
+        assert outbox_review.health().counts["dead"] == 0
