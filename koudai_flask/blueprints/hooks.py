@@ -24,7 +24,11 @@ def create_hooks_blueprint(name: str = "koudai_hooks") -> Blueprint:
 
     @bp.get("/health")
     def health() -> ResponseReturnValue:
-        return jsonify({"ok": True})
+        """The database, Redis (RQ jobs) and the outbox's backlog; 503 when a part is down."""
+        from koudai_flask.jobs.health import report
+
+        body, ok = report()
+        return jsonify(body), 200 if ok else 503
 
     for module in HOOK_MODULES:
         importlib.import_module(module).register_routes(bp)
