@@ -302,6 +302,28 @@ def test_checkout_with_too_little_stock_changes_nothing(shop):
     assert stock(shop, "LS-B-M") == 1
 
 
+def test_a_mistyped_address_comes_back_with_each_field_marked_and_nothing_placed(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("LS-B-M", 1)
+    response = client.checkout(name="", phone="138-abc", street="文三路 100 号")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="checkout-form"' in html and "请修改标出的内容。" in html
+    marked = dict(re.findall(r'data-error="(\w+)">([^<]+)<', html))
+    assert marked == {"name": "收货人需要 1 到 60 个字符。", "phone": "手机号格式不正确。"}
+    assert 'value="文三路 100 号"' in html  # what was typed stays
+    assert (count(shop, Order), stock(shop, "LS-B-M")) == (0, 2)
+
+    # The address right, the note too long: the order's own check marks the note.
+    long_note = client.checkout(note="x" * 501)
+    assert long_note.status_code == 422
+    notes = dict(re.findall(r'data-error="(\w+)">([^<]+)<', long_note.get_data(as_text=True)))
+    assert notes == {"note": "买家留言最多 500 个字符。"}
+    assert (count(shop, Order), stock(shop, "LS-B-M")) == (0, 2)
+    assert client.checkout().status_code == 302
+    assert (count(shop, Order), stock(shop, "LS-B-M")) == (1, 1)
+
+
 def test_guest_checkout_off_sends_buyers_to_log_in(make_app, database_url):
     app = make_app(database_url, KOUDAI_GUEST_CHECKOUT=False)
     with app.app_context():

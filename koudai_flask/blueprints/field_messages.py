@@ -42,6 +42,7 @@ FIELD_LABELS = {
 # Messages with no value in them: marshmallow's defaults and koudai's own validators'.
 _FIXED = {
     "Missing data for required field.": _l("is required."),
+    "Shorter than minimum length 1.": _l("is required."),
     "Field may not be null.": _l("is required."),
     "Not a valid string.": _l("must be text."),
     "Not a valid utf-8 string.": _l("must be text."),
@@ -117,3 +118,18 @@ def field_refusal(messages: Any) -> str | None:
     label = FIELD_LABELS.get(name)
     field = str(label) if label is not None else path
     return _k("%(field)s %(problem)s", field=field, problem=problem)
+
+
+def field_errors(messages: Any, labels: dict[str, str]) -> dict[str, str]:
+    """ "<label> <problem>" per field of a form (``labels``: field name -> its label) that
+    ``messages`` refuses; a problem koudai cannot say in the reader's language stays as
+    marshmallow wrote it. Fields the form does not have are left out."""
+    if not isinstance(messages, dict):
+        return {}
+    found = {}
+    for name, refused in messages.items():
+        if name in labels:
+            _, message = first_message(refused)
+            problem = problem_text(message) or message
+            found[name] = _k("%(field)s %(problem)s", field=labels[name], problem=problem)
+    return found

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
 from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.field_messages import field_errors
 from koudai_flask.blueprints.shop import tracking_views
 from koudai_flask.blueprints.shop.common import (
     current_items,
@@ -135,6 +136,13 @@ def register(bp: Blueprint) -> None:
             )
         except (ValidationError, OutOfStock, NotFound) as exc:
             message = refusal_text(exc)
+            refused_fields = (
+                field_errors(exc.messages, {field.name: str(field.label.text) for field in form})
+                if isinstance(exc, ValidationError)
+                else {}
+            )
+            if refused_fields:
+                message = _k("Please correct the marked fields.")
             if isinstance(exc, OutOfStock):
                 message = _k("Not enough stock left for one of the items; check your cart.")
             if isinstance(exc, marketing.CouponRefused):
@@ -146,6 +154,7 @@ def register(bp: Blueprint) -> None:
                 cart=priced,
                 addresses=book,
                 error=message,
+                field_errors=refused_fields,
                 coupon=coupon,
             ), exc.http_status
         tracking_views.order_placed(order)

@@ -20,7 +20,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.csrf.core import CSRF
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from koudai_flask.i18n import lazy_gettext as _l
 
@@ -134,17 +134,21 @@ class CartUpdateForm(ShopForm):
 
 
 class CheckoutForm(ShopForm):
+    """The new address and the note are checked by the services' schemas (the address's
+    and the order's), whose refusals the page shows beside each field; a saved address
+    chosen instead leaves them unread."""
+
     token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
     address_id = HiddenField()
-    name = StringField(_l("Recipient"), validators=[Optional(), Length(max=60)])
-    phone = StringField(_l("Phone"), validators=[Optional(), Regexp(r"^\+?[0-9 -]{5,20}$")])
-    province = StringField(_l("Province"), validators=[Optional(), Length(max=40)])
-    city = StringField(_l("City"), validators=[Optional(), Length(max=40)])
-    district = StringField(_l("District"), validators=[Optional(), Length(max=40)])
-    street = StringField(_l("Street address"), validators=[Optional(), Length(max=200)])
-    postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=12)])
+    name = StringField(_l("Recipient"))
+    phone = StringField(_l("Phone"))
+    province = StringField(_l("Province"))
+    city = StringField(_l("City"))
+    district = StringField(_l("District"))
+    street = StringField(_l("Street address"))
+    postcode = StringField(_l("Postcode"))
     save_address = BooleanField(_l("Save to my address book"), default=True)
-    note = TextAreaField(_l("Note to the seller"), validators=[Optional(), Length(max=500)])
+    note = TextAreaField(_l("Note to the seller"))
 
 
 class PayForm(ShopForm):
