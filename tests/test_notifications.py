@@ -40,7 +40,7 @@ from koudai_flask.models import (
 from koudai_flask.models.base import utcnow
 from koudai_flask.notifications import sms
 from koudai_flask.notifications.wechat import CredentialCacheStore, WechatClient, WechatSettings
-from koudai_flask.services import catalog, notifications, orders
+from koudai_flask.services import catalog, notifications, orders, staff
 from koudai_flask.services.transaction import unit_of_work
 
 OPENID = "oBuyer_0123456789abcdefghijk"
@@ -331,6 +331,31 @@ def test_a_permanent_refusal_is_recorded_and_not_retried(wechat_app, wechat):
     # Nothing to retry: the outbox event is done.
     paid_event = session().scalar(select(OutboxEvent).where(OutboxEvent.topic == "order.paid"))
     assert paid_event.status == "done"
+
+
+def test_the_dashboard_leads_to_the_orders_whose_message_failed(wechat_app, wechat):
+    from tests.test_webhooks_admin import PASSWORD, login
+
+    staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+    told = place(buyer().id)
+    pay(told)
+    wechat.api.register_openids(["oSomeoneElse"])
+    refused = place(buyer(openid="oNobody").id)
+    pay(refused)
+    assert [r.status for r in rows(refused)] == ["failed"]
+    client = login(wechat_app, "owner")
+    home = client.get("/shop-admin/").get_data(as_text=True)
+    assert '<a href="/shop-admin/orders?messages=failed">1</a>' in home
+    listed = client.get("/shop-admin/orders?messages=failed").get_data(as_text=True)
+    assert f'data-number="{refused}"' in listed and f'data-number="{told}"' not in listed
+    assert 'name="messages" value="failed" checked' in listed
+    everything = client.get("/shop-admin/orders").get_data(as_text=True)
+    assert f'data-number="{refused}"' in everything and f'data-number="{told}"' in everything
+    wechat.api.register_openids(["oNobody"])
+    notifications.resend(rows(refused)[0].id, actor="staff:owner@shop.cn")
+    assert [r.status for r in rows(refused)] == ["sent"]
+    listed = client.get("/shop-admin/orders?messages=failed").get_data(as_text=True)
+    assert f'data-number="{refused}"' not in listed
 
 
 def test_an_unreachable_api_never_records_the_token(wechat_app, wechat):

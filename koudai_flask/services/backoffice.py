@@ -21,6 +21,7 @@ from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import (
     Customer,
+    Notification,
     Order,
     OrderLine,
     OrderNote,
@@ -41,6 +42,8 @@ class OrderFilters:
     sku: str | None = None
     tracking_number: str | None = None
     q: str | None = None
+    # Only orders with a buyer message that failed (WeChat template, SMS), to send again.
+    message_failed: bool = False
 
 
 def _local_day_start(day: date) -> datetime:
@@ -89,6 +92,10 @@ def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
     if filters.q:
         term = filters.q.strip()
         query = query.where(or_(Order.number == term, Order.external_id == term))
+    if filters.message_failed:
+        query = query.where(
+            exists().where(Notification.order_id == Order.id, Notification.status == "failed")
+        )
     return query.order_by(Order.created_at.desc(), Order.id.desc())
 
 

@@ -51,6 +51,7 @@ def filters_from_request() -> backoffice.OrderFilters:
         sku=args.get("sku") or None,
         tracking_number=args.get("tracking") or None,
         q=args.get("q") or None,
+        message_failed=args.get("messages") == "failed",
     )
 
 
