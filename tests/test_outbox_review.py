@@ -444,3 +444,39 @@ def test_the_cli_sends_every_dead_event_again_and_lists_by_topic(shop, downstrea
     assert everything.output == "sent 1 dead event(s) again\n"
     with shop.app_context():
         assert outbox_review.health().counts["dead"] == 0
+
+
+def test_ten_people_sending_one_dead_event_again_at_once_send_it_once(
+    make_app, postgres_url, downstream
+):
+    import threading
+
+    app = make_app(postgres_url, KOUDAI_ENGINE_OPTIONS={"pool_size": 12})
+    Koudai.subscribe(app, "order.placed", downstream)
+    with app.app_context():
+        catalog.create_product(title="Kettle", skus=[{"code": "KET", "price": 9900, "stock": 5}])
+    number, event_id = give_up(app)
+    downstream.down = False
+    barrier = threading.Barrier(10)
+    outcomes: list[str] = []
+
+    def click(i: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                outbox_review.send_again(event_id, actor=f"staff:{i}")
+            except outbox_review.NotDead:
+                outcomes.append("refused")
+            else:
+                outcomes.append("sent")
+
+    threads = [threading.Thread(target=click, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 9 + ["sent"]
+    assert downstream.handled == [number]
+    assert [action for _, action, _ in audit_actions(app)] == ["outbox.send_again"]
+    with app.app_context():
+        assert placed_event(number).status == "done"
