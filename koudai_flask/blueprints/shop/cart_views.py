@@ -142,7 +142,8 @@ def register(bp: Blueprint) -> None:
                 else {}
             )
             if refused_fields:
-                message = _k("Please correct the marked fields.")
+                # Every problem at the top too: a re-skinned checkout.html may not mark fields.
+                message = " ".join(refused_fields.values())
             if isinstance(exc, OutOfStock):
                 message = _k("Not enough stock left for one of the items; check your cart.")
             if isinstance(exc, marketing.CouponRefused):
