@@ -81,11 +81,18 @@ def test_buy_a_shirt_and_pay_with_wechatpay(served_shop, phone, shots):
 
     page.locator("#checkout").click()
     page.fill("input[name=name]", "韩梅梅")
-    page.fill("input[name=phone]", "13800138000")
+    page.fill("input[name=phone]", "1380013800o")  # a letter o for a zero
     page.fill("input[name=province]", "浙江省")
     page.fill("input[name=city]", "杭州市")
     page.fill("input[name=street]", "文三路 100 号")
     shots(page, "checkout")
+    page.locator("#place-order").click()
+    mark = page.locator('[data-error="phone"]')
+    assert mark.inner_text() == "手机号格式不正确。"
+    assert mark.is_visible() and page.input_value("input[name=street]") == "文三路 100 号"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    shots(page, "checkout-refused")
+    page.fill("input[name=phone]", "13800138000")
     page.locator("#place-order").click()
     page.wait_for_url("**/pay")
     assert page.locator("#amount").inner_text() == "¥139.00"
