@@ -36,18 +36,26 @@ class ValidationError(KoudaiError):
     """Input failed validation; ``messages`` holds marshmallow's per-field messages.
 
     ``reason``, when set, names the refusal in one word (``account_exists``,
-    ``reset_expired``, ...) so that a page can say it in the visitor's language; ``message``
-    stays the English sentence for logs, the API and the CLI.
+    ``reset_expired``, ...) so that a page can say it in the visitor's language, with the
+    values of ``detail`` (``{"code": "TEE-S"}``) in it; ``message`` stays the English
+    sentence for logs, the API and the CLI.
     """
 
     http_status = 422
 
     def __init__(
-        self, message: str, messages: Mapping[str, Any] | None = None, *, reason: str | None = None
+        self,
+        message: str,
+        messages: Mapping[str, Any] | None = None,
+        *,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.messages: dict[str, Any] = dict(messages or {})
         self.reason = reason
+        if detail is not None:
+            self.detail = dict(detail)
 
 
 class OutOfStock(KoudaiError):

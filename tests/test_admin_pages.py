@@ -356,6 +356,8 @@ def test_a_sku_code_taken_by_another_product_writes_nothing(shop):
     )
     assert response.status_code == 422
     assert count(app, Product) == 1 and count(app, Sku, Sku.code == "S1") == 0
+    # Said in the staff's language (the back office's default is Chinese), the code named.
+    assert "SKU 编码 KET 已被其他 SKU 使用。" in response.get_data(as_text=True)
 
 
 def test_archive_hides_the_product_and_is_audited(shop):

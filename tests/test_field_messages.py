@@ -145,3 +145,32 @@ def test_registering_with_a_bad_login_says_why_in_the_buyers_language(
         assert answer.status_code == 422
         html = answer.get_data(as_text=True)
         assert expected in html and "invalid registration" not in html
+
+
+def test_every_reason_a_service_names_is_said_with_its_figures(site):
+    """A ``reason=`` in the code without words in ``_REASONS`` would show English."""
+    from pathlib import Path
+
+    from koudai_flask.blueprints.common import _REASONS
+
+    package = Path(__file__).parent.parent / "koudai_flask"
+    named = {
+        found
+        for path in package.rglob("*.py")
+        for found in re.findall(r'\breason\s*=\s*"(\w+)"', path.read_text(encoding="utf-8"))
+    }
+    # Not refusals: a stock movement's reason, a customer merge's.
+    other_reasons = {"delivery", "adjustment", "count", "reservation", "shipment", "manual"}
+    assert named - other_reasons - set(_REASONS) == set()
+    refused = KoudaiValidationError(
+        "order KD1: 1250 fen can be refunded",
+        reason="refund_too_much",
+        detail={"number": "KD1", "refundable_fen": 1250},
+    )
+    with site.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert refusal_text(refused) == "最多还可退款 ¥12.50。"
+        for reason, words in _REASONS.items():
+            said = refusal_text(KoudaiValidationError("x", reason=reason))
+            assert "%(" not in said and re.search(r"[\u4e00-\u9fff]", said), (reason, words)
+    with site.test_request_context(headers={"Accept-Language": "en"}):
+        assert refusal_text(refused) == "At most ¥12.50 can still be refunded."

@@ -57,6 +57,30 @@ _REASONS = {
     "cart_unavailable": lazy_gettext(
         "An item in your cart is sold out or no longer on sale; check your cart."
     ),
+    "not_an_amount": lazy_gettext("%(text)s is not an amount in yuan, such as 129.00."),
+    "too_many_options": lazy_gettext("A product has at most %(most)s options."),
+    "option_names": lazy_gettext(
+        "Option names must differ from each other and have at most 40 characters."
+    ),
+    "option_empty": lazy_gettext("Option %(option)s has no values."),
+    "option_value_long": lazy_gettext("An option value has at most 40 characters."),
+    "too_many_skus": lazy_gettext("A product has at most %(most)s SKUs."),
+    "sku_rows_stale": lazy_gettext(
+        "The SKU rows no longer match the options: generate the SKUs again."
+    ),
+    "sku_codes_repeated": lazy_gettext("Each SKU of a product needs a code of its own."),
+    "sku_code_taken": lazy_gettext("The SKU code %(code)s is already used by another SKU."),
+    "slug_taken": lazy_gettext("The address name %(slug)s is already used by another product."),
+    "category_taken": lazy_gettext("A category named %(slug)s already exists."),
+    "adjust_reason": lazy_gettext("Give a reason for the adjustment, at most 300 characters."),
+    "low_stock_threshold": lazy_gettext("The low-stock threshold is a whole number from 0."),
+    "refund_too_much": lazy_gettext("At most %(refundable)s can still be refunded."),
+    "refund_refused": lazy_gettext(
+        "%(provider)s refused the refund; try again later or refund at the provider."
+    ),
+    "note_length": lazy_gettext("A note has 1 to 2000 characters."),
+    "staff_email_taken": lazy_gettext("%(email)s is already another staff member's login."),
+    "role_taken": lazy_gettext("A role named %(role)s already exists or is built in."),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),
@@ -95,10 +119,26 @@ def refusal_text(error: KoudaiError) -> str:
         )
     found = _REASONS.get(getattr(error, "reason", None) or "")
     if found is not None:
-        return str(found)
+        return str(found) % _shown(error.detail or {})
     if isinstance(error, ValidationError) and error.messages:
         return field_refusal(error.messages) or error.message
     return error.message
+
+
+class _Figures(dict[str, Any]):
+    """A refusal's figures for ``%`` formatting; one the refusal did not give reads empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _shown(detail: dict[str, Any]) -> _Figures:
+    """A refusal's figures as a page says them: ``*_fen`` amounts also as ``¥12.50``."""
+    shown = _Figures(detail)
+    for key, value in detail.items():
+        if key.endswith("_fen") and isinstance(value, int):
+            shown[key.removesuffix("_fen")] = format_fen(value)
+    return shown
 
 
 def install_template_globals(app: Flask) -> None:

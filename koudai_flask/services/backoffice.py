@@ -181,7 +181,11 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
         left = order.paid_amount - order.refunded_amount
         value = left if amount is None else amount
         if not order.payments or value <= 0 or value > left:
-            raise ValidationError(f"order {number}: {left} fen can be refunded")
+            raise ValidationError(
+                f"order {number}: {left} fen can be refunded",
+                reason="refund_too_much",
+                detail={"number": number, "refundable_fen": left},
+            )
         provider_name = order.payments[0].provider
         refund_no = f"{number}-R{secrets.token_hex(4)}"
         provider = payments.enabled().get(provider_name)
@@ -191,7 +195,11 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
             number, refund_no=refund_no, amount=value, total=order.paid_amount, reason=reason
         )
         if result.status == "failed":
-            raise ValidationError(f"{provider_name} refused the refund")
+            raise ValidationError(
+                f"{provider_name} refused the refund",
+                reason="refund_refused",
+                detail={"provider": provider_name},
+            )
         actor = f"staff:{user_id}"
         if value == left and order.status in ("paid", "shipped", "delivered"):
             orders.request_refund(number, reason=reason or "refund by staff", actor=actor)
@@ -236,7 +244,7 @@ def mark_paid_offline(user_id: str, number: str, *, reference: str = "") -> Orde
 def add_note(user_id: str, number: str, body: str) -> OrderNote:
     body = (body or "").strip()
     if not 1 <= len(body) <= 2000:
-        raise ValidationError("a note is 1 to 2000 characters")
+        raise ValidationError("a note is 1 to 2000 characters", reason="note_length")
     with unit_of_work() as session:
         order = order_for(user_id, number, "orders.view")
         note = OrderNote(order_id=order.id, author=f"staff:{user_id}", body=body)

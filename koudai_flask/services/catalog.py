@@ -75,7 +75,11 @@ def create_category(
     )
     with unit_of_work() as session:
         if session.scalar(select(Category.id).where(Category.slug == data["slug"])):
-            raise ValidationError(f"category {data['slug']!r} already exists")
+            raise ValidationError(
+                f"category {data['slug']!r} already exists",
+                reason="category_taken",
+                detail={"slug": data["slug"]},
+            )
         parent_row = _category(session, data["parent"])
         category = Category(
             name=data["name"],
@@ -121,13 +125,26 @@ def create_product(
     )
     codes = [s["code"] for s in data["skus"]]
     if len(set(codes)) != len(codes):
-        raise ValidationError("SKU codes must be unique within a product", {"skus": codes})
+        raise ValidationError(
+            "SKU codes must be unique within a product",
+            {"skus": codes},
+            reason="sku_codes_repeated",
+        )
     with unit_of_work() as session:
         taken = session.scalars(select(Sku.code).where(Sku.code.in_(codes))).all()
         if taken:
-            raise ValidationError(f"SKU code {taken[0]!r} already exists", {"skus": list(taken)})
+            raise ValidationError(
+                f"SKU code {taken[0]!r} already exists",
+                {"skus": list(taken)},
+                reason="sku_code_taken",
+                detail={"code": taken[0]},
+            )
         if data["slug"] and session.scalar(select(Product.id).where(Product.slug == data["slug"])):
-            raise ValidationError(f"product slug {data['slug']!r} already exists")
+            raise ValidationError(
+                f"product slug {data['slug']!r} already exists",
+                reason="slug_taken",
+                detail={"slug": data["slug"]},
+            )
         category_row = _category(session, data["category"])
         product = Product(
             title=data["title"],
@@ -171,7 +188,11 @@ def add_sku(product: str | int, sku: dict[str, Any], *, source: str = "catalog")
     data = load(_sku_input, sku, "SKU")
     with unit_of_work() as session:
         if session.scalar(select(Sku.id).where(Sku.code == data["code"])):
-            raise ValidationError(f"SKU code {data['code']!r} already exists")
+            raise ValidationError(
+                f"SKU code {data['code']!r} already exists",
+                reason="sku_code_taken",
+                detail={"code": data["code"]},
+            )
         return _add_sku(session, get_product(session, product), data, source=source)
 
 

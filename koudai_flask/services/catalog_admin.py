@@ -70,10 +70,17 @@ def _check_rows(draft: ProductDraft) -> None:
     wanted = {attributes_key(a) for a in sku_matrix(draft.options)}
     given = [attributes_key(row.attributes) for row in draft.rows]
     if sorted(given) != sorted(wanted):
-        raise ValidationError("the SKU rows do not match the options: generate the SKUs again")
+        raise ValidationError(
+            "the SKU rows do not match the options: generate the SKUs again",
+            reason="sku_rows_stale",
+        )
     codes = [row.code for row in draft.rows]
     if len(set(codes)) != len(codes):
-        raise ValidationError("SKU codes must be unique within a product", {"skus": codes})
+        raise ValidationError(
+            "SKU codes must be unique within a product",
+            {"skus": codes},
+            reason="sku_codes_repeated",
+        )
 
 
 def _sku_fields(row: SkuRow) -> dict[str, Any]:
@@ -226,7 +233,9 @@ def adjust_stock(user_id: str, code: str, delta: int, *, reason: str) -> StockSn
     staff.require(user_id, "stock.adjust")
     reason = reason.strip()
     if not reason or len(reason) > 300:
-        raise ValidationError("a stock adjustment needs a reason of at most 300 characters")
+        raise ValidationError(
+            "a stock adjustment needs a reason of at most 300 characters", reason="adjust_reason"
+        )
     actor = f"staff:{user_id}"
     with unit_of_work() as session:
         before = _levels(session, code)
@@ -240,7 +249,9 @@ def set_low_stock_threshold(user_id: str, code: str, threshold: int | None) -> S
     """At or below ``threshold`` available the SKU shows as low; None: the shop's default."""
     staff.require(user_id, "stock.adjust")
     if threshold is not None and not 0 <= threshold <= 1_000_000:
-        raise ValidationError("a low-stock threshold is a whole number from 0")
+        raise ValidationError(
+            "a low-stock threshold is a whole number from 0", reason="low_stock_threshold"
+        )
     with unit_of_work() as session:
         sku = inventory.get_sku(session, code)
         before = {"low_stock_threshold": sku.low_stock_threshold}

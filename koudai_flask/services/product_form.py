@@ -39,7 +39,11 @@ def yuan_to_fen(text: str) -> int:
     """``"129.99"`` → 12999 exactly; anything but a plain amount raises ``ValidationError``."""
     cleaned = text.strip().removeprefix("¥").removeprefix("￥").strip()
     if not _YUAN.match(cleaned):
-        raise ValidationError(f"{text!r} is not an amount in yuan like 129.00")
+        raise ValidationError(
+            f"{text!r} is not an amount in yuan like 129.00",
+            reason="not_an_amount",
+            detail={"text": text},
+        )
     return int(Decimal(cleaned) * 100)
 
 
@@ -62,16 +66,30 @@ def sku_matrix(options: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
     """Every combination of the option values, in the order typed; ``[{}]`` without options."""
     names = [name for name, _ in options]
     if len(names) > MAX_OPTIONS:
-        raise ValidationError(f"a product has at most {MAX_OPTIONS} options")
+        raise ValidationError(
+            f"a product has at most {MAX_OPTIONS} options",
+            reason="too_many_options",
+            detail={"most": MAX_OPTIONS},
+        )
     if any(not name or len(name) > 40 for name in names) or len(set(names)) != len(names):
-        raise ValidationError("option names must be different and at most 40 characters")
+        raise ValidationError(
+            "option names must be different and at most 40 characters", reason="option_names"
+        )
     empty = [name for name, values in options if not values]
     if empty:
-        raise ValidationError(f"option {empty[0]!r} has no values")
+        raise ValidationError(
+            f"option {empty[0]!r} has no values", reason="option_empty", detail={"option": empty[0]}
+        )
     if any(len(value) > 40 for _, values in options for value in values):
-        raise ValidationError("an option value has at most 40 characters")
+        raise ValidationError(
+            "an option value has at most 40 characters", reason="option_value_long"
+        )
     if math.prod(len(values) for _, values in options) > MAX_SKUS:
-        raise ValidationError(f"a product has at most {MAX_SKUS} SKUs")
+        raise ValidationError(
+            f"a product has at most {MAX_SKUS} SKUs",
+            reason="too_many_skus",
+            detail={"most": MAX_SKUS},
+        )
     return [
         dict(zip(names, combination, strict=True))
         for combination in itertools.product(*(values for _, values in options))

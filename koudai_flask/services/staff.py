@@ -147,7 +147,11 @@ def create_role(
     if unknown:
         raise ValidationError(f"unknown permission {unknown[0]!r}")
     if name in ROLES or not name or len(name) > 40:
-        raise ValidationError(f"role name {name!r} is taken or not allowed")
+        raise ValidationError(
+            f"role name {name!r} is taken or not allowed",
+            reason="role_taken",
+            detail={"role": name},
+        )
     if isinstance(rank, bool) or not isinstance(rank, int) or not 0 < rank < 100:
         raise ValidationError("a custom role's rank is between 1 and 99")
     with unit_of_work() as session:
@@ -160,7 +164,9 @@ def create_role(
                 raise PermissionDenied(f"{creator.user_id} may not give permissions they lack")
             actor = f"staff:{creator.user_id}"
         if session.scalar(select(Role.id).where(Role.name == name)) is not None:
-            raise ValidationError(f"role {name!r} already exists")
+            raise ValidationError(
+                f"role {name!r} already exists", reason="role_taken", detail={"role": name}
+            )
         role = Role(name=name, rank=rank, permissions=sorted(set(permissions)), created_by=actor)
         session.add(role)
         session.flush()
@@ -230,11 +236,17 @@ def grant(
                 select(StaffMember).where(StaffMember.email == email, StaffMember.id != target.id)
             )
             if other is not None:
-                raise ValidationError(f"email {email!r} belongs to staff {other.user_id}")
+                raise ValidationError(
+                    f"email {email!r} belongs to staff {other.user_id}",
+                    reason="staff_email_taken",
+                    detail={"email": email},
+                )
             target.email = email
         if password is not None:
             if len(password) < 8:
-                raise ValidationError("a staff password needs at least 8 characters")
+                raise ValidationError(
+                    "a staff password needs at least 8 characters", reason="password_short"
+                )
             target.password_hash = hash_password(password)
         session.flush()
         audit(actor, "staff.grant", "staff", user_id, before, _describe(target))
