@@ -332,6 +332,26 @@ def test_ship_from_the_order_page_is_audited_and_shown_to_the_buyer(make_app, sq
         assert entry.after["tracking_number"] == "ZT100200"
 
 
+def test_a_tracking_number_on_another_parcel_is_refused_in_the_staff_language(make_app, sqlite_url):
+    app, numbers = build(make_app, sqlite_url)
+    client = login(app, "warehouse")
+    with app.app_context():
+        other = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}])
+        orders.mark_paid(other.number, amount=other.total, transaction_id="p9", provider="offline")
+        other_number = other.number
+    form = {"csrf_token": client.csrf, "carrier": "zhongtong", "tracking_number": "ZT7"}
+    assert client.post(f"/shop-admin/orders/{numbers['web']}/ship", data=form).status_code == 303
+    refused = client.post(
+        f"/shop-admin/orders/{other_number}/ship", data=form, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "该快递公司的运单号 ZT7 已用于其他包裹。" in refused
+    with app.app_context():
+        status = get_state().session.scalar(
+            select(Order.status).where(Order.number == other_number)
+        )
+        assert status == "paid"
+
+
 def test_partial_shipment_keeps_the_order_paid(make_app, sqlite_url):
     app, _ = build(make_app, sqlite_url)
     with app.app_context():

@@ -81,6 +81,18 @@ _REASONS = {
     "note_length": lazy_gettext("A note has 1 to 2000 characters."),
     "staff_email_taken": lazy_gettext("%(email)s is already another staff member's login."),
     "role_taken": lazy_gettext("A role named %(role)s already exists or is built in."),
+    "shipment_incomplete": lazy_gettext("Choose a carrier and enter the tracking number."),
+    "tracking_taken": lazy_gettext(
+        "Tracking number %(tracking_number)s of this carrier is already on another parcel."
+    ),
+    "nothing_to_ship": lazy_gettext("Choose at least one line to ship."),
+    "ship_quantity": lazy_gettext("The quantity of %(sku)s must be a whole number."),
+    "ship_too_many": lazy_gettext("Only %(left)s of %(sku)s are left to ship."),
+    "tag_name": lazy_gettext("A tag name has 1 to 40 characters."),
+    "segment_empty": lazy_gettext("A segment needs at least one filter or a rule."),
+    "segment_name": lazy_gettext("A segment name has 1 to 80 characters."),
+    "segment_taken": lazy_gettext("A segment named %(name)s already exists."),
+    "identity_taken": lazy_gettext("This is already another customer's."),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),

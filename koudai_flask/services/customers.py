@@ -104,7 +104,9 @@ def link_identity(customer_id: int, kind: str, value: str) -> CustomerIdentity:
         )
         if existing is not None:
             if existing.customer_id != customer_id:
-                raise ValidationError(f"this {kind} belongs to another customer")
+                raise ValidationError(
+                    f"this {kind} belongs to another customer", reason="identity_taken"
+                )
             return existing
         identity = CustomerIdentity(customer_id=get(customer_id).id, kind=kind, value=value)
         session.add(identity)

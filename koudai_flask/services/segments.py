@@ -72,14 +72,20 @@ def rule_from_filters(filters: dict[str, Any]) -> str:
         tag_rules.validate(extra)
         parts.append(f"({extra})" if parts else extra)
     if not parts:
-        raise ValidationError("a segment needs at least one filter or a rule", {"rule": ["empty"]})
+        raise ValidationError(
+            "a segment needs at least one filter or a rule",
+            {"rule": ["empty"]},
+            reason="segment_empty",
+        )
     return tag_rules.validate(" and ".join(parts))
 
 
 def _clean_name(name: str) -> str:
     name = " ".join(str(name or "").split())
     if not 1 <= len(name) <= 80:
-        raise ValidationError("a segment name is 1 to 80 characters", {"name": ["invalid"]})
+        raise ValidationError(
+            "a segment name is 1 to 80 characters", {"name": ["invalid"]}, reason="segment_name"
+        )
     return name
 
 
@@ -101,7 +107,12 @@ def save(
         require_editor(user_id)
         clash = session.scalar(select(Segment.id).where(Segment.name == name))
         if clash is not None and clash != segment_id:
-            raise ValidationError(f"a segment named {name!r} exists", {"name": ["taken"]})
+            raise ValidationError(
+                f"a segment named {name!r} exists",
+                {"name": ["taken"]},
+                reason="segment_taken",
+                detail={"name": name},
+            )
         if segment_id is None:
             segment = Segment(name=name, rule=rule, filters=kept, created_by=f"staff:{user_id}")
             session.add(segment)

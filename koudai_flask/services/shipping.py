@@ -45,7 +45,9 @@ def ship(
 
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier or not tracking_number:
-        raise ValidationError("carrier and tracking_number are required")
+        raise ValidationError(
+            "carrier and tracking_number are required", reason="shipment_incomplete"
+        )
     with unit_of_work() as session:
         order = get_order(session, number)
         session.refresh(order)
@@ -58,7 +60,11 @@ def ship(
                 Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
             )
         ):
-            raise ValidationError(f"tracking number {carrier} {tracking_number} is already used")
+            raise ValidationError(
+                f"tracking number {carrier} {tracking_number} is already used",
+                reason="tracking_taken",
+                detail={"carrier": carrier, "tracking_number": tracking_number},
+            )
         shipment = Shipment(order_id=order.id, carrier=carrier, tracking_number=tracking_number)
         session.add(shipment)
         session.flush()
@@ -86,12 +92,20 @@ def ship(
 def _check_lines(lines: dict[str, int], left: dict[str, int]) -> dict[str, int]:
     wanted = {code: quantity for code, quantity in lines.items() if quantity}
     if not wanted:
-        raise ValidationError("choose at least one line to ship")
+        raise ValidationError("choose at least one line to ship", reason="nothing_to_ship")
     for code, quantity in wanted.items():
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-            raise ValidationError(f"{code}: the quantity must be a whole number")
+            raise ValidationError(
+                f"{code}: the quantity must be a whole number",
+                reason="ship_quantity",
+                detail={"sku": code},
+            )
         if quantity > left.get(code, 0):
-            raise ValidationError(f"{code}: only {left.get(code, 0)} left to ship")
+            raise ValidationError(
+                f"{code}: only {left.get(code, 0)} left to ship",
+                reason="ship_too_many",
+                detail={"sku": code, "left": left.get(code, 0)},
+            )
     return wanted
 
 

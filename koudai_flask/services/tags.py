@@ -30,7 +30,9 @@ def clean_name(name: str) -> str:
         raise ValidationError("a tag name is text", {"name": ["not text"]})
     name = " ".join(name.split())
     if not 1 <= len(name) <= 40 or _CONTROL.search(name):
-        raise ValidationError("a tag name is 1 to 40 characters", {"name": ["invalid length"]})
+        raise ValidationError(
+            "a tag name is 1 to 40 characters", {"name": ["invalid length"]}, reason="tag_name"
+        )
     return name
 
 
