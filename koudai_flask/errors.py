@@ -14,12 +14,25 @@ class KoudaiError(Exception):
     """Base class of every error koudai_flask raises on purpose."""
 
     http_status = 400
+    # The refusal in one word, for a page to say it in its reader's language (with the
+    # figures of ``detail``); None: the page shows ``message``.
+    reason: str | None = None
     # The refusal's figures for a program (the API answer's ``detail``), when it has any.
     detail: dict[str, Any] | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        if reason is not None:
+            self.reason = reason
+        if detail is not None:
+            self.detail = dict(detail)
 
 
 class ConfigError(KoudaiError):
@@ -51,11 +64,8 @@ class ValidationError(KoudaiError):
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=reason, detail=detail)
         self.messages: dict[str, Any] = dict(messages or {})
-        self.reason = reason
-        if detail is not None:
-            self.detail = dict(detail)
 
 
 class OutOfStock(KoudaiError):

@@ -450,6 +450,22 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
         content_type="multipart/form-data",
     ).get_data(as_text=True)
     assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
+    assert "<td>已发货：EMS E1</td>" in page
+    refused = client.post(
+        "/shop-admin/orders/ship-csv",
+        data={
+            "csrf_token": client.csrf,
+            "file": (
+                BytesIO(
+                    f"KDNOPE,ems,E2\n{numbers['web']},ems,E3\n{numbers['web']},ems,E3\n".encode()
+                ),
+                "ship.csv",
+            ),
+        },
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
+    assert "没有订单 KDNOPE。" in refused
+    assert "与前面某行是同一个包裹。" in refused
 
 
 def test_an_order_action_its_state_refuses_is_said_in_the_staff_language(make_app, sqlite_url):

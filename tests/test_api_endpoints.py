@@ -60,6 +60,8 @@ def test_errors_have_one_shape_with_field_details(app):
         "code": "NotFound",
         "message": "unknown order 'KD0'",
         "errors": {},
+        "reason": "unknown_order",
+        "detail": {"number": "KD0"},
     }
     invalid = client.post(
         f"{API}/orders",
@@ -173,8 +175,8 @@ def test_refusals_carry_their_figures_for_programs(app):
         "status": "cancelled",
         "action": "ship",
     }
-    missing = client.get(f"{API}/orders/KD-NOPE", headers=make_key(app, ["orders.view"]))
-    assert missing.status_code == 404 and set(missing.get_json()) == {"code", "message", "errors"}
+    unknown = client.get(f"{API}/skus/NO-SUCH-SKU", headers=make_key(app, ["orders.view"]))
+    assert unknown.status_code == 404 and set(unknown.get_json()) == {"code", "message", "errors"}
 
 
 def test_a_refusal_named_in_one_word_says_the_word(app):

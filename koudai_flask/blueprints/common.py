@@ -93,6 +93,7 @@ _REASONS = {
     "segment_name": lazy_gettext("A segment name has 1 to 80 characters."),
     "segment_taken": lazy_gettext("A segment named %(name)s already exists."),
     "identity_taken": lazy_gettext("This is already another customer's."),
+    "unknown_order": lazy_gettext("There is no order %(number)s."),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),
@@ -129,7 +130,7 @@ def refusal_text(error: KoudaiError) -> str:
             requested=error.requested,
             available=error.available,
         )
-    found = _REASONS.get(getattr(error, "reason", None) or "")
+    found = _REASONS.get(error.reason or "")
     if found is not None:
         return str(found) % _shown(error.detail or {})
     if isinstance(error, ValidationError) and error.messages:

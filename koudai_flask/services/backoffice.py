@@ -107,7 +107,9 @@ def order_for(user_id: str, number: str, permission: str = "orders.view") -> Ord
     )
     scope = staff.visible_channels(member)
     if order is None or (scope is not None and order.channel not in scope):
-        raise NotFound(f"unknown order {number!r}")
+        raise NotFound(
+            f"unknown order {number!r}", reason="unknown_order", detail={"number": number}
+        )
     staff.require(user_id, permission, channel=order.channel)
     return order
 

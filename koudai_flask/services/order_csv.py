@@ -98,10 +98,18 @@ def export_orders(
 
 @dataclass(frozen=True)
 class RowResult:
+    """One row's outcome. ``message`` says it in English (logs, tests); a page says it in
+    its reader's language from ``outcome`` (``shipped``, ``duplicate``, ``incomplete``,
+    ``too_many_rows``, ``refused``), ``refusal`` (the service's error) and the parcel."""
+
     row: int
     number: str
     ok: bool
     message: str
+    outcome: str = "refused"
+    refusal: KoudaiError | None = None
+    carrier: str = ""
+    tracking: str = ""
 
 
 # First cells of a header row, as exported by us or written in a Chinese spreadsheet.
@@ -122,7 +130,9 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(reader, start=1):
         if index > max_rows:
-            results.append(RowResult(index, "", False, f"more than {max_rows} rows; split it"))
+            results.append(
+                RowResult(index, "", False, f"more than {max_rows} rows; split it", "too_many_rows")
+            )
             break
         cells = [cell.strip() for cell in row]
         if not any(cells) or (index == 1 and cells[0].casefold() in HEADER_WORDS):
@@ -134,6 +144,7 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
                     cells[0] if cells else "",
                     False,
                     "needs number, carrier and tracking_number",
+                    "incomplete",
                 )
             )
             continue
@@ -141,16 +152,26 @@ def ship_from_csv(user_id: str, text: str, *, max_rows: int = 5000) -> list[RowR
         try:
             carrier = resolve_carrier(named)
         except KoudaiError as exc:
-            results.append(RowResult(index, number, False, exc.message))
+            results.append(RowResult(index, number, False, exc.message, refusal=exc))
             continue
         if (carrier, tracking) in seen:
-            results.append(RowResult(index, number, False, "duplicate row"))
+            results.append(RowResult(index, number, False, "duplicate row", "duplicate"))
             continue
         seen.add((carrier, tracking))
         try:
             backoffice.ship(user_id, number, carrier=carrier, tracking_number=tracking)
         except KoudaiError as exc:
-            results.append(RowResult(index, number, False, exc.message))
+            results.append(RowResult(index, number, False, exc.message, refusal=exc))
         else:
-            results.append(RowResult(index, number, True, f"shipped with {carrier} {tracking}"))
+            results.append(
+                RowResult(
+                    index,
+                    number,
+                    True,
+                    f"shipped with {carrier} {tracking}",
+                    "shipped",
+                    carrier=carrier,
+                    tracking=tracking,
+                )
+            )
     return results

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
-from koudai_flask.i18n import CARRIERS
+from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel
 from koudai_flask.services import backoffice, notifications, order_csv, orders, staff
@@ -53,6 +53,23 @@ def filters_from_request() -> backoffice.OrderFilters:
         q=args.get("q") or None,
         message_failed=args.get("messages") == "failed",
     )
+
+
+def _row_text(result: order_csv.RowResult) -> str:
+    """A CSV row's outcome in the reader's language."""
+    if result.outcome == "shipped":
+        return _k(
+            "Shipped with %(carrier)s %(tracking)s",
+            carrier=carrier_label(result.carrier),
+            tracking=result.tracking,
+        )
+    if result.outcome == "duplicate":
+        return _k("The same parcel as an earlier row.")
+    if result.outcome == "incomplete":
+        return _k("Needs the order number, the carrier and the tracking number.")
+    if result.outcome == "too_many_rows":
+        return _k("Too many rows: split the file and upload each part.")
+    return refusal_text(result.refusal) if result.refusal is not None else result.message
 
 
 def _order_or_404(number: str, permission: str = "orders.view") -> Any:
@@ -117,7 +134,9 @@ def register(bp: Blueprint) -> None:
         except UnicodeDecodeError:
             text = raw.decode("gb18030", errors="replace")  # spreadsheets saved on Windows
         results = order_csv.ship_from_csv(actor_id(), text)
-        return render_template("koudai/admin/ship_results.html", results=results)
+        return render_template(
+            "koudai/admin/ship_results.html", results=results, row_text=_row_text
+        )
 
     @bp.post("/orders/bulk")
     @staff_required("orders.view")

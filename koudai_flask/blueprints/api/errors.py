@@ -58,9 +58,8 @@ def error_response(exc: KoudaiError | HTTPException) -> Response:
             message, errors = str(exc.description or exc.name), {}
     body: dict[str, Any] = {"code": code, "message": message, "errors": errors}
     if isinstance(exc, KoudaiError):
-        reason = getattr(exc, "reason", None)
-        if reason:
-            body["reason"] = reason
+        if exc.reason:
+            body["reason"] = exc.reason
         if exc.detail is not None:
             body["detail"] = exc.detail
     response = jsonify(body)
