@@ -437,6 +437,8 @@ def test_a_rule_tag_is_computed_and_a_bad_rule_says_where(app, people):
         "code": "RuleError",
         "message": "rule: unexpected character '$' (at character 16)",
         "errors": {"rule": ["unexpected character '$'"], "position": 16},
+        "reason": "rule_character",
+        "detail": {"char": "$", "position": 16},
     }
     assert count(Tag) == 1  # vip only
     made = client.post(

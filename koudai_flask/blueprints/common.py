@@ -94,6 +94,42 @@ _REASONS = {
     "segment_taken": lazy_gettext("A segment named %(name)s already exists."),
     "identity_taken": lazy_gettext("This is already another customer's."),
     "unknown_order": lazy_gettext("There is no order %(number)s."),
+    "rule_not_text": lazy_gettext("A rule is text."),
+    "rule_too_long": lazy_gettext("A rule has at most %(most)s characters."),
+    "rule_control": lazy_gettext(
+        "A text value cannot hold control characters (at character %(position)s)."
+    ),
+    "rule_unclosed": lazy_gettext("A text value is never closed (at character %(position)s)."),
+    "rule_character": lazy_gettext("Unexpected character %(char)s (at character %(position)s)."),
+    "rule_number": lazy_gettext("The number %(number)s is too large (at character %(position)s)."),
+    "rule_text_long": lazy_gettext(
+        "A text value has at most 200 characters (at character %(position)s)."
+    ),
+    "rule_ends_early": lazy_gettext("The rule ends too early: %(expected)s should follow."),
+    "rule_expected": lazy_gettext(
+        "Expected %(expected)s but found %(found)s (at character %(position)s)."
+    ),
+    "rule_empty": lazy_gettext("The rule is empty."),
+    "rule_depth": lazy_gettext("A rule nests at most %(most)s deep (at character %(position)s)."),
+    "rule_field": lazy_gettext(
+        "There is no field %(field)s (at character %(position)s); the fields are in the help below."
+    ),
+    "rule_set_operator": lazy_gettext(
+        "%(field)s takes only ==, !=, in and not in (at character %(position)s)."
+    ),
+    "rule_wants_number": lazy_gettext(
+        "%(field)s is compared with a whole number (at character %(position)s)."
+    ),
+    "rule_days": lazy_gettext("A number of days is at most %(most)s (at character %(position)s)."),
+    "rule_wants_text": lazy_gettext(
+        "%(field)s is compared with text in quotes (at character %(position)s)."
+    ),
+    "rule_wants_date": lazy_gettext(
+        '%(field)s takes a date as "YYYY-MM-DD" (at character %(position)s).'
+    ),
+    "rule_date_range": lazy_gettext(
+        "A date is between the years 1900 and 2200 (at character %(position)s)."
+    ),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),

@@ -58,9 +58,20 @@ KEYWORDS = ("and", "or", "not", "in")
 class RuleError(ValidationError):
     """A rule that does not parse or compares a field with the wrong kind of value."""
 
-    def __init__(self, message: str, position: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        position: int | None = None,
+        *,
+        reason: str | None = None,
+        **figures: Any,
+    ) -> None:
         where = f" (at character {position + 1})" if position is not None else ""
-        super().__init__(f"rule: {message}{where}", {"rule": [message]})
+        if position is not None:
+            figures["position"] = position + 1
+        super().__init__(
+            f"rule: {message}{where}", {"rule": [message]}, reason=reason, detail=figures
+        )
         self.position = position
 
 
@@ -91,9 +102,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def tokenize(text: str) -> list[Token]:
     if not isinstance(text, str):
-        raise RuleError("a rule is text")
+        raise RuleError("a rule is text", reason="rule_not_text")
     if len(text) > MAX_LENGTH:
-        raise RuleError(f"a rule is at most {MAX_LENGTH} characters")
+        raise RuleError(
+            f"a rule is at most {MAX_LENGTH} characters", reason="rule_too_long", most=MAX_LENGTH
+        )
     tokens: list[Token] = []
     position = 0
     while position < len(text):
@@ -104,14 +117,22 @@ def tokenize(text: str) -> list[Token]:
                 # A quote closed only after a line break: the text holds a control character.
                 closing = text.find(char, position + 1)
                 if closing > 0 and _CONTROL.search(text, position + 1, closing):
-                    raise RuleError("a text value cannot hold control characters", position)
-                raise RuleError("text that is never closed", position)
-            raise RuleError(f"unexpected character {char!r}", position)
+                    raise RuleError(
+                        "a text value cannot hold control characters",
+                        position,
+                        reason="rule_control",
+                    )
+                raise RuleError("text that is never closed", position, reason="rule_unclosed")
+            raise RuleError(
+                f"unexpected character {char!r}", position, reason="rule_character", char=char
+            )
         kind = match.lastgroup
         raw = match.group()
         if kind == "int":
             if len(raw) > 13 or int(raw) > MAX_INTEGER:
-                raise RuleError(f"number {raw} is too large", position)
+                raise RuleError(
+                    f"number {raw} is too large", position, reason="rule_number", number=raw
+                )
             tokens.append(Token("int", raw, int(raw), position))
         elif kind == "name":
             tokens.append(Token("name", raw, raw, position))
@@ -122,9 +143,13 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "str":
             value = re.sub(r"\\(.)", r"\1", raw[1:-1])
             if len(value) > 200:
-                raise RuleError("a text value is at most 200 characters", position)
+                raise RuleError(
+                    "a text value is at most 200 characters", position, reason="rule_text_long"
+                )
             if _CONTROL.search(value):
-                raise RuleError("a text value cannot hold control characters", position)
+                raise RuleError(
+                    "a text value cannot hold control characters", position, reason="rule_control"
+                )
             tokens.append(Token("str", raw, value, position))
         position = match.end()
     tokens.append(Token("end", "", None, len(text)))
@@ -173,10 +198,28 @@ class _Parser:
         self.index += 1
         return token
 
-    def _expect(self, kind: str, what: str) -> Token:
+    def _expect(self, kind: str, what: str, shown: str) -> Token:
         if self.current.kind != kind:
-            raise RuleError(f"expected {what}, found {self._describe()}", self.current.position)
+            raise self._unexpected(what, shown)
         return self._advance()
+
+    def _unexpected(self, what: str, shown: str) -> RuleError:
+        """``expected <what>, found ...``; ``shown`` is what was expected as rule text."""
+        token = self.current
+        if token.kind == "end":
+            return RuleError(
+                f"expected {what}, found the end of the rule",
+                token.position,
+                reason="rule_ends_early",
+                expected=shown,
+            )
+        return RuleError(
+            f"expected {what}, found {self._describe()}",
+            token.position,
+            reason="rule_expected",
+            expected=shown,
+            found=token.text,
+        )
 
     def _describe(self) -> str:
         token = self.current
@@ -184,12 +227,10 @@ class _Parser:
 
     def parse(self) -> Node:
         if self.current.kind == "end":
-            raise RuleError("the rule is empty", 0)
+            raise RuleError("the rule is empty", 0, reason="rule_empty")
         node = self.or_expr()
         if self.current.kind != "end":
-            raise RuleError(
-                f"expected 'and', 'or' or the end, found {self._describe()}", self.current.position
-            )
+            raise self._unexpected("'and', 'or' or the end", "and / or")
         return node
 
     def or_expr(self) -> Node:
@@ -209,7 +250,12 @@ class _Parser:
     def not_expr(self) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise RuleError(f"a rule nests at most {MAX_DEPTH} deep", self.current.position)
+            raise RuleError(
+                f"a rule nests at most {MAX_DEPTH} deep",
+                self.current.position,
+                reason="rule_depth",
+                most=MAX_DEPTH,
+            )
         try:
             if self._is_keyword("not"):
                 self._advance()
@@ -217,7 +263,7 @@ class _Parser:
             if self.current.kind == "(":
                 self._advance()
                 node = self.or_expr()
-                self._expect(")", "')'")
+                self._expect(")", "')'", ")")
                 return node
             return self.comparison()
         finally:
@@ -226,30 +272,38 @@ class _Parser:
     def comparison(self) -> Compare:
         token = self.current
         if token.kind != "name" or token.text in KEYWORDS:
-            raise RuleError(f"expected a field name, found {self._describe()}", token.position)
+            raise self._unexpected("a field name", "total_spent, city, tag, ...")
         if token.text not in FIELDS:
             raise RuleError(
-                f"unknown field {token.text!r}; fields are {', '.join(FIELDS)}", token.position
+                f"unknown field {token.text!r}; fields are {', '.join(FIELDS)}",
+                token.position,
+                reason="rule_field",
+                field=token.text,
             )
         self._advance()
         field = token.text
         if self._is_keyword("in") or self._is_keyword("not"):
             negated = self._advance().text == "not"
             if negated and not self._is_keyword("in"):
-                raise RuleError(f"expected 'in', found {self._describe()}", self.current.position)
+                raise self._unexpected("'in'", "in")
             if negated:
                 self._advance()
-            self._expect("(", "'('")
+            self._expect("(", "'('", "(")
             values = [self.literal(field)]
             while self.current.kind == ",":
                 self._advance()
                 values.append(self.literal(field))
-            self._expect(")", "')'")
+            self._expect(")", "')'", ")")
             return Compare(field, "not in" if negated else "in", tuple(values))
-        operator = self._expect("op", "a comparison such as == or >=")
+        operator = self._expect("op", "a comparison such as == or >=", "== != < <= > >=")
         kind = FIELDS[field][0]
         if kind == "set" and operator.text not in ("==", "!="):
-            raise RuleError(f"{field} takes only ==, !=, in and not in", operator.position)
+            raise RuleError(
+                f"{field} takes only ==, !=, in and not in",
+                operator.position,
+                reason="rule_set_operator",
+                field=field,
+            )
         return Compare(field, operator.text, (self.literal(field),))
 
     def literal(self, field: str) -> Any:
@@ -257,19 +311,43 @@ class _Parser:
         kind = FIELDS[field][0]
         if kind in ("number", "days"):
             if token.kind != "int":
-                raise RuleError(f"{field} is compared with a whole number", token.position)
+                raise RuleError(
+                    f"{field} is compared with a whole number",
+                    token.position,
+                    reason="rule_wants_number",
+                    field=field,
+                )
             if kind == "days" and token.value > MAX_DAYS:
-                raise RuleError(f"a number of days is at most {MAX_DAYS}", token.position)
+                raise RuleError(
+                    f"a number of days is at most {MAX_DAYS}",
+                    token.position,
+                    reason="rule_days",
+                    most=MAX_DAYS,
+                )
             return self._advance().value
         if token.kind != "str":
-            raise RuleError(f"{field} is compared with text in quotes", token.position)
+            raise RuleError(
+                f"{field} is compared with text in quotes",
+                token.position,
+                reason="rule_wants_text",
+                field=field,
+            )
         if kind == "date":
             try:
                 day = date.fromisoformat(token.value)
             except ValueError:
-                raise RuleError(f'{field} takes a date as "YYYY-MM-DD"', token.position) from None
+                raise RuleError(
+                    f'{field} takes a date as "YYYY-MM-DD"',
+                    token.position,
+                    reason="rule_wants_date",
+                    field=field,
+                ) from None
             if not 1900 <= day.year <= 2200:
-                raise RuleError("a date is between the years 1900 and 2200", token.position)
+                raise RuleError(
+                    "a date is between the years 1900 and 2200",
+                    token.position,
+                    reason="rule_date_range",
+                )
             self._advance()
             return day
         return self._advance().value
@@ -283,7 +361,7 @@ def parse(text: str) -> Node:
 def validate(text: str) -> str:
     """The rule with outer blanks removed, once it parses."""
     if not isinstance(text, str):
-        raise RuleError("a rule is text")
+        raise RuleError("a rule is text", reason="rule_not_text")
     text = text.strip()
     parse(text)
     return text
