@@ -339,12 +339,12 @@ def test_a_tracking_number_on_another_parcel_is_refused_in_the_staff_language(ma
         other = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}])
         orders.mark_paid(other.number, amount=other.total, transaction_id="p9", provider="offline")
         other_number = other.number
-    form = {"csrf_token": client.csrf, "carrier": "zhongtong", "tracking_number": "ZT7"}
+    form = {"csrf_token": client.csrf, "carrier": "zhongtong", "tracking_number": "ZT700007"}
     assert client.post(f"/shop-admin/orders/{numbers['web']}/ship", data=form).status_code == 303
     refused = client.post(
         f"/shop-admin/orders/{other_number}/ship", data=form, follow_redirects=True
     ).get_data(as_text=True)
-    assert "该快递公司的运单号 ZT7 已用于其他包裹。" in refused
+    assert "该快递公司的运单号 ZT700007 已用于其他包裹。" in refused
     with app.app_context():
         status = get_state().session.scalar(
             select(Order.status).where(Order.number == other_number)
@@ -361,12 +361,14 @@ def test_partial_shipment_keeps_the_order_paid(make_app, sqlite_url):
             "staff:owner@shop.cn",
             order.number,
             carrier="yunda",
-            tracking_number="YD1",
+            tracking_number="YD100001",
             lines={"KET": 2},
         )
         session = get_state().session
         assert session.scalar(select(Order.status).where(Order.id == order.id)) == "paid"
-        backoffice.ship("staff:owner@shop.cn", order.number, carrier="yunda", tracking_number="YD2")
+        backoffice.ship(
+            "staff:owner@shop.cn", order.number, carrier="yunda", tracking_number="YD200002"
+        )
         assert session.scalar(select(Order.status).where(Order.id == order.id)) == "shipped"
         assert (
             session.scalar(
@@ -445,19 +447,19 @@ def test_ship_from_csv_reports_each_row(make_app, sqlite_url):
         "/shop-admin/orders/ship-csv",
         data={
             "csrf_token": client.csrf,
-            "file": (BytesIO(f"{numbers['tb-b']},ems,E1\n".encode()), "ship.csv"),
+            "file": (BytesIO(f"{numbers['tb-b']},ems,E1000001\n".encode()), "ship.csv"),
         },
         content_type="multipart/form-data",
     ).get_data(as_text=True)
     assert "1 rows shipped, 0 refused." in page or "1 行已发货" in page
-    assert "<td>已发货：EMS E1</td>" in page
+    assert "<td>已发货：EMS E1000001</td>" in page
     refused = client.post(
         "/shop-admin/orders/ship-csv",
         data={
             "csrf_token": client.csrf,
             "file": (
                 BytesIO(
-                    f"KDNOPE,ems,E2\n{numbers['web']},ems,E3\n{numbers['web']},ems,E3\n".encode()
+                    f"KDNOPE,ems,E2\n{numbers['web']},ems,E3000003\n{numbers['web']},ems,E3000003\n".encode()
                 ),
                 "ship.csv",
             ),
@@ -475,7 +477,7 @@ def test_an_order_action_its_state_refuses_is_said_in_the_staff_language(make_ap
     client.post(f"/shop-admin/orders/{number}/cancel", data={"csrf_token": client.csrf})
     response = client.post(
         f"/shop-admin/orders/{number}/ship",
-        data={"csrf_token": client.csrf, "carrier": "shunfeng", "tracking_number": "SF9"},
+        data={"csrf_token": client.csrf, "carrier": "shunfeng", "tracking_number": "SF900009"},
     )
     assert response.status_code == 303
     page = client.get(f"/shop-admin/orders/{number}").get_data(as_text=True)

@@ -95,7 +95,7 @@ def test_koudai_validators_own_messages_are_known_too(site):
 
 def test_a_field_is_named_by_its_label_and_its_figures_kept(site):
     with site.test_request_context(headers={"Accept-Language": "zh-CN"}):
-        assert field_refusal({"name": ["Longer than maximum length 60."]}) == "姓名最多 60 个字符。"
+        assert field_refusal({"name": ["Longer than maximum length 60."]}) == "名称最多 60 个字符。"
         nested = {"skus": {"2": {"price": ["Must be greater than or equal to 0."]}}}
         assert field_refusal(nested) == "单价不能小于 0。"
         assert field_refusal({"_schema": ["Not a valid integer."]}) == "必须是整数。"

@@ -422,7 +422,7 @@ def test_progress_is_kept_per_step_and_skips(shop):
     assert response.status_code == 400
     assert (
         element(response.get_data(as_text=True), "form-error")
-        == "the colour must be written #rrggbb"
+        == "Write the colour as #rrggbb, such as #c0392b."
     )
     assert post(client, "/onboarding/alipay/skip").status_code == 303
     assert post(client, "/onboarding/profile/skip").status_code == 404

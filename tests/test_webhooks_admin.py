@@ -92,11 +92,11 @@ def test_a_refused_url_comes_back_with_the_reason_and_nothing_is_made(make_app, 
     response = create(client, "http://127.0.0.1:9/hook", ["order.paid"])
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "127.0.0.1 is a loopback address" in html
+    assert "127.0.0.1 解析到 127.0.0.1，不是公网地址" in html
     assert 'value="http://127.0.0.1:9/hook"' in html  # what was typed is kept
     response = create(client, "https://93.184.216.34/hook", [])
     assert response.status_code == 422
-    assert "choose at least one event" in response.get_data(as_text=True)
+    assert "请至少选择一个事件。" in response.get_data(as_text=True)
     assert count(app, WebhookSubscription) == 0
 
 

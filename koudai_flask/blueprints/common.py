@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request, url_for
 
-from koudai_flask.blueprints.field_messages import field_refusal
+from koudai_flask.blueprints.field_messages import FIELD_LABELS, field_refusal
 from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock, ValidationError
 from koudai_flask.i18n import gettext, lazy_gettext, status_label
 
@@ -85,6 +85,10 @@ _REASONS = {
     "tracking_taken": lazy_gettext(
         "Tracking number %(tracking_number)s of this carrier is already on another parcel."
     ),
+    "tracking_format": lazy_gettext(
+        "The tracking number %(tracking_number)s is not one a carrier prints: 4 to 64 letters, "
+        "digits or -."
+    ),
     "nothing_to_ship": lazy_gettext("Choose at least one line to ship."),
     "ship_quantity": lazy_gettext("The quantity of %(sku)s must be a whole number."),
     "ship_too_many": lazy_gettext("Only %(left)s of %(sku)s are left to ship."),
@@ -129,6 +133,75 @@ _REASONS = {
     ),
     "rule_date_range": lazy_gettext(
         "A date is between the years 1900 and 2200 (at character %(position)s)."
+    ),
+    "role_name": lazy_gettext("A role name has 1 to 40 characters."),
+    "role_rank": lazy_gettext("A custom role's rank is a whole number from 1 to 99."),
+    "key_name": lazy_gettext("Give the key a name of 1 to 120 characters."),
+    "key_scopes": lazy_gettext("Choose at least one scope for the key."),
+    "key_scope_lacking": lazy_gettext(
+        "The key's owner does not hold %(scopes)s; a key gets only what its owner holds."
+    ),
+    "tag_taken": lazy_gettext("A tag named %(name)s already exists."),
+    "url_required": lazy_gettext("Enter the address that receives the webhooks."),
+    "url_long": lazy_gettext("The address has at most %(most)s characters."),
+    "url_spaces": lazy_gettext("The address may not contain spaces."),
+    "url_invalid": lazy_gettext("This is not a web address, such as https://example.com/hooks."),
+    "url_scheme": lazy_gettext("The address starts with https:// or http://."),
+    "url_credentials": lazy_gettext(
+        "The address may not carry a user name or password: the deliveries are signed instead."
+    ),
+    "url_fragment": lazy_gettext("The address may not end in a #fragment."),
+    "url_unresolvable": lazy_gettext("The host %(host)s cannot be found."),
+    "url_not_public": lazy_gettext(
+        "%(host)s is at %(address)s, which is not a public address; webhooks go only to "
+        "public addresses."
+    ),
+    "webhook_secret": lazy_gettext(
+        "A webhook secret has 16 to 200 letters, digits or punctuation, without spaces."
+    ),
+    "webhook_events": lazy_gettext("Choose at least one event."),
+    "description_long": lazy_gettext("A description has at most 200 characters."),
+    "webhook_disabled": lazy_gettext("This webhook is turned off: turn it on first."),
+    "link_target": lazy_gettext(
+        "The link goes to a page of the shop: a path such as /products/oxford-shirt."
+    ),
+    "campaign_name": lazy_gettext("Give the campaign a name of at most 120 characters."),
+    "campaign_channel": lazy_gettext("Choose how the campaign is sent."),
+    "campaign_template_id": lazy_gettext(
+        "A WeChat campaign needs the template id registered in the Official Account."
+    ),
+    "campaign_rate": lazy_gettext("Send 1 to %(most)s messages a minute."),
+    "unknown_segment": lazy_gettext("That segment no longer exists; choose another."),
+    "campaign_channel_off": lazy_gettext(
+        "This channel is not set up (%(setting)s); nothing was sent."
+    ),
+    "campaign_no_segment": lazy_gettext("This campaign has no segment to send to."),
+    "template_long": lazy_gettext("%(field)s has at most %(most)s characters."),
+    "template_unusable": lazy_gettext(
+        "%(field)s cannot be used (%(problem)s); it may use %(variables)s."
+    ),
+    "template_output_long": lazy_gettext(
+        "%(field)s would be longer than %(most)s characters once filled in."
+    ),
+    "template_id": lazy_gettext(
+        "A template id is for WeChat only: letters, digits, - and _, as the Official Account "
+        "shows it."
+    ),
+    "wechat_line": lazy_gettext(
+        "Line %(line)s must read field: text, such as keyword1: {{ order_number }}."
+    ),
+    "wechat_field_twice": lazy_gettext("The field %(name)s appears twice (line %(line)s)."),
+    "wechat_no_fields": lazy_gettext("Write at least one line as field: text."),
+    "filter_number": lazy_gettext("%(field)s must be a whole number."),
+    "filter_date": lazy_gettext("%(field)s must be a date."),
+    "filter_long": lazy_gettext("%(field)s has at most 100 characters."),
+    "logo_url": lazy_gettext(
+        "The logo is an address starting with https://, http:// or /, of at most 300 characters."
+    ),
+    "theme_colour": lazy_gettext("Write the colour as #rrggbb, such as #c0392b."),
+    "shop_name": lazy_gettext("The shop name has 1 to 120 characters."),
+    "refund_provider_missing": lazy_gettext(
+        "%(provider)s is not set up in this shop any more: refund at %(provider)s by hand."
     ),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
@@ -182,11 +255,15 @@ class _Figures(dict[str, Any]):
 
 
 def _shown(detail: dict[str, Any]) -> _Figures:
-    """A refusal's figures as a page says them: ``*_fen`` amounts also as ``¥12.50``."""
+    """A refusal's figures as a page says them: ``*_fen`` amounts also as ``¥12.50``, a
+    ``field`` by its label in the forms."""
     shown = _Figures(detail)
     for key, value in detail.items():
         if key.endswith("_fen") and isinstance(value, int):
             shown[key.removesuffix("_fen")] = format_fen(value)
+    label = FIELD_LABELS.get(str(detail.get("field")))
+    if label is not None:
+        shown["field"] = str(label)
     return shown
 
 

@@ -220,6 +220,8 @@ def _render_text(source: str, context: Mapping[str, Any], part: str = "body") ->
         raise ValidationError(
             f"the {part} may be at most {MAX_TEMPLATE_LENGTH} characters",
             {part: [f"longer than {MAX_TEMPLATE_LENGTH} characters"]},
+            reason="template_long",
+            detail={"field": part, "most": MAX_TEMPLATE_LENGTH},
         )
     try:
         text = _compiled(source).render(**context).strip()
@@ -231,11 +233,15 @@ def _render_text(source: str, context: Mapping[str, Any], part: str = "body") ->
             f"the {part} template cannot be used{where}: {reason}; "
             f"it may use {', '.join(VARIABLES)}",
             {part: [reason]},
+            reason="template_unusable",
+            detail={"field": part, "problem": reason, "variables": ", ".join(VARIABLES)},
         ) from None
     if len(text) > MAX_OUTPUT_LENGTH:
         raise ValidationError(
             f"the rendered {part} is longer than {MAX_OUTPUT_LENGTH} characters",
             {part: ["too long"]},
+            reason="template_output_long",
+            detail={"field": part, "most": MAX_OUTPUT_LENGTH},
         )
     return text
 
@@ -252,16 +258,23 @@ def wechat_fields(body: str, context: Mapping[str, Any]) -> dict[str, str]:
                 f"line {number} of a WeChat template must read 'field: text', e.g. "
                 "'keyword1: {{ order_number }}'",
                 {"body": [f"line {number}: {line.strip()[:60]}"]},
+                reason="wechat_line",
+                detail={"line": number},
             )
         name, source = match.groups()
         if name in fields:
             raise ValidationError(
-                f"field {name!r} appears twice", {"body": [f"line {number}: duplicate {name}"]}
+                f"field {name!r} appears twice",
+                {"body": [f"line {number}: duplicate {name}"]},
+                reason="wechat_field_twice",
+                detail={"name": name, "line": number},
             )
         fields[name] = _render_text(source, context)
     if not fields:
         raise ValidationError(
-            "a WeChat template needs at least one 'field: text' line", {"body": ["empty"]}
+            "a WeChat template needs at least one 'field: text' line",
+            {"body": ["empty"]},
+            reason="wechat_no_fields",
         )
     return fields
 

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.orders import AddressInput
+from koudai_flask.services.shipping import TRACKING_NUMBER
 
 _AMOUNT = validate.Range(min=1, max=MAX_INT)
 
@@ -131,7 +132,7 @@ class ShipIn(Schema):
         metadata={"description": "Kuaidi100 carrier code: shunfeng, yuantong, ..."},
     )
     tracking_number = fields.String(
-        required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{4,64}$")
+        required=True, validate=validate.Regexp(f"^{TRACKING_NUMBER.pattern}$")
     )
     lines = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=64)),

@@ -66,7 +66,9 @@ def _hash(secret: str) -> str:
 
 def _check_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
-        raise ValidationError("an API key needs at least one scope", {"scopes": ["required"]})
+        raise ValidationError(
+            "an API key needs at least one scope", {"scopes": ["required"]}, reason="key_scopes"
+        )
     unknown = sorted(set(scopes) - set(staff.PERMISSIONS))
     if unknown:
         raise ValidationError(
@@ -112,7 +114,9 @@ def create(
     """
     name = (name or "").strip()
     if not 1 <= len(name) <= 120:
-        raise ValidationError("a key's name is 1 to 120 characters", {"name": ["length"]})
+        raise ValidationError(
+            "a key's name is 1 to 120 characters", {"name": ["length"]}, reason="key_name"
+        )
     wanted = _check_scopes(list(scopes))
     with unit_of_work() as session:
         member = staff.get_member(str(owner))
@@ -125,7 +129,9 @@ def create(
         lacking = sorted(set(wanted) - staff.permissions_of(member))
         if lacking:
             raise PermissionDenied(
-                f"{member.user_id} ({member.role}) does not hold {', '.join(lacking)}"
+                f"{member.user_id} ({member.role}) does not hold {', '.join(lacking)}",
+                reason="key_scope_lacking",
+                detail={"scopes": ", ".join(lacking)},
             )
         key_channels = _check_channels(member, channels)
         prefix = secrets.token_hex(6)

@@ -29,6 +29,7 @@ from koudai_flask.models import (
     StaffMember,
 )
 from koudai_flask.services import orders, staff
+from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 
@@ -130,8 +131,17 @@ def ship(
     tracking_number: str,
     lines: dict[str, int] | None = None,
 ) -> Order:
+    """Staff send a parcel. The tracking number is one a carrier could have printed:
+    letters, digits and ``-`` (channels and ERPs report theirs as they are)."""
+    shown = (tracking_number or "").strip()
     with unit_of_work() as session:
         order = order_for(user_id, number, "orders.ship")
+        if shown and not TRACKING_NUMBER.fullmatch(shown):
+            raise ValidationError(
+                f"tracking number {shown!r}: 4 to 64 letters, digits or -",
+                reason="tracking_format",
+                detail={"tracking_number": shown[:64]},
+            )
         before = _snapshot(order)
         orders.ship(
             number,
@@ -173,9 +183,11 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
     """Refund through the provider that took the money, then record it on the order.
 
     ``amount=None`` refunds everything left (passing through ``refunding``). If the
-    provider refuses, nothing is recorded.
+    provider refuses, nothing is recorded. Money that staff recorded as paid offline
+    (``mark_paid_offline``) went back the same way, by hand: the refund is recorded only.
     """
     from koudai_flask import payments
+    from koudai_flask.payments.offline import OfflineProvider
 
     with unit_of_work() as session:
         order = order_for(user_id, number, "orders.refund")
@@ -191,8 +203,16 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
         provider_name = order.payments[0].provider
         refund_no = f"{number}-R{secrets.token_hex(4)}"
         provider = payments.enabled().get(provider_name)
+        if provider is None and provider_name == "offline":
+            # Staff may record an offline payment while the shop offers none at checkout.
+            provider = OfflineProvider()
         if provider is None:
-            raise ValidationError(f"payment provider {provider_name!r} is not configured")
+            raise ValidationError(
+                f"payment provider {provider_name!r} is not configured; refund at the "
+                "provider by hand",
+                reason="refund_provider_missing",
+                detail={"provider": provider_name},
+            )
         result = provider.refund(
             number, refund_no=refund_no, amount=value, total=order.paid_amount, reason=reason
         )

@@ -87,9 +87,12 @@ def safe_target(target: str) -> str:
         raise ValidationError(
             "the link target must be a path inside the shop, such as /products/oxford-shirt",
             {"target": ["not a shop path"]},
+            reason="link_target",
         )
     if len(target) > 500 or any(ord(c) < 32 for c in target):
-        raise ValidationError("the link target is not a usable path", {"target": ["invalid"]})
+        raise ValidationError(
+            "the link target is not a usable path", {"target": ["invalid"]}, reason="link_target"
+        )
     return target
 
 
@@ -124,6 +127,8 @@ def check_message(channel: str, subject: str, body: str) -> None:
         raise ValidationError(
             f"the message cannot be used ({reasons}); it may use {', '.join(VARIABLES)}",
             exc.messages,
+            reason=exc.reason,
+            detail={**(exc.detail or {}), "variables": ", ".join(VARIABLES)},
         ) from None
 
 
@@ -142,20 +147,30 @@ def create_campaign(
     """A draft campaign; nothing is sent until :func:`send_campaign`."""
     name = name.strip()
     if not name or len(name) > 120:
-        raise ValidationError("a campaign needs a name (at most 120 characters)", {"name": ["?"]})
+        raise ValidationError(
+            "a campaign needs a name (at most 120 characters)",
+            {"name": ["?"]},
+            reason="campaign_name",
+        )
     if channel not in CHANNELS:
         raise ValidationError(
-            f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}", {"channel": ["?"]}
+            f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}",
+            {"channel": ["?"]},
+            reason="campaign_channel",
         )
     template_id = (wechat_template_id or "").strip() or None
     if channel == "wechat" and template_id is None:
         raise ValidationError(
             "a WeChat campaign needs the template id registered in the Official Account",
             {"wechat_template_id": ["required"]},
+            reason="campaign_template_id",
         )
     if not 1 <= rate_per_minute <= MAX_RATE:
         raise ValidationError(
-            f"the rate must be 1 to {MAX_RATE} messages a minute", {"rate_per_minute": ["?"]}
+            f"the rate must be 1 to {MAX_RATE} messages a minute",
+            {"rate_per_minute": ["?"]},
+            reason="campaign_rate",
+            detail={"most": MAX_RATE},
         )
     target = safe_target(target)
     subject = subject.strip() if channel == "email" else ""
@@ -165,7 +180,9 @@ def create_campaign(
             from koudai_flask.models import Segment
 
             if session.get(Segment, segment_id) is None:
-                raise ValidationError(f"unknown segment {segment_id}", {"segment_id": ["?"]})
+                raise ValidationError(
+                    f"unknown segment {segment_id}", {"segment_id": ["?"]}, reason="unknown_segment"
+                )
         campaign = Campaign(
             name=name,
             channel=channel,
@@ -232,11 +249,15 @@ def send_campaign(
     if not current_app.config[setting[campaign.channel]]:
         raise ValidationError(
             f"set {setting[campaign.channel]} to send {campaign.channel} campaigns; "
-            "nothing was sent"
+            "nothing was sent",
+            reason="campaign_channel_off",
+            detail={"setting": setting[campaign.channel]},
         )
     if customer_ids is None:
         if campaign.segment_id is None:
-            raise ValidationError("this campaign has no segment to send to")
+            raise ValidationError(
+                "this campaign has no segment to send to", reason="campaign_no_segment"
+            )
         ids = segment_customer_ids(campaign.segment_id)
     else:
         ids = sorted(set(int(i) for i in customer_ids))

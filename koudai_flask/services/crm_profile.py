@@ -103,7 +103,11 @@ def add_note(user_id: str, customer_id: int, body: str) -> CustomerNote:
     """A staff note on a customer (``customers.edit``), audited."""
     body = (body or "").strip()
     if not 1 <= len(body) <= 2000:
-        raise ValidationError("a note is 1 to 2000 characters", {"body": ["1 to 2000 characters"]})
+        raise ValidationError(
+            "a note is 1 to 2000 characters",
+            {"body": ["1 to 2000 characters"]},
+            reason="note_length",
+        )
     with unit_of_work() as session:
         staff.require(user_id, "customers.edit")
         customer, _ = backoffice.customer_for(user_id, customer_id)

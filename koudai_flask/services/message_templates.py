@@ -42,6 +42,7 @@ def save_template(
             "wechat_template_id is for WeChat only: the id (letters, digits, - and _) from "
             "the Official Account's template library",
             {"wechat_template_id": ["invalid"]},
+            reason="template_id",
         )
     locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
     default = render.default_wording(event, channel, locale)

@@ -193,7 +193,9 @@ def save_profile(user_id: str, *, name: str, primary_color: str, logo_url: str |
     if logo_url and not (
         logo_url.startswith(("https://", "http://", "/")) and len(logo_url) <= 300
     ):
-        raise ValidationError("the logo must be an address starting with https://, http:// or /")
+        raise ValidationError(
+            "the logo must be an address starting with https://, http:// or /", reason="logo_url"
+        )
     with unit_of_work():
         theme.update(name=name, primary_color=primary_color, logo_path=logo_url or "")
         _write(

@@ -315,7 +315,12 @@ def create_rule_tag(who: Principal, *, name: str, rule: str, description: str) -
     except tag_rules.RuleError as exc:
         raise rule_error(exc) from None
     except IntegrityError:  # a concurrent request took the name first
-        raise ValidationError(f"a tag named {name!r} exists", {"name": ["taken"]}) from None
+        raise ValidationError(
+            f"a tag named {name!r} exists",
+            {"name": ["taken"]},
+            reason="tag_taken",
+            detail={"name": name},
+        ) from None
     return _tag_view(tag, 0)
 
 

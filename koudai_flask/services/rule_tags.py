@@ -40,7 +40,12 @@ def save_rule_tag(
         staff.require(user_id, "customers.edit")
         clash = session.scalar(select(Tag).where(Tag.name == name))
         if clash is not None and clash.id != tag_id:
-            raise ValidationError(f"a tag named {name!r} exists", {"name": ["taken"]})
+            raise ValidationError(
+                f"a tag named {name!r} exists",
+                {"name": ["taken"]},
+                reason="tag_taken",
+                detail={"name": name},
+            )
         if tag_id is None:
             tag = Tag(name=name, rule=rule, description=description, created_by=f"staff:{user_id}")
             session.add(tag)

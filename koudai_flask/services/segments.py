@@ -52,7 +52,12 @@ def rule_from_filters(filters: dict[str, Any]) -> str:
             continue
         if key in _NUMBERS:
             if not value.isdigit() or len(value) > 10:
-                raise ValidationError(f"{key} must be a whole number", {key: ["not a number"]})
+                raise ValidationError(
+                    f"{key} must be a whole number",
+                    {key: ["not a number"]},
+                    reason="filter_number",
+                    detail={"field": key},
+                )
             number = int(value) * 100 if key.endswith("_yuan") else int(value)
             parts.append(f"{field} {op} {number}")
         elif key in _DATES:
@@ -60,12 +65,20 @@ def rule_from_filters(filters: dict[str, Any]) -> str:
                 date.fromisoformat(value)
             except ValueError:
                 raise ValidationError(
-                    f"{key} must be a date YYYY-MM-DD", {key: ["bad date"]}
+                    f"{key} must be a date YYYY-MM-DD",
+                    {key: ["bad date"]},
+                    reason="filter_date",
+                    detail={"field": key},
                 ) from None
             parts.append(f"{field} {op} {quote(value)}")
         else:
             if len(value) > 100:
-                raise ValidationError(f"{key} is at most 100 characters", {key: ["too long"]})
+                raise ValidationError(
+                    f"{key} is at most 100 characters",
+                    {key: ["too long"]},
+                    reason="filter_long",
+                    detail={"field": key},
+                )
             parts.append(f"{field} {op} {quote(value)}")
     extra = str(filters.get("rule") or "").strip()
     if extra:

@@ -6,6 +6,8 @@ earlier partial shipments keep it ``paid`` and appear in its timeline and tracki
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,10 @@ def remaining(order: Order) -> dict[str, int]:
         for line in order.lines
         if line.quantity > line.shipped_quantity
     }
+
+
+# A tracking number as carriers print them; staff and the API are held to it.
+TRACKING_NUMBER = re.compile(r"[A-Za-z0-9-]{4,64}")
 
 
 def ship(

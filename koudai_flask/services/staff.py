@@ -146,14 +146,14 @@ def create_role(
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
         raise ValidationError(f"unknown permission {unknown[0]!r}")
-    if name in ROLES or not name or len(name) > 40:
+    if not name or len(name) > 40:
+        raise ValidationError("a role name has 1 to 40 characters", reason="role_name")
+    if name in ROLES:
         raise ValidationError(
-            f"role name {name!r} is taken or not allowed",
-            reason="role_taken",
-            detail={"role": name},
+            f"role {name!r} is built in", reason="role_taken", detail={"role": name}
         )
     if isinstance(rank, bool) or not isinstance(rank, int) or not 0 < rank < 100:
-        raise ValidationError("a custom role's rank is between 1 and 99")
+        raise ValidationError("a custom role's rank is between 1 and 99", reason="role_rank")
     with unit_of_work() as session:
         actor = "system"
         if created_by is not None:

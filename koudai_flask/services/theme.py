@@ -54,9 +54,9 @@ def update(
 ) -> ShopProfile:
     """Set the owner's profile; None leaves a value as it is."""
     if primary_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", primary_color):
-        raise ValidationError("the colour must be written #rrggbb")
+        raise ValidationError("the colour must be written #rrggbb", reason="theme_colour")
     if name is not None and not 1 <= len(name.strip()) <= 120:
-        raise ValidationError("the shop name must be 1 to 120 characters")
+        raise ValidationError("the shop name must be 1 to 120 characters", reason="shop_name")
     with unit_of_work() as session:
         profile = session.scalar(select(ShopProfile).order_by(ShopProfile.id).limit(1))
         if profile is None:

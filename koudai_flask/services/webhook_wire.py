@@ -95,28 +95,36 @@ class AttemptResult:
 def parse_url(url: Any) -> tuple[str, str, int]:
     """(scheme, host, port) of an acceptable webhook URL, or ``ValidationError``."""
 
-    def refuse(problem: str) -> ValidationError:
-        return ValidationError(f"webhook URL {problem}", {"url": [problem]})
+    def refuse(problem: str, reason: str) -> ValidationError:
+        return ValidationError(
+            f"webhook URL {problem}",
+            {"url": [problem]},
+            reason=reason,
+            detail={"most": MAX_URL_LENGTH},
+        )
 
     if not isinstance(url, str) or not url.strip():
-        raise refuse("is required")
+        raise refuse("is required", "url_required")
     if len(url) > MAX_URL_LENGTH:
-        raise refuse(f"must be at most {MAX_URL_LENGTH} characters")
+        raise refuse(f"must be at most {MAX_URL_LENGTH} characters", "url_long")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise refuse("must not contain spaces or control characters")
+        raise refuse("must not contain spaces or control characters", "url_spaces")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise refuse("is not a valid URL") from None
+        raise refuse("is not a valid URL", "url_invalid") from None
     if parts.scheme not in ("http", "https"):
-        raise refuse("must start with https:// or http://")
+        raise refuse("must start with https:// or http://", "url_scheme")
     if not parts.hostname:
-        raise refuse("must name a host")
+        raise refuse("must name a host", "url_invalid")
     if parts.username is not None or parts.password is not None:
-        raise refuse("must not carry a user name or password; sign requests with the secret")
+        raise refuse(
+            "must not carry a user name or password; sign requests with the secret",
+            "url_credentials",
+        )
     if parts.fragment:
-        raise refuse("must not have a #fragment")
+        raise refuse("must not have a #fragment", "url_fragment")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
@@ -145,6 +153,8 @@ def resolve(host: str, port: int) -> list[Address]:
         raise ValidationError(
             f"webhook URL: the host {host!r} cannot be resolved ({exc})",
             {"url": ["unresolvable host"]},
+            reason="url_unresolvable",
+            detail={"host": host},
         ) from None
     found: list[Address] = []
     for info in infos:
@@ -159,7 +169,12 @@ def check_url(url: str, *, allow_private: bool) -> Target:
     scheme, host, port = parse_url(url)
     addresses = resolve(host, port)
     if not addresses:
-        raise ValidationError(f"webhook URL: {host!r} has no address", {"url": ["no address"]})
+        raise ValidationError(
+            f"webhook URL: {host!r} has no address",
+            {"url": ["no address"]},
+            reason="url_unresolvable",
+            detail={"host": host},
+        )
     if not allow_private:
         for address in addresses:
             reason = refusal(address)
@@ -168,6 +183,8 @@ def check_url(url: str, *, allow_private: bool) -> Target:
                     f"webhook URL: {host} is {reason} ({address}); only public addresses "
                     "may receive webhooks",
                     {"url": ["address refused"]},
+                    reason="url_not_public",
+                    detail={"host": host, "address": str(address)},
                 )
     return Target(url=url, scheme=scheme, host=host, port=port, address=str(addresses[0]))
 

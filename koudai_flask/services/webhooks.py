@@ -100,6 +100,7 @@ def _new_secret(given: str | None) -> str:
         raise ValidationError(
             "the webhook secret must be 16 to 200 printable ASCII characters without spaces",
             {"secret": ["invalid"]},
+            reason="webhook_secret",
         )
     return given
 
@@ -119,7 +120,9 @@ def clean_events(events: Any) -> list[str]:
             {"events": [f"unknown: {', '.join(unknown)}"]},
         )
     if not chosen:
-        raise ValidationError("choose at least one event", {"events": ["required"]})
+        raise ValidationError(
+            "choose at least one event", {"events": ["required"]}, reason="webhook_events"
+        )
     return [e for e in EVENTS if e in chosen]
 
 
@@ -133,7 +136,9 @@ def _description(value: Any) -> str:
     text = (value or "").strip() if isinstance(value, str | None) else None
     if text is None or len(text) > 200:
         raise ValidationError(
-            "the description must be text of at most 200 characters", {"description": ["invalid"]}
+            "the description must be text of at most 200 characters",
+            {"description": ["invalid"]},
+            reason="description_long",
         )
     return text
 
@@ -330,7 +335,8 @@ def redeliver(delivery_id: int, *, actor: str) -> WebhookDelivery:
         assert sub is not None
         if not sub.active:
             raise ValidationError(
-                "this webhook subscription is disabled: enable it before sending again"
+                "this webhook subscription is disabled: enable it before sending again",
+                reason="webhook_disabled",
             )
         before = {"status": delivery.status, "attempts": delivery.attempts}
         delivery.status = "pending"
@@ -347,7 +353,9 @@ def ping(subscription_id: int, *, actor: str) -> WebhookDelivery:
     with unit_of_work() as session:
         sub = get_subscription(subscription_id)
         if not sub.active:
-            raise ValidationError("this webhook subscription is disabled: enable it first")
+            raise ValidationError(
+                "this webhook subscription is disabled: enable it first", reason="webhook_disabled"
+            )
         now = utcnow()
         delivery = WebhookDelivery(
             subscription_id=sub.id,

@@ -237,15 +237,15 @@ def save_rule(
     keyword, reply = " ".join(keyword.split()), reply.strip()
     errors: dict[str, list[str]] = {}
     if trigger not in TRIGGERS:
-        errors["trigger"] = [f"one of {', '.join(TRIGGERS)}"]
+        errors["trigger"] = [f"Must be one of: {', '.join(TRIGGERS)}."]
     if match not in MATCHES:
-        errors["match"] = [f"one of {', '.join(MATCHES)}"]
+        errors["match"] = [f"Must be one of: {', '.join(MATCHES)}."]
     if trigger == "subscribe":
         keyword, match = "", "exact"
     elif not 1 <= len(keyword) <= 64:
-        errors["keyword"] = ["1 to 64 characters"]
+        errors["keyword"] = ["Length must be between 1 and 64."]
     if not 1 <= len(reply) <= MAX_REPLY:
-        errors["reply"] = [f"1 to {MAX_REPLY} characters"]
+        errors["reply"] = [f"Length must be between 1 and {MAX_REPLY}."]
     if errors:
         raise ValidationError("the auto-reply rule is not valid", errors)
     with unit_of_work() as session:

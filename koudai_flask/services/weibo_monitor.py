@@ -234,9 +234,9 @@ def add_rule(user_id: str | None, keyword: str, severity: str = "warning") -> We
     keyword = " ".join(keyword.split())
     errors: dict[str, list[str]] = {}
     if not 1 <= len(keyword) <= 64:
-        errors["keyword"] = ["1 to 64 characters"]
+        errors["keyword"] = ["Length must be between 1 and 64."]
     if severity not in SEVERITIES:
-        errors["severity"] = [f"one of {', '.join(SEVERITIES)}"]
+        errors["severity"] = [f"Must be one of: {', '.join(SEVERITIES)}."]
     if errors:
         raise ValidationError("the keyword rule is not valid", errors)
     with unit_of_work() as session:

@@ -166,7 +166,7 @@ class LoginForm(ShopForm):
 
 class RegisterForm(ShopForm):
     login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
-    name = StringField(_l("Name"), validators=[Optional(), Length(max=120)])
+    name = StringField(_l("Full name"), validators=[Optional(), Length(max=120)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
 
 
