@@ -486,9 +486,12 @@ def test_mapping_binds_exactly_the_chosen_sku(shop, sandbox):
         ),
         (
             {"sku_code": "MUG", "item": shirt_item, "sku": white},
-            "SKU MUG is bound on tb already: unlink it first",
+            "MUG is already bound on tb: unlink it first.",
         ),
-        ({"sku_code": "SHIRT-W", "item": tote, "sku": ""}, f"tb item {tote} SKU - is bound to MUG"),
+        (
+            {"sku_code": "SHIRT-W", "item": tote, "sku": ""},
+            f"Item {tote} (SKU -) is already bound to MUG",
+        ),
         ({"sku_code": "NOPE", "item": shirt_item, "sku": white}, "unknown SKU 'NOPE'"),
         ({"sku_code": "", "item": shirt_item, "sku": white}, "Choose one of our SKUs."),
     ]

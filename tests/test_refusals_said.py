@@ -13,23 +13,38 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask_babel import force_locale
 from sqlalchemy import func, select
 
+from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.errors import ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import (
     ApiKey,
     AutoReplyRule,
     Campaign,
+    CustomerMerge,
     CustomerNote,
     Order,
     Role,
     Segment,
     Shipment,
+    StaffMember,
     Tag,
     WebhookSubscription,
     WeiboKeywordRule,
 )
-from koudai_flask.services import catalog, customers, orders, rule_tags, staff, theme
+from koudai_flask.services import (
+    catalog,
+    channels,
+    customers,
+    inbox,
+    orders,
+    rule_tags,
+    staff,
+    tags,
+    theme,
+)
 from tests.test_admin import PASSWORD, login
 
 SHOWN = re.compile(r'class="[^"]*\b(?:kd-flash|kd-error|kd-errors)\b[^"]*"[^>]*>(.*?)</', re.S)
@@ -75,7 +90,7 @@ def post(client: Any, path: str, **form: Any) -> Any:
     [
         ("/staff/roles", {"name": "", "rank": "10"}, "角色名需要 1 到 40 个字符。", Role),
         ("/staff/roles", {"name": "x" * 41, "rank": "10"}, "角色名需要 1 到 40 个字符。", Role),
-        ("/staff/roles", {"name": "owner", "rank": "10"}, "角色 owner 已存在或为内置角色。", Role),
+        ("/staff/roles", {"name": "owner", "rank": "10"}, "角色 店主 已存在或为内置角色。", Role),
         (
             "/staff/roles",
             {"name": "packer", "rank": "0"},
@@ -223,3 +238,60 @@ def test_a_thing_is_named_and_a_person_has_a_full_name(shop: tuple[Flask, Any, d
     assert any(text.startswith("名称") for text in said(response)), said(response)
     customers_page = client.get("/shop-admin/customers").get_data(as_text=True)
     assert "<th>姓名</th>" in customers_page
+
+
+def test_delegation_refusals_name_the_role_and_the_permissions(
+    shop: tuple[Flask, Any, dict[str, Any]],
+):
+    app, _, _ = shop
+    with app.app_context():
+        staff.grant("staff:admin@shop.cn", "admin", email="admin@shop.cn", password=PASSWORD)
+        before = count(app, StaffMember)
+    manager = login(app, "admin")
+    above = post(manager, "/staff/grant", email="new@shop.cn", password=PASSWORD, role="owner")
+    assert "只能授予低于自己的角色；店主 不低于您的角色。" in said(above)
+    mine = post(manager, "/staff/revoke", user_id="staff:admin@shop.cn")
+    assert "不能更改自己的角色、渠道或权限。" in said(mine)
+    boss = post(manager, "/staff/revoke", user_id="staff:owner@shop.cn")
+    assert "owner@shop.cn 的级别不低于您，您不能更改。" in said(boss)
+    assert count(app, StaffMember) == before + 0
+    with app.app_context():
+        assert staff.get_member("staff:owner@shop.cn").active
+
+
+def test_merge_refusals_stay_on_the_customer_page(shop: tuple[Flask, Any, dict[str, Any]]):
+    """A mistyped customer number is said on the page (422), not a missing page."""
+    app, client, facts = shop
+    customer = facts["customer"]
+    itself = post(client, f"/customers/{customer}/merge", source_id=str(customer))
+    assert "客户不能与自己合并。" in said(itself)
+    typo = client.post(
+        f"/shop-admin/customers/{customer}/merge",
+        data={"csrf_token": client.csrf, "source_id": "#99999"},
+    )
+    assert typo.status_code == 422
+    assert "没有客户 #99999。" in said(typo)
+    with app.app_context():
+        assert get_state().session.scalar(select(func.count()).select_from(CustomerMerge)) == 0
+
+
+def test_a_rule_tag_cannot_be_put_on_by_hand(shop: tuple[Flask, Any, dict[str, Any]]):
+    app, client, facts = shop
+    with app.app_context():
+        rule_tags.save_rule_tag("staff:owner@shop.cn", "大户", "total_spent >= 100000")
+    response = post(client, f"/customers/{facts['customer']}/tags", tag="大户")
+    assert "标签 大户 由规则自动给出，请修改规则。" in said(response)
+    with app.app_context():
+        assert "大户" not in tags.tags_of(facts["customer"])
+
+
+def test_channel_and_inbox_refusals_have_words(shop: tuple[Flask, Any, dict[str, Any]]):
+    app, _, facts = shop
+    with app.app_context(), force_locale("zh"):
+        channels.create("taobao", "tb-main", settings={})
+        with pytest.raises(ValidationError) as taken:
+            channels.create("taobao", "tb-main", settings={})
+        assert refusal_text(taken.value) == "已有名为 tb-main 的渠道。"
+        with pytest.raises(ValidationError) as off:
+            inbox.reply("staff:owner@shop.cn", facts["customer"], "您好")
+        assert refusal_text(off.value) == "尚未配置微信公众号，无法发送回复。"

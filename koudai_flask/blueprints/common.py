@@ -203,6 +203,44 @@ _REASONS = {
     "refund_provider_missing": lazy_gettext(
         "%(provider)s is not set up in this shop any more: refund at %(provider)s by hand."
     ),
+    "staff_self": lazy_gettext("You cannot change your own role, channels or access."),
+    "staff_manage": lazy_gettext("Your role may not manage staff."),
+    "grant_above": lazy_gettext(
+        "You may grant only roles below your own; %(role)s is not below yours."
+    ),
+    "grant_lacking": lazy_gettext(
+        "You may give only permissions you hold yourself; you lack: %(permissions)s."
+    ),
+    "staff_outranks": lazy_gettext("%(member)s is not below you: you cannot change them."),
+    "grant_channels": lazy_gettext("You may grant only within your own channels."),
+    "role_rank_above": lazy_gettext(
+        "A role you create ranks below your own: a rank of %(most)s at most."
+    ),
+    "reply_length": lazy_gettext("A reply has 1 to %(most)s characters."),
+    "wechat_off": lazy_gettext(
+        "The WeChat Official Account is not set up: replies cannot be sent."
+    ),
+    "never_wrote": lazy_gettext("This customer has not written to the Official Account."),
+    "reply_window": lazy_gettext(
+        "WeChat lets you reply only within 48 hours of the buyer's last message."
+    ),
+    "channel_name": lazy_gettext("A channel name has 1 to 64 characters."),
+    "channel_taken": lazy_gettext("A channel named %(name)s already exists."),
+    "item_bound": lazy_gettext(
+        "Item %(item)s (SKU %(external_sku)s) is already bound to %(sku)s: unlink it first."
+    ),
+    "sku_bound": lazy_gettext("%(sku)s is already bound on %(channel)s: unlink it first."),
+    "rule_tag_by_hand": lazy_gettext(
+        "The tag %(name)s is given by its rule: change the rule instead."
+    ),
+    "merge_self": lazy_gettext("A customer cannot be merged with itself."),
+    "merge_done": lazy_gettext("One of these customers was already merged into another."),
+    "merged_customer": lazy_gettext(
+        "Customer #%(id)s was merged into another one: merge with that one instead."
+    ),
+    "unknown_customer": lazy_gettext("There is no customer #%(id)s."),
+    "split_later_first": lazy_gettext("Undo the later merge of this customer first."),
+    "only_identity": lazy_gettext("A customer's only identity cannot be split off."),
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),
@@ -264,6 +302,14 @@ def _shown(detail: dict[str, Any]) -> _Figures:
     label = FIELD_LABELS.get(str(detail.get("field")))
     if label is not None:
         shown["field"] = str(label)
+    if isinstance(detail.get("permissions"), list) or "role" in detail:
+        from koudai_flask.blueprints.admin.staff_views import PERMISSION_LABELS, role_label
+
+        if isinstance(detail.get("permissions"), list):
+            names = [str(PERMISSION_LABELS.get(p, p)) for p in detail["permissions"]]
+            shown["permissions"] = gettext(", ").join(names)
+        if "role" in detail:
+            shown["role"] = role_label(str(detail["role"]))
     return shown
 
 

@@ -78,9 +78,17 @@ def _bind(
     item, sku = rule["external_item_id"], rule["external_sku_id"] or ""
     taken = bound.get((item, sku))
     if taken is not None:
-        raise ValidationError(f"{channel.name} item {item} SKU {sku or '-'} is bound to {taken}")
+        raise ValidationError(
+            f"{channel.name} item {item} SKU {sku or '-'} is bound to {taken}",
+            reason="item_bound",
+            detail={"item": item, "external_sku": sku or "-", "sku": taken},
+        )
     if sku_code in bound.values():
-        raise ValidationError(f"SKU {sku_code} is bound on {channel.name} already: unlink it first")
+        raise ValidationError(
+            f"SKU {sku_code} is bound on {channel.name} already: unlink it first",
+            reason="sku_bound",
+            detail={"sku": sku_code, "channel": channel.name},
+        )
     channels.link(channel.name, sku_code, **rule)
     if PUSH_STOCK in connector_of(channel.kind).capabilities:
         # The binding's first push publishes our figure there, at the next sync.

@@ -127,7 +127,7 @@ def create(kind: str, name: str, *, settings: dict[str, Any] | None = None) -> C
             f"unknown channel kind {kind!r}; known kinds: {', '.join(sorted(known_kinds()))}"
         )
     if not name or len(name) > 64:
-        raise ValidationError("channel name must be 1 to 64 characters")
+        raise ValidationError("channel name must be 1 to 64 characters", reason="channel_name")
     from flask import current_app
 
     from koudai_flask.connectors.base import connector_class
@@ -139,7 +139,9 @@ def create(kind: str, name: str, *, settings: dict[str, Any] | None = None) -> C
         stored = connector.prepare_settings(stored, str(current_app.config.get("SECRET_KEY") or ""))
     with unit_of_work() as session:
         if session.scalar(select(Channel.id).where(Channel.name == name)) is not None:
-            raise ValidationError(f"channel {name!r} already exists")
+            raise ValidationError(
+                f"channel {name!r} already exists", reason="channel_taken", detail={"name": name}
+            )
         channel = Channel(kind=kind, name=name, settings=stored, active=True)
         session.add(channel)
         session.flush()

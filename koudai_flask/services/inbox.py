@@ -121,11 +121,16 @@ def reply(user_id: str, customer_id: int, text: str) -> WechatMessage:
     text = text.strip()
     if not 1 <= len(text) <= oa_client.MAX_TEXT:
         raise ValidationError(
-            f"a reply is 1 to {oa_client.MAX_TEXT} characters", {"text": ["length"]}
+            f"a reply is 1 to {oa_client.MAX_TEXT} characters",
+            {"text": ["length"]},
+            reason="reply_length",
+            detail={"most": oa_client.MAX_TEXT},
         )
     settings = current_app.config["KOUDAI_WECHAT"]
     if not settings:
-        raise ValidationError("KOUDAI_WECHAT is not set: replies cannot be sent")
+        raise ValidationError(
+            "KOUDAI_WECHAT is not set: replies cannot be sent", reason="wechat_off"
+        )
     session = current_session()
     try:
         member = staff.require(user_id, "customers.edit")
@@ -134,11 +139,14 @@ def reply(user_id: str, customer_id: int, text: str) -> WechatMessage:
         current = thread(user_id, customer_id, mark_read=False, limit=1)
         follower = current.reply_to
         if follower is None:
-            raise ValidationError("this customer has not written to the Official Account")
+            raise ValidationError(
+                "this customer has not written to the Official Account", reason="never_wrote"
+            )
         if not current.window_open():
             raise ValidationError(
                 "WeChat allows replies only within 48 hours of the buyer's last message",
                 {"text": ["window closed"]},
+                reason="reply_window",
             )
         follower_id, openid = follower.id, follower.openid
     finally:

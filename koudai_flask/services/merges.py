@@ -78,7 +78,7 @@ def merge_into(source_id: int, target_id: int, *, reason: str, actor: str) -> Cu
     """Fold ``source_id`` into ``target_id`` inside the caller's transaction."""
     session = current_session()
     if source_id == target_id:
-        raise ValidationError("a customer cannot be merged with itself")
+        raise ValidationError("a customer cannot be merged with itself", reason="merge_self")
     # Both customers' rows locked, in id order, before the checks below: two merges of the
     # same customers at once (A into B and B into A, or A into B and A into C) would each
     # find neither merged yet and write a cycle or two merges of one source. The second
@@ -94,7 +94,9 @@ def merge_into(source_id: int, target_id: int, *, reason: str, actor: str) -> Cu
     if source is None or target is None:
         raise NotFound(f"unknown customer {source_id if source is None else target_id}")
     if merged_into(source_id) is not None or merged_into(target_id) is not None:
-        raise ValidationError("one of these customers was already merged into another")
+        raise ValidationError(
+            "one of these customers was already merged into another", reason="merge_done"
+        )
     session.flush()
     rows: dict[str, list[int]] = {}
     for table, column in _customer_columns():
@@ -150,7 +152,11 @@ def merge(user_id: str, source_id: int, target_id: int) -> CustomerMerge:
         staff.require(user_id, "customers.edit")
         for customer_id in (source_id, target_id):
             if resolve(customer_id) != customer_id:
-                raise ValidationError(f"customer {customer_id} was merged into another one")
+                raise ValidationError(
+                    f"customer {customer_id} was merged into another one",
+                    reason="merged_customer",
+                    detail={"id": customer_id},
+                )
             _visible_customer(user_id, customer_id)
         return merge_into(source_id, target_id, reason="manual", actor=f"staff:{user_id}")
 
@@ -165,7 +171,9 @@ def split(user_id: str, merge_id: int) -> Customer:
             raise NotFound(f"no merge {merge_id} to split")
         _visible_customer(user_id, record.target_id)
         if merged_into(record.target_id) is not None:
-            raise ValidationError("split the later merge of this customer first")
+            raise ValidationError(
+                "split the later merge of this customer first", reason="split_later_first"
+            )
         source, target = record.source_id, record.target_id
         moved_back = {}
         for key, ids in record.moved.get("rows", {}).items():
@@ -216,7 +224,9 @@ def detach_identity(user_id: str, customer_id: int, identity_id: int) -> Custome
             .limit(1)
         )
         if count is None:
-            raise ValidationError("a customer's only identity cannot be split off")
+            raise ValidationError(
+                "a customer's only identity cannot be split off", reason="only_identity"
+            )
         fresh = Customer(name="")
         session.add(fresh)
         session.flush()

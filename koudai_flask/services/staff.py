@@ -123,20 +123,38 @@ def _check_grant(
     rank, permissions = definition
     granter_rank, granter_permissions = rank_of(granter), permissions_of(granter)
     if target is not None and target.id == granter.id:
-        raise PermissionDenied("staff cannot change their own role or scope")
+        raise PermissionDenied("staff cannot change their own role or scope", reason="staff_self")
     if "staff.manage" not in granter_permissions:
-        raise PermissionDenied(f"{granter.user_id} may not manage staff")
+        raise PermissionDenied(f"{granter.user_id} may not manage staff", reason="staff_manage")
     if rank >= granter_rank:
-        raise PermissionDenied(f"{granter.user_id} ({granter.role}) may not grant {role}")
+        raise PermissionDenied(
+            f"{granter.user_id} ({granter.role}) may not grant {role}",
+            reason="grant_above",
+            detail={"role": role},
+        )
     if not permissions <= granter_permissions:
-        missing = ", ".join(sorted(permissions - granter_permissions))
-        raise PermissionDenied(f"{granter.user_id} may not grant permissions they lack: {missing}")
+        missing = sorted(permissions - granter_permissions)
+        raise PermissionDenied(
+            f"{granter.user_id} may not grant permissions they lack: {', '.join(missing)}",
+            reason="grant_lacking",
+            detail={"permissions": missing},
+        )
     if target is not None and rank_of(target) >= granter_rank:
-        raise PermissionDenied(f"{granter.user_id} may not change {target.user_id}")
+        raise _outranked(granter, target)
     if granter.channels is not None and (
         channels is None or not set(channels) <= set(granter.channels)
     ):
-        raise PermissionDenied(f"{granter.user_id} may grant only within their own channels")
+        raise PermissionDenied(
+            f"{granter.user_id} may grant only within their own channels", reason="grant_channels"
+        )
+
+
+def _outranked(granter: StaffMember, target: StaffMember) -> PermissionDenied:
+    return PermissionDenied(
+        f"{granter.user_id} may not change {target.user_id}",
+        reason="staff_outranks",
+        detail={"member": target.display_name or target.email or target.user_id},
+    )
 
 
 def create_role(
@@ -158,10 +176,23 @@ def create_role(
         actor = "system"
         if created_by is not None:
             creator = get_member(str(created_by))
-            if "staff.manage" not in permissions_of(creator) or rank >= rank_of(creator):
-                raise PermissionDenied(f"{creator.user_id} may not create a role of rank {rank}")
-            if not set(permissions) <= permissions_of(creator):
-                raise PermissionDenied(f"{creator.user_id} may not give permissions they lack")
+            if "staff.manage" not in permissions_of(creator):
+                raise PermissionDenied(
+                    f"{creator.user_id} may not manage staff", reason="staff_manage"
+                )
+            if rank >= rank_of(creator):
+                raise PermissionDenied(
+                    f"{creator.user_id} may not create a role of rank {rank}",
+                    reason="role_rank_above",
+                    detail={"most": rank_of(creator) - 1},
+                )
+            lacking = sorted(set(permissions) - permissions_of(creator))
+            if lacking:
+                raise PermissionDenied(
+                    f"{creator.user_id} may not give permissions they lack",
+                    reason="grant_lacking",
+                    detail={"permissions": lacking},
+                )
             actor = f"staff:{creator.user_id}"
         if session.scalar(select(Role.id).where(Role.name == name)) is not None:
             raise ValidationError(
@@ -259,10 +290,16 @@ def revoke(user_id: str | int, *, revoked_by: str | int | None = None) -> StaffM
         actor = "system"
         if revoked_by is not None:
             granter = get_member(str(revoked_by))
-            if target.id == granter.id or "staff.manage" not in permissions_of(granter):
-                raise PermissionDenied(f"{granter.user_id} may not revoke {target.user_id}")
+            if target.id == granter.id:
+                raise PermissionDenied(
+                    f"{granter.user_id} may not revoke {target.user_id}", reason="staff_self"
+                )
+            if "staff.manage" not in permissions_of(granter):
+                raise PermissionDenied(
+                    f"{granter.user_id} may not revoke {target.user_id}", reason="staff_manage"
+                )
             if rank_of(target) >= rank_of(granter):
-                raise PermissionDenied(f"{granter.user_id} may not change {target.user_id}")
+                raise _outranked(granter, target)
             actor = f"staff:{granter.user_id}"
         before = _describe(target)
         target.active = False

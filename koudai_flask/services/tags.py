@@ -118,6 +118,8 @@ def add_tag(
             raise ValidationError(
                 f"tag {name!r} is computed by its rule; change the rule instead",
                 {"name": ["rule tag"]},
+                reason="rule_tag_by_hand",
+                detail={"name": name},
             )
         return put_on(customer_id, tag, source=source, actor=actor_id)
 
@@ -136,6 +138,8 @@ def remove_tag(
             raise ValidationError(
                 f"tag {name!r} is computed by its rule; change the rule instead",
                 {"name": ["rule tag"]},
+                reason="rule_tag_by_hand",
+                detail={"name": name},
             )
         return take_off(customer_id, tag, source=source, actor=actor_id)
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import page_number, refusal_text
-from koudai_flask.errors import KoudaiError, NotFound
+from koudai_flask.errors import KoudaiError, NotFound, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.services import backoffice, crm_profile, merges, segments, tags
@@ -149,11 +149,16 @@ def register(bp: Blueprint) -> None:
         if not source.isdigit():
             flash(_k("Enter the number of the customer to merge into this one."), "error")
             return _customer_page(customer_id, 422)
-        return _act(
-            customer_id,
-            lambda: merges.merge(actor_id(), int(source), customer_id),
-            _k("Customers merged."),
-        )
+
+        def merge() -> None:
+            try:
+                merges.merge(actor_id(), int(source), customer_id)
+            except NotFound:  # a mistyped number: this page stands, the other one does not
+                raise ValidationError(
+                    f"unknown customer {source}", reason="unknown_customer", detail={"id": source}
+                ) from None
+
+        return _act(customer_id, merge, _k("Customers merged."))
 
     @bp.post("/customers/<int:customer_id>/merges/<int:merge_id>/split")
     @staff_required("customers.edit")
