@@ -60,6 +60,29 @@ def test_without_any_database_setting_koudai_keeps_sqlite_in_the_instance_folder
         engine.dispose()
 
 
+def test_without_a_secret_key_the_pages_say_what_to_set(tmp_path):
+    """The README's ten lines without SECRET_KEY: every shop and back-office page answers
+    500 naming the setting (not a traceback from the first form); a key set after
+    ``init_app``, as some hosts do, is taken from the next request on."""
+    app = Flask("keyless_site", instance_path=str(tmp_path / "instance"))
+    app.config.update(KOUDAI_PASSWORD_HASH="pbkdf2:sha256:1000")
+    Koudai(app)
+    try:
+        assert app.test_cli_runner().invoke(args=["koudai", "db", "upgrade"]).exit_code == 0
+        client = app.test_client()
+        for path in ("/shop/", "/shop/cart", "/shop-admin/login"):
+            response = client.get(path)
+            assert response.status_code == 500, path
+            assert "this app has no SECRET_KEY" in response.get_data(as_text=True)
+            assert "app.config['SECRET_KEY']" in response.get_data(as_text=True)
+        app.config["SECRET_KEY"] = "set-later"
+        assert client.get("/shop/").status_code == 200
+        assert 'name="csrf_token"' in client.get("/shop-admin/login").get_data(as_text=True)
+    finally:
+        get_state(app).stop(app)
+        get_state(app).get_engine().dispose()
+
+
 def test_custom_prefixes(make_app, database_url):
     app = make_app(
         database_url,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, g, request, url_for
+from flask import Flask, Response, current_app, g, request, url_for
 
 from koudai_flask.blueprints.field_messages import FIELD_LABELS, field_refusal
 from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock, ValidationError
@@ -311,6 +311,25 @@ def _shown(detail: dict[str, Any]) -> _Figures:
         if "role" in detail:
             shown["role"] = role_label(str(detail["role"]))
     return shown
+
+
+SECRET_KEY_MISSING = (
+    "koudai: this app has no SECRET_KEY. The shop and the back office sign their forms (CSRF)\n"
+    "and their sessions with it, so no page of theirs can work without one.\n"
+    "Set app.config['SECRET_KEY'] to a long random value kept out of the code, for example\n"
+    "from an environment variable filled with: python -c 'import secrets; "
+    "print(secrets.token_hex(32))'\n"
+)
+
+
+def secret_key_gate() -> Response | None:
+    """Answer 500 saying what to set when the app has no SECRET_KEY, instead of failing deep
+    inside the first form (a host may set the key after ``init_app``, so it is looked at
+    per request, not at start)."""
+    if current_app.secret_key:
+        return None
+    current_app.logger.error(SECRET_KEY_MISSING.splitlines()[0])
+    return Response(SECRET_KEY_MISSING, status=500, mimetype="text/plain")
 
 
 def install_template_globals(app: Flask) -> None:

@@ -36,6 +36,7 @@ from koudai_flask.blueprints.admin import (
     webhook_views,
 )
 from koudai_flask.blueprints.admin.common import PUBLIC_VIEWS, VIEW_PERMISSIONS, staff_required
+from koudai_flask.blueprints.common import secret_key_gate
 from koudai_flask.services import staff
 
 # Modules with a ``register(bp)`` adding back-office pages, in menu order.
@@ -65,6 +66,7 @@ PAGE_MODULES = [
 
 def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
     bp = Blueprint(name, __name__)
+    bp.before_request(secret_key_gate)
     for module in PAGE_MODULES:
         module.register(bp)
 

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from koudai_flask import identity
+from koudai_flask.blueprints.common import secret_key_gate
 from koudai_flask.blueprints.shop import (
     account_views,
     cart_views,
@@ -31,7 +32,8 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     account_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
-    bp.before_request(closed_shop_gate)  # first: a closed shop starts no login either
+    bp.before_request(secret_key_gate)  # first: without the key no form or session works
+    bp.before_request(closed_shop_gate)  # then: a closed shop starts no login either
     bp.before_request(account_views.wechat_silent_login)
     bp.before_request(merge_guest_cart)
 
