@@ -13,12 +13,88 @@ from koudai_flask.errors import ValidationError
 from koudai_flask.models import ShopProfile
 from koudai_flask.services.transaction import current_session, unit_of_work
 
+# The page background the shop's text sits on (``--kd-bg`` in koudai.css), and its ink.
+PAGE = "#f5f5f5"
+INK = "#222222"
+# WCAG 2.1 AA: body text needs a contrast of 4.5 against what is behind it.
+READABLE = 4.5
+
 
 @dataclass(frozen=True)
 class Theme:
     name: str
     primary_color: str
     logo_url: str | None
+
+    @property
+    def accent_ink(self) -> str:
+        """The colour for prices, errors and the current tab: the owner's colour, darkened
+        as little as it takes to be readable on the page (and on white cards)."""
+        return readable_on(self.primary_color, PAGE)
+
+    @property
+    def accent_fill(self) -> str:
+        """The background of buttons and badges: the owner's colour when white or ink text
+        reads on it, else its readable shade (a mid red such as #e4393c reads with neither)."""
+        if max(contrast("#ffffff", self.primary_color), contrast(INK, self.primary_color)) >= (
+            READABLE
+        ):
+            return self.primary_color.lower()
+        return self.accent_ink
+
+    @property
+    def on_accent(self) -> str:
+        """The text on ``accent_fill``: white or ink, whichever reads better."""
+        fill = self.accent_fill
+        return "#ffffff" if contrast("#ffffff", fill) >= contrast(INK, fill) else INK
+
+    @property
+    def accent_deep(self) -> str:
+        """The far end of the banner's gradient: a fill a little darker, or lighter under
+        ink text, so the banner's words read across all of it."""
+        fill = self.accent_fill
+        return _scaled(fill, 0.8) if self.on_accent != INK else _lighter(fill, 0.3)
+
+
+def _channels(colour: str) -> tuple[int, int, int]:
+    value = int(colour.lstrip("#"), 16)
+    return value >> 16, (value >> 8) & 0xFF, value & 0xFF
+
+
+def _scaled(colour: str, factor: float) -> str:
+    red, green, blue = (round(c * factor) for c in _channels(colour))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def _lighter(colour: str, share: float) -> str:
+    """``colour`` moved ``share`` of the way to white."""
+    red, green, blue = (round(c + (255 - c) * share) for c in _channels(colour))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def luminance(colour: str) -> float:
+    """WCAG relative luminance of ``#rrggbb``."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (linear(c) for c in _channels(colour))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two colours, 1 to 21."""
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def readable_on(colour: str, background: str, minimum: float = READABLE) -> str:
+    """``colour`` darkened in small steps until it reads on ``background``."""
+    shade = colour.lower()
+    while contrast(shade, background) < minimum and shade != "#000000":
+        shade = _scaled(shade, 0.93)
+    return shade
 
 
 def current() -> Theme:

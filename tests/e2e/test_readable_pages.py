@@ -1,0 +1,105 @@
+"""Every page a buyer or the staff meet reads, whatever colour the owner picked.
+
+The shop draws its buttons, prices and banner in the owner's colour (the set-up wizard's
+colour picker). A mid red, a light yellow or a cyan must not leave white words on a pale
+button or pale prices on the page: the theme derives a readable shade and the text on it
+(``services.theme``), and this test reads each page in Chromium with ``readability.js``
+(WCAG 2.1 AA contrast, labels, alt text, link words).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
+from koudai_flask.services import catalog, customers, orders, staff, theme
+from tests.e2e.conftest import sqlite_shop, staff_login
+
+CHECK = (Path(__file__).parent / "readability.js").read_text()
+PASSWORD = "correct-horse-battery"
+BUYER = ("mei@buyers.cn", "buyer-pass-1")
+
+
+@pytest.fixture
+def served(make_app: Any, tmp_path: Path) -> Iterator[tuple[Flask, str, str]]:
+    app = make_app(sqlite_shop(tmp_path, "readable.db"), KOUDAI_OFFLINE_PAYMENT=True)
+    with app.app_context():
+        catalog.create_category("茶器 Teaware", "teaware")
+        catalog.create_product(
+            title="白瓷盖碗 Gaiwan",
+            slug="gaiwan",
+            category="teaware",
+            featured=True,
+            options=["size"],
+            skus=[
+                {"code": "GW-S", "price": 8800, "attributes": {"size": "S"}, "stock": 4},
+                {"code": "GW-L", "price": 9800, "attributes": {"size": "L"}, "stock": 0},
+            ],
+        )
+        staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+        buyer = customers.register(password=BUYER[1], email=BUYER[0], name="韩梅梅")
+        order = orders.place(channel="web", lines=[{"sku": "GW-S", "quantity": 1}], customer=buyer)
+        orders.mark_paid(order.number, amount=order.total, transaction_id="t1", provider="offline")
+        number = order.number
+    server = LoopbackServer(app)
+    try:
+        yield app, server.url, number
+    finally:
+        server.stop()
+
+
+def problems(page: Any, url: str) -> list[str]:
+    page.goto(url)
+    return [f"{url}: {problem}" for problem in page.evaluate(CHECK)]
+
+
+@pytest.mark.parametrize("colour", [None, "#e4393c", "#ffd400", "#00bcd4"])
+def test_shop_and_back_office_pages_read_in_the_owners_colour(
+    served: tuple[Flask, str, str], browser: Any, colour: str | None
+) -> None:
+    app, base, number = served
+    if colour is not None:
+        with app.app_context():
+            theme.update(primary_color=colour)
+    found: list[str] = []
+
+    buyer = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN")
+    page = buyer.new_page()
+    for path in ("/shop/", "/shop/c/teaware", "/shop/products/gaiwan", "/shop/products?q=茶"):
+        found += problems(page, base + path)
+    page.goto(f"{base}/shop/account/login")
+    page.fill("input[name=login]", BUYER[0])
+    page.fill("input[name=password]", BUYER[1])
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url("**/shop/**")
+    page.goto(f"{base}/shop/products/gaiwan")
+    page.locator("#add-to-cart").click()
+    page.wait_for_url("**/shop/cart")
+    for path in ("/shop/cart", "/shop/checkout", "/shop/orders", f"/shop/orders/{number}"):
+        found += problems(page, base + path)
+    buyer.close()
+
+    staff_side = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
+    page = staff_side.new_page()
+    staff_login(page, base, "owner@shop.cn", PASSWORD)
+    page.wait_for_url("**/shop-admin/")
+    for path in (
+        "/",
+        "/orders",
+        f"/orders/{number}",
+        "/products",
+        "/stock",
+        "/customers",
+        "/marketing",
+        "/funnel",
+        "/staff",
+        "/onboarding",
+    ):
+        found += problems(page, f"{base}/shop-admin{path}")
+    staff_side.close()
+    assert not found, "\n".join(found)
