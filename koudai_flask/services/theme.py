@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from flask import current_app, g
 from sqlalchemy import select
@@ -26,13 +27,13 @@ class Theme:
     primary_color: str
     logo_url: str | None
 
-    @property
+    @cached_property
     def accent_ink(self) -> str:
         """The colour for prices, errors and the current tab: the owner's colour, darkened
         as little as it takes to be readable on the page (and on white cards)."""
         return readable_on(self.primary_color, PAGE)
 
-    @property
+    @cached_property
     def accent_fill(self) -> str:
         """The background of buttons and badges: the owner's colour when white or ink text
         reads on it, else its readable shade (a mid red such as #e4393c reads with neither)."""
@@ -42,13 +43,13 @@ class Theme:
             return self.primary_color.lower()
         return self.accent_ink
 
-    @property
+    @cached_property
     def on_accent(self) -> str:
         """The text on ``accent_fill``: white or ink, whichever reads better."""
         fill = self.accent_fill
         return "#ffffff" if contrast("#ffffff", fill) >= contrast(INK, fill) else INK
 
-    @property
+    @cached_property
     def accent_deep(self) -> str:
         """The far end of the banner's gradient: a fill a little darker, or lighter under
         ink text, so the banner's words read across all of it."""
