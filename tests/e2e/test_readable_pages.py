@@ -17,7 +17,8 @@ import pytest
 from flask import Flask
 
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
-from koudai_flask.services import catalog, customers, orders, staff, theme
+from koudai_flask.extension import get_state
+from koudai_flask.services import catalog, crm_profile, customers, orders, staff, theme
 from tests.e2e.conftest import sqlite_shop, staff_login
 
 CHECK = (Path(__file__).parent / "readability.js").read_text()
@@ -103,3 +104,36 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
         found += problems(page, f"{base}/shop-admin{path}")
     staff_side.close()
     assert not found, "\n".join(found)
+
+
+def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: Any) -> None:
+    """An owner on a phone: no back-office page scrolls sideways, not the order list's wide
+    table (it scrolls in its own box) nor a note holding a pasted 300-character link."""
+    app, base, number = served
+    with app.app_context():
+        buyer_id = orders.get_order(get_state().session, number).customer_id
+        crm_profile.add_note("staff:owner@shop.cn", buyer_id, "https://t.cn/" + "x" * 300)
+    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN")
+    page = context.new_page()
+    staff_login(page, base, "owner@shop.cn", PASSWORD)
+    page.wait_for_url("**/shop-admin/")
+    wide = []
+    for path in (
+        "/",
+        "/orders",
+        f"/orders/{number}",
+        f"/customers/{buyer_id}",
+        "/customers",
+        "/products",
+        "/stock",
+        "/staff",
+        "/audit",
+        "/marketing",
+        "/funnel",
+    ):
+        page.goto(f"{base}/shop-admin{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 375:
+            wide.append(f"{path}: {width}px")
+    context.close()
+    assert not wide, wide
