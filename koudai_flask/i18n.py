@@ -143,6 +143,40 @@ def status_label(status: str) -> str:
     return str(label) if label is not None else status
 
 
+# Staff permissions and built-in roles as the back office names them.
+PERMISSION_LABELS = {
+    "orders.view": lazy_gettext("See orders"),
+    "orders.ship": lazy_gettext("Ship orders"),
+    "orders.cancel": lazy_gettext("Cancel orders"),
+    "orders.refund": lazy_gettext("Refund orders"),
+    "orders.mark_paid": lazy_gettext("Mark orders paid"),
+    "orders.export": lazy_gettext("Export orders"),
+    "catalog.edit": lazy_gettext("Edit products"),
+    "stock.adjust": lazy_gettext("See and adjust stock"),
+    "customers.view": lazy_gettext("See customers"),
+    "customers.edit": lazy_gettext("Edit customers"),
+    "customers.export": lazy_gettext("Export customers"),
+    "marketing.manage": lazy_gettext("Marketing and buyer messages"),
+    "channels.view": lazy_gettext("See sales channels and their sync"),
+    "channels.manage": lazy_gettext("Manage sales channels"),
+    "staff.manage": lazy_gettext("Manage staff"),
+    "audit.view": lazy_gettext("Read the audit log"),
+}
+ROLE_LABELS = {
+    "owner": lazy_gettext("Owner"),
+    "admin": lazy_gettext("Administrator"),
+    "customer_service": lazy_gettext("Customer service"),
+    "warehouse": lazy_gettext("Warehouse"),
+    "marketing": lazy_gettext("Marketing"),
+    "viewer": lazy_gettext("Viewer"),
+}
+
+
+def role_label(name: str) -> str:
+    label = ROLE_LABELS.get(name)
+    return str(label) if label is not None else name
+
+
 def carrier_label(code: str) -> str:
     names = CARRIERS.get(code)
     if names is None:

@@ -17,7 +17,7 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.common import refusal_text
-from koudai_flask.errors import ValidationError
+from koudai_flask.errors import PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import (
     ApiKey,
@@ -35,6 +35,7 @@ from koudai_flask.models import (
     WeiboKeywordRule,
 )
 from koudai_flask.services import (
+    api_keys,
     catalog,
     channels,
     customers,
@@ -292,6 +293,13 @@ def test_channel_and_inbox_refusals_have_words(shop: tuple[Flask, Any, dict[str,
         with pytest.raises(ValidationError) as taken:
             channels.create("taobao", "tb-main", settings={})
         assert refusal_text(taken.value) == "已有名为 tb-main 的渠道。"
+        staff.grant("staff:viewer@shop.cn", "viewer", email="viewer@shop.cn", password=PASSWORD)
+        with pytest.raises(PermissionDenied) as lacking:
+            api_keys.create("staff:viewer@shop.cn", "ERP", ["orders.view", "orders.refund"])
+        assert lacking.value.detail == {"permissions": ["orders.refund"]}
+        assert refusal_text(lacking.value) == (
+            "密钥所属员工没有以下权限：订单退款；密钥只能拥有其所属员工已有的权限。"
+        )
         with pytest.raises(ValidationError) as off:
             inbox.reply("staff:owner@shop.cn", facts["customer"], "您好")
         assert refusal_text(off.value) == "尚未配置微信公众号，无法发送回复。"

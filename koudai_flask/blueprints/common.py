@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, g, request, url_for
 
 from koudai_flask.blueprints.field_messages import FIELD_LABELS, field_refusal
 from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock, ValidationError
-from koudai_flask.i18n import gettext, lazy_gettext, status_label
+from koudai_flask.i18n import PERMISSION_LABELS, gettext, lazy_gettext, role_label, status_label
 
 
 def format_fen(amount: int | None) -> str:
@@ -139,7 +139,7 @@ _REASONS = {
     "key_name": lazy_gettext("Give the key a name of 1 to 120 characters."),
     "key_scopes": lazy_gettext("Choose at least one scope for the key."),
     "key_scope_lacking": lazy_gettext(
-        "The key's owner does not hold %(scopes)s; a key gets only what its owner holds."
+        "The key's owner does not hold %(permissions)s; a key gets only what its owner holds."
     ),
     "tag_taken": lazy_gettext("A tag named %(name)s already exists."),
     "url_required": lazy_gettext("Enter the address that receives the webhooks."),
@@ -302,14 +302,11 @@ def _shown(detail: dict[str, Any]) -> _Figures:
     label = FIELD_LABELS.get(str(detail.get("field")))
     if label is not None:
         shown["field"] = str(label)
-    if isinstance(detail.get("permissions"), list) or "role" in detail:
-        from koudai_flask.blueprints.admin.staff_views import PERMISSION_LABELS, role_label
-
-        if isinstance(detail.get("permissions"), list):
-            names = [str(PERMISSION_LABELS.get(p, p)) for p in detail["permissions"]]
-            shown["permissions"] = gettext(", ").join(names)
-        if "role" in detail:
-            shown["role"] = role_label(str(detail["role"]))
+    if isinstance(detail.get("permissions"), list):
+        names = [str(PERMISSION_LABELS.get(p, p)) for p in detail["permissions"]]
+        shown["permissions"] = gettext(", ").join(names)
+    if "role" in detail:
+        shown["role"] = role_label(str(detail["role"]))
     return shown
 
 

@@ -131,7 +131,7 @@ def create(
             raise PermissionDenied(
                 f"{member.user_id} ({member.role}) does not hold {', '.join(lacking)}",
                 reason="key_scope_lacking",
-                detail={"scopes": ", ".join(lacking)},
+                detail={"permissions": lacking},
             )
         key_channels = _check_channels(member, channels)
         prefix = secrets.token_hex(6)

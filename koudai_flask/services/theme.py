@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -37,17 +38,13 @@ class Theme:
     def accent_fill(self) -> str:
         """The background of buttons and badges: the owner's colour when white or ink text
         reads on it, else its readable shade (a mid red such as #e4393c reads with neither)."""
-        if max(contrast("#ffffff", self.primary_color), contrast(INK, self.primary_color)) >= (
-            READABLE
-        ):
-            return self.primary_color.lower()
-        return self.accent_ink
+        colour = self.primary_color.lower()
+        return colour if contrast(_words_on(colour), colour) >= READABLE else self.accent_ink
 
     @cached_property
     def on_accent(self) -> str:
         """The text on ``accent_fill``: white or ink, whichever reads better."""
-        fill = self.accent_fill
-        return "#ffffff" if contrast("#ffffff", fill) >= contrast(INK, fill) else INK
+        return _words_on(self.accent_fill)
 
     @cached_property
     def accent_deep(self) -> str:
@@ -57,20 +54,27 @@ class Theme:
         return _scaled(fill, 0.8) if self.on_accent != INK else _lighter(fill, 0.3)
 
 
+def _words_on(background: str) -> str:
+    """White or ink, whichever reads better on ``background``."""
+    return "#ffffff" if contrast("#ffffff", background) >= contrast(INK, background) else INK
+
+
 def _channels(colour: str) -> tuple[int, int, int]:
     value = int(colour.lstrip("#"), 16)
     return value >> 16, (value >> 8) & 0xFF, value & 0xFF
 
 
+def _hex(channels: Iterable[float]) -> str:
+    return "#" + "".join(f"{round(c):02x}" for c in channels)
+
+
 def _scaled(colour: str, factor: float) -> str:
-    red, green, blue = (round(c * factor) for c in _channels(colour))
-    return f"#{red:02x}{green:02x}{blue:02x}"
+    return _hex(c * factor for c in _channels(colour))
 
 
 def _lighter(colour: str, share: float) -> str:
     """``colour`` moved ``share`` of the way to white."""
-    red, green, blue = (round(c + (255 - c) * share) for c in _channels(colour))
-    return f"#{red:02x}{green:02x}{blue:02x}"
+    return _hex(c + (255 - c) * share for c in _channels(colour))
 
 
 def luminance(colour: str) -> float:

@@ -96,11 +96,9 @@ def parse_url(url: Any) -> tuple[str, str, int]:
     """(scheme, host, port) of an acceptable webhook URL, or ``ValidationError``."""
 
     def refuse(problem: str, reason: str) -> ValidationError:
+        detail = {"most": MAX_URL_LENGTH} if reason == "url_long" else None
         return ValidationError(
-            f"webhook URL {problem}",
-            {"url": [problem]},
-            reason=reason,
-            detail={"most": MAX_URL_LENGTH},
+            f"webhook URL {problem}", {"url": [problem]}, reason=reason, detail=detail
         )
 
     if not isinstance(url, str) or not url.strip():

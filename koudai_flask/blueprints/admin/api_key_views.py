@@ -12,9 +12,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.admin.staff_views import PERMISSION_LABELS, role_label
 from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
+from koudai_flask.i18n import PERMISSION_LABELS, role_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel, StaffMember
 from koudai_flask.services import api_keys, staff

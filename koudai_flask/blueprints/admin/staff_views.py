@@ -19,45 +19,13 @@ from koudai_flask import identity
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.errors import KoudaiError
+from koudai_flask.i18n import PERMISSION_LABELS, role_label
 from koudai_flask.i18n import gettext as _k
-from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.models import Channel, StaffMember
 from koudai_flask.services import staff
 from koudai_flask.services.transaction import current_session
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-PERMISSION_LABELS = {
-    "orders.view": _l("See orders"),
-    "orders.ship": _l("Ship orders"),
-    "orders.cancel": _l("Cancel orders"),
-    "orders.refund": _l("Refund orders"),
-    "orders.mark_paid": _l("Mark orders paid"),
-    "orders.export": _l("Export orders"),
-    "catalog.edit": _l("Edit products"),
-    "stock.adjust": _l("See and adjust stock"),
-    "customers.view": _l("See customers"),
-    "customers.edit": _l("Edit customers"),
-    "customers.export": _l("Export customers"),
-    "marketing.manage": _l("Marketing and buyer messages"),
-    "channels.view": _l("See sales channels and their sync"),
-    "channels.manage": _l("Manage sales channels"),
-    "staff.manage": _l("Manage staff"),
-    "audit.view": _l("Read the audit log"),
-}
-ROLE_LABELS = {
-    "owner": _l("Owner"),
-    "admin": _l("Administrator"),
-    "customer_service": _l("Customer service"),
-    "warehouse": _l("Warehouse"),
-    "marketing": _l("Marketing"),
-    "viewer": _l("Viewer"),
-}
-
-
-def role_label(name: str) -> str:
-    label = ROLE_LABELS.get(name)
-    return str(label) if label is not None else name
 
 
 def _render(status: int = 200) -> ResponseReturnValue:
