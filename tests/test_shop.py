@@ -143,6 +143,11 @@ def test_product_page_shows_skus_with_stock_and_disables_sold_out(shop):
     assert '"available": 0' in page.replace("&#34;", '"')
 
 
+def test_option_values_keep_the_merchants_order(shop):
+    page = ShopClient(shop).text("/products/linen-shirt")
+    assert re.findall(r'class="kd-choice" data-value="(\w+)"', page) == ["white", "blue", "M", "L"]
+
+
 def test_unknown_and_archived_products_get_the_shop_404(shop):
     with shop.app_context():
         catalog.archive_product("mug-0")

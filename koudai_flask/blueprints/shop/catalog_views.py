@@ -144,8 +144,9 @@ def register(bp: Blueprint) -> None:
             }
             for s in skus
         ]
+        # The merchant's order (S M L XL, not L M S XL): values as the SKUs first name them.
         values = {
-            option: sorted({str(s.attributes.get(option, "")) for s in skus})
+            option: list(dict.fromkeys(str(s.attributes.get(option, "")) for s in skus))
             for option in row.options
         }
         first_in_stock = next((s.code for s in skus if stock.get(s.id, 0) > 0), None)
