@@ -112,7 +112,7 @@ REFUSED: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         "an empty title",
         lambda: catalog.update_product("oxford-shirt", title=""),
         ValidationError,
-        "invalid product: title: Length must be between 1 and 200",
+        "invalid product: title: Shorter than minimum length 1.",
     ),
     (
         "a negative price",

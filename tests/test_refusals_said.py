@@ -132,13 +132,13 @@ def post(client: Any, path: str, **form: Any) -> Any:
         (
             "/autoreplies",
             {"trigger": "keyword", "match": "exact", "keyword": "", "reply": "您好"},
-            "关键词需要 1 到 64 个字符。",
+            "关键词为必填项。",
             AutoReplyRule,
         ),
         (
             "/weibo/rules",
             {"keyword": "x" * 65, "severity": "warning"},
-            "关键词需要 1 到 64 个字符。",
+            "关键词最多 64 个字符。",
             WeiboKeywordRule,
         ),
         (

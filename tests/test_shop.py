@@ -314,10 +314,10 @@ def test_a_mistyped_address_comes_back_with_each_field_marked_and_nothing_placed
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert 'id="checkout-form"' in html
-    alert = '<p class="kd-error" role="alert">收货人需要 1 到 60 个字符。 手机号格式不正确。</p>'
+    alert = '<p class="kd-error" role="alert">收货人为必填项。 手机号格式不正确。</p>'
     assert alert in html
     marked = dict(re.findall(r'data-error="(\w+)">([^<]+)<', html))
-    assert marked == {"name": "收货人需要 1 到 60 个字符。", "phone": "手机号格式不正确。"}
+    assert marked == {"name": "收货人为必填项。", "phone": "手机号格式不正确。"}
     assert 'value="文三路 100 号"' in html  # what was typed stays
     assert (count(shop, Order), stock(shop, "LS-B-M")) == (0, 2)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from koudai_flask.models import Product
+from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.catalog import CODE, ProductInput, SkuUpdate
 
@@ -20,13 +21,13 @@ class ApiSkuInput(Schema):
         strict=True, allow_none=True, load_default=None, validate=_AMOUNT
     )
     attributes = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    barcode = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
+    barcode = fields.String(allow_none=True, load_default=None, validate=Length(max=64))
     weight_grams = fields.Integer(strict=True, load_default=0, validate=_AMOUNT)
     stock = fields.Integer(strict=True, load_default=0, validate=_AMOUNT)
 
 
 class ApiProductInput(ProductInput):
-    skus = fields.List(fields.Nested(ApiSkuInput), required=True, validate=validate.Length(min=1))
+    skus = fields.List(fields.Nested(ApiSkuInput), required=True, validate=Length(min=1))
 
 
 class ApiSkuUpdate(SkuUpdate):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from koudai_flask.schemas import Length
+
 MAX_PAGE = 200
 # The columns are 32-bit integers: a bigger figure must be a 422, never a database error.
 MAX_INT = 2_147_483_647
@@ -44,7 +46,7 @@ class PageArgs(Schema):
     )
     cursor = fields.String(
         load_default=None,
-        validate=validate.Length(min=1, max=200),
+        validate=Length(min=1, max=200),
         metadata={"description": "The `next_cursor` of the previous page."},
     )
 

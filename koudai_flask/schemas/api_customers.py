@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.services.identities import KINDS
 
 # Printable text only: the rule language and the tag names refuse control characters.
 _PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="may not contain control characters")
-_TAG = [validate.Length(min=1, max=40), _PRINTABLE]
+_TAG = [Length(min=1, max=40), _PRINTABLE]
 _ID = validate.Range(min=1, max=MAX_INT)
 # A URL id within the columns' range: a bigger one is 404, never a database error.
 ID = f"int(min=1, max={MAX_INT})"
@@ -61,13 +62,13 @@ CustomerPage = page_of(CustomerSummaryOut, "CustomerPage")
 class CustomerListArgs(PageArgs):
     q = fields.String(
         load_default=None,
-        validate=validate.Length(min=1, max=100),
+        validate=Length(min=1, max=100),
         metadata={"description": "Part of a name, phone number or e-mail address."},
     )
     tag = fields.String(load_default=None, validate=_TAG, metadata={"description": "A tag name."})
     channel = fields.String(
         load_default=None,
-        validate=validate.Length(min=1, max=64),
+        validate=Length(min=1, max=64),
         metadata={"description": "Customers that channel knows: an order there or a follower."},
     )
     segment_id = fields.Integer(
@@ -77,12 +78,12 @@ class CustomerListArgs(PageArgs):
 
 class IdentityIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    value = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    value = fields.String(required=True, validate=Length(min=1, max=128))
 
 
-_NAME = validate.Length(max=120)
-_PHONE = validate.Length(min=5, max=32)
-_EMAIL = validate.Length(min=3, max=254)
+_NAME = Length(max=120)
+_PHONE = Length(min=5, max=32)
+_EMAIL = Length(min=3, max=254)
 
 
 class CustomerCreateIn(Schema):
@@ -92,7 +93,7 @@ class CustomerCreateIn(Schema):
     identities = fields.List(
         fields.Nested(IdentityIn),
         load_default=list,
-        validate=validate.Length(max=20),
+        validate=Length(max=20),
         metadata={
             "description": "Ways the customer is known (a WeChat openid, a Taobao buyer, ...); "
             "the phone and e-mail become identities too. One already known is 422."
@@ -144,12 +145,12 @@ _RULE = {
 class RuleTagIn(Schema):
     name = fields.String(required=True, validate=_TAG)
     rule = fields.String(
-        required=True, validate=[validate.Length(min=1, max=1000), _PRINTABLE], metadata=_RULE
+        required=True, validate=[Length(min=1, max=1000), _PRINTABLE], metadata=_RULE
     )
-    description = fields.String(load_default="", validate=validate.Length(max=200))
+    description = fields.String(load_default="", validate=Length(max=200))
 
 
-_SHORT = [validate.Length(min=1, max=100), _PRINTABLE]
+_SHORT = [Length(min=1, max=100), _PRINTABLE]
 _YUAN = validate.Range(min=0, max=100_000_000)
 _SCORE = validate.Range(min=0, max=5)
 
@@ -172,11 +173,11 @@ class SegmentFiltersIn(Schema):
     last_order_to = fields.Date()
     first_seen_from = fields.Date()
     first_seen_to = fields.Date()
-    rule = fields.String(validate=[validate.Length(min=1, max=1000), _PRINTABLE], metadata=_RULE)
+    rule = fields.String(validate=[Length(min=1, max=1000), _PRINTABLE], metadata=_RULE)
 
 
 class SegmentIn(SegmentFiltersIn):
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=80), _PRINTABLE])
+    name = fields.String(required=True, validate=[Length(min=1, max=80), _PRINTABLE])
 
 
 class SegmentOut(Schema):
@@ -208,7 +209,7 @@ class NoteIn(Schema):
     body = fields.String(
         required=True,
         validate=[
-            validate.Length(min=1, max=2000),
+            Length(min=1, max=2000),
             # Line breaks are fine in a note; other control characters are not.
             validate.Regexp(
                 r"^[^\x00-\x09\x0b-\x1f\x7f]*$", error="may not contain control characters"

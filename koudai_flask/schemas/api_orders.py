@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.orders import AddressInput
 from koudai_flask.services.shipping import TRACKING_NUMBER
@@ -65,13 +66,13 @@ OrderPage = page_of(OrderOut, "OrderPage")
 
 class OrderListArgs(PageArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(STATES))
-    channel = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    sku = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    channel = fields.String(load_default=None, validate=Length(min=1, max=64))
+    sku = fields.String(load_default=None, validate=Length(min=1, max=64))
     created_from = fields.Date(load_default=None, metadata={"description": "Shop's time zone."})
     created_to = fields.Date(load_default=None, metadata={"description": "Inclusive."})
     q = fields.String(
         load_default=None,
-        validate=validate.Length(min=1, max=64),
+        validate=Length(min=1, max=64),
         metadata={"description": "An order number or a channel's order id."},
     )
     customer_id = fields.Integer(
@@ -85,7 +86,7 @@ class OrderListArgs(PageArgs):
 
 
 class ApiOrderLineInput(Schema):
-    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    sku = fields.String(required=True, validate=Length(min=1, max=64))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=9999))
     unit_price = fields.Integer(
         strict=True,
@@ -97,22 +98,22 @@ class ApiOrderLineInput(Schema):
 class OrderCreateIn(Schema):
     channel = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=64),
+        validate=Length(min=1, max=64),
         metadata={"description": "An existing channel other than the own shop ('web')."},
     )
     external_id = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=64),
+        validate=Length(min=1, max=64),
         metadata={"description": "The channel's own order id; the same one twice is one order."},
     )
     lines = fields.List(
-        fields.Nested(ApiOrderLineInput), required=True, validate=validate.Length(min=1, max=100)
+        fields.Nested(ApiOrderLineInput), required=True, validate=Length(min=1, max=100)
     )
     address = fields.Nested(AddressInput, allow_none=True, load_default=None)
     shipping_fee = fields.Integer(
         strict=True, load_default=0, validate=validate.Range(min=0, max=100_000_000)
     )
-    note = fields.String(load_default="", validate=validate.Length(max=500))
+    note = fields.String(load_default="", validate=Length(max=500))
 
 
 class PaymentIn(Schema):
@@ -122,7 +123,7 @@ class PaymentIn(Schema):
         validate=_AMOUNT,
         metadata={"description": "fen; must equal the order's total"},
     )
-    transaction_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    transaction_id = fields.String(required=True, validate=Length(min=1, max=64))
 
 
 class ShipIn(Schema):
@@ -135,7 +136,7 @@ class ShipIn(Schema):
         required=True, validate=validate.Regexp(f"^{TRACKING_NUMBER.pattern}$")
     )
     lines = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        keys=fields.String(validate=Length(min=1, max=64)),
         values=fields.Integer(strict=True, validate=validate.Range(min=1, max=9999)),
         load_default=None,
         metadata={"description": "Part of the order: {sku: quantity}; omit to ship the rest."},
@@ -143,7 +144,7 @@ class ShipIn(Schema):
 
 
 class CancelIn(Schema):
-    reason = fields.String(load_default="", validate=validate.Length(max=300))
+    reason = fields.String(load_default="", validate=Length(max=300))
 
 
 class RefundIn(Schema):
@@ -153,4 +154,4 @@ class RefundIn(Schema):
         validate=_AMOUNT,
         metadata={"description": "fen; omit to refund everything left"},
     )
-    reason = fields.String(load_default="", validate=validate.Length(max=300))
+    reason = fields.String(load_default="", validate=Length(max=300))

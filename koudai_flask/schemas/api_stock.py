@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import PageArgs, page_of
 
 _LOCATION = {"description": "A stock location's code; omit for the default location."}
@@ -25,8 +26,8 @@ StockPage = page_of(StockLevelOut, "StockPage")
 
 
 class StockListArgs(PageArgs):
-    sku = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    location = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
+    sku = fields.String(load_default=None, validate=Length(min=1, max=64))
+    location = fields.String(load_default=None, validate=Length(min=1, max=40))
 
 
 class AdjustmentIn(Schema):
@@ -36,11 +37,9 @@ class AdjustmentIn(Schema):
         validate=[validate.Range(min=-1_000_000, max=1_000_000), validate.NoneOf([0])],
         metadata={"description": "Units to add (negative to remove) to the on-hand count."},
     )
-    reason = fields.String(load_default="adjustment", validate=validate.Length(min=1, max=32))
-    note = fields.String(load_default="", validate=validate.Length(max=300))
-    location = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=40), metadata=_LOCATION
-    )
+    reason = fields.String(load_default="adjustment", validate=Length(min=1, max=32))
+    note = fields.String(load_default="", validate=Length(max=300))
+    location = fields.String(load_default=None, validate=Length(min=1, max=40), metadata=_LOCATION)
     expected_on_hand = fields.Integer(
         strict=True,
         load_default=None,
@@ -56,9 +55,7 @@ class CountIn(Schema):
         validate=validate.Range(min=0, max=10_000_000),
         metadata={"description": "The absolute on-hand count (a stocktake)."},
     )
-    location = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=40), metadata=_LOCATION
-    )
+    location = fields.String(load_default=None, validate=Length(min=1, max=40), metadata=_LOCATION)
     expected_on_hand = fields.Integer(
         strict=True,
         load_default=None,

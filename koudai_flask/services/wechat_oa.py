@@ -28,6 +28,7 @@ from koudai_flask.connectors.wechat.oa_messages import InboundMessage, text_repl
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import AutoReplyRule, WechatFollower, WechatMessage
 from koudai_flask.models.base import utcnow
+from koudai_flask.schemas import length_messages
 from koudai_flask.services import identities, outbox, staff, tags
 from koudai_flask.services.transaction import (
     current_session,
@@ -242,10 +243,10 @@ def save_rule(
         errors["match"] = [f"Must be one of: {', '.join(MATCHES)}."]
     if trigger == "subscribe":
         keyword, match = "", "exact"
-    elif not 1 <= len(keyword) <= 64:
-        errors["keyword"] = ["Length must be between 1 and 64."]
-    if not 1 <= len(reply) <= MAX_REPLY:
-        errors["reply"] = [f"Length must be between 1 and {MAX_REPLY}."]
+    elif refused := length_messages(keyword, least=1, most=64):
+        errors["keyword"] = refused
+    if refused := length_messages(reply, least=1, most=MAX_REPLY):
+        errors["reply"] = refused
     if errors:
         raise ValidationError("the auto-reply rule is not valid", errors)
     with unit_of_work() as session:

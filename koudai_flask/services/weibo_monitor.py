@@ -32,6 +32,7 @@ from koudai_flask.models import (
     WeiboPost,
 )
 from koudai_flask.models.base import utcnow
+from koudai_flask.schemas import length_messages
 from koudai_flask.services import identities, outbox, staff
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -233,8 +234,8 @@ def add_rule(user_id: str | None, keyword: str, severity: str = "warning") -> We
     """A keyword rule (``marketing.manage``; None is the system)."""
     keyword = " ".join(keyword.split())
     errors: dict[str, list[str]] = {}
-    if not 1 <= len(keyword) <= 64:
-        errors["keyword"] = ["Length must be between 1 and 64."]
+    if refused := length_messages(keyword, least=1, most=64):
+        errors["keyword"] = refused
     if severity not in SEVERITIES:
         errors["severity"] = [f"Must be one of: {', '.join(SEVERITIES)}."]
     if errors:

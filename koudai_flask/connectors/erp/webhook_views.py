@@ -44,7 +44,7 @@ from koudai_flask.connectors.base import RemoteShipment, RemoteStock
 from koudai_flask.connectors.erp.webhook import EVENT_ID_HEADER, verify
 from koudai_flask.connectors.logistics import carriers
 from koudai_flask.errors import KoudaiError, NotFound, SignatureError
-from koudai_flask.schemas import load
+from koudai_flask.schemas import Length, load
 from koudai_flask.services import channels, receipts
 from koudai_flask.services.receipts import MAX_RECEIPT_ID
 
@@ -57,9 +57,9 @@ MAX_COUNTS = 20000
 
 
 class StockCountInput(Schema):
-    sku = fields.String(validate=validate.Length(min=1, max=64))
-    item_id = fields.String(validate=validate.Length(min=1, max=64))
-    sku_id = fields.String(load_default="", validate=validate.Length(max=64))
+    sku = fields.String(validate=Length(min=1, max=64))
+    item_id = fields.String(validate=Length(min=1, max=64))
+    sku_id = fields.String(load_default="", validate=Length(max=64))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
 
     @validates_schema
@@ -69,20 +69,20 @@ class StockCountInput(Schema):
 
 
 class StockEventInput(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=MAX_RECEIPT_ID))
+    event_id = fields.String(required=True, validate=Length(min=1, max=MAX_RECEIPT_ID))
     counts = fields.List(
-        fields.Nested(StockCountInput), required=True, validate=validate.Length(max=MAX_COUNTS)
+        fields.Nested(StockCountInput), required=True, validate=Length(max=MAX_COUNTS)
     )
 
 
 class ShipmentEventInput(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=MAX_RECEIPT_ID))
-    order_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    event_id = fields.String(required=True, validate=Length(min=1, max=MAX_RECEIPT_ID))
+    order_number = fields.String(required=True, validate=Length(min=1, max=64))
     carrier = fields.String(
         required=True,
         validate=validate.OneOf(sorted(carriers.CARRIERS), error="not a known Kuaidi100 code"),
     )
-    tracking_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    tracking_number = fields.String(required=True, validate=Length(min=1, max=64))
     shipped_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
