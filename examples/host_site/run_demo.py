@@ -69,6 +69,9 @@ def busy_ports(ports: Sequence[int]) -> list[int]:
     taken = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers bind: a port whose last connection lingers in TIME_WAIT is
+            # free for them, and only a listening socket makes it busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((HOST, port))
             except OSError:
