@@ -307,6 +307,27 @@ def test_checkout_with_too_little_stock_changes_nothing(shop):
     assert stock(shop, "LS-B-M") == 1
 
 
+def fields(page: str) -> dict[str, dict[str, str]]:
+    """Each input's and text area's attributes, by its name."""
+    return {
+        name: dict(re.findall(r'([\w-]+)="([^"]*)"', attributes))
+        for attributes, name in re.findall(r'<(?:input|textarea)([^>]*name="(\w+)"[^>]*)>', page)
+    }
+
+
+def test_the_address_fields_help_a_phone_fill_them(shop):
+    client = ShopClient(shop)
+    client.add_to_cart("LS-B-M", 1)
+    inputs = fields(client.text("/checkout"))
+    assert inputs["name"]["autocomplete"] == "shipping name"
+    assert (inputs["phone"]["type"], inputs["phone"]["autocomplete"]) == ("tel", "shipping tel")
+    assert inputs["province"]["autocomplete"] == "address-level1"
+    assert inputs["postcode"]["inputmode"] == "numeric"
+    # The lengths are the address schema's: the page stops where the service would refuse.
+    lengths = {name: int(inputs[name]["maxlength"]) for name in ("name", "street", "note")}
+    assert lengths == {"name": 60, "street": 200, "note": 500}
+
+
 def test_a_mistyped_address_comes_back_with_each_field_marked_and_nothing_placed(shop):
     client = ShopClient(shop)
     client.add_to_cart("LS-B-M", 1)
@@ -446,6 +467,17 @@ def test_register_login_logout(shop):
     again = client.post("/account/register", {"login": "13912345678", "password": "another-1"})
     assert again.status_code == 422
     assert "这个邮箱或手机号已经注册过了，请直接登录。" in again.get_data(as_text=True)
+
+
+def test_password_managers_know_the_account_fields(shop):
+    client = ShopClient(shop)
+    login, register = (
+        fields(client.text("/account/login")),
+        fields(client.text("/account/register")),
+    )
+    assert login["login"]["autocomplete"] == register["login"]["autocomplete"] == "username"
+    assert login["password"]["autocomplete"] == "current-password"
+    assert register["password"]["autocomplete"] == "new-password"
 
 
 def test_password_reset_by_signed_link(shop):

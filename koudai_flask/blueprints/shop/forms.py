@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from flask import current_app, g, session
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf, validate_csrf
+from marshmallow import Schema
 from werkzeug.local import LocalProxy
 from wtforms import (
     BooleanField,
@@ -17,12 +18,15 @@ from wtforms import (
     PasswordField,
     RadioField,
     StringField,
+    TelField,
     TextAreaField,
 )
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from koudai_flask.i18n import lazy_gettext as _l
+from koudai_flask.schemas import Length as MarshmallowLength
+from koudai_flask.schemas.orders import AddressInput, PlaceOrderInput
 
 _SIGNED = "koudai_signed_csrf"  # app.extensions key: (secret, session token) -> (time, signed)
 _MAX_SIGNED = 10_000
@@ -133,6 +137,24 @@ class CartUpdateForm(ShopForm):
     quantity = IntegerField(validators=[NumberRange(min=0, max=99)])
 
 
+def _most(schema: type[Schema], name: str) -> int | None:
+    """The longest value the service's schema takes for field ``name``."""
+    for check in schema._declared_fields[name].validators:
+        if isinstance(check, MarshmallowLength) and check.max is not None:
+            return check.max
+    return None
+
+
+# The address schema checks the phone by a pattern of 5 to 20 characters, not by Length.
+_PHONE_MOST = 20
+
+
+def _address(name: str, autocomplete: str) -> dict[str, Any]:
+    """A new-address field's attributes: what a phone's autofill fills it with, and the
+    address schema's length, so the page stops typing where the service would refuse."""
+    return {"autocomplete": autocomplete, "maxlength": _most(AddressInput, name) or _PHONE_MOST}
+
+
 class CheckoutForm(ShopForm):
     """The new address and the note are checked by the services' schemas (the address's
     and the order's), whose refusals the page shows beside each field; a saved address
@@ -140,15 +162,22 @@ class CheckoutForm(ShopForm):
 
     token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
     address_id = HiddenField()
-    name = StringField(_l("Recipient"))
-    phone = StringField(_l("Phone"))
-    province = StringField(_l("Province"))
-    city = StringField(_l("City"))
-    district = StringField(_l("District"))
-    street = StringField(_l("Street address"))
-    postcode = StringField(_l("Postcode"))
+    name = StringField(_l("Recipient"), render_kw=_address("name", "shipping name"))
+    phone = TelField(_l("Phone"), render_kw=_address("phone", "shipping tel"))
+    province = StringField(_l("Province"), render_kw=_address("province", "address-level1"))
+    city = StringField(_l("City"), render_kw=_address("city", "address-level2"))
+    district = StringField(_l("District"), render_kw=_address("district", "address-level3"))
+    street = StringField(
+        _l("Street address"), render_kw=_address("street", "shipping street-address")
+    )
+    postcode = StringField(
+        _l("Postcode"),
+        render_kw={**_address("postcode", "shipping postal-code"), "inputmode": "numeric"},
+    )
     save_address = BooleanField(_l("Save to my address book"), default=True)
-    note = TextAreaField(_l("Note to the seller"))
+    note = TextAreaField(
+        _l("Note to the seller"), render_kw={"maxlength": _most(PlaceOrderInput, "note")}
+    )
 
 
 class PayForm(ShopForm):
@@ -159,22 +188,52 @@ class ActionForm(ShopForm):
     """A button that changes something: only the CSRF token."""
 
 
+# An email or a phone number: the password manager's user name, typed without capitals.
+_LOGIN = {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}
+
+
 class LoginForm(ShopForm):
-    login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    login = StringField(
+        _l("Email or mobile number"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw=_LOGIN,
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(max=200)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 class RegisterForm(ShopForm):
-    login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
-    name = StringField(_l("Full name"), validators=[Optional(), Length(max=120)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
+    login = StringField(
+        _l("Email or mobile number"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw=_LOGIN,
+    )
+    name = StringField(
+        _l("Full name"),
+        validators=[Optional(), Length(max=120)],
+        render_kw={"autocomplete": "name"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(min=8, max=200)],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class ResetRequestForm(ShopForm):
-    login = StringField(_l("Email or mobile number"), validators=[DataRequired(), Length(max=254)])
+    login = StringField(
+        _l("Email or mobile number"),
+        validators=[DataRequired(), Length(max=254)],
+        render_kw=_LOGIN,
+    )
 
 
 class ResetForm(ShopForm):
     password = PasswordField(
-        _l("New password"), validators=[DataRequired(), Length(min=8, max=200)]
+        _l("New password"),
+        validators=[DataRequired(), Length(min=8, max=200)],
+        render_kw={"autocomplete": "new-password"},
     )
