@@ -11,7 +11,8 @@ from koudai_flask.blueprints.api import SCOPES
 from koudai_flask.services import identities, merges, orders, segments, staff, tags
 from tests.api_support import ALL_SCOPES, API, OWNER, make_key, seed_shop
 
-# (view, method, path, body, status with the scope). {ext} / {paid} are order numbers.
+# (view, method, path, body, status with the scope). {ext} / {paid} / {asked} (refunding)
+# are order numbers.
 CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("products_list", "GET", "/products", None, 200),
     (
@@ -48,6 +49,13 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ),
     ("order_cancel", "POST", "/orders/{ext}/cancel", {"reason": "asked"}, 200),
     ("order_refund", "POST", "/orders/{paid}/refunds", {"amount": 100}, 201),
+    (
+        "order_decline_refund",
+        "POST",
+        "/orders/{asked}/refund-request/decline",
+        {"reason": "in transit"},
+        200,
+    ),
     ("channels_list", "GET", "/channels", None, 200),
     ("channel_read", "GET", "/channels/ext", None, 200),
     ("customers_list", "GET", "/customers", None, 200),
@@ -92,7 +100,14 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
         third = identities.link_identity("phone", "13900000003", name="Third")
         merges.merge(OWNER, third, 1)  # merge 1, of customer 3 into customer 1
         segments.save(OWNER, {"min_orders": "0"}, name="Everyone")  # segment 1
-    return app, {"ext": numbers["ext"], "paid": numbers["ext-b"]}
+        asked = orders.place(
+            channel="ext-b",
+            lines=[{"sku": "SHIRT-B", "quantity": 1, "unit_price": 13900}],
+            external_id="ext-b-2",
+        ).number
+        orders.mark_paid(asked, amount=13900, transaction_id="T-C", provider="api:ext-b")
+        orders.request_refund(asked, reason="too big")
+    return app, {"ext": numbers["ext"], "paid": numbers["ext-b"], "asked": asked}
 
 
 def test_every_endpoint_declares_a_scope_and_has_a_case(make_app, database_url):

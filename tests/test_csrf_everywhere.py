@@ -25,6 +25,8 @@ ANSWER_FIRST = {
     "koudai_shop.checkout_page": 302,
     "koudai_shop.pay": 404,  # the signed-in staff member is no buyer of this order
     "koudai_shop.cancel": 404,
+    "koudai_shop.confirm_received": 404,
+    "koudai_shop.request_refund": 404,
 }
 
 

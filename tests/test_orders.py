@@ -44,6 +44,8 @@ EXPECTED = {
     ("shipped", "request_refund"): "refunding",
     ("delivered", "request_refund"): "refunding",
     ("refunding", "refund"): "refunded",
+    # Back to where the request came from: paid, on the path PATHS takes to refunding.
+    ("refunding", "decline_refund"): "paid",
 }
 STATES = [
     "pending_payment",
@@ -55,7 +57,16 @@ STATES = [
     "refunding",
     "refunded",
 ]
-ACTIONS = ["pay", "cancel", "ship", "deliver", "complete", "request_refund", "refund"]
+ACTIONS = [
+    "pay",
+    "cancel",
+    "ship",
+    "deliver",
+    "complete",
+    "request_refund",
+    "refund",
+    "decline_refund",
+]
 
 
 def act(order: Order, action: str) -> Order:
@@ -76,6 +87,8 @@ def act(order: Order, action: str) -> Order:
         return orders.request_refund(number, reason="damaged")
     if action == "refund":
         return orders.refund(number, reason="damaged")
+    if action == "decline_refund":
+        return orders.decline_refund(number, reason="the photos show no damage")
     raise AssertionError(action)
 
 
@@ -146,6 +159,53 @@ def test_transition_table(app, shirt, state, action):
     assert (last.from_status, last.to_status) == (state, target)
     assert world(app)["OrderEvent"] == events_before + 1
     assert_ledger_consistent(session)
+
+
+@pytest.mark.parametrize("state", ["paid", "shipped", "delivered"])
+def test_a_declined_refund_goes_back_where_it_was_requested(app, shirt, state):
+    order = order_in(state)
+    orders.request_refund(order.number, reason="changed my mind")
+    before = world(app)
+    with pytest.raises(ValidationError):
+        orders.decline_refund(order.number, reason="   ")
+    assert world(app) == before
+    declined = orders.decline_refund(order.number, reason="the parcel is on its way")
+    assert declined.status == state
+    session = get_state(app).session
+    last = session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id.desc())
+    ).first()
+    assert (last.from_status, last.to_status, last.note) == (
+        "refunding",
+        state,
+        "the parcel is on its way",
+    )
+    # Announced as what it is, not as a second payment or shipment.
+    topic = session.scalars(select(OutboxEvent.topic).order_by(OutboxEvent.id.desc())).first()
+    assert topic == "order.refund_declined"
+    # The buyer may ask again, and the seller may then refund.
+    orders.request_refund(order.number, reason="still want the money back")
+    assert orders.refund(order.number, reason="agreed").status == "refunded"
+    assert_ledger_consistent(session)
+
+
+@pytest.mark.parametrize(("state", "steps"), [("shipped", 2), ("delivered", 1)])
+def test_the_buyer_confirms_receipt(app, shirt, state, steps):
+    order = order_in(state)
+    events = world(app)["OrderEvent"]
+    done = orders.confirm_received(order.number)
+    assert done.status == "completed"
+    assert world(app)["OrderEvent"] == events + steps
+    assert all(shipment.status == "delivered" for shipment in done.shipments)
+
+
+@pytest.mark.parametrize("state", ["pending_payment", "paid", "refunding", "completed"])
+def test_receipt_cannot_be_confirmed_before_shipping_or_twice(app, shirt, state):
+    order = order_in(state)
+    before = world(app)
+    with pytest.raises(InvalidTransition):
+        orders.confirm_received(order.number)
+    assert world(app) == before
 
 
 def test_stock_follows_the_order(app, shirt):

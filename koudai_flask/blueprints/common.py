@@ -135,6 +135,7 @@ _REASONS = {
         "A date is between the years 1900 and 2200 (at character %(position)s)."
     ),
     "role_name": lazy_gettext("A role name has 1 to 40 characters."),
+    "decline_reason": lazy_gettext("Tell the buyer why, in 1 to 200 characters."),
     "role_rank": lazy_gettext("A custom role's rank is a whole number from 1 to 99."),
     "key_name": lazy_gettext("Give the key a name of 1 to 120 characters."),
     "key_scopes": lazy_gettext("Choose at least one scope for the key."),
@@ -255,6 +256,7 @@ _ACTIONS = {
     "complete": lazy_gettext("completed"),
     "request_refund": lazy_gettext("sent for a refund"),
     "refund": lazy_gettext("refunded"),
+    "decline_refund": lazy_gettext("kept from a refund"),
 }
 
 

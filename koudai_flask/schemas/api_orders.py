@@ -147,6 +147,14 @@ class CancelIn(Schema):
     reason = fields.String(load_default="", validate=Length(max=300))
 
 
+class DeclineRefundIn(Schema):
+    reason = fields.String(
+        required=True,
+        validate=Length(min=1, max=200),
+        metadata={"description": "why the sale stands; the buyer reads it on the order"},
+    )
+
+
 class RefundIn(Schema):
     amount = fields.Integer(
         strict=True,

@@ -238,6 +238,25 @@ def refund(user_id: str, number: str, *, amount: int | None, reason: str) -> Ord
         return order
 
 
+def decline_refund(user_id: str, number: str, *, reason: str) -> Order:
+    """Staff keep the sale: the buyer's refund request is declined, with the reason the
+    buyer reads on the order (``orders.refund`` permission, like refunding)."""
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.refund")
+        before = _snapshot(order)
+        orders.decline_refund(number, reason=reason, actor=f"staff:{user_id}")
+        session.refresh(order)
+        staff.audit(
+            f"staff:{user_id}",
+            "orders.decline_refund",
+            "order",
+            number,
+            before,
+            {**_snapshot(order), "reason": reason},
+        )
+        return order
+
+
 def mark_paid_offline(user_id: str, number: str, *, reference: str = "") -> Order:
     """Cash on delivery or a bank transfer arrived: staff record it (provider ``offline``)."""
     reference = (reference or "").strip()[:60]

@@ -12,6 +12,8 @@ from koudai_flask.models import Order
 from koudai_flask.services import cart, orders
 from koudai_flask.services.transaction import current_session
 
+SHOP_CHANNEL = "web"  # the channel of the orders this shop places
+
 
 def place_order(
     *,
@@ -44,7 +46,7 @@ def place_order(
     # which it can only do as the outermost unit of work. Emptying the cart may then
     # happen twice; that is harmless.
     order = orders.place(
-        channel="web",
+        channel=SHOP_CHANNEL,
         lines=[{"sku": code, "quantity": quantity} for code, quantity in items.items()],
         customer=customer_id,
         address=address,

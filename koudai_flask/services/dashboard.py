@@ -21,6 +21,7 @@ PAID_STATES = ("paid", "shipped", "delivered", "completed")
 class Dashboard:
     today: list[tuple[str, int, int]]  # channel, orders, revenue in fen
     waiting_to_ship: int
+    refund_requests: int  # orders whose buyer asked for the money back, waiting on staff
     low_stock: list[tuple[str, str, int]]  # sku code, product title, available
     failed_notifications: int
     products_on_sale: int
@@ -48,8 +49,14 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
             .order_by(Order.channel)
         )
     ).all()
-    waiting = session.scalar(
-        scoped(select(func.count()).select_from(Order).where(Order.status == "paid"))
+    waiting = dict(
+        session.execute(
+            scoped(
+                select(Order.status, func.count())
+                .where(Order.status.in_(("paid", "refunding")))
+                .group_by(Order.status)
+            )
+        ).all()
     )
     threshold = config_value("LOW_STOCK_THRESHOLD")
     low = session.execute(
@@ -81,7 +88,8 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
     )
     return Dashboard(
         today=[(c, n, int(r)) for c, n, r in today],
-        waiting_to_ship=waiting or 0,
+        waiting_to_ship=waiting.get("paid", 0),
+        refund_requests=waiting.get("refunding", 0),
         low_stock=[(code, title, int(left)) for code, title, left in low],
         failed_notifications=failed or 0,
         products_on_sale=products or 0,

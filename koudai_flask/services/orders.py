@@ -54,7 +54,14 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("refunding", "refund"): "refunded",
 }
 
-ACTIONS = tuple(sorted({action for _, action in TRANSITIONS}))
+MAX_REASON = 200  # characters of a refund request's or a declined refund's reason
+
+# Actions that take an order back to the state it was in before its present one, with the
+# outbox topic they write: a refund request the seller declines returns the order to paid,
+# shipped or delivered, and is not announced as a new payment or shipment.
+RETURNS: dict[tuple[str, str], str] = {("refunding", "decline_refund"): "order.refund_declined"}
+
+ACTIONS = tuple(sorted({action for _, action in [*TRANSITIONS, *RETURNS]}))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -74,6 +81,9 @@ def _transition(session: Session, order: Order, action: str, *, actor: str, note
     session.refresh(order)
     current = order.status
     target = TRANSITIONS.get((current, action))
+    topic = f"order.{target}"
+    if (current, action) in RETURNS:
+        target, topic = state_before(session, order), RETURNS[current, action]
     if target is None:
         raise InvalidTransition(order.number, current, action)
     moved = session.execute(
@@ -89,8 +99,22 @@ def _transition(session: Session, order: Order, action: str, *, actor: str, note
     session.add(
         OrderEvent(order_id=order.id, from_status=current, to_status=target, actor=actor, note=note)
     )
-    outbox.record(session, f"order.{target}", placing.event_payload(order, current))
+    outbox.record(session, topic, placing.event_payload(order, current))
     return target
+
+
+def state_before(session: Session, order: Order) -> str | None:
+    """The state ``order`` was in when it entered its present one."""
+    return session.scalar(
+        select(OrderEvent.from_status)
+        .where(
+            OrderEvent.order_id == order.id,
+            OrderEvent.to_status == order.status,
+            OrderEvent.from_status != order.status,
+        )
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
 
 
 def record_in_place(
@@ -300,11 +324,26 @@ def ship(
 def deliver(number: str, *, actor: str = "system") -> Order:
     with unit_of_work() as session:
         order = get_order(session, number)
-        _transition(session, order, "deliver", actor=actor)
-        for shipment in order.shipments:
-            if shipment.status != "delivered":
-                shipment.status = "delivered"
-                shipment.delivered_at = utcnow()
+        _deliver(session, order, actor)
+        return order
+
+
+def _deliver(session: Session, order: Order, actor: str) -> None:
+    _transition(session, order, "deliver", actor=actor)
+    for shipment in order.shipments:
+        if shipment.status != "delivered":
+            shipment.status = "delivered"
+            shipment.delivered_at = utcnow()
+
+
+def confirm_received(number: str, *, actor: str = "buyer") -> Order:
+    """The buyer has the goods: a shipped order is delivered and completed, a delivered one
+    completed, in one transaction; any other state raises ``InvalidTransition``."""
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        if order.status == "shipped":
+            _deliver(session, order, actor)
+        _transition(session, order, "complete", actor=actor)
         return order
 
 
@@ -319,6 +358,32 @@ def request_refund(number: str, *, reason: str, actor: str = "buyer") -> Order:
     with unit_of_work() as session:
         order = get_order(session, number)
         _transition(session, order, "request_refund", actor=actor, note=reason)
+        return order
+
+
+def refund_request(session: Session, order: Order) -> OrderEvent | None:
+    """The event of the refund request a ``refunding`` order waits on (who asked, why)."""
+    if order.status != "refunding":
+        return None
+    return session.scalar(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order.id, OrderEvent.to_status == "refunding")
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+
+
+def decline_refund(number: str, *, reason: str, actor: str = "system") -> Order:
+    """The seller keeps the sale: a ``refunding`` order goes back to the state it was
+    requested from, with ``reason`` (which the buyer reads) on its timeline."""
+    reason = " ".join(reason.split())
+    if not 1 <= len(reason) <= MAX_REASON:
+        raise ValidationError(
+            f"a reason for declining has 1 to {MAX_REASON} characters", reason="decline_reason"
+        )
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        _transition(session, order, "decline_refund", actor=actor, note=reason)
         return order
 
 

@@ -164,6 +164,12 @@ def cancel(who: Principal, number: str, *, reason: str) -> Order:
     return order(who, number)
 
 
+def decline_refund(who: Principal, number: str, *, reason: str) -> Order:
+    order(who, number, "orders.refund")
+    backoffice.decline_refund(who.user_id, number, reason=reason)
+    return order(who, number)
+
+
 def refund(who: Principal, number: str, *, amount: int | None, reason: str) -> Order:
     """Refund through the provider that took the money; a channel's payment is recorded only.
 

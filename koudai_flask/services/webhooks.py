@@ -40,6 +40,8 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.shipped": "order.shipped",
     "order.cancelled": "order.cancelled",
     "order.refunded": "order.refunded",
+    "order.refunding": "order.refund_requested",
+    "order.refund_declined": "order.refund_declined",
     "stock.changed": "stock.changed",
     "customer.created": "customer.created",
     "customer.tagged": "customer.tagged",

@@ -165,6 +165,7 @@ def register(bp: Blueprint) -> None:
     def order_detail(number: str) -> ResponseReturnValue:
         order = _order_or_404(number)
         member = acting()
+        asked = orders.refund_request(current_session(), order)
         return render_template(
             "koudai/admin/order.html",
             order=order,
@@ -174,6 +175,8 @@ def register(bp: Blueprint) -> None:
             carriers=CARRIERS,
             can=lambda codename: staff.can(member.user_id, codename, channel=order.channel),
             notifications=_notifications(order.number),
+            refund_request=asked,
+            previous_status=orders.state_before(current_session(), order) if asked else None,
         )
 
     @bp.post("/orders/<number>/ship")
@@ -240,6 +243,19 @@ def register(bp: Blueprint) -> None:
                 actor_id(), number, amount=amount, reason=request.form.get("reason", "")
             ),
             _k("Refunded."),
+        )
+
+    @bp.post("/orders/<number>/decline-refund")
+    @staff_required("orders.refund")
+    def order_decline_refund(number: str) -> ResponseReturnValue:
+        checked_form()
+        _order_or_404(number, "orders.refund")
+        return _act(
+            number,
+            lambda: backoffice.decline_refund(
+                actor_id(), number, reason=request.form.get("reason", "")
+            ),
+            _k("Refund declined; the buyer sees your reason on the order."),
         )
 
     @bp.post("/orders/<number>/note")

@@ -25,6 +25,8 @@ EVENT_LABELS = {
     "order.shipped": _l("Order shipped"),
     "order.cancelled": _l("Order cancelled"),
     "order.refunded": _l("Order refunded"),
+    "order.refund_requested": _l("Refund requested"),
+    "order.refund_declined": _l("Refund declined"),
     "stock.changed": _l("Stock changed"),
     "customer.created": _l("Customer created"),
     "customer.tagged": _l("Customer tagged"),

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from koudai_flask.blueprints.api.access import idempotent, principal, requires
 from koudai_flask.schemas.api_orders import (
     CancelIn,
+    DeclineRefundIn,
     OrderCreateIn,
     OrderListArgs,
     OrderOut,
@@ -91,6 +92,16 @@ def register(bp: Blueprint) -> None:
     def order_cancel(data: dict[str, Any], number: str) -> Any:
         """Cancel an unpaid order; its reserved stock goes back."""
         return platform_actions.cancel(principal(), number, reason=data["reason"])
+
+    @bp.route("/orders/<number>/refund-request/decline", methods=["POST"])
+    @requires("orders.refund")
+    @idempotent
+    @bp.arguments(DeclineRefundIn)
+    @bp.response(200, OrderOut)
+    def order_decline_refund(data: dict[str, Any], number: str) -> Any:
+        """Decline the buyer's refund request: the order goes back to the state it was
+        asked from, and the buyer reads `reason` on it."""
+        return platform_actions.decline_refund(principal(), number, reason=data["reason"])
 
     @bp.route("/orders/<number>/refunds", methods=["POST"])
     @requires("orders.refund")

@@ -22,11 +22,13 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.csrf.core import CSRF
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.schemas import Length as MarshmallowLength
 from koudai_flask.schemas.orders import AddressInput, PlaceOrderInput
+from koudai_flask.services.orders import MAX_REASON
 
 _SIGNED = "koudai_signed_csrf"  # app.extensions key: (secret, session token) -> (time, signed)
 _MAX_SIGNED = 10_000
@@ -182,6 +184,33 @@ class CheckoutForm(ShopForm):
 
 class PayForm(ShopForm):
     provider = RadioField(_l("Pay with"), validators=[DataRequired()], choices=[])
+
+
+# Why a buyer wants the money back, as mobile shops offer them; "other" asks for words.
+REFUND_REASONS = (
+    ("changed_mind", _l("I no longer want it")),
+    ("not_as_described", _l("Not as described")),
+    ("damaged", _l("Damaged or faulty")),
+    ("missing", _l("Items missing from the parcel")),
+    ("not_received", _l("Not received")),
+    ("other", _l("Other")),
+)
+
+
+class RefundRequestForm(ShopForm):
+    reason = RadioField(
+        _l("Why"),
+        validators=[DataRequired()],
+        choices=[SelectChoice(value, label) for value, label in REFUND_REASONS],
+    )
+    details = TextAreaField(
+        _l("More about it (optional)"),
+        validators=[
+            Optional(),
+            Length(max=MAX_REASON - 40, message=_l("At most %(max)d characters.")),
+        ],
+        render_kw={"maxlength": MAX_REASON - 40},
+    )
 
 
 class ActionForm(ShopForm):

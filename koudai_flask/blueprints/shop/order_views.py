@@ -10,13 +10,19 @@ from sqlalchemy import select
 
 from koudai_flask import identity, payments
 from koudai_flask.blueprints.shop.common import guest_orders, login_redirect, page_number
-from koudai_flask.blueprints.shop.forms import ActionForm, PayForm
+from koudai_flask.blueprints.shop.forms import (
+    REFUND_REASONS,
+    ActionForm,
+    PayForm,
+    RefundRequestForm,
+)
 from koudai_flask.errors import InvalidTransition, KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
 from koudai_flask.services import orders
 from koudai_flask.services import payments as payment_service
+from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session
 
 PER_PAGE = 10
@@ -37,6 +43,27 @@ def own_order(number: str) -> Order:
     if not mine and not (order.customer_id is None and number in guest_orders()):
         abort(404)
     return order
+
+
+def after_sales_here(order: Order) -> bool:
+    """Whether the buyer confirms receipt and asks for refunds here: for the own shop's
+    orders; a marketplace's orders are handled on the marketplace, whose state we mirror."""
+    return order.channel == SHOP_CHANNEL
+
+
+def _order_page(order: Order, refund_form: RefundRequestForm | None = None) -> str:
+    events = order.events
+    answered = events[-1] if events and events[-1].from_status == "refunding" else None
+    return render_template(
+        "koudai/shop/order.html",
+        order=order,
+        form=ActionForm(),
+        after_sales=after_sales_here(order),
+        refund_form=refund_form or RefundRequestForm(formdata=None),
+        refund_request=orders.refund_request(current_session(), order),
+        # The seller's last answer, while the order stays where it went back to.
+        declined=answered if answered is not None and answered.to_status != "refunded" else None,
+    )
 
 
 def _scene() -> str:
@@ -72,7 +99,45 @@ def register(bp: Blueprint) -> None:
     @bp.get("/orders/<number>")
     def order_detail(number: str) -> ResponseReturnValue:
         order = own_order(number)
-        return render_template("koudai/shop/order.html", order=order, form=ActionForm())
+        return _order_page(order)
+
+    @bp.post("/orders/<number>/received")
+    def confirm_received(number: str) -> ResponseReturnValue:
+        order = own_order(number)
+        if not ActionForm().validate():
+            abort(400)
+        if not after_sales_here(order):
+            abort(404)
+        try:
+            orders.confirm_received(number, actor="buyer")
+            flash(_k("Thank you! The order is complete."), "success")
+        except InvalidTransition:
+            flash(_k("This order cannot be confirmed as received now."), "error")
+        return redirect(url_for(".order_detail", number=number))
+
+    @bp.post("/orders/<number>/refund")
+    def request_refund(number: str) -> ResponseReturnValue:
+        order = own_order(number)
+        if not after_sales_here(order):
+            abort(404)
+        form = RefundRequestForm()
+        if not form.validate():
+            if form.csrf_token.errors:
+                abort(400)
+            return _order_page(order, refund_form=form), 422
+        label = dict(REFUND_REASONS)[form.reason.data or "other"]
+        details = " ".join((form.details.data or "").split())
+        if form.reason.data == "other" and not details:
+            form.details.errors = [_k("Tell the seller what is wrong.")]
+            return _order_page(order, refund_form=form), 422
+        try:
+            orders.request_refund(
+                number, reason=f"{label}: {details}" if details else str(label), actor="buyer"
+            )
+            flash(_k("Refund requested. The seller will answer on this page."), "success")
+        except InvalidTransition:
+            flash(_k("A refund cannot be requested for this order now."), "error")
+        return redirect(url_for(".order_detail", number=number))
 
     @bp.route("/orders/<number>/pay", methods=["GET", "POST"])
     def pay(number: str) -> ResponseReturnValue:

@@ -1,0 +1,196 @@
+"""After-sales in the shop and the back office: the buyer confirms receipt or asks for a
+refund, staff refund or decline with a reason the buyer reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from koudai_flask.extension import get_state
+from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent
+from koudai_flask.services import orders
+from tests.shop_client import ShopClient
+from tests.test_admin import build, login
+
+
+@pytest.fixture
+def shop(make_app: Any, database_url: str) -> tuple[Flask, dict[str, str]]:
+    return build(make_app, database_url)
+
+
+def buyer(app: Flask, name: str = "web") -> ShopClient:
+    client = ShopClient(app)
+    client.get("/account/login")
+    response = client.post(
+        "/account/login", {"login": f"{name}@buyers.cn", "password": "buyer-pass-1"}
+    )
+    assert response.status_code == 302
+    return client
+
+
+def status(app: Flask, number: str) -> str:
+    with app.app_context():
+        return get_state().session.scalar(select(Order.status).where(Order.number == number))
+
+
+def counts(app: Flask) -> tuple[int, int, int]:
+    with app.app_context():
+        session = get_state().session
+        return tuple(  # type: ignore[return-value]
+            session.scalar(select(func.count()).select_from(model))
+            for model in (OrderEvent, OutboxEvent, AuditEntry)
+        )
+
+
+def ask_refund(client: ShopClient, number: str, **form: str) -> Any:
+    client.get(f"/orders/{number}")
+    return client.post(f"/orders/{number}/refund", form)
+
+
+def test_a_refund_asked_in_the_shop_is_answered_in_the_back_office(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    client = buyer(app)
+    page = client.text(f"/orders/{number}")
+    assert "申请退款" in page and "不想要了" in page
+
+    asked = ask_refund(client, number, reason="damaged", details="壶嘴  有裂缝")
+    assert asked.status_code == 302
+    assert status(app, number) == "refunding"
+    page = client.text(f"/orders/{number}")
+    assert "商品破损或有质量问题: 壶嘴 有裂缝" in page and "商家会在本页答复" in page
+
+    owner = login(app, "owner")
+    dashboard = owner.get("/shop-admin/").get_data(as_text=True)
+    assert 'href="/shop-admin/orders?status=refunding">1</a>' in dashboard
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert "买家申请退款" in order_page and "壶嘴 有裂缝" in order_page
+    assert "回到“已付款”" in order_page
+
+    before = counts(app)
+    empty = owner.post(
+        f"/shop-admin/orders/{number}/decline-refund",
+        data={"csrf_token": owner.csrf, "reason": "  "},
+        follow_redirects=True,
+    )
+    assert "请写明拒绝的理由，1 到 200 个字。" in empty.get_data(as_text=True)
+    assert (status(app, number), counts(app)) == ("refunding", before)
+
+    declined = owner.post(
+        f"/shop-admin/orders/{number}/decline-refund",
+        data={"csrf_token": owner.csrf, "reason": "照片里的裂缝是反光，壶完好"},
+    )
+    assert declined.status_code == 303
+    assert status(app, number) == "paid"
+    with app.app_context():
+        audit = get_state().session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "orders.decline_refund")
+        )
+        assert audit.after["status"] == "paid" and audit.before["status"] == "refunding"
+    page = client.text(f"/orders/{number}")
+    assert "商家未同意退款" in page and "照片里的裂缝是反光，壶完好" in page
+    assert "申请退款" in page  # and may ask again
+
+    # Declined, the order ships as if nothing had happened.
+    with app.app_context():
+        assert orders.ship(number, carrier="shunfeng", tracking_number="SF1001").status == (
+            "shipped"
+        )
+
+
+def test_other_asks_for_words_and_nothing_is_written_without_them(shop):
+    app, numbers = shop
+    client = buyer(app)
+    before = counts(app)
+    response = ask_refund(client, numbers["web"], reason="other", details="   ")
+    assert response.status_code == 422
+    assert "请写明遇到了什么问题。" in response.get_data(as_text=True)
+    no_reason = ask_refund(client, numbers["web"], details="坏了")
+    assert no_reason.status_code == 422
+    assert "请选择退款原因。" in no_reason.get_data(as_text=True)
+    assert (status(app, numbers["web"]), counts(app)) == ("paid", before)
+
+
+def test_only_the_buyer_and_only_for_the_shop_s_own_orders(shop):
+    app, numbers = shop
+    before = counts(app)
+    # Another buyer's order does not exist for them.
+    other = buyer(app, "tb-a")
+    assert ask_refund(other, numbers["web"], reason="damaged").status_code == 404
+    # A marketplace order's after-sales happen on the marketplace, whose state we mirror.
+    page = other.text(f"/orders/{numbers['tb-a']}")
+    assert "申请退款" not in page
+    assert ask_refund(other, numbers["tb-a"], reason="damaged").status_code == 404
+    # Without the form's token, nothing.
+    client = buyer(app)
+    forged = client.post(f"/orders/{numbers['web']}/refund", {"reason": "damaged"}, token=False)
+    assert forged.status_code == 400
+    assert (status(app, numbers["web"]), status(app, numbers["tb-a"])) == ("paid", "paid")
+    assert counts(app) == before
+
+
+def test_an_unpaid_order_is_cancelled_not_refunded(shop):
+    app, numbers = shop
+    with app.app_context():
+        order = orders.place(
+            channel="web",
+            lines=[{"sku": "KET", "quantity": 1}],
+            customer=get_state().session.scalar(
+                select(Order.customer_id).where(Order.number == numbers["web"])
+            ),
+        )
+    client = buyer(app)
+    assert "申请退款" not in client.text(f"/orders/{order.number}")
+    response = ask_refund(client, order.number, reason="changed_mind")
+    assert response.status_code == 302
+    assert "这个订单现在不能申请退款。" in client.text(f"/orders/{order.number}")
+    assert status(app, order.number) == "pending_payment"
+
+
+def test_the_buyer_confirms_receipt_once(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    client = buyer(app)
+    assert "确认收货" not in client.text(f"/orders/{number}")  # not shipped yet
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF1002")
+    assert "确认收货" in client.text(f"/orders/{number}")
+    assert client.post(f"/orders/{number}/received", {}, token=False).status_code == 400
+    assert status(app, number) == "shipped"
+    assert client.post(f"/orders/{number}/received", {}).status_code == 302
+    assert status(app, number) == "completed"
+    page = client.text(f"/orders/{number}")
+    assert "感谢您的购买！订单已完成。" in page and "确认收货" not in page
+    before = counts(app)
+    client.post(f"/orders/{number}/received", {})
+    assert "这个订单现在不能确认收货。" in client.text(f"/orders/{number}")
+    assert counts(app) == before
+
+
+def test_refund_events_reach_webhook_receivers_by_their_public_names():
+    from koudai_flask.services.webhooks import TOPIC_EVENTS
+
+    assert TOPIC_EVENTS["order.refunding"] == "order.refund_requested"
+    assert TOPIC_EVENTS[orders.RETURNS["refunding", "decline_refund"]] == "order.refund_declined"
+
+
+def test_an_erp_declines_through_the_api(shop):
+    from tests.api_support import API, make_key
+
+    app, numbers = shop
+    number = numbers["web"]
+    ask_refund(buyer(app), number, reason="changed_mind")
+    headers = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    client = app.test_client()
+    path = f"{API}/orders/{number}/refund-request/decline"
+    before = counts(app)
+    empty = client.post(path, json={"reason": ""}, headers=headers)
+    assert empty.status_code == 422
+    assert (status(app, number), counts(app)[:2]) == ("refunding", before[:2])
+    answer = client.post(path, json={"reason": "already packed"}, headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "paid"
+    again = client.post(path, json={"reason": "already packed"}, headers=headers)
+    assert again.status_code == 409  # nothing waits to be declined any more
