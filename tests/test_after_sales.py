@@ -61,7 +61,8 @@ def test_a_refund_asked_in_the_shop_is_answered_in_the_back_office(shop):
     assert asked.status_code == 302
     assert status(app, number) == "refunding"
     page = client.text(f"/orders/{number}")
-    assert "商品破损或有质量问题: 壶嘴 有裂缝" in page and "商家会在本页答复" in page
+    assert "您已申请退款" in page and "商家会在本页答复" in page
+    assert "商品破损或有质量问题: 壶嘴 有裂缝" in page
 
     owner = login(app, "owner")
     dashboard = owner.get("/shop-admin/").get_data(as_text=True)
