@@ -387,6 +387,29 @@ def test_account_checkout_uses_the_address_book(shop):
         assert session.scalar(select(func.count()).select_from(CartLine)) == 0
 
 
+def test_a_saved_address_with_a_new_one_typed_is_asked_about_not_guessed(shop):
+    client = ShopClient(shop)
+    register(client)
+    client.add_to_cart("MUG-0", 1)
+    assert client.checkout().status_code == 302  # saves 文三路 100 号
+    client.add_to_cart("MUG-0", 1)
+    page = client.text("/checkout")
+    address_id = re.search(r'name="address_id" value="(\d+)" checked', page).group(1)
+    typed = {"name": "韩梅梅", "phone": "13900139000", "street": "龙井路 18 号"}
+    response = client.post(
+        "/checkout",
+        {"token": CHECKOUT_TOKEN.search(page).group(1), "address_id": address_id, **typed},
+    )
+    assert response.status_code == 422
+    assert "您选择了地址簿中的地址，同时又填写了新地址" in response.get_data(as_text=True)
+    assert count(shop, Order) == 1
+    # Choosing "a new address" uses the one typed.
+    assert client.checkout(address_id="", **typed).status_code == 302
+    with shop.app_context():
+        last = get_state().session.scalars(select(Order).order_by(Order.id.desc())).first()
+        assert last.address["street"] == "龙井路 18 号"
+
+
 def test_buyers_see_only_their_own_orders(shop):
     alice, bob = ShopClient(shop), ShopClient(shop)
     register(alice, "alice@example.com")

@@ -136,6 +136,10 @@ _REASONS = {
     ),
     "role_name": lazy_gettext("A role name has 1 to 40 characters."),
     "decline_reason": lazy_gettext("Tell the buyer why, in 1 to 200 characters."),
+    "two_addresses": lazy_gettext(
+        "You chose a saved address and also typed a new one: choose “A new address” to use "
+        "the one you typed, or clear it."
+    ),
     "role_rank": lazy_gettext("A custom role's rank is a whole number from 1 to 99."),
     "key_name": lazy_gettext("Give the key a name of 1 to 120 characters."),
     "key_scopes": lazy_gettext("Choose at least one scope for the key."),

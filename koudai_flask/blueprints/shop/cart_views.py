@@ -171,13 +171,19 @@ def _is_own(order: Any, customer: Any) -> bool:
     return order.customer_id is None and order.number in guest_orders()
 
 
+_NEW_ADDRESS = ("name", "phone", "province", "city", "district", "street", "postcode")
+
+
 def _checkout_address(form: CheckoutForm, customer: Any) -> dict[str, Any]:
+    fields = {name: (getattr(form, name).data or "").strip() for name in _NEW_ADDRESS}
     if form.address_id.data and customer is not None:
+        if fields["street"]:
+            # A saved address chosen and a new one typed (the page hides the new one's
+            # fields only where the browser can): ask, rather than ship to the wrong one.
+            raise ValidationError(
+                "both a saved address and a new one were given", reason="two_addresses"
+            )
         return customers.get_address(customer.id, int(form.address_id.data)).as_dict()
-    fields = {
-        name: (getattr(form, name).data or "").strip()
-        for name in ("name", "phone", "province", "city", "district", "street", "postcode")
-    }
     address: dict[str, Any] = load(_address_input, fields, "address")
     if customer is not None and form.save_address.data:
         customers.add_address(customer.id, **address)

@@ -72,9 +72,24 @@
     else document.addEventListener("WeixinJSBridgeReady", invoke, false);
   }
 
+  /* Checkout: the new address's fields only while "A new address" is chosen; disabled,
+     they are not sent, so a saved address is never mixed with half a new one. */
+  function addressChoice(book, fields) {
+    function sync() {
+      var saved = !book.querySelector('input[name="address_id"][value=""]:checked');
+      fields.disabled = saved;
+      fields.hidden = saved;
+    }
+    book.addEventListener("change", sync);
+    sync();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("buy");
     if (form) skuPicker(form);
+    var book = document.querySelector(".kd-addresses");
+    var fields = document.querySelector(".kd-new-address");
+    if (book && fields) addressChoice(book, fields);
     var pay = document.getElementById("wechat-pay");
     if (pay) wechatPay(pay);
   });

@@ -1,0 +1,51 @@
+"""A buyer with an address book sees the new address's fields only when choosing one."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
+from koudai_flask.extension import get_state
+from koudai_flask.models import Order
+from koudai_flask.services import catalog, customers
+from tests.e2e.conftest import sqlite_shop
+
+
+def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, shots):
+    app = make_app(sqlite_shop(tmp_path, "addresses.db"), KOUDAI_SHIPPING_FEE=0)
+    with app.app_context():
+        catalog.create_product(
+            title="龙井茶", slug="longjing", skus=[{"code": "LJ", "price": 8800, "stock": 5}]
+        )
+        buyer = customers.register(password="buyer-pass-1", email="li@example.com", name="李雷")
+        customers.add_address(buyer.id, name="李雷", phone="13800138000", street="文三路 100 号")
+    server = LoopbackServer(app)
+    try:
+        phone.goto(f"{server.url}/shop/account/login")
+        phone.fill("input[name=login]", "li@example.com")
+        phone.fill("input[name=password]", "buyer-pass-1")
+        phone.locator(".kd-form button[type=submit]").click()
+        phone.goto(f"{server.url}/shop/products/longjing")
+        phone.locator("#add-to-cart").click()
+        phone.wait_for_url("**/shop/cart")
+        phone.locator("#checkout").click()
+        phone.wait_for_url("**/shop/checkout")
+        street = phone.locator("#checkout-form input[name=street]")
+        expect(street).to_be_hidden()  # the saved address is chosen
+        shots(phone, "saved-address")
+        phone.locator('input[name=address_id][value=""]').check()
+        expect(street).to_be_visible()
+        for name, value in (("name", "韩梅梅"), ("phone", "13900139000"), ("street", "龙井路 18 号")):
+            phone.fill(f"#checkout-form input[name={name}]", value)
+        # Back to the saved address: the typed one is hidden and not sent with it.
+        phone.locator('input[name=address_id]:not([value=""])').check()
+        expect(street).to_be_hidden()
+        shots(phone, "typed-then-saved")
+        phone.locator("#place-order").click()
+        phone.wait_for_url("**/pay")
+    finally:
+        server.stop()
+    with app.app_context():
+        order = get_state().session.scalar(select(Order))
+        assert order.address["street"] == "文三路 100 号"
