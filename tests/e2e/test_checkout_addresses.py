@@ -36,7 +36,8 @@ def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, sho
         shots(phone, "saved-address")
         phone.locator('input[name=address_id][value=""]').check()
         expect(street).to_be_visible()
-        for name, value in (("name", "韩梅梅"), ("phone", "13900139000"), ("street", "龙井路 18 号")):
+        typed = {"name": "韩梅梅", "phone": "13900139000", "street": "龙井路 18 号"}
+        for name, value in typed.items():
             phone.fill(f"#checkout-form input[name={name}]", value)
         # Back to the saved address: the typed one is hidden and not sent with it.
         phone.locator('input[name=address_id]:not([value=""])').check()
