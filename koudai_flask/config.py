@@ -156,6 +156,12 @@ SETTINGS: dict[str, Setting] = {
     "KOUDAI_EXPIRY_INTERVAL": Setting(
         60, "Seconds between runs of the reservation-expiry job.", seconds
     ),
+    "KOUDAI_AUTO_COMPLETE_AFTER": Setting(
+        10 * 86400,
+        "Seconds after an own-shop order was shipped (or last changed) that it is completed "
+        "if the buyer has not confirmed receipt, as marketplaces do; None never.",
+        optional_seconds,
+    ),
     "KOUDAI_OUTBOX_KEEP": Setting(
         30 * 86400,
         "Seconds a handled outbox event is kept before the hourly prune deletes it; None "

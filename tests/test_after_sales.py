@@ -195,3 +195,63 @@ def test_an_erp_declines_through_the_api(shop):
     assert answer.status_code == 200 and answer.get_json()["status"] == "paid"
     again = client.post(path, json={"reason": "already packed"}, headers=headers)
     assert again.status_code == 409  # nothing waits to be declined any more
+
+
+def _age(app: Flask, number: str, days: int) -> None:
+    """Pretend ``number`` was last changed ``days`` ago."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from koudai_flask.models.base import utcnow
+
+    with app.app_context():
+        session = get_state().session
+        session.execute(
+            update(Order)
+            .where(Order.number == number)
+            .values(updated_at=utcnow() - timedelta(days=days))
+        )
+        session.commit()
+
+
+def test_orders_the_buyer_never_confirms_complete_after_ten_days(shop):
+    app, numbers = shop
+    web, marketplace = numbers["web"], numbers["tb-a"]
+    with app.app_context():
+        for number in (web, marketplace):
+            orders.ship(number, carrier="shunfeng", tracking_number=f"SF{number[-6:]}")
+        recent = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}]).number
+        orders.mark_paid(recent, amount=9900, transaction_id="x-recent", provider="offline")
+        orders.ship(recent, carrier="shunfeng", tracking_number="SF777777")
+        asked = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}]).number
+        orders.mark_paid(asked, amount=9900, transaction_id="x-asked", provider="offline")
+        orders.ship(asked, carrier="shunfeng", tracking_number="SF888888")
+        orders.request_refund(asked, reason="not received")
+    for number in (web, marketplace, asked):
+        _age(app, number, 11)
+    _age(app, recent, 9)
+    with app.app_context():
+        assert orders.complete_overdue() == [web]
+        assert orders.complete_overdue() == []  # done once
+        last = (
+            get_state().session.scalars(select(OrderEvent).order_by(OrderEvent.id.desc())).first()
+        )
+        assert (last.actor, last.to_status) == ("system", "completed")
+    assert [status(app, n) for n in (web, marketplace, recent, asked)] == [
+        "completed",
+        "shipped",  # the marketplace confirms its own orders; sync mirrors it
+        "shipped",  # nine days: not yet
+        "refunding",  # waits on staff, whatever its age
+    ]
+
+
+def test_auto_completion_can_be_turned_off(make_app, database_url):
+    app, numbers = build(make_app, database_url)
+    app.config["KOUDAI_AUTO_COMPLETE_AFTER"] = None
+    with app.app_context():
+        orders.ship(numbers["web"], carrier="shunfeng", tracking_number="SF123456")
+    _age(app, numbers["web"], 100)
+    with app.app_context():
+        assert orders.complete_overdue() == []
+    assert status(app, numbers["web"]) == "shipped"

@@ -102,6 +102,7 @@ def test_periodic_jobs_use_the_configured_intervals(make_app, database_url):
         ("koudai-campaign-sweep", 20),
         ("koudai-funnel-rollup", 300),
         ("koudai-idempotency-prune", 3600),
+        ("koudai-auto-complete", 3600),
         ("koudai-outbox-prune", 3600),
     ]
 

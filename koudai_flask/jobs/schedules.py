@@ -15,6 +15,7 @@ from koudai_flask.jobs import tasks
 log = logging.getLogger("koudai_flask.jobs")
 
 CRON_LEASE = 30  # seconds a worker leads the periodic jobs after its last renewal
+AUTO_COMPLETE_INTERVAL = 3600  # seconds: orders complete within an hour of their day
 
 
 def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
@@ -50,6 +51,8 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
     from koudai_flask.services.idempotency import PRUNE_INTERVAL
 
     jobs.append(("koudai-idempotency-prune", tasks.prune_idempotency_records, PRUNE_INTERVAL))
+    if app.config["KOUDAI_AUTO_COMPLETE_AFTER"] is not None:
+        jobs.append(("koudai-auto-complete", tasks.complete_overdue, AUTO_COMPLETE_INTERVAL))
     if app.config["KOUDAI_OUTBOX_KEEP"] is not None:
         from koudai_flask.services import outbox
 

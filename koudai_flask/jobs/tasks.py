@@ -11,6 +11,11 @@ def expire_reservations() -> int:
     return len(orders.expire_unpaid()) + inventory.expire_holds()
 
 
+def complete_overdue() -> int:
+    """Complete the own shop's orders whose buyers never confirmed receipt."""
+    return len(orders.complete_overdue())
+
+
 def run_relay() -> int:
     return relay_outbox()
 
