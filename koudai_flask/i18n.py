@@ -132,6 +132,8 @@ STATUS_LABELS = {
     "cancelled": lazy_gettext("Cancelled"),
     "refunding": lazy_gettext("Refund requested"),
     "refunded": lazy_gettext("Refunded"),
+    # Not a state: the buyer message of a declined refund request is labelled by it.
+    "refund_declined": lazy_gettext("Refund declined"),
 }
 
 # Kuaidi100 carrier codes and the names buyers know them by, from the one carrier table.

@@ -217,8 +217,14 @@ def wechat_app(make_app, database_url, wechat) -> Iterator[Flask]:
 # -- WeChat ------------------------------------------------------------------------------------
 
 
-def test_the_handler_is_registered_for_the_four_events():
-    for topic in ("order.paid", "order.shipped", "order.delivered", "order.refunded"):
+def test_the_handler_is_registered_for_the_five_events():
+    for topic in (
+        "order.paid",
+        "order.shipped",
+        "order.delivered",
+        "order.refunded",
+        "order.refund_declined",
+    ):
         assert BUILTIN_HANDLERS[topic].count(HANDLER) == 1
     assert HANDLER not in BUILTIN_HANDLERS.get("order.placed", [])
 
@@ -253,6 +259,25 @@ def test_paying_sends_the_buyer_one_template_message(make_app, database_url, wec
         assert row.provider_message_id == str(message.msgid)
         assert message.client_msg_id == f"kd{row.id}r0"
         assert row.sent_at is not None and utcnow() - row.sent_at < timedelta(minutes=1)
+
+
+def test_a_declined_refund_tells_the_buyer_why(make_app, database_url, wechat):
+    app = make_app(database_url, KOUDAI_WECHAT=wechat.settings_for_client())
+    with app.app_context():
+        stock()
+        notifications.save_template("refund_declined", "wechat", wechat_template_id="TPL_REFUND_NO")
+        number = paid_quietly(app, buyer().id)
+        orders.request_refund(number, reason="不想要了")
+        assert wechat.api.messages == []  # asking tells the buyer nothing: they asked
+        orders.decline_refund(number, reason="已发出，请留意物流", actor="staff:owner")
+        [message] = wechat.api.messages
+        assert message.template_id == "TPL_REFUND_NO"
+        assert message.data == {
+            "keyword1": {"value": number},
+            "keyword2": {"value": "拒绝退款"},
+            "keyword3": {"value": "已发出，请留意物流"},
+        }
+        assert [(n.event, n.status) for n in rows(number)] == [("refund_declined", "sent")]
 
 
 def test_the_token_is_fetched_once_and_shared_by_every_process(

@@ -35,6 +35,7 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.partially_shipped": ["koudai_flask.services.logistics:subscribe_on_ship"],
     "order.delivered": ["koudai_flask.services.notifications:on_order_event"],
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
+    "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
 }
 # CRM: a customer's rule tags are recomputed when their orders or identities change, and
 # for everyone when a rule is saved (services.rule_tags).

@@ -78,6 +78,11 @@ _ZH: dict[tuple[str, str], Wording] = {
         "",
         "【{{ shop_name }}】您的订单{{ order_number }}已退款{{ refund_amount }}，款项将原路退回。",
     ),
+    ("refund_declined", "sms"): Wording(
+        "",
+        "【{{ shop_name }}】您的订单{{ order_number }}的退款申请未获同意：{{ reason }}"
+        "{% if order_url %}查看订单：{{ order_url }}{% endif %}",
+    ),
     ("paid", "email"): Wording(
         "{{ shop_name }}：订单{{ order_number }}已付款",
         "您好，\n\n我们已收到订单{{ order_number }}的付款{{ total }}，会尽快为您发货。"
@@ -98,6 +103,11 @@ _ZH: dict[tuple[str, str], Wording] = {
         "您好，\n\n订单{{ order_number }}已退款{{ refund_amount }}，款项将原路退回您的支付账户。"
         "{% if order_url %}\n\n查看订单：{{ order_url }}{% endif %}\n\n{{ shop_name }}",
     ),
+    ("refund_declined", "email"): Wording(
+        "{{ shop_name }}：订单{{ order_number }}的退款申请未获同意",
+        "您好，\n\n订单{{ order_number }}的退款申请未获同意，商家的答复：{{ reason }}"
+        "{% if order_url %}\n\n查看订单：{{ order_url }}{% endif %}\n\n{{ shop_name }}",
+    ),
     ("paid", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ total }}", "keyword3: {{ status }}"
     ),
@@ -109,6 +119,9 @@ _ZH: dict[tuple[str, str], Wording] = {
     ("delivered", "wechat"): _wechat("keyword1: {{ order_number }}", "keyword2: {{ status }}"),
     ("refunded", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ refund_amount }}", "keyword3: {{ status }}"
+    ),
+    ("refund_declined", "wechat"): _wechat(
+        "keyword1: {{ order_number }}", "keyword2: {{ status }}", "keyword3: {{ reason }}"
     ),
 }
 
@@ -130,6 +143,11 @@ _EN: dict[tuple[str, str], Wording] = {
         "",
         "[{{ shop_name }}] Order {{ order_number }}: {{ refund_amount }} refunded to your "
         "original payment method.",
+    ),
+    ("refund_declined", "sms"): Wording(
+        "",
+        "[{{ shop_name }}] Order {{ order_number }}: your refund request was declined: "
+        "{{ reason }}{% if order_url %} {{ order_url }}{% endif %}",
     ),
     ("paid", "email"): Wording(
         "{{ shop_name }}: order {{ order_number }} is paid",
@@ -153,6 +171,12 @@ _EN: dict[tuple[str, str], Wording] = {
         "payment method.{% if order_url %}\n\nYour order: {{ order_url }}{% endif %}"
         "\n\n{{ shop_name }}",
     ),
+    ("refund_declined", "email"): Wording(
+        "{{ shop_name }}: the refund of order {{ order_number }} was declined",
+        "Hello,\n\nYour refund request for order {{ order_number }} was declined. The "
+        "seller says: {{ reason }}{% if order_url %}\n\nYour order: {{ order_url }}"
+        "{% endif %}\n\n{{ shop_name }}",
+    ),
 }
 # A WeChat template's fields are the same whatever the language of the values.
 _EN.update({key: wording for key, wording in _ZH.items() if key[1] == "wechat"})
@@ -168,6 +192,7 @@ VARIABLES = (
     "carrier",
     "tracking_number",
     "order_url",
+    "reason",
     "event",
 )
 
@@ -205,6 +230,7 @@ def sample_context(event: str = "shipped") -> dict[str, Any]:
         "carrier": "顺丰速运",
         "tracking_number": "SF1234567890123",
         "order_url": "https://shop.example.com/shop/orders/KD202611250000000001",
+        "reason": "商品已发出，请留意物流",
         "event": event,
     }
 

@@ -23,6 +23,7 @@ from koudai_flask.models import (
     MessageTemplate,
     Notification,
     Order,
+    OrderEvent,
     Payment,
     Refund,
     Shipment,
@@ -94,6 +95,15 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
         "carrier": carrier_label(shipment.carrier) if shipment else "",
         "tracking_number": shipment.tracking_number if shipment else "",
         "order_url": order_url(order.number),
+        # What staff answered a refund request (the event that took the order out of
+        # refunding), for the refund_declined message.
+        "reason": session.scalar(
+            select(OrderEvent.note)
+            .where(OrderEvent.order_id == order.id, OrderEvent.from_status == "refunding")
+            .order_by(OrderEvent.id.desc())
+            .limit(1)
+        )
+        or "",
         "event": event,
     }
 

@@ -1,4 +1,5 @@
-"""Telling the buyer: paid, shipped, delivered and refunded, on every channel we know them by.
+"""Telling the buyer: paid, shipped, delivered, refunded and a refund declined, on every
+channel we know them by.
 
 An order event becomes one ``Notification`` row per reachable, configured channel
 (:func:`plan`), unique per (order, event, channel) so a replayed event plans nothing new.
@@ -285,7 +286,8 @@ def resend(notification_id: int, *, actor: str) -> Notification:
 
 
 def on_order_event(topic: str, payload: dict[str, Any]) -> None:
-    """Outbox handler of ``order.paid|shipped|delivered|refunded``: plan, then one job each.
+    """Outbox handler of ``order.paid|shipped|delivered|refunded|refund_declined``: plan,
+    then one job each.
 
     Inline, a channel that still fails after its retries does not stop the others; an
     error is raised at the end so the outbox keeps the event and the relay sends it again
