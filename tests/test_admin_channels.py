@@ -492,7 +492,10 @@ def test_mapping_binds_exactly_the_chosen_sku(shop, sandbox):
             {"sku_code": "SHIRT-W", "item": tote, "sku": ""},
             f"Item {tote} (SKU -) is already bound to MUG",
         ),
-        ({"sku_code": "NOPE", "item": shirt_item, "sku": white}, "unknown SKU 'NOPE'"),
+        (
+            {"sku_code": "NOPE", "item": shirt_item, "sku": white},
+            "There is no SKU with the code NOPE.",
+        ),
         ({"sku_code": "", "item": shirt_item, "sku": white}, "Choose one of our SKUs."),
     ]
     for form, message in refused:

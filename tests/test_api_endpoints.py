@@ -176,7 +176,14 @@ def test_refusals_carry_their_figures_for_programs(app):
         "action": "ship",
     }
     unknown = client.get(f"{API}/skus/NO-SUCH-SKU", headers=make_key(app, ["orders.view"]))
-    assert unknown.status_code == 404 and set(unknown.get_json()) == {"code", "message", "errors"}
+    assert unknown.status_code == 404
+    assert (unknown.get_json()["reason"], unknown.get_json()["detail"]) == (
+        "unknown_sku",
+        {"sku": "NO-SUCH-SKU"},
+    )
+    nothing = client.get(f"{API}/orders/KD-NONE", headers=make_key(app, ["orders.view"]))
+    assert nothing.status_code == 404
+    assert set(nothing.get_json()) <= {"code", "message", "errors", "reason", "detail"}
 
 
 def test_a_refusal_named_in_one_word_says_the_word(app):

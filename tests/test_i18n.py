@@ -77,29 +77,36 @@ def test_the_compiled_catalog_matches_the_po_file():
 
 
 @pytest.mark.parametrize(
-    ("language", "transition", "short"),
+    ("language", "transition", "short", "missing"),
     [
         (
             "zh-CN",
             "订单 KD1 当前为「已发货」，不能取消。",
             "SHIRT-W 库存不足：需要 3 件，可用 1 件。",
+            "没有编码为 NOPE 的 SKU。",
         ),
         (
             "en",
             "Order KD1 is Shipped: it cannot be cancelled.",
             "Not enough stock of SHIRT-W: 3 asked for, 1 available.",
+            "There is no SKU with the code NOPE.",
         ),
     ],
 )
 def test_a_refusal_is_said_in_the_reader_s_language(
-    make_app, database_url, language, transition, short
+    make_app, database_url, language, transition, short, missing
 ):
     from koudai_flask.blueprints.common import refusal_text
-    from koudai_flask.errors import InvalidTransition, OutOfStock, ValidationError
+    from koudai_flask.errors import InvalidTransition, NotFound, OutOfStock, ValidationError
+    from koudai_flask.extension import get_state
+    from koudai_flask.services import inventory
 
     app = make_app(database_url)
     with app.test_request_context(headers={"Accept-Language": language}):
         assert refusal_text(InvalidTransition("KD1", "shipped", "cancel")) == transition
         assert refusal_text(OutOfStock("SHIRT-W", 3, 1)) == short
+        with pytest.raises(NotFound) as unknown:
+            inventory.get_sku(get_state().session, "NOPE")
+        assert refusal_text(unknown.value) == missing
         other = ValidationError("name is required")  # no reason: the service's words
         assert refusal_text(other) == "name is required"

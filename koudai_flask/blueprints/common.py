@@ -98,6 +98,7 @@ _REASONS = {
     "segment_taken": lazy_gettext("A segment named %(name)s already exists."),
     "identity_taken": lazy_gettext("This is already another customer's."),
     "unknown_order": lazy_gettext("There is no order %(number)s."),
+    "unknown_sku": lazy_gettext("There is no SKU with the code %(sku)s."),
     "rule_not_text": lazy_gettext("A rule is text."),
     "rule_too_long": lazy_gettext("A rule has at most %(most)s characters."),
     "rule_control": lazy_gettext(

@@ -39,7 +39,7 @@ class StockSnapshot:
 def get_sku(session: Session, code: str) -> Sku:
     sku = session.scalar(select(Sku).where(Sku.code == code))
     if sku is None:
-        raise NotFound(f"unknown SKU {code!r}")
+        raise NotFound(f"unknown SKU {code!r}", reason="unknown_sku", detail={"sku": code})
     return sku
 
 

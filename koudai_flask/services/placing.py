@@ -252,7 +252,7 @@ def place_in(
     skus = {row.code: row for row in found if row.id is not None}
     for code in quantities:
         if code not in skus:
-            raise NotFound(f"unknown SKU {code!r}")
+            raise NotFound(f"unknown SKU {code!r}", reason="unknown_sku", detail={"sku": code})
     for sku in skus.values():
         if not sku.sku_active or sku.status != "active":
             raise ValidationError(f"SKU {sku.code!r} is not on sale", {"lines": [sku.code]})

@@ -349,7 +349,7 @@ def update_sku(who: Principal, code: str, changes: dict[str, Any]) -> None:
     with unit_of_work() as session:
         before = session.scalar(select(Sku).where(Sku.code == code))
         if before is None:
-            raise NotFound(f"unknown SKU {code!r}")
+            raise NotFound(f"unknown SKU {code!r}", reason="unknown_sku", detail={"sku": code})
         old = {name: getattr(before, name) for name in changes}
         catalog.update_sku(code, **changes)
         staff.audit(_actor(who), "catalog.update_sku", "sku", code, old, dict(changes))

@@ -112,7 +112,7 @@ def skus(*, active: bool | None, cursor: str | None, limit: int) -> Page[Sku]:
 def sku(code: str) -> Sku:
     found = current_session().scalar(select(Sku).where(Sku.code == code))
     if found is None:
-        raise NotFound(f"unknown SKU {code!r}")
+        raise NotFound(f"unknown SKU {code!r}", reason="unknown_sku", detail={"sku": code})
     return found
 
 
@@ -171,7 +171,7 @@ def check_stock_scope(who: Principal, sku_code: str) -> None:
     if who.channels is not None:
         query = query.where(listed_on(who.channels))
     if current_session().scalar(query) is None:
-        raise NotFound(f"unknown SKU {sku_code!r}")
+        raise NotFound(f"unknown SKU {sku_code!r}", reason="unknown_sku", detail={"sku": sku_code})
 
 
 # -- orders ----------------------------------------------------------------------------------
