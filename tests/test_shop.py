@@ -425,6 +425,41 @@ def test_buyers_see_only_their_own_orders(shop):
     assert ShopClient(shop).get(f"/orders/{number}").status_code == 404  # a guest, too
 
 
+def test_my_orders_by_state_with_what_each_holds(shop):
+    client = ShopClient(shop)
+    register(client)
+    placed = []
+    for sku, quantity in (("MUG-0", 1), ("MUG-1", 2), ("MUG-2", 1)):
+        client.add_to_cart(sku, quantity)
+        placed.append(client.checkout().headers["Location"].split("/")[3])
+    unpaid, to_ship, to_receive = placed
+    with shop.app_context():
+        for number in (to_ship, to_receive):
+            order = get_state().session.scalar(select(Order).where(Order.number == number))
+            orders.mark_paid(number, amount=order.total, transaction_id=number, provider="offline")
+        orders.ship(to_receive, carrier="yuantong", tracking_number="YT2001")
+    other = ShopClient(shop)
+    register(other, "other@example.com")  # another buyer's orders count nowhere
+    other.add_to_cart("MUG-3", 1)
+    other.checkout()
+
+    def listed(tab: str = "") -> list[str]:
+        page = client.text(f"/orders{'?tab=' + tab if tab else ''}")
+        return re.findall(r'href="/shop/orders/(KD\d+)"', page)
+
+    assert listed() == [to_receive, to_ship, unpaid]
+    assert listed("unpaid") == [unpaid]
+    assert listed("to_ship") == [to_ship]
+    assert listed("to_receive") == [to_receive]
+    assert listed("after_sales") == []
+    page = client.text("/orders")
+    counts = dict(re.findall(r'data-tab="(\w+)">[^<]+<span class="kd-badge">(\d+)<', page))
+    assert counts == {"unpaid": "1", "to_ship": "1", "to_receive": "1"}
+    assert "Mug 1" in page and "共 2 件" in page  # the first item, and how many in all
+    assert "这里还没有订单。" in client.text("/orders?tab=after_sales")
+    assert client.get("/orders?tab=nonsense").status_code == 404
+
+
 def test_cancel_an_unpaid_order_releases_its_stock(shop):
     client = ShopClient(shop)
     client.add_to_cart("LS-W-M", 3)

@@ -6,7 +6,8 @@ import contextlib
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from koudai_flask import identity, payments
 from koudai_flask.blueprints.shop.common import guest_orders, login_redirect, page_number
@@ -30,6 +31,16 @@ PROVIDER_LABELS = {
     "wechatpay": "微信支付 WeChat Pay",
     "alipay": "支付宝 Alipay",
     "offline": "货到付款 / 转账 Offline",
+}
+
+
+# The tabs of "My orders", as mobile shops give them: each the order states it lists.
+TABS: dict[str, tuple[str, ...]] = {
+    "all": (),
+    "unpaid": ("pending_payment",),
+    "to_ship": ("paid",),
+    "to_receive": ("shipped", "delivered"),
+    "after_sales": ("refunding", "refunded"),
 }
 
 
@@ -80,20 +91,40 @@ def register(bp: Blueprint) -> None:
         numbers = guest_orders()
         if customer is None and not numbers:
             return login_redirect()
-        query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+        tab = request.args.get("tab", "all")
+        if tab not in TABS:
+            abort(404)
         if customer is not None:
-            query = query.where(Order.customer_id == customer.id)
+            mine = Order.customer_id == customer.id
         else:
-            query = query.where(Order.number.in_(numbers), Order.customer_id.is_(None))
+            mine = Order.number.in_(numbers) & Order.customer_id.is_(None)
+        session = current_session()
+        by_status: dict[str, int] = {
+            status: count
+            for status, count in session.execute(
+                select(Order.status, func.count()).where(mine).group_by(Order.status)
+            ).all()
+        }
+        query = select(Order).where(mine).options(selectinload(Order.lines))
+        if TABS[tab]:
+            query = query.where(Order.status.in_(TABS[tab]))
         page = page_number()
-        rows = (
-            current_session().scalars(query.limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)).all()
-        )
+        rows = session.scalars(
+            query.order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(PER_PAGE + 1)
+            .offset((page - 1) * PER_PAGE)
+        ).all()
         return render_template(
             "koudai/shop/orders.html",
             orders=rows[:PER_PAGE],
             page=page,
             has_next=len(rows) > PER_PAGE,
+            tab=tab,
+            tabs=[
+                (name, sum(by_status.get(status, 0) for status in TABS[name]))
+                for name in TABS
+                if name != "all"
+            ],
         )
 
     @bp.get("/orders/<number>")
