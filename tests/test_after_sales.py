@@ -255,3 +255,81 @@ def test_auto_completion_can_be_turned_off(make_app, database_url):
     with app.app_context():
         assert orders.complete_overdue() == []
     assert status(app, numbers["web"]) == "shipped"
+
+
+def on_hand(app: Flask, code: str = "KET") -> int:
+    from koudai_flask.models import Sku, StockLevel
+
+    with app.app_context():
+        return get_state().session.scalar(
+            select(StockLevel.on_hand)
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(Sku.code == code)
+        )
+
+
+def test_a_parcel_that_came_back_goes_back_on_the_shelf_with_its_refund(shop):
+    from koudai_flask.models import StockMovement
+    from tests.helpers import assert_ledger_consistent
+
+    app, numbers = shop
+    number = numbers["web"]
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF300001")
+    shelf = on_hand(app)
+    ask_refund(buyer(app), number, reason="damaged")
+    owner = login(app, "owner")
+    page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'name="restock"' in page and "商品已退回，放回库存" in page
+
+    before = counts(app)
+    part = owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={"csrf_token": owner.csrf, "amount": "10.00", "restock": "1"},
+        follow_redirects=True,
+    )
+    assert "只有全额退款时才能把商品放回库存" in part.get_data(as_text=True)
+    assert (on_hand(app), counts(app), status(app, number)) == (shelf, before, "refunding")
+
+    done = owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={"csrf_token": owner.csrf, "amount": "", "restock": "1"},
+    )
+    assert done.status_code == 303
+    assert (status(app, number), on_hand(app)) == ("refunded", shelf + 1)
+    with app.app_context():
+        session = get_state().session
+        movement = session.scalars(select(StockMovement).order_by(StockMovement.id.desc())).first()
+        assert (movement.reason, movement.on_hand_delta, movement.reference) == (
+            "return",
+            1,
+            number,
+        )
+        audit = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "orders.refund")
+            .order_by(AuditEntry.id.desc())
+        ).first()
+        assert audit.after["restocked"] == {"KET": 1}
+        assert_ledger_consistent(session)
+
+
+def test_an_order_paid_on_its_channel_is_restocked_through_the_api(shop):
+    from tests.api_support import API, make_key
+
+    app, _ = shop
+    with app.app_context():
+        number = orders.place(
+            channel="tb-a",
+            lines=[{"sku": "KET", "quantity": 2, "unit_price": 9900}],
+            external_id="T-back",
+        ).number
+        orders.mark_paid(number, amount=19800, transaction_id="tb-back", provider="api:tb-a")
+        orders.ship(number, carrier="yuantong", tracking_number="YT300002")
+    shelf = on_hand(app)
+    headers = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    answer = app.test_client().post(
+        f"{API}/orders/{number}/refunds", json={"restock": True}, headers=headers
+    )
+    assert answer.status_code == 201 and answer.get_json()["status"] == "refunded"
+    assert on_hand(app) == shelf + 2

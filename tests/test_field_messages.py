@@ -160,7 +160,15 @@ def test_every_reason_a_service_names_is_said_with_its_figures(site):
         for found in re.findall(r'\breason\s*=\s*"(\w+)"', path.read_text(encoding="utf-8"))
     }
     # Not refusals: a stock movement's reason, a customer merge's.
-    other_reasons = {"delivery", "adjustment", "count", "reservation", "shipment", "manual"}
+    other_reasons = {
+        "delivery",
+        "adjustment",
+        "count",
+        "reservation",
+        "shipment",
+        "manual",
+        "return",
+    }
     assert named - other_reasons - set(_REASONS) == set()
     refused = KoudaiValidationError(
         "order KD1: 1250 fen can be refunded",

@@ -99,6 +99,10 @@ _REASONS = {
     "identity_taken": lazy_gettext("This is already another customer's."),
     "unknown_order": lazy_gettext("There is no order %(number)s."),
     "unknown_sku": lazy_gettext("There is no SKU with the code %(sku)s."),
+    "restock_partial": lazy_gettext(
+        "Goods go back on the shelf with a full refund only; for part of them, refund the "
+        "amount and adjust the stock of what came back."
+    ),
     "rule_not_text": lazy_gettext("A rule is text."),
     "rule_too_long": lazy_gettext("A rule has at most %(most)s characters."),
     "rule_control": lazy_gettext(

@@ -156,6 +156,13 @@ class DeclineRefundIn(Schema):
 
 
 class RefundIn(Schema):
+    restock = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the parcel came back: what shipped goes back on the shelf "
+            "(a full refund only)"
+        },
+    )
     amount = fields.Integer(
         strict=True,
         load_default=None,

@@ -170,16 +170,19 @@ def decline_refund(who: Principal, number: str, *, reason: str) -> Order:
     return order(who, number)
 
 
-def refund(who: Principal, number: str, *, amount: int | None, reason: str) -> Order:
+def refund(
+    who: Principal, number: str, *, amount: int | None, reason: str, restock: bool = False
+) -> Order:
     """Refund through the provider that took the money; a channel's payment is recorded only.
 
     An order paid on its channel (recorded through the API) was refunded there: this only
-    records it, as the full ``refunding → refunded`` step or a partial ``Refund``.
+    records it, as the full ``refunding → refunded`` step or a partial ``Refund``. With
+    ``restock`` (a full refund only) what the order shipped goes back on the shelf, either way.
     """
     found = order(who, number, "orders.refund")
     provider = found.payments[0].provider if found.payments else None
     if provider is None or provider in payments.enabled():
-        backoffice.refund(who.user_id, number, amount=amount, reason=reason)
+        backoffice.refund(who.user_id, number, amount=amount, reason=reason, restock=restock)
         return order(who, number)
     with unit_of_work() as session:
         found = order(who, number, "orders.refund")
@@ -189,18 +192,18 @@ def refund(who: Principal, number: str, *, amount: int | None, reason: str) -> O
             raise ValidationError(
                 f"order {number}: {left} fen can be refunded", {"amount": [f"at most {left}"]}
             )
+        if restock:
+            backoffice.check_full_for_restock(number, value, left)
         before = {"status": found.status, "refunded": found.refunded_amount}
         if value == left and found.status in ("paid", "shipped", "delivered"):
             orders.request_refund(
                 number, reason=reason or "refund on the channel", actor=_actor(who)
             )
+        refund_no = f"{number}-R{secrets.token_hex(4)}"
         orders.refund(
-            number,
-            amount=value,
-            reason=reason,
-            idempotency_key=f"{number}-R{secrets.token_hex(4)}",
-            actor=_actor(who),
+            number, amount=value, reason=reason, idempotency_key=refund_no, actor=_actor(who)
         )
+        returned = backoffice.restock_shipped(found, refund_no) if restock else {}
         session.refresh(found)
         staff.audit(
             _actor(who),
@@ -208,7 +211,12 @@ def refund(who: Principal, number: str, *, amount: int | None, reason: str) -> O
             "order",
             number,
             before,
-            {"status": found.status, "refunded": found.refunded_amount, "amount": value},
+            {
+                "status": found.status,
+                "refunded": found.refunded_amount,
+                "amount": value,
+                **({"restocked": returned} if restock else {}),
+            },
         )
     return order(who, number)
 

@@ -240,7 +240,11 @@ def register(bp: Blueprint) -> None:
         return _act(
             number,
             lambda: backoffice.refund(
-                actor_id(), number, amount=amount, reason=request.form.get("reason", "")
+                actor_id(),
+                number,
+                amount=amount,
+                reason=request.form.get("reason", ""),
+                restock=request.form.get("restock") == "1",
             ),
             _k("Refunded."),
         )

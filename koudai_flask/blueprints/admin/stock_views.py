@@ -35,6 +35,7 @@ REASON_LABELS = {
     "release": _l("Hold released"),
     "expiry": _l("Hold expired"),
     "shipment": _l("Shipped"),
+    "return": _l("Came back with a refund"),
 }
 
 

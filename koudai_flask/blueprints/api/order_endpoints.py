@@ -111,5 +111,9 @@ def register(bp: Blueprint) -> None:
     def order_refund(data: dict[str, Any], number: str) -> Any:
         """Refund all that is left (no `amount`) or part of it."""
         return platform_actions.refund(
-            principal(), number, amount=data["amount"], reason=data["reason"]
+            principal(),
+            number,
+            amount=data["amount"],
+            reason=data["reason"],
+            restock=data["restock"],
         )
