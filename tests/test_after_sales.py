@@ -333,3 +333,36 @@ def test_an_order_paid_on_its_channel_is_restocked_through_the_api(shop):
     )
     assert answer.status_code == 201 and answer.get_json()["status"] == "refunded"
     assert on_hand(app) == shelf + 2
+
+
+def test_buy_again_fills_the_cart_with_what_is_still_sold(shop):
+    from koudai_flask.models import Sku
+    from koudai_flask.services import catalog
+
+    app, numbers = shop
+    number = numbers["web"]
+    client = buyer(app)
+    page = client.text(f"/orders/{number}")
+    assert "再次购买" in page
+    assert client.post(f"/orders/{number}/again", {}, token=False).status_code == 400
+    assert client.post(f"/orders/{number}/again", {}).status_code == 302
+    cart = client.text("/cart")
+    assert "订单 " + number + " 的商品已加入购物车。" in cart and "Kettle" in cart
+    # Another buyer cannot copy this order.
+    assert buyer(app, "tb-a").post(f"/orders/{number}/again", {}).status_code == 404
+    # An item taken off sale is named, not added.
+    with app.app_context():
+        catalog.create_product(title="Teapot", skus=[{"code": "POT", "price": 5900, "stock": 5}])
+        second = orders.place(
+            channel="web",
+            lines=[{"sku": "POT", "quantity": 1}],
+            customer=get_state().session.scalar(
+                select(Order.customer_id).where(Order.number == number)
+            ),
+        ).number
+        catalog.archive_product(
+            get_state().session.scalar(select(Sku.product_id).where(Sku.code == "POT"))
+        )
+        orders.cancel(second, reason="changed my mind")
+    client.post(f"/orders/{second}/again", {})
+    assert "已下架：Teapot" in client.text("/cart")

@@ -10,7 +10,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
@@ -24,7 +33,13 @@ from koudai_flask.blueprints.shop.common import (
     remember_guest_order,
     save_guest_items,
 )
-from koudai_flask.blueprints.shop.forms import AddToCartForm, CartUpdateForm, CheckoutForm
+from koudai_flask.blueprints.shop.forms import (
+    ActionForm,
+    AddToCartForm,
+    CartUpdateForm,
+    CheckoutForm,
+)
+from koudai_flask.blueprints.shop.order_views import own_order
 from koudai_flask.errors import KoudaiError, NotFound, OutOfStock, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.schemas import load
@@ -85,6 +100,24 @@ def register(bp: Blueprint) -> None:
             return redirect(request.referrer or url_for(".cart_page"))
         flash(_k("Added to your cart."), "success")
         tracking_views.step("cart_added", ref=form.sku.data or "")
+        return redirect(url_for(".cart_page"))
+
+    @bp.post("/orders/<number>/again")
+    def buy_again(number: str) -> ResponseReturnValue:
+        """Put an earlier order's items in the cart again (再次购买)."""
+        order = own_order(number)
+        if not ActionForm().validate():
+            abort(400)
+        gone = []
+        for line in order.lines:
+            try:
+                _change_cart(line.sku_code, line.quantity, add=True)
+            except (NotFound, ValidationError):  # no longer sold, or the cart is full of it
+                gone.append(line.title)
+        if len(gone) < len(order.lines):
+            flash(_k("The items of order %(number)s are in your cart.", number=number), "success")
+        if gone:
+            flash(_k("No longer on sale: %(items)s", items="、".join(gone)), "error")
         return redirect(url_for(".cart_page"))
 
     @bp.post("/cart/update")
