@@ -1,9 +1,10 @@
 """The order engine: one state machine for the orders of every channel.
 
-States and transitions are DESIGN.md's table. Every transition is one conditional UPDATE on
-the order's status (so two concurrent actions cannot both move it), one ``OrderEvent`` and
-one outbox event, in one transaction. Anything else raises ``InvalidTransition`` and
-changes nothing.
+States and transitions are DESIGN.md's table, plus one way back (``RETURNS``): a refund
+request the seller declines returns the order to the state it was asked from. Every
+transition is one conditional UPDATE on the order's status (so two concurrent actions cannot
+both move it), one ``OrderEvent`` and one outbox event, in one transaction. Anything else
+raises ``InvalidTransition`` and changes nothing.
 """
 
 from __future__ import annotations
