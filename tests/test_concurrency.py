@@ -217,3 +217,34 @@ def test_a_buyer_s_first_requests_at_once_make_one_customer(pg_app):
             [("web", "first-visit", by_user[0]), ("wechat_openid", "o-first", by_openid[0])]
         )
         assert session.scalar(select(func.count()).select_from(Customer)) == 2
+
+
+def test_a_refund_request_racing_the_shipment_lets_exactly_one_through(pg_app):
+    """Half the threads ask for a refund, half ship, all at once: the first to move the
+    order wins; every other call is refused and wrote nothing (one event per move)."""
+    from koudai_flask.errors import InvalidTransition
+    from koudai_flask.models import OrderEvent, Shipment
+
+    with pg_app.app_context():
+        catalog.create_product(title="Vase", skus=[{"code": "VASE", "price": 9900, "stock": 3}])
+        number = orders.place(channel="web", lines=[{"sku": "VASE", "quantity": 1}]).number
+        orders.mark_paid(number, amount=9900, transaction_id="tx-vase", provider="offline")
+
+    def act(i: int) -> str:
+        if i % 2:
+            return orders.request_refund(number, reason="changed my mind").status
+        return orders.ship(number, carrier="shunfeng", tracking_number=f"SF9{i:05d}").status
+
+    results = run_concurrently(pg_app, 20, act)
+    moved = [r for r in results if isinstance(r, str)]
+    assert len(moved) == 1 and moved[0] in ("refunding", "shipped")
+    assert all(isinstance(r, InvalidTransition) for r in results if not isinstance(r, str))
+    with pg_app.app_context():
+        session = get_state().session
+        events = session.scalars(
+            select(OrderEvent.to_status).join(Order).where(Order.number == number)
+        ).all()
+        assert events == ["pending_payment", "paid", moved[0]]
+        shipments = session.scalar(select(func.count()).select_from(Shipment))
+        assert shipments == (1 if moved[0] == "shipped" else 0)
+        assert_ledger_consistent(session)
