@@ -366,3 +366,22 @@ def test_buy_again_fills_the_cart_with_what_is_still_sold(shop):
         orders.cancel(second, reason="changed my mind")
     client.post(f"/orders/{second}/again", {})
     assert "已下架：Teapot" in client.text("/cart")
+
+
+def test_a_partial_refund_meanwhile_keeps_the_buyer_s_request_on_show(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    ask_refund(buyer(app), number, reason="missing", details="少了杯盖")
+    owner = login(app, "owner")
+    owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={"csrf_token": owner.csrf, "amount": "10.00", "reason": "先退杯盖的钱"},
+    )
+    assert status(app, number) == "refunding"
+    page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    asked = page[
+        page.index('id="refund-request"') : page.index(
+            "</section>", page.index('id="refund-request"')
+        )
+    ]
+    assert "少了杯盖" in asked and "先退杯盖的钱" not in asked

@@ -31,6 +31,7 @@ from koudai_flask.models import (
 from koudai_flask.notifications import render
 from koudai_flask.notifications.delivery import Outgoing
 from koudai_flask.services import theme
+from koudai_flask.services.orders import last_declined
 from koudai_flask.services.transaction import current_session
 
 # The audit action of a staff resend; their count makes each resend a new WeChat message.
@@ -84,6 +85,11 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
     paid = session.scalar(
         select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.order_id == order.id)
     )
+    declined = last_declined(
+        session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        ).all()
+    )
     return {
         "shop_name": theme.current().name,
         "order_number": order.number,
@@ -95,15 +101,8 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
         "carrier": carrier_label(shipment.carrier) if shipment else "",
         "tracking_number": shipment.tracking_number if shipment else "",
         "order_url": order_url(order.number),
-        # What staff answered a refund request (the event that took the order out of
-        # refunding), for the refund_declined message.
-        "reason": session.scalar(
-            select(OrderEvent.note)
-            .where(OrderEvent.order_id == order.id, OrderEvent.from_status == "refunding")
-            .order_by(OrderEvent.id.desc())
-            .limit(1)
-        )
-        or "",
+        # Why staff declined the last refund request, for the refund_declined message.
+        "reason": declined.note if declined is not None else "",
         "event": event,
     }
 

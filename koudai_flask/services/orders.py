@@ -368,9 +368,27 @@ def refund_request(session: Session, order: Order) -> OrderEvent | None:
         return None
     return session.scalar(
         select(OrderEvent)
-        .where(OrderEvent.order_id == order.id, OrderEvent.to_status == "refunding")
+        .where(
+            OrderEvent.order_id == order.id,
+            OrderEvent.to_status == "refunding",
+            # Not a partial refund made meanwhile, which stays in refunding.
+            OrderEvent.from_status != "refunding",
+        )
         .order_by(OrderEvent.id.desc())
         .limit(1)
+    )
+
+
+def last_declined(events: Sequence[OrderEvent]) -> OrderEvent | None:
+    """Of an order's ``events`` (in order), the last refund request the seller declined:
+    the move out of ``refunding`` back where it was asked from; its note is the reason."""
+    return next(
+        (
+            event
+            for event in reversed(events)
+            if event.from_status == "refunding" and event.to_status not in ("refunding", "refunded")
+        ),
+        None,
     )
 
 

@@ -63,8 +63,7 @@ def after_sales_here(order: Order) -> bool:
 
 
 def _order_page(order: Order, refund_form: RefundRequestForm | None = None) -> str:
-    events = order.events
-    answered = events[-1] if events and events[-1].from_status == "refunding" else None
+    answer = orders.last_declined(order.events)
     return render_template(
         "koudai/shop/order.html",
         order=order,
@@ -72,8 +71,8 @@ def _order_page(order: Order, refund_form: RefundRequestForm | None = None) -> s
         after_sales=after_sales_here(order),
         refund_form=refund_form or RefundRequestForm(formdata=None),
         refund_request=orders.refund_request(current_session(), order),
-        # The seller's last answer, while the order stays where it went back to.
-        declined=answered if answered is not None and answered.to_status != "refunded" else None,
+        # The seller's answer, while the order stays where it went back to.
+        declined=answer if answer is not None and answer is order.events[-1] else None,
     )
 
 
