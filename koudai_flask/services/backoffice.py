@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Shipment,
     StaffMember,
 )
-from koudai_flask.services import inventory, orders, staff
+from koudai_flask.services import orders, returns, staff
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -205,7 +205,7 @@ def refund(
                 detail={"number": number, "refundable_fen": left},
             )
         if restock:
-            check_full_for_restock(number, value, left)
+            returns.check_full(number, value, left)
         provider_name = order.payments[0].provider
         refund_no = f"{number}-R{secrets.token_hex(4)}"
         provider = payments.enabled().get(provider_name)
@@ -232,7 +232,7 @@ def refund(
         if value == left and order.status in ("paid", "shipped", "delivered"):
             orders.request_refund(number, reason=reason or "refund by staff", actor=actor)
         orders.refund(number, amount=value, reason=reason, idempotency_key=refund_no, actor=actor)
-        returned = restock_shipped(order, refund_no) if restock else {}
+        returned = returns.restock_shipped(order, refund_no) if restock else {}
         session.refresh(order)
         staff.audit(
             actor,
@@ -248,44 +248,6 @@ def refund(
             },
         )
         return order
-
-
-def check_full_for_restock(number: str, value: int, left: int) -> None:
-    if value != left:
-        raise ValidationError(
-            f"order {number}: goods go back on the shelf with a full refund only",
-            reason="restock_partial",
-        )
-
-
-def restock_shipped(order: Order, refund_no: str) -> dict[str, int]:
-    """Put what ``order`` shipped back where it left from; returns the units per SKU."""
-    from koudai_flask.models import Location, Reservation, Sku
-
-    shipped = (
-        current_session()
-        .execute(
-            select(Reservation.id, Sku.code, Location.code, Reservation.quantity)
-            .join(Sku, Sku.id == Reservation.sku_id)
-            .join(Location, Location.id == Reservation.location_id)
-            .where(Reservation.order_id == order.id, Reservation.status == "committed")
-            .order_by(Reservation.id)
-        )
-        .all()
-    )
-    returned: dict[str, int] = {}
-    for reservation_id, code, location, quantity in shipped:
-        inventory.adjust(
-            code,
-            quantity,
-            reason="return",
-            source="refund",
-            reference=order.number,
-            idempotency_key=f"{refund_no}:return:{reservation_id}",
-            location=location,
-        )
-        returned[code] = returned.get(code, 0) + quantity
-    return returned
 
 
 def decline_refund(user_id: str, number: str, *, reason: str) -> Order:

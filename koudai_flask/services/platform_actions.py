@@ -18,7 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from koudai_flask import payments
 from koudai_flask.errors import KoudaiError, NotFound, ValidationError
 from koudai_flask.models import Channel, Order, Sku, StockLevel, StockMovement
-from koudai_flask.services import backoffice, catalog, inventory, order_sync, orders, staff
+from koudai_flask.services import (
+    backoffice,
+    catalog,
+    inventory,
+    order_sync,
+    orders,
+    returns,
+    staff,
+)
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.ledger import StockSnapshot, get_location, get_sku, stock_level
 from koudai_flask.services.platform_reads import check_stock_scope, order
@@ -193,7 +201,7 @@ def refund(
                 f"order {number}: {left} fen can be refunded", {"amount": [f"at most {left}"]}
             )
         if restock:
-            backoffice.check_full_for_restock(number, value, left)
+            returns.check_full(number, value, left)
         before = {"status": found.status, "refunded": found.refunded_amount}
         if value == left and found.status in ("paid", "shipped", "delivered"):
             orders.request_refund(
@@ -203,7 +211,7 @@ def refund(
         orders.refund(
             number, amount=value, reason=reason, idempotency_key=refund_no, actor=_actor(who)
         )
-        returned = backoffice.restock_shipped(found, refund_no) if restock else {}
+        returned = returns.restock_shipped(found, refund_no) if restock else {}
         session.refresh(found)
         staff.audit(
             _actor(who),
