@@ -147,14 +147,10 @@ def _most(schema: type[Schema], name: str) -> int | None:
     return None
 
 
-# The address schema checks the phone by a pattern of 5 to 20 characters, not by Length.
-_PHONE_MOST = 20
-
-
-def _address(name: str, autocomplete: str) -> dict[str, Any]:
+def _address(name: str, autocomplete: str, most: int | None = None) -> dict[str, Any]:
     """A new-address field's attributes: what a phone's autofill fills it with, and the
-    address schema's length, so the page stops typing where the service would refuse."""
-    return {"autocomplete": autocomplete, "maxlength": _most(AddressInput, name) or _PHONE_MOST}
+    address schema's length (or ``most``), so the page stops where the service would refuse."""
+    return {"autocomplete": autocomplete, "maxlength": most or _most(AddressInput, name)}
 
 
 class CheckoutForm(ShopForm):
@@ -165,7 +161,8 @@ class CheckoutForm(ShopForm):
     token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
     address_id = HiddenField()
     name = StringField(_l("Recipient"), render_kw=_address("name", "shipping name"))
-    phone = TelField(_l("Phone"), render_kw=_address("phone", "shipping tel"))
+    # The address schema checks the phone by a pattern of 5 to 20 characters, not by Length.
+    phone = TelField(_l("Phone"), render_kw=_address("phone", "shipping tel", most=20))
     province = StringField(_l("Province"), render_kw=_address("province", "address-level1"))
     city = StringField(_l("City"), render_kw=_address("city", "address-level2"))
     district = StringField(_l("District"), render_kw=_address("district", "address-level3"))
@@ -185,6 +182,9 @@ class CheckoutForm(ShopForm):
 class PayForm(ShopForm):
     provider = RadioField(_l("Pay with"), validators=[DataRequired()], choices=[])
 
+
+# The buyer's words after the chosen reason's label, both kept within the service's bound.
+_DETAILS_MOST = MAX_REASON - 40
 
 # Why a buyer wants the money back, as mobile shops offer them; "other" asks for words.
 REFUND_REASONS = (
@@ -207,9 +207,9 @@ class RefundRequestForm(ShopForm):
         _l("More about it (optional)"),
         validators=[
             Optional(),
-            Length(max=MAX_REASON - 40, message=_l("At most %(max)d characters.")),
+            Length(max=_DETAILS_MOST, message=_l("At most %(max)d characters.")),
         ],
-        render_kw={"maxlength": MAX_REASON - 40},
+        render_kw={"maxlength": _DETAILS_MOST},
     )
 
 
