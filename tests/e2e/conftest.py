@@ -91,6 +91,15 @@ def sqlite_shop(folder: Path, name: str) -> str:
     return url
 
 
+def buyer_login(page: Any, base: str, login: str, password: str) -> None:
+    """Sign in to the shop's own accounts as a buyer and wait to be sent back to the shop."""
+    page.goto(f"{base}/shop/account/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", password)
+    page.locator("form.kd-form button[type=submit]").click()
+    page.wait_for_url("**/shop/**")
+
+
 def staff_login(page: Any, base: str, email: str, password: str) -> None:
     """Open the back office, get sent to its login, and sign in as ``email``."""
     page.goto(f"{base}/shop-admin/")

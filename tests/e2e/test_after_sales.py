@@ -13,7 +13,7 @@ from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order
 from koudai_flask.services import catalog, customers, orders, staff
-from tests.e2e.conftest import sqlite_shop, staff_login
+from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 
 CHECK = (Path(__file__).parent / "readability.js").read_text()
 PASSWORD = "correct-horse-battery"
@@ -43,10 +43,7 @@ def test_a_refund_asked_and_declined_on_phones(make_app, tmp_path, browser, shot
     found: list[str] = []
     try:
         shop = browser.new_context(**phone).new_page()
-        shop.goto(f"{server.url}/shop/account/login")
-        shop.fill("input[name=login]", "mei@buyers.cn")
-        shop.fill("input[name=password]", "buyer-pass-1")
-        shop.locator("form.kd-form button[type=submit]").click()
+        buyer_login(shop, server.url, "mei@buyers.cn", "buyer-pass-1")
         shop.goto(f"{server.url}/shop/orders/{number}")
         shop.locator("#refund summary").click()
         shop.locator("input[name=reason][value=not_as_described]").check()

@@ -9,7 +9,7 @@ from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order
 from koudai_flask.services import catalog, customers
-from tests.e2e.conftest import sqlite_shop
+from tests.e2e.conftest import buyer_login, sqlite_shop
 
 
 def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, shots):
@@ -22,10 +22,7 @@ def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, sho
         customers.add_address(buyer.id, name="李雷", phone="13800138000", street="文三路 100 号")
     server = LoopbackServer(app)
     try:
-        phone.goto(f"{server.url}/shop/account/login")
-        phone.fill("input[name=login]", "li@example.com")
-        phone.fill("input[name=password]", "buyer-pass-1")
-        phone.locator(".kd-form button[type=submit]").click()
+        buyer_login(phone, server.url, "li@example.com", "buyer-pass-1")
         phone.goto(f"{server.url}/shop/products/longjing")
         phone.locator("#add-to-cart").click()
         phone.wait_for_url("**/shop/cart")

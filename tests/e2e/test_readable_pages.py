@@ -19,7 +19,7 @@ from flask import Flask
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.services import catalog, crm_profile, customers, orders, staff, theme
-from tests.e2e.conftest import sqlite_shop, staff_login
+from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 
 CHECK = (Path(__file__).parent / "readability.js").read_text()
 PASSWORD = "correct-horse-battery"
@@ -73,11 +73,7 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
     page = buyer.new_page()
     for path in ("/shop/", "/shop/c/teaware", "/shop/products/gaiwan", "/shop/products?q=茶"):
         found += problems(page, base + path)
-    page.goto(f"{base}/shop/account/login")
-    page.fill("input[name=login]", BUYER[0])
-    page.fill("input[name=password]", BUYER[1])
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url("**/shop/**")
+    buyer_login(page, base, *BUYER)
     page.goto(f"{base}/shop/products/gaiwan")
     page.locator("#add-to-cart").click()
     page.wait_for_url("**/shop/cart")
