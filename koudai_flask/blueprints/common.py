@@ -213,6 +213,9 @@ _REASONS = {
     "refund_provider_missing": lazy_gettext(
         "%(provider)s is not set up in this shop any more: refund at %(provider)s by hand."
     ),
+    "refund_on_channel": lazy_gettext(
+        "This order was paid on %(channel)s: refund or refuse there, and this order follows."
+    ),
     "staff_self": lazy_gettext("You cannot change your own role, channels or access."),
     "staff_manage": lazy_gettext("Your role may not manage staff."),
     "grant_above": lazy_gettext(

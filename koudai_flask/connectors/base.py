@@ -90,10 +90,17 @@ class RemoteOrderLine:
     price: int  # fen, per unit
     sku_code: str = ""  # the channel's merchant code for the SKU (Taobao outer_sku_id)
     title: str = ""
+    external_line_id: str = ""  # the channel's id of the line (Taobao oid)
+    refund: str = "none"  # one of REMOTE_REFUNDS: the line's after-sales on the channel
+    paid: int = 0  # fen the buyer paid for the line (what a refund of it gives back)
 
 
 # Remote order states, in our vocabulary (services.order_sync maps them to transitions).
-REMOTE_STATES = ("pending_payment", "paid", "shipped", "completed", "cancelled")
+# "cancelled" closed before payment; "refunded" closed after it, the money given back there.
+REMOTE_STATES = ("pending_payment", "paid", "shipped", "completed", "cancelled", "refunded")
+# A line's after-sales on the channel: none (or a request withdrawn or refused), asked (the
+# buyer asked for a refund and waits on the seller or a return), refunded (money given back).
+REMOTE_REFUNDS = ("none", "asked", "refunded")
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,11 @@ class RemoteOrder:
     shipping_fee: int = 0
     buyer: str = ""
     address: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def refund_asked(self) -> bool:
+        """A line waits on a refund request made on the channel."""
+        return any(line.refund == "asked" for line in self.lines)
 
 
 @dataclass(frozen=True)
@@ -304,6 +316,7 @@ __all__ = [
     "PUSH_ORDER",
     "PUSH_SHIPMENT",
     "PUSH_STOCK",
+    "REMOTE_REFUNDS",
     "REMOTE_STATES",
     "ChannelMessage",
     "Connector",

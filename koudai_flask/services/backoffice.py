@@ -29,6 +29,7 @@ from koudai_flask.models import (
     StaffMember,
 )
 from koudai_flask.services import orders, returns, staff
+from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -207,6 +208,13 @@ def refund(
         if restock:
             returns.check_full(number, value, left)
         provider_name = order.payments[0].provider
+        if provider_name == CHANNEL_PROVIDER:
+            raise ValidationError(
+                f"order {number} was paid on {order.channel}: refund it there, and this "
+                "order follows",
+                reason="refund_on_channel",
+                detail={"channel": order.channel},
+            )
         refund_no = f"{number}-R{secrets.token_hex(4)}"
         provider = payments.enabled().get(provider_name)
         if provider is None and provider_name == "offline":

@@ -50,7 +50,7 @@ from koudai_flask.services.notification_content import (
     prepare,
     resend_count,
 )
-from koudai_flask.services.orders import get_order
+from koudai_flask.services.orders import get_order, last_declined
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")
@@ -299,6 +299,8 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
         config["KOUDAI_WECHAT"] or config["KOUDAI_SMS"] or config["KOUDAI_MAIL"]
     ):
         return
+    if event == "refund_declined" and _closed_on_channel(payload["number"]):
+        return  # the marketplace told its buyer itself; ours would be a second, odd message
     failed = 0
     for notification in plan(payload["number"], event):
         if notification.status not in CLAIMABLE:
@@ -315,6 +317,13 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
             failed += 1
     if failed:
         raise TemporaryFailure(f"order {payload['number']}: {failed} notification(s) not sent yet")
+
+
+def _closed_on_channel(number: str) -> bool:
+    """The order's last declined refund request was closed on a marketplace, not by staff."""
+    with unit_of_work() as session:
+        declined = last_declined(get_order(session, number).events)
+        return declined is not None and declined.actor.startswith("channel:")
 
 
 __all__ = [

@@ -24,11 +24,15 @@ from koudai_flask.connectors.base import OrderExport, RemoteOrder, RemoteShipmen
 from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
 from koudai_flask.models import ChannelListing, ChannelOrder, Order, Sku
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import orders
+from koudai_flask.services import channel_refunds, orders
 from koudai_flask.services.channels import get as get_channel
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 log = logging.getLogger("koudai_flask.sync")
+
+# The payment provider of an order a marketplace's buyer paid there: its refunds are made
+# there too (services.channel_refunds mirrors them).
+CHANNEL_PROVIDER = "channel"
 
 # What an imported order's state may become, by the remote state: the actions to take in turn.
 _ACTIONS = {
@@ -37,6 +41,7 @@ _ACTIONS = {
     "shipped": ("pay",),
     "completed": ("pay",),
     "cancelled": ("cancel",),
+    "refunded": (),  # services.channel_refunds: cancelled if never paid here, else refunded
 }
 
 
@@ -94,7 +99,7 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
     existing = session.scalar(
         select(Order).where(Order.channel == channel_name, Order.external_id == remote.external_id)
     )
-    if existing is None and remote.status == "cancelled":
+    if existing is None and remote.status in ("cancelled", "refunded"):
         session.rollback()  # closed before we ever saw it: no stock was ever held for it
         _bind(channel_id, None, remote)
         return ImportResult("skipped")
@@ -118,13 +123,15 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
         idempotency_key=f"channel:{channel_name}:{remote.external_id}",
         shipping_fee=remote.shipping_fee,
         note=f"{channel.kind} buyer {remote.buyer}".strip(),
-        actor=f"channel:{channel_name}",
+        actor=channel_refunds.channel_actor(channel_name),
     )
     number, status, total = order.number, order.status, order.total
     outcome = "created" if existing is None else "unchanged"
     for action in _ACTIONS.get(remote.status, ()):
         if _apply(action, channel_name, number, status, total, remote):
             outcome = "updated" if outcome == "unchanged" else outcome
+    if channel_refunds.mirror(channel_name, number, remote):
+        outcome = "updated" if outcome == "unchanged" else outcome
     _bind(channel_id, number, remote)
     return ImportResult(outcome, number)
 
@@ -145,14 +152,14 @@ def _buyer(channel_kind: str, buyer: str) -> int | None:
 def _apply(
     action: str, channel_name: str, number: str, status: str, total: int, remote: RemoteOrder
 ) -> bool:
-    actor = f"channel:{channel_name}"
+    actor = channel_refunds.channel_actor(channel_name)
     try:
         if action == "pay" and status == "pending_payment":
             orders.mark_paid(
                 number,
                 amount=total,
                 transaction_id=f"{channel_name}:{remote.external_id}",
-                provider="channel",
+                provider=CHANNEL_PROVIDER,
                 actor=actor,
             )
             return True
@@ -336,7 +343,7 @@ def apply_remote_shipment(channel_name: str, shipment: RemoteShipment) -> bool:
         shipment.order_number,
         carrier=shipment.carrier,
         tracking_number=shipment.tracking_number,
-        actor=f"channel:{channel_name}",
+        actor=channel_refunds.channel_actor(channel_name),
     )
     return True
 

@@ -27,6 +27,7 @@ from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel
 from koudai_flask.services import backoffice, notifications, order_csv, orders, staff
+from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import current_session
 
@@ -177,6 +178,10 @@ def register(bp: Blueprint) -> None:
             notifications=_notifications(order.number),
             refund_request=asked,
             previous_status=orders.state_before(current_session(), order) if asked else None,
+            # Paid on a marketplace: its refunds are made there, and mirrored here.
+            marketplace=order.channel
+            if any(p.provider == CHANNEL_PROVIDER for p in order.payments)
+            else None,
         )
 
     @bp.post("/orders/<number>/ship")

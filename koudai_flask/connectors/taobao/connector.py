@@ -61,8 +61,16 @@ TRADE_STATES = {
     "WAIT_BUYER_CONFIRM_GOODS": "shipped",
     "TRADE_BUYER_SIGNED": "shipped",
     "TRADE_FINISHED": "completed",
-    "TRADE_CLOSED": "cancelled",
-    "TRADE_CLOSED_BY_TAOBAO": "cancelled",
+    "TRADE_CLOSED": "refunded",  # closed after payment: the buyer's refund succeeded
+    "TRADE_CLOSED_BY_TAOBAO": "cancelled",  # closed before payment
+}
+# A line's refund_status (子订单退款状态) → connectors.base.REMOTE_REFUNDS. A request the
+# seller refused (SELLER_REFUSE_BUYER) or the buyer withdrew (CLOSED) is no refund.
+REFUND_STATES = {
+    "WAIT_SELLER_AGREE": "asked",
+    "WAIT_BUYER_RETURN_GOODS": "asked",
+    "WAIT_SELLER_CONFIRM_GOODS": "asked",
+    "SUCCESS": "refunded",
 }
 TRADE_TOPICS = frozenset(
     {
@@ -72,6 +80,11 @@ TRADE_TOPICS = frozenset(
         "taobao_trade_TradeSuccess",
         "taobao_trade_TradeSellerShip",
         "taobao_trade_TradeChanged",
+        "taobao_trade_TradePartlyRefund",
+        # §1.8's refund topics carry the trade's tid too: its lines' refund_status changed.
+        "taobao_refund_RefundCreated",
+        "taobao_refund_RefundSuccess",
+        "taobao_refund_RefundClosed",
     }
 )
 STOCK_TOPIC = "taobao_item_ItemStockChanged"
@@ -232,6 +245,9 @@ class TaobaoConnector(Connector):
                 price=yuan_to_fen(line.price) if line.price else 0,
                 sku_code=line.outer_sku_id or line.outer_iid,
                 title=line.title,
+                external_line_id=str(line.oid) if line.oid else "",
+                refund=REFUND_STATES.get(line.refund_status, "none"),
+                paid=yuan_to_fen(line.payment) if line.payment else 0,
             )
             for line in trade.orders
         )
@@ -284,4 +300,4 @@ class TaobaoConnector(Connector):
             self.adapter.tmc_confirm(ids[start : start + 200], group)
 
 
-__all__ = ["TRADE_STATES", "TaobaoConnector"]
+__all__ = ["REFUND_STATES", "TRADE_STATES", "TaobaoConnector"]

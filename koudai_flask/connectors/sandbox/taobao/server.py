@@ -175,6 +175,35 @@ class TaobaoSandbox(LoopbackServer):
         """Close a trade (TradeClose) and give its stock back (ItemStockChanged per line)."""
         return trades.close_trade(self.state, tid, restock=restock, modified=modified)
 
+    def ask_refund(
+        self,
+        tid: int,
+        oid: int | None = None,
+        *,
+        returning: bool = False,
+        modified: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The buyer asks for a refund of line ``oid`` (None: every line), RefundCreated."""
+        return trades.ask_refund(self.state, tid, oid, returning=returning, modified=modified)
+
+    def close_refund(
+        self,
+        tid: int,
+        oid: int | None = None,
+        *,
+        refused: bool = False,
+        modified: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The request ends without money: withdrawn, or ``refused`` by the seller."""
+        return trades.close_refund(self.state, tid, oid, refused=refused, modified=modified)
+
+    def agree_refund(
+        self, tid: int, oid: int | None = None, *, modified: datetime | None = None
+    ) -> dict[str, Any]:
+        """The seller agrees: the asked lines are refunded; with all of them, the trade
+        closes (TRADE_CLOSED), otherwise TradePartlyRefund."""
+        return trades.agree_refund(self.state, tid, oid, modified=modified)
+
     def finish_trade(self, tid: int, *, modified: datetime | None = None) -> dict[str, Any]:
         """The buyer confirms receipt of a shipped trade (TradeSuccess)."""
         return trades.finish_trade(self.state, tid, modified=modified)

@@ -1,7 +1,8 @@
 """The sandbox's trades: a buyer places, pays, the seller ships, the buyer confirms or it closes.
 
 Each step publishes the TMC message Taobao would (§1.8): TradeCreate, TradeBuyerPay,
-TradeSellerShip, TradeSuccess, TradeClose. Stock is taken when a trade is created and given
+TradeSellerShip, TradeSuccess, TradeClose; after-sales publish RefundCreated, RefundClosed,
+RefundSuccess and TradePartlyRefund. Stock is taken when a trade is created and given
 back when it closes (拍下减库存, see ``state``), each change with its ItemStockChanged.
 """
 
@@ -186,11 +187,8 @@ def close_trade(
         _set_status(trade, "TRADE_CLOSED_BY_TAOBAO" if unpaid else "TRADE_CLOSED")
         trade["end_time"] = _touch(trade, modified)
         state.publish("taobao_trade_TradeClose", trade_content(trade))
-        for order in trade["orders"]["order"]:
-            item = state.items.get(order["num_iid"])
-            sku_id = int(order["sku_id"]) if order["sku_id"] else None
-            if restock and item is not None and (sku_id is None or sku_id in item.skus):
-                change_quantity(state, item, find_sku(item, sku_id, None), order["num"], 2)
+        if restock:
+            _restock(state, trade["orders"]["order"])
         return trade
 
 
@@ -223,3 +221,121 @@ def finish_trade(state: TopState, tid: int, *, modified: datetime | None = None)
         trade["end_time"] = _touch(trade, modified)
         state.publish("taobao_trade_TradeSuccess", trade_content(trade))
         return trade
+
+
+# -- after-sales (退款): a line's refund_status, and the messages of §1.8's refund topics ----
+
+PAID_STATES = ("WAIT_SELLER_SEND_GOODS", "SELLER_CONSIGNED_PART", "WAIT_BUYER_CONFIRM_GOODS")
+ASKING = ("WAIT_SELLER_AGREE", "WAIT_BUYER_RETURN_GOODS", "WAIT_SELLER_CONFIRM_GOODS")
+
+
+def _lines(trade: dict[str, Any], oid: int | None) -> list[dict[str, Any]]:
+    lines = [o for o in trade["orders"]["order"] if oid is None or o["oid"] == oid]
+    if not lines:
+        raise invalid(f"子订单 {oid} 不存在", "isv.invalid-parameter:oid")
+    return lines
+
+
+def _refund_content(trade: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "refund_id": line["oid"] + 7,
+        "tid": trade["tid"],
+        "oid": line["oid"],
+        "buyer_nick": trade["buyer_nick"],
+        "seller_nick": SELLER_NICK,
+        "refund_fee": line["payment"],
+    }
+
+
+def _move_refunds(
+    state: TopState,
+    trade: dict[str, Any],
+    lines: list[dict[str, Any]],
+    refund_status: str,
+    topic: str,
+    modified: datetime | None,
+) -> str:
+    """Give ``lines`` their new refund_status, touch the trade, publish ``topic`` per line."""
+    for line in lines:
+        line["refund_status"] = refund_status
+    stamp = _touch(trade, modified)
+    for line in lines:
+        state.publish(topic, _refund_content(trade, line))
+    return stamp
+
+
+def ask_refund(
+    state: TopState,
+    tid: int,
+    oid: int | None = None,
+    *,
+    returning: bool = False,
+    modified: datetime | None = None,
+) -> dict[str, Any]:
+    """The buyer asks for a refund of one line (or every line) of a paid trade: the line
+    waits on the seller (WAIT_SELLER_AGREE), or on the goods coming back (``returning``,
+    WAIT_BUYER_RETURN_GOODS). Publishes RefundCreated per line."""
+    with state.lock:
+        trade = find_trade(state, tid)
+        if trade["status"] not in PAID_STATES:
+            raise invalid(f"交易状态 {trade['status']} 不能申请退款", "isv.trade-status-error")
+        lines = [line for line in _lines(trade, oid) if line["refund_status"] not in ASKING]
+        asked = "WAIT_BUYER_RETURN_GOODS" if returning else "WAIT_SELLER_AGREE"
+        _move_refunds(state, trade, lines, asked, "taobao_refund_RefundCreated", modified)
+        return trade
+
+
+def close_refund(
+    state: TopState,
+    tid: int,
+    oid: int | None = None,
+    *,
+    refused: bool = False,
+    modified: datetime | None = None,
+) -> dict[str, Any]:
+    """The request ends without money: withdrawn by the buyer (CLOSED) or refused by the
+    seller (SELLER_REFUSE_BUYER). Publishes RefundClosed per line."""
+    with state.lock:
+        trade = find_trade(state, tid)
+        lines = [line for line in _lines(trade, oid) if line["refund_status"] in ASKING]
+        ended = "SELLER_REFUSE_BUYER" if refused else "CLOSED"
+        _move_refunds(state, trade, lines, ended, "taobao_refund_RefundClosed", modified)
+        return trade
+
+
+def agree_refund(
+    state: TopState, tid: int, oid: int | None = None, *, modified: datetime | None = None
+) -> dict[str, Any]:
+    """The seller agrees (and, for a return, has the goods): the asked lines are refunded
+    (SUCCESS, RefundSuccess each). With every line refunded the trade closes (TRADE_CLOSED,
+    TradeClose; stock not shipped goes back); otherwise TradePartlyRefund is published."""
+    with state.lock:
+        trade = find_trade(state, tid)
+        lines = [line for line in _lines(trade, oid) if line["refund_status"] in ASKING]
+        if not lines:
+            raise invalid("没有等待处理的退款", "isv.refund-status-error")
+        for line in lines:
+            line["status"] = "TRADE_CLOSED"
+        stamp = _move_refunds(
+            state, trade, lines, "SUCCESS", "taobao_refund_RefundSuccess", modified
+        )
+        if all(line["refund_status"] == "SUCCESS" for line in trade["orders"]["order"]):
+            shipped = tid in state.shipments
+            trade["status"] = "TRADE_CLOSED"
+            trade["end_time"] = stamp
+            state.publish("taobao_trade_TradeClose", trade_content(trade))
+            if not shipped:
+                _restock(state, lines)
+        else:
+            state.publish("taobao_trade_TradePartlyRefund", trade_content(trade))
+            if tid not in state.shipments:
+                _restock(state, lines)
+        return trade
+
+
+def _restock(state: TopState, lines: list[dict[str, Any]]) -> None:
+    for order in lines:
+        item = state.items.get(order["num_iid"])
+        sku_id = int(order["sku_id"]) if order["sku_id"] else None
+        if item is not None and (sku_id is None or sku_id in item.skus):
+            change_quantity(state, item, find_sku(item, sku_id, None), order["num"], 2)
