@@ -164,8 +164,13 @@ def test_one_line_refunded_is_a_partial_refund_of_its_payment_once(
     refund = get_state().session.scalar(select(Refund))
     assert refund is not None and refund.idempotency_key == f"channel:tb:{tid}:refund:{blue['oid']}"
 
+    assert inventory.available("SHIRT-B") == 10  # the refunded line's hold went back
+    assert [line.refunded_quantity for line in order.lines] == [0, 2]
+
     sync.run_channel_job(_channel_id(), "import_orders", [])
     assert _count(Refund) == 1 and _order(tid).refunded_amount == 2 * 12900
+    orders.ship(order.number, carrier="yuantong", tracking_number="YT1000000003")
+    assert _order(tid).status == "shipped"  # the white shirt was all there was left to send
 
 
 def test_a_trade_paid_and_refunded_between_two_syncs_is_cancelled_here(

@@ -100,8 +100,8 @@ _REASONS = {
     "unknown_order": lazy_gettext("There is no order %(number)s."),
     "unknown_sku": lazy_gettext("There is no SKU with the code %(sku)s."),
     "restock_partial": lazy_gettext(
-        "Goods go back on the shelf with a full refund only; for part of them, refund the "
-        "amount and adjust the stock of what came back."
+        "Goods go back on the shelf with a full refund only; for part of them, choose the "
+        'items under "Refund only some items".'
     ),
     "rule_not_text": lazy_gettext("A rule is text."),
     "rule_too_long": lazy_gettext("A rule has at most %(most)s characters."),
@@ -212,6 +212,14 @@ _REASONS = {
     "shop_name": lazy_gettext("The shop name has 1 to 120 characters."),
     "refund_provider_missing": lazy_gettext(
         "%(provider)s is not set up in this shop any more: refund at %(provider)s by hand."
+    ),
+    "refund_quantity": lazy_gettext("%(sku)s: write how many items as a whole number."),
+    "refund_unknown_line": lazy_gettext("This order has no item %(sku)s."),
+    "refund_too_many_units": lazy_gettext("%(sku)s: only %(left)s can be refunded."),
+    "refund_no_lines": lazy_gettext("Choose at least one item to refund."),
+    "refund_everything": lazy_gettext(
+        "These are all the order's items and none has shipped: refund all of it (leave the "
+        "amount empty)."
     ),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."

@@ -83,8 +83,21 @@ class OrderLine(Base):
     unit_price: Mapped[int]
     quantity: Mapped[int]
     shipped_quantity: Mapped[int] = mapped_column(default=0)
+    # Units refunded line by line (services.returns.take_back): those not shipped yet first,
+    # so what is left to ship is quantity - shipped - refunded, never below 0.
+    refunded_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def to_ship(self) -> int:
+        """Units still to send: neither shipped nor refunded."""
+        return max(0, self.quantity - self.shipped_quantity - self.refunded_quantity)
+
+    @property
+    def refundable(self) -> int:
+        """Units that can still be refunded line by line."""
+        return self.quantity - self.refunded_quantity
 
     @property
     def line_total(self) -> int:

@@ -30,6 +30,9 @@ class OrderLineOut(Schema):
     unit_price = fields.Integer(required=True)
     quantity = fields.Integer(required=True)
     shipped_quantity = fields.Integer(required=True)
+    refunded_quantity = fields.Integer(
+        required=True, metadata={"description": "units refunded line by line"}
+    )
 
 
 class ShipmentOut(Schema):
@@ -160,13 +163,22 @@ class RefundIn(Schema):
         load_default=False,
         metadata={
             "description": "the parcel came back: what shipped goes back on the shelf "
-            "(a full refund only)"
+            "(a full refund, or the shipped units of `lines`)"
         },
     )
     amount = fields.Integer(
         strict=True,
         load_default=None,
         validate=_AMOUNT,
-        metadata={"description": "fen; omit to refund everything left"},
+        metadata={"description": "fen; omit to refund everything left, or what `lines` cost"},
+    )
+    lines = fields.Dict(
+        keys=fields.String(validate=Length(min=1, max=64)),
+        values=fields.Integer(strict=True, validate=validate.Range(min=1, max=9999)),
+        load_default=None,
+        metadata={
+            "description": "the units refunded, {sku: quantity}: those not shipped yet are "
+            "no longer to ship and their stock goes back"
+        },
     )
     reason = fields.String(load_default="", validate=Length(max=300))

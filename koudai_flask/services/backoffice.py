@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Shipment,
     StaffMember,
 )
-from koudai_flask.services import orders, returns, staff
+from koudai_flask.services import orders, refunds, staff
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -181,15 +181,22 @@ def cancel(user_id: str, number: str, *, reason: str) -> Order:
 
 
 def refund(
-    user_id: str, number: str, *, amount: int | None, reason: str, restock: bool = False
+    user_id: str,
+    number: str,
+    *,
+    amount: int | None,
+    reason: str,
+    restock: bool = False,
+    lines: dict[str, int] | None = None,
 ) -> Order:
     """Refund through the provider that took the money, then record it on the order.
 
-    ``amount=None`` refunds everything left (passing through ``refunding``). If the
-    provider refuses, nothing is recorded. Money that staff recorded as paid offline
-    (``mark_paid_offline``) went back the same way, by hand: the refund is recorded only.
-    With ``restock`` (a full refund only: the parcel came back), what the order shipped goes
-    back on the shelf it left, in the same transaction (movements with reason ``return``).
+    ``amount=None`` refunds everything left (passing through ``refunding``), or what
+    ``lines`` (``{sku: units}``) cost. If the provider refuses, nothing is recorded. Money
+    that staff recorded as paid offline (``mark_paid_offline``) went back the same way, by
+    hand: the refund is recorded only. With ``restock`` the parcel came back: for a full
+    refund, what the order shipped goes back on the shelf it left; with ``lines``, their
+    shipped units (``services.returns``); in the same transaction either way.
     """
     from koudai_flask import payments
     from koudai_flask.payments.offline import OfflineProvider
@@ -197,16 +204,7 @@ def refund(
     with unit_of_work() as session:
         order = order_for(user_id, number, "orders.refund")
         before = _snapshot(order)
-        left = order.paid_amount - order.refunded_amount
-        value = left if amount is None else amount
-        if not order.payments or value <= 0 or value > left:
-            raise ValidationError(
-                f"order {number}: {left} fen can be refunded",
-                reason="refund_too_much",
-                detail={"number": number, "refundable_fen": left},
-            )
-        if restock:
-            returns.check_full(number, value, left)
+        value, left, wanted = refunds.value_of(order, amount, lines, restock=restock)
         provider_name = order.payments[0].provider
         if provider_name == CHANNEL_PROVIDER:
             raise ValidationError(
@@ -237,10 +235,17 @@ def refund(
                 detail={"provider": provider_name},
             )
         actor = f"staff:{user_id}"
-        if value == left and order.status in ("paid", "shipped", "delivered"):
-            orders.request_refund(number, reason=reason or "refund by staff", actor=actor)
-        orders.refund(number, amount=value, reason=reason, idempotency_key=refund_no, actor=actor)
-        returned = returns.restock_shipped(order, refund_no) if restock else {}
+        returned = refunds.record(
+            order,
+            value=value,
+            left=left,
+            lines=wanted,
+            reason=reason,
+            refund_no=refund_no,
+            actor=actor,
+            restock=restock,
+            asked=reason or "refund by staff",
+        )
         session.refresh(order)
         staff.audit(
             actor,
@@ -252,7 +257,8 @@ def refund(
                 **_snapshot(order),
                 "amount": value,
                 "provider_refund": result.refund_id,
-                **({"restocked": returned} if restock else {}),
+                **({"lines": wanted} if wanted else {}),
+                **({"restocked": returned} if restock and not wanted else {}),
             },
         )
         return order

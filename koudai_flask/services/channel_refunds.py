@@ -11,8 +11,9 @@ and the back office act on:
 - a trade closed after payment (the buyer's refund succeeded) ends ``refunded`` with the
   money recorded as given back on the channel, and stock not shipped yet back on the shelf;
   an order we never saw paid is cancelled instead;
-- a line refunded while the trade goes on is a partial refund of that line's payment, once
-  per line (its key is the line's id on the channel).
+- a line refunded while the trade goes on is a partial refund of that line's payment and
+  units, once per line (its key is the line's id on the channel): units not shipped yet are
+  no longer to ship and their held stock goes back on the shelf.
 
 Each step is one service call (one transaction), and each is idempotent: seen again, the
 order is already where the step would take it and nothing is written.
@@ -21,6 +22,7 @@ order is already where the step would take it and nothing is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select
 
@@ -44,13 +46,14 @@ def refund_key(channel_name: str, external_id: str, line_id: str = "") -> str:
     return f"channel:{channel_name}:{external_id}:refund" + (f":{line_id}" if line_id else "")
 
 
-def mirror(channel_name: str, number: str, remote: RemoteOrder) -> bool:
-    """Bring order ``number``'s after-sales up to the channel's; True if anything moved."""
+def mirror(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[str]) -> bool:
+    """Bring order ``number``'s after-sales up to the channel's; True if anything moved.
+    ``codes`` are our SKU codes of ``remote``'s lines, in their order."""
     moved = False
     try:
         if remote.status == "refunded":
             return _refunded(channel_name, number, remote)
-        moved = _lines_refunded(channel_name, number, remote)
+        moved = _lines_refunded(channel_name, number, remote, codes)
         status = _status(number)
         if remote.refund_asked and status in AFTER_PAYMENT:
             orders.request_refund(
@@ -111,10 +114,13 @@ def _refunded(channel_name: str, number: str, remote: RemoteOrder) -> bool:
     return True
 
 
-def _lines_refunded(channel_name: str, number: str, remote: RemoteOrder) -> bool:
-    """Each line refunded on the channel, recorded once as a partial refund of its payment."""
+def _lines_refunded(
+    channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[str]
+) -> bool:
+    """Each line refunded on the channel, recorded once as a refund of its payment and its
+    units: those not shipped yet are no longer to ship, and their stock goes back."""
     moved = False
-    for line in remote.lines:
+    for line, code in zip(remote.lines, codes, strict=True):
         if line.refund != "refunded" or not line.external_line_id or line.paid <= 0:
             continue
         key = refund_key(channel_name, remote.external_id, line.external_line_id)
@@ -125,7 +131,8 @@ def _lines_refunded(channel_name: str, number: str, remote: RemoteOrder) -> bool
             orders.refund(
                 number,
                 amount=line.paid,
-                reason=f"line {line.sku_code or line.external_item_id} refunded on {channel_name}",
+                lines={code: line.quantity},
+                reason=f"line {code} refunded on {channel_name}",
                 idempotency_key=key,
                 actor=channel_actor(channel_name),
             )

@@ -31,8 +31,8 @@ from koudai_flask.models import (
 from koudai_flask.models.base import utcnow
 from koudai_flask.services.ledger import (
     StockSnapshot,
+    close_part,
     close_reservation,
-    commit_part,
     get_location,
     get_sku,
     read_snapshot,
@@ -310,7 +310,7 @@ __all__ = [
     "channel_quantity",
     "close_reservation",
     "commit",
-    "commit_part",
+    "close_part",
     "create_location",
     "expire_holds",
     "get_location",

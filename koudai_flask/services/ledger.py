@@ -270,6 +270,10 @@ def hold_rows(
     return reservations, movements, events
 
 
+# A reservation's outcome, as the reason of the movement it writes.
+_MOVEMENT_REASONS = {"released": "release", "expired": "expiry", "committed": "shipment"}
+
+
 def close_reservation(session: Session, reservation: Reservation, outcome: str) -> bool:
     """End an active reservation inside the caller's transaction.
 
@@ -305,7 +309,7 @@ def close_reservation(session: Session, reservation: Reservation, outcome: str) 
         )
     )
     assert level is not None
-    reason = {"released": "release", "expired": "expiry", "committed": "shipment"}[outcome]
+    reason = _MOVEMENT_REASONS[outcome]
     write_movement(
         session,
         level,
@@ -320,13 +324,14 @@ def close_reservation(session: Session, reservation: Reservation, outcome: str) 
     return True
 
 
-def commit_part(session: Session, reservation: Reservation, quantity: int, *, key: str) -> None:
-    """Ship ``quantity`` of a held reservation inside the caller's transaction.
-
-    All of it closes the reservation as committed; less shrinks it and keeps the rest held.
-    """
+def close_part(
+    session: Session, reservation: Reservation, quantity: int, outcome: str, *, key: str
+) -> None:
+    """End ``quantity`` of a held reservation as ``outcome`` (``committed``: the goods left;
+    ``released``: back on the shelf), inside the caller's transaction. All of it closes the
+    reservation; less shrinks it and keeps the rest held."""
     if quantity == reservation.quantity:
-        if not close_reservation(session, reservation, "committed"):
+        if not close_reservation(session, reservation, outcome):
             raise ValidationError(f"reservation {reservation.id} is no longer held")
         return
     shrunk = session.execute(
@@ -341,6 +346,7 @@ def commit_part(session: Session, reservation: Reservation, quantity: int, *, ke
     ).rowcount  # type: ignore[attr-defined]
     if shrunk != 1:
         raise ValidationError(f"reservation {reservation.id} does not hold {quantity} units")
+    on_hand_delta = -quantity if outcome == "committed" else 0
     session.execute(
         update(StockLevel)
         .execution_options(synchronize_session=False)
@@ -348,7 +354,7 @@ def commit_part(session: Session, reservation: Reservation, quantity: int, *, ke
             StockLevel.sku_id == reservation.sku_id,
             StockLevel.location_id == reservation.location_id,
         )
-        .values(reserved=StockLevel.reserved - quantity, on_hand=StockLevel.on_hand - quantity)
+        .values(reserved=StockLevel.reserved - quantity, on_hand=StockLevel.on_hand + on_hand_delta)
     )
     level = session.scalar(
         select(StockLevel).where(
@@ -360,9 +366,9 @@ def commit_part(session: Session, reservation: Reservation, quantity: int, *, ke
     write_movement(
         session,
         level,
-        on_hand_delta=-quantity,
+        on_hand_delta=on_hand_delta,
         reserved_delta=-quantity,
-        reason="shipment",
+        reason=_MOVEMENT_REASONS[outcome],
         source="ledger",
         reference=f"reservation:{reservation.id}",
         idempotency_key=key,
@@ -373,8 +379,8 @@ def commit_part(session: Session, reservation: Reservation, quantity: int, *, ke
 __all__ = [
     "Hold",
     "StockSnapshot",
+    "close_part",
     "close_reservation",
-    "commit_part",
     "get_location",
     "get_sku",
     "hold_rows",

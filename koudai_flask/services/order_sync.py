@@ -103,15 +103,13 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
         session.rollback()  # closed before we ever saw it: no stock was ever held for it
         _bind(channel_id, None, remote)
         return ImportResult("skipped")
-    lines = [
-        {
-            "sku": _sku_code(
-                channel_id, line.external_item_id, line.external_sku_id, line.sku_code
-            ),
-            "quantity": line.quantity,
-            "unit_price": line.price,
-        }
+    codes = [
+        _sku_code(channel_id, line.external_item_id, line.external_sku_id, line.sku_code)
         for line in remote.lines
+    ]
+    lines = [
+        {"sku": code, "quantity": line.quantity, "unit_price": line.price}
+        for code, line in zip(codes, remote.lines, strict=True)
     ]
     session.rollback()
     buyer_id = _buyer(channel.kind, remote.buyer) if existing is None else None
@@ -130,7 +128,7 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
     for action in _ACTIONS.get(remote.status, ()):
         if _apply(action, channel_name, number, status, total, remote):
             outcome = "updated" if outcome == "unchanged" else outcome
-    if channel_refunds.mirror(channel_name, number, remote):
+    if channel_refunds.mirror(channel_name, number, remote, codes):
         outcome = "updated" if outcome == "unchanged" else outcome
     _bind(channel_id, number, remote)
     return ImportResult(outcome, number)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -421,12 +421,21 @@ def refund(
     reason: str = "",
     idempotency_key: str | None = None,
     actor: str = "system",
+    lines: Mapping[str, int] | None = None,
+    restock: bool = False,
 ) -> Order:
-    """Refund money through the order; see ``services.refunds.refund``."""
+    """Refund money through the order, or for some of its units (``lines``); see
+    ``services.refunds.refund``."""
     from koudai_flask.services import refunds
 
     return refunds.refund(
-        number, amount=amount, reason=reason, idempotency_key=idempotency_key, actor=actor
+        number,
+        amount=amount,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        lines=lines,
+        restock=restock,
     )
 
 

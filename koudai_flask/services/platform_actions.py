@@ -24,7 +24,7 @@ from koudai_flask.services import (
     inventory,
     order_sync,
     orders,
-    returns,
+    refunds,
     staff,
 )
 from koudai_flask.services.api_keys import Principal
@@ -179,39 +179,45 @@ def decline_refund(who: Principal, number: str, *, reason: str) -> Order:
 
 
 def refund(
-    who: Principal, number: str, *, amount: int | None, reason: str, restock: bool = False
+    who: Principal,
+    number: str,
+    *,
+    amount: int | None,
+    reason: str,
+    restock: bool = False,
+    lines: dict[str, int] | None = None,
 ) -> Order:
     """Refund through the provider that took the money; a channel's payment is recorded only.
 
     An order paid on its channel (recorded through the API) was refunded there: this only
-    records it, as the full ``refunding → refunded`` step or a partial ``Refund``. With
-    ``restock`` (a full refund only) what the order shipped goes back on the shelf, either way.
+    records it, as the full ``refunding → refunded`` step or a partial ``Refund``. ``lines``
+    (``{sku: units}``) names the units refunded (``services.returns``); ``restock`` says the
+    parcel came back: what the order shipped (a full refund) or those units go back on the
+    shelf, either way.
     """
     found = order(who, number, "orders.refund")
     provider = found.payments[0].provider if found.payments else None
     if provider is None or provider in payments.enabled():
-        backoffice.refund(who.user_id, number, amount=amount, reason=reason, restock=restock)
+        backoffice.refund(
+            who.user_id, number, amount=amount, reason=reason, restock=restock, lines=lines
+        )
         return order(who, number)
     with unit_of_work() as session:
         found = order(who, number, "orders.refund")
-        left = found.paid_amount - found.refunded_amount
-        value = left if amount is None else amount
-        if value <= 0 or value > left:
-            raise ValidationError(
-                f"order {number}: {left} fen can be refunded", {"amount": [f"at most {left}"]}
-            )
-        if restock:
-            returns.check_full(number, value, left)
+        value, left, wanted = refunds.value_of(found, amount, lines, restock=restock)
         before = {"status": found.status, "refunded": found.refunded_amount}
-        if value == left and found.status in ("paid", "shipped", "delivered"):
-            orders.request_refund(
-                number, reason=reason or "refund on the channel", actor=_actor(who)
-            )
         refund_no = f"{number}-R{secrets.token_hex(4)}"
-        orders.refund(
-            number, amount=value, reason=reason, idempotency_key=refund_no, actor=_actor(who)
+        returned = refunds.record(
+            found,
+            value=value,
+            left=left,
+            lines=wanted,
+            reason=reason,
+            refund_no=refund_no,
+            actor=_actor(who),
+            restock=restock,
+            asked=reason or "refund on the channel",
         )
-        returned = returns.restock_shipped(found, refund_no) if restock else {}
         session.refresh(found)
         staff.audit(
             _actor(who),
@@ -223,7 +229,8 @@ def refund(
                 "status": found.status,
                 "refunded": found.refunded_amount,
                 "amount": value,
-                **({"restocked": returned} if restock else {}),
+                **({"lines": wanted} if wanted else {}),
+                **({"restocked": returned} if restock and not wanted else {}),
             },
         )
     return order(who, number)

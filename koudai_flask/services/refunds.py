@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 
 from sqlalchemy import select
 
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Order, Refund
-from koudai_flask.services import inventory
+from koudai_flask.services import inventory, returns
+from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import unit_of_work
 
 
@@ -19,13 +21,19 @@ def refund(
     reason: str = "",
     idempotency_key: str | None = None,
     actor: str = "system",
+    lines: Mapping[str, int] | None = None,
+    restock: bool = False,
 ) -> Order:
-    """Refund money through the order. ``amount=None`` refunds all that is left.
+    """Refund money through the order. ``amount=None`` refunds all that is left, or what
+    ``lines`` cost (see ``returns.lines_amount``).
 
     A partial refund (less than what is left) records a ``Refund`` and leaves the state as
     it is; it is allowed while the order is paid, shipped, delivered or refunding. A full
     refund is the ``refund`` transition: only from ``refunding`` (``request_refund`` first),
-    and stock not yet shipped goes back to the shelf.
+    and stock not yet shipped goes back to the shelf. With ``lines`` (``{sku: units}``) the
+    refund is for those units: the ones not shipped yet are no longer to ship and their
+    stock goes back; shipped ones go back on the shelf with ``restock`` (the parcel came
+    back). A paid order whose last units to ship are refunded this way counts as shipped.
     """
     if amount is not None and (
         isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
@@ -40,37 +48,112 @@ def refund(
                 return done.order
         order = orders.get_order(session, number)
         session.refresh(order)
-        remaining = order.paid_amount - order.refunded_amount
-        amount = remaining if amount is None else amount
-        partial = 0 < amount < remaining
+        remaining_fen = order.paid_amount - order.refunded_amount
+        wanted = returns.check_lines(order, lines) if lines is not None else {}
+        if amount is None:
+            amount = returns.lines_amount(order, wanted) if wanted else remaining_fen
+        partial = 0 < amount < remaining_fen
         if order.status not in ("paid", "shipped", "delivered", "refunding"):
             raise InvalidTransition(order.number, order.status, "refund")
-        if amount > remaining or remaining <= 0:
+        if amount > remaining_fen or remaining_fen <= 0:
             raise ValidationError(
-                f"order {number}: cannot refund {amount}, only {remaining} is refundable"
+                f"order {number}: cannot refund {amount}, only {remaining_fen} is refundable"
             )
         if not partial and order.status != "refunding":
             raise InvalidTransition(order.number, order.status, "refund")
-        session.add(
-            Refund(
-                order_id=order.id,
-                amount=amount,
-                reason=reason,
-                idempotency_key=idempotency_key or f"refund:{secrets.token_hex(12)}",
+        if partial and wanted and _nothing_would_ship(order, wanted):
+            raise ValidationError(
+                f"order {number}: these are all its goods and none has shipped; refund all "
+                f"of it ({remaining_fen} fen)",
+                reason="refund_everything",
+                detail={"refundable_fen": remaining_fen},
             )
-        )
+        key = idempotency_key or f"refund:{secrets.token_hex(12)}"
+        session.add(Refund(order_id=order.id, amount=amount, reason=reason, idempotency_key=key))
         session.flush()
+        if wanted:
+            returns.take_back(session, order, wanted, refund_no=key, restock=restock)
         if partial:
+            items = ", ".join(f"{code} x{units}" for code, units in wanted.items())
             orders.record_in_place(
                 session,
                 order,
                 actor=actor,
-                note=f"partial refund {amount}: {reason}",
+                note=f"partial refund {amount}" + (f" ({items})" if items else "") + f": {reason}",
                 topic="order.partially_refunded",
-                extra={"amount": amount},
+                extra={"amount": amount, **({"lines": wanted} if wanted else {})},
             )
+            if order.status == "paid" and wanted and not remaining(order):
+                orders._transition(
+                    session, order, "ship", actor=actor, note="the rest was refunded"
+                )
             return order
         orders._transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
         for reservation in orders._reservations(session, order):
             inventory.close_reservation(session, reservation, "released")
         return order
+
+
+def _nothing_would_ship(order: Order, wanted: Mapping[str, int]) -> bool:
+    """Refunding ``wanted`` would leave the order with nothing shipped and nothing to ship."""
+    shipped = sum(line.shipped_quantity for line in order.lines)
+    left = sum(
+        line.to_ship - min(wanted.get(line.sku_code, 0), line.to_ship) for line in order.lines
+    )
+    return shipped == 0 and left == 0
+
+
+def value_of(
+    order: Order, amount: int | None, lines: Mapping[str, int] | None, *, restock: bool
+) -> tuple[int, int, dict[str, int]]:
+    """What a refund staff or the API ask for comes to, checked before any money moves:
+    ``(value, left, lines)`` — the fen to give back (``amount``, else what ``lines`` cost,
+    else all that is left), the fen refundable, and the units asked for by SKU."""
+    left = order.paid_amount - order.refunded_amount
+    wanted = returns.check_lines(order, lines) if lines else {}
+    if amount is not None:
+        value = amount
+    else:
+        value = returns.lines_amount(order, wanted) if wanted else left
+    if not order.payments or value <= 0 or value > left:
+        raise ValidationError(
+            f"order {order.number}: {left} fen can be refunded",
+            {"amount": [f"at most {left}"]},
+            reason="refund_too_much",
+            detail={"number": order.number, "refundable_fen": left},
+        )
+    if restock and not wanted:
+        returns.check_full(order.number, value, left)
+    return value, left, wanted
+
+
+def record(
+    order: Order,
+    *,
+    value: int,
+    left: int,
+    lines: dict[str, int],
+    reason: str,
+    refund_no: str,
+    actor: str,
+    restock: bool,
+    asked: str,
+) -> dict[str, int]:
+    """Record a refund whose money has moved (or moves elsewhere), in the caller's
+    transaction: all that is left passes through ``refunding`` (``asked`` its note). With
+    ``restock`` and no ``lines``, what the order shipped goes back on the shelf; returns
+    those units."""
+    from koudai_flask.services import orders
+
+    if value == left and order.status in ("paid", "shipped", "delivered"):
+        orders.request_refund(order.number, reason=asked, actor=actor)
+    orders.refund(
+        order.number,
+        amount=value,
+        reason=reason,
+        idempotency_key=refund_no,
+        actor=actor,
+        lines=lines or None,
+        restock=restock,
+    )
+    return returns.restock_shipped(order, refund_no) if restock and not lines else {}

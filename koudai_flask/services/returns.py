@@ -1,17 +1,25 @@
-"""Parcels that came back: what an order shipped goes back on the shelf it left.
+"""Goods that are not kept: lines refunded before they ship, parcels that came back.
 
-A full refund of a shipped order may say the goods came back (the back office's "the
-parcel came back", the API's ``restock``); both refund paths, through the payment provider
-(``backoffice``) and recorded for a channel's own payment (``platform_actions``), call this.
+A refund may name the units it is for (``lines``, ``{sku: quantity}``): units not shipped
+yet are taken first and their held stock goes back on the shelf; the rest were shipped and
+go back on the shelf only when the seller says the parcel came back (``restock``). A full
+refund may say the whole parcel came back (the back office's "the parcel came back", the
+API's ``restock``). Every refund path (through the payment provider in ``backoffice``,
+recorded for a channel's own payment in ``platform_actions``, mirrored from a marketplace in
+``channel_refunds``) ends in ``refunds.refund``, which calls this in its transaction.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from koudai_flask.errors import ValidationError
-from koudai_flask.models import Location, Order, Reservation, Sku
+from koudai_flask.models import Location, Order, Reservation, Sku, StockMovement
 from koudai_flask.services import inventory
+from koudai_flask.services.shipping import end_line_hold
 from koudai_flask.services.transaction import current_session
 
 
@@ -20,34 +28,137 @@ def check_full(number: str, value: int, left: int) -> None:
     full refund says the whole parcel came back."""
     if value != left:
         raise ValidationError(
-            f"order {number}: goods go back on the shelf with a full refund only",
+            f"order {number}: goods go back on the shelf with a full refund only, or with "
+            "the units refunded named (lines)",
             reason="restock_partial",
         )
 
 
+def check_lines(order: Order, lines: Mapping[str, object]) -> dict[str, int]:
+    """``lines`` as ``{sku: units}``, each a whole number of units the order can still
+    refund; SKUs asked for 0 units are left out."""
+    by_code = {line.sku_code: line for line in order.lines}
+    wanted: dict[str, int] = {}
+    for code, quantity in lines.items():
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise ValidationError(
+                f"{code}: the quantity must be a whole number",
+                reason="refund_quantity",
+                detail={"sku": code},
+            )
+        line = by_code.get(code)
+        if line is None:
+            raise ValidationError(
+                f"order {order.number} has no line {code}",
+                reason="refund_unknown_line",
+                detail={"sku": code},
+            )
+        if quantity > line.refundable:
+            raise ValidationError(
+                f"{code}: only {line.refundable} can be refunded",
+                reason="refund_too_many_units",
+                detail={"sku": code, "left": line.refundable},
+            )
+        if quantity:
+            wanted[code] = quantity
+    if not wanted:
+        raise ValidationError("choose at least one item to refund", reason="refund_no_lines")
+    return wanted
+
+
+def lines_amount(order: Order, lines: Mapping[str, int]) -> int:
+    """What refunding ``lines`` gives back by default: their units at the price paid, or
+    everything left (shipping included) when they are every unit not refunded yet."""
+    left = order.paid_amount - order.refunded_amount
+    if sum(lines.values()) == sum(line.refundable for line in order.lines):
+        return left
+    prices = {line.sku_code: line.unit_price for line in order.lines}
+    return min(left, sum(prices[code] * quantity for code, quantity in lines.items()))
+
+
+def take_back(
+    session: Session, order: Order, lines: Mapping[str, int], *, refund_no: str, restock: bool
+) -> dict[str, int]:
+    """Mark ``lines`` refunded on ``order``: units not shipped yet are released from their
+    hold; shipped ones go back on the shelf with ``restock``. Returns the units restocked."""
+    restocked: dict[str, int] = {}
+    for line in order.lines:
+        quantity = lines.get(line.sku_code, 0)
+        if not quantity:
+            continue
+        unshipped = min(quantity, line.to_ship)
+        if unshipped:
+            end_line_hold(
+                session, order, line, unshipped, "released", key=f"{refund_no}:release:{line.id}"
+            )
+        returned = quantity - unshipped
+        if restock and returned:
+            _put_back(order, line.sku_id, line.sku_code, returned, f"{refund_no}:return:{line.id}")
+            restocked[line.sku_code] = returned
+        line.refunded_quantity += quantity
+    session.flush()
+    return restocked
+
+
 def restock_shipped(order: Order, refund_no: str) -> dict[str, int]:
-    """Put what ``order`` shipped back where it left from; returns the units per SKU."""
-    shipped = (
-        current_session()
-        .execute(
-            select(Reservation.id, Sku.code, Location.code, Reservation.quantity)
-            .join(Sku, Sku.id == Reservation.sku_id)
-            .join(Location, Location.id == Reservation.location_id)
-            .where(Reservation.order_id == order.id, Reservation.status == "committed")
-            .order_by(Reservation.id)
-        )
-        .all()
-    )
+    """Put what ``order`` shipped back where it left from, but for units a line refund put
+    back already; returns the units per SKU."""
+    session = current_session()
+    shipped = session.execute(
+        select(Reservation.id, Reservation.sku_id, Sku.code, Location.code, Reservation.quantity)
+        .join(Sku, Sku.id == Reservation.sku_id)
+        .join(Location, Location.id == Reservation.location_id)
+        .where(Reservation.order_id == order.id, Reservation.status == "committed")
+        .order_by(Reservation.id)
+    ).all()
+    already = _returned(session, order)
     returned: dict[str, int] = {}
-    for reservation_id, code, location, quantity in shipped:
+    for reservation_id, sku_id, code, location, quantity in shipped:
+        back = min(quantity, already.get(sku_id, 0))
+        already[sku_id] = already.get(sku_id, 0) - back
+        if quantity - back <= 0:
+            continue
         inventory.adjust(
             code,
-            quantity,
+            quantity - back,
             reason="return",
             source="refund",
             reference=order.number,
             idempotency_key=f"{refund_no}:return:{reservation_id}",
             location=location,
         )
-        returned[code] = returned.get(code, 0) + quantity
+        returned[code] = returned.get(code, 0) + quantity - back
     return returned
+
+
+def _returned(session: Session, order: Order) -> dict[int, int]:
+    """Units of ``order`` already back on the shelf, by SKU id."""
+    rows = session.execute(
+        select(StockMovement.sku_id, func.sum(StockMovement.on_hand_delta))
+        .where(StockMovement.reason == "return", StockMovement.reference == order.number)
+        .group_by(StockMovement.sku_id)
+    ).all()
+    return {sku_id: int(units or 0) for sku_id, units in rows}
+
+
+def _put_back(order: Order, sku_id: int, code: str, units: int, key: str) -> None:
+    """``units`` of a shipped SKU back at the location they left from."""
+    location = current_session().scalar(
+        select(Location.code)
+        .join(Reservation, Reservation.location_id == Location.id)
+        .where(
+            Reservation.order_id == order.id,
+            Reservation.sku_id == sku_id,
+            Reservation.status == "committed",
+        )
+        .limit(1)
+    )
+    inventory.adjust(
+        code,
+        units,
+        reason="return",
+        source="refund",
+        reference=order.number,
+        idempotency_key=key,
+        location=location,
+    )

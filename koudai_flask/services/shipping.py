@@ -26,12 +26,8 @@ from koudai_flask.services.transaction import unit_of_work
 
 
 def remaining(order: Order) -> dict[str, int]:
-    """What is still to ship, by SKU code."""
-    return {
-        line.sku_code: line.quantity - line.shipped_quantity
-        for line in order.lines
-        if line.quantity > line.shipped_quantity
-    }
+    """What is still to ship, by SKU code: neither shipped nor refunded."""
+    return {line.sku_code: line.to_ship for line in order.lines if line.to_ship}
 
 
 # A tracking number as carriers print them; staff and the API are held to it.
@@ -80,7 +76,7 @@ def ship(
             _send_line(session, order, line, quantity, shipment)
         session.flush()
         note = f"{carrier} {tracking_number}"
-        if all(line.shipped_quantity == line.quantity for line in order.lines):
+        if not remaining(order):
             _transition(session, order, "ship", actor=actor, note=note)
         else:
             record_in_place(
@@ -115,20 +111,28 @@ def _check_lines(lines: dict[str, int], left: dict[str, int]) -> dict[str, int]:
     return wanted
 
 
-def _send_line(
-    session: Session, order: Order, line: OrderLine, quantity: int, shipment: Shipment
+def end_line_hold(
+    session: Session, order: Order, line: OrderLine, quantity: int, outcome: str, *, key: str
 ) -> None:
-    session.add(ShipmentLine(shipment_id=shipment.id, order_line_id=line.id, quantity=quantity))
-    line.shipped_quantity += quantity
-    reservation = session.scalar(
+    """End ``quantity`` of the stock held for ``line``: ``committed`` (shipped) or
+    ``released`` (back on the shelf). A line whose hold is gone already is left alone."""
+    held = session.scalar(
         select(Reservation).where(
             Reservation.order_id == order.id,
             Reservation.sku_id == line.sku_id,
             Reservation.status == "active",
         )
     )
-    if reservation is not None:
-        inventory.commit_part(session, reservation, quantity, key=f"ship:{shipment.id}:{line.id}")
+    if held is not None:
+        inventory.close_part(session, held, quantity, outcome, key=key)
+
+
+def _send_line(
+    session: Session, order: Order, line: OrderLine, quantity: int, shipment: Shipment
+) -> None:
+    session.add(ShipmentLine(shipment_id=shipment.id, order_line_id=line.id, quantity=quantity))
+    line.shipped_quantity += quantity
+    end_line_hold(session, order, line, quantity, "committed", key=f"ship:{shipment.id}:{line.id}")
     product_id = session.scalar(select(Sku.product_id).where(Sku.id == line.sku_id))
     session.execute(
         update(Product)

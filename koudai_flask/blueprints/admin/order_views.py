@@ -242,6 +242,13 @@ def register(bp: Blueprint) -> None:
         except ValueError:
             flash(_k("Write the amount like 12.50."), "error")
             return redirect(url_for(".order_detail", number=number))
+        lines: dict[str, int] = {}
+        for key, value in request.form.items():
+            if key.startswith("refund-") and value.strip() not in ("", "0"):
+                if not value.strip().isdigit():
+                    flash(_k("Write how many items as a whole number."), "error")
+                    return redirect(url_for(".order_detail", number=number))
+                lines[key.removeprefix("refund-")] = int(value)
         return _act(
             number,
             lambda: backoffice.refund(
@@ -250,6 +257,7 @@ def register(bp: Blueprint) -> None:
                 amount=amount,
                 reason=request.form.get("reason", ""),
                 restock=request.form.get("restock") == "1",
+                lines=lines or None,
             ),
             _k("Refunded."),
         )

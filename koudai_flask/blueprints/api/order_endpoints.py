@@ -109,11 +109,13 @@ def register(bp: Blueprint) -> None:
     @bp.arguments(RefundIn)
     @bp.response(201, OrderOut)
     def order_refund(data: dict[str, Any], number: str) -> Any:
-        """Refund all that is left (no `amount`) or part of it."""
+        """Refund all that is left (no `amount`), part of it, or some of its units
+        (`lines`)."""
         return platform_actions.refund(
             principal(),
             number,
             amount=data["amount"],
             reason=data["reason"],
             restock=data["restock"],
+            lines=data["lines"],
         )
