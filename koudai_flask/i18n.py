@@ -132,6 +132,9 @@ STATUS_LABELS = {
     "cancelled": lazy_gettext("Cancelled"),
     "refunding": lazy_gettext("Refund requested"),
     "refunded": lazy_gettext("Refunded"),
+    # Not states: timeline entries of changes that keep the state (OrderEvent.step).
+    "partially_refunded": lazy_gettext("Partly refunded"),
+    "partially_shipped": lazy_gettext("Partly shipped"),
     # Not a state: the buyer message of a declined refund request is labelled by it.
     "refund_declined": lazy_gettext("Refund declined"),
 }

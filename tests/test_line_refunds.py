@@ -76,6 +76,13 @@ def test_refunding_the_last_units_to_ship_counts_the_order_shipped(app, shirt):
     assert order.status == "shipped" and order.refunded_amount == B
     assert inventory.available("SHIRT-B") == 10
     assert order.events[-1].note == "the rest was refunded"
+    assert [event.step for event in order.events] == [
+        "pending_payment",
+        "paid",
+        "partially_shipped",
+        "partially_refunded",
+        "shipped",
+    ]
 
 
 def test_every_unit_not_shipped_is_a_full_refund(app, shirt):

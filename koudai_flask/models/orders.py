@@ -118,6 +118,21 @@ class OrderEvent(Base, Timestamped):
 
     order: Mapped[Order] = relationship(back_populates="events")
 
+    @property
+    def step(self) -> str:
+        """What the entry shows a buyer: the state it moved to, or the change made in place
+        (``partially_refunded``, ``partially_shipped``), read from its note's first words."""
+        if self.from_status == self.to_status:
+            for opening, step in IN_PLACE_STEPS.items():
+                if self.note.startswith(opening):
+                    return step
+        return self.to_status
+
+
+# The note of a timeline entry that keeps the order's state starts with its kind.
+PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
+IN_PLACE_STEPS = {PARTIAL_REFUND: "partially_refunded", PARTIAL_SHIPMENT: "partially_shipped"}
+
 
 class Payment(Base, Timestamped):
     __tablename__ = "koudai_payment"

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Order, Refund
+from koudai_flask.models.orders import PARTIAL_REFUND
 from koudai_flask.services import inventory, returns
 from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import unit_of_work
@@ -75,11 +76,12 @@ def refund(
             returns.take_back(session, order, wanted, refund_no=key, restock=restock)
         if partial:
             items = ", ".join(f"{code} x{units}" for code, units in wanted.items())
+            what = f"{PARTIAL_REFUND} {amount}" + (f" ({items})" if items else "")
             orders.record_in_place(
                 session,
                 order,
                 actor=actor,
-                note=f"partial refund {amount}" + (f" ({items})" if items else "") + f": {reason}",
+                note=f"{what}: {reason}",
                 topic="order.partially_refunded",
                 extra={"amount": amount, **({"lines": wanted} if wanted else {})},
             )

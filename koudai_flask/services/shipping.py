@@ -21,6 +21,7 @@ from koudai_flask.models import (
     ShipmentLine,
     Sku,
 )
+from koudai_flask.models.orders import PARTIAL_SHIPMENT
 from koudai_flask.services import inventory
 from koudai_flask.services.transaction import unit_of_work
 
@@ -83,7 +84,7 @@ def ship(
                 session,
                 order,
                 actor=actor,
-                note=f"partial shipment {note}",
+                note=f"{PARTIAL_SHIPMENT} {note}",
                 topic="order.partially_shipped",
                 extra={"carrier": carrier, "tracking_number": tracking_number},
             )
