@@ -475,8 +475,45 @@ def test_buy_on_the_stock_page_makes_a_paid_trade(
             "status": "WAIT_SELLER_SEND_GOODS",
             "payment": "258.00",
             "buyer_nick": "sandbox_buyer",
+            "refund": "NO_REFUND",
+            "actions": ["ask"],
         }
     ]
+
+
+def test_the_stock_page_plays_a_refund_asked_and_agreed(
+    sandbox: TaobaoSandbox, adapter: TaobaoAdapter
+) -> None:
+    _, shirt_item, _ = sandbox.seed_demo()
+    blue = next(s for s in shirt_item.skus.values() if s.outer_id == "SHIRT-B")
+    trade = sandbox.add_trade([(shirt_item.num_iid, blue.sku_id, 2)], paid=True)
+    adapter.tmc_consume()  # what the purchase published
+
+    def press(action: str) -> requests.Response:
+        form = {"tid": trade["tid"], "action": action, "page": 1}
+        return requests.post(
+            f"{sandbox.url}/sandbox/refund", data=form, allow_redirects=False, timeout=5
+        )
+
+    page = requests.get(sandbox.url, timeout=5).text
+    assert 'value="ask">买家申请退款 Ask refund</button>' in page
+    assert press("agree").status_code == 400  # nothing asked yet
+    assert press("ask").status_code == 303
+    feed = requests.get(sandbox.url + "/sandbox/stock.json", timeout=5).json()
+    assert (feed["trades"][0]["refund"], feed["trades"][0]["actions"]) == (
+        "WAIT_SELLER_AGREE",
+        ["agree", "refuse"],
+    )
+    assert press("agree").status_code == 303
+    assert adapter.trade(trade["tid"]).status == "TRADE_CLOSED"
+    assert [m.topic for m in adapter.tmc_consume()] == [
+        "taobao_refund_RefundCreated",
+        "taobao_refund_RefundSuccess",
+        "taobao_trade_TradeClose",
+        STOCK,  # the unshipped shirts went back
+    ]
+    assert sandbox.quantity_of(shirt_item.num_iid, blue.sku_id) == 8
+    assert press("sell").status_code == 400
 
 
 def test_set_quantity_on_the_stock_page(sandbox: TaobaoSandbox) -> None:

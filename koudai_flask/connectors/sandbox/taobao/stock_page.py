@@ -3,8 +3,11 @@
 ``/`` lists items and SKUs with their stock, refreshed every second from
 ``/sandbox/stock.json``; each row has a "buy on Taobao" form (``/sandbox/buy``: a paid trade,
 so TradeCreate, ItemStockChanged and TradeBuyerPay are published) and a seller "set
-quantity" form (``/sandbox/set-quantity``: ItemStockChanged). It plays Taobao, not our shop:
-a separate app on 127.0.0.1 with no login and no CSRF token, like the other sandboxes.
+quantity" form (``/sandbox/set-quantity``: ItemStockChanged). Each recent trade has its
+after-sales buttons (``/sandbox/refund``): the buyer asks for a refund of the whole trade,
+the seller agrees or refuses (RefundCreated, RefundSuccess + TradeClose, RefundClosed). It
+plays Taobao, not our shop: a separate app on 127.0.0.1 with no login and no CSRF token,
+like the other sandboxes.
 """
 
 from __future__ import annotations
@@ -63,11 +66,16 @@ nav{margin:8px 0 24px}nav a{margin-right:12px}
 {% if done %}<p class="note done" id="done">{{ done }}</p>{% endif %}
 {% if error %}<p class="note error" id="error">{{ error }}</p>{% endif %}
 <section class="card"><h2>最近交易 <span class="en">Recent trades</span></h2>
-<table id="trades-table"><thead><tr><th style="width:38%">交易号 Trade</th>
-<th style="width:34%">状态 Status</th><th>实付 Paid</th><th>买家 Buyer</th></tr></thead>
+<table id="trades-table"><thead><tr><th style="width:30%">交易号 Trade</th>
+<th style="width:30%">状态 Status</th><th>实付 Paid</th><th style="width:24%">售后 Refund</th>
+</tr></thead>
 <tbody id="trades">
 {% for trade in recent %}<tr><td>{{ trade.tid }}</td><td>{{ trade.status }}</td>
-<td>¥{{ trade.payment }}</td><td>{{ trade.buyer_nick }}</td></tr>
+<td>¥{{ trade.payment }}</td><td>{{ trade.refund }}{% for action in trade.actions %}
+<form method="post" action="/sandbox/refund">
+<input type="hidden" name="tid" value="{{ trade.tid }}">
+<input type="hidden" name="page" value="{{ page }}"><button class="set" type="submit" name="action"
+value="{{ action }}">{{ refund_labels[action] }}</button></form>{% endfor %}</td></tr>
 {% else %}<tr><td colspan="4">还没有交易 <span class="en">No trades yet</span></td></tr>
 {% endfor %}</tbody></table></section>
 {% for item in items %}<section class="card" id="item-{{ item.num_iid }}">
@@ -114,12 +122,28 @@ aria-label="库存 stock"><button class="set" type="submit">卖家改库存 <sma
       }
     });
   }
+  var labels = {{ refund_labels | tojson }};
+  function field(form, name, value) {
+    var input = document.createElement("input");
+    input.type = "hidden"; input.name = name; input.value = value;
+    form.appendChild(input);
+  }
   function tradeRow(trade) {
     var row = document.createElement("tr");
-    [trade.tid, trade.status, "¥" + trade.payment, trade.buyer_nick].forEach(function (text) {
+    [trade.tid, trade.status, "¥" + trade.payment, trade.refund].forEach(function (text) {
       var cell = document.createElement("td");
       cell.textContent = text;
       row.appendChild(cell);
+    });
+    trade.actions.forEach(function (action) {
+      var form = document.createElement("form");
+      form.method = "post"; form.action = "/sandbox/refund";
+      field(form, "tid", trade.tid); field(form, "page", "{{ page }}");
+      var button = document.createElement("button");
+      button.className = "set"; button.type = "submit";
+      button.name = "action"; button.value = action; button.textContent = labels[action];
+      form.appendChild(button);
+      row.lastChild.appendChild(form);
     });
     return row;
   }
@@ -201,12 +225,36 @@ def item_view(item: SandboxItem) -> dict[str, Any]:
     return {**vars(item), "rows": rows}
 
 
+# The after-sales buttons of a recent trade, by the action /sandbox/refund takes.
+REFUND_LABELS = {
+    "ask": "买家申请退款 Ask refund",
+    "agree": "卖家同意 Agree",
+    "refuse": "卖家拒绝 Refuse",
+}
+
+
 def recent_trades(state: TopState) -> list[dict[str, Any]]:
     newest = sorted(state.trades.values(), key=lambda t: (t["created"], t["tid"]), reverse=True)
     return [
-        {k: t[k] for k in ("tid", "status", "payment", "buyer_nick")}
+        {
+            **{k: t[k] for k in ("tid", "status", "payment", "buyer_nick")},
+            **_after_sales(t),
+        }
         for t in newest[:RECENT_TRADES]
     ]
+
+
+def _after_sales(trade: dict[str, Any]) -> dict[str, Any]:
+    """The trade's refund state (the first line's that is not NO_REFUND) and its buttons."""
+    states = [line["refund_status"] for line in trade["orders"]["order"]]
+    refund = next((s for s in states if s != "NO_REFUND"), "NO_REFUND")
+    if any(s in trades.ASKING for s in states):
+        actions = ["agree", "refuse"]
+    elif trade["status"] in trades.PAID_STATES:
+        actions = ["ask"]
+    else:
+        actions = []
+    return {"refund": refund, "actions": actions}
 
 
 def register_stock_page(app: Flask, state: TopState) -> None:
@@ -220,6 +268,7 @@ def register_stock_page(app: Flask, state: TopState) -> None:
                 nick=SELLER_NICK,
                 items=[item_view(i) for i in items],
                 recent=recent_trades(state),
+                refund_labels=REFUND_LABELS,
                 page=min(max(page, 1), pages),
                 pages=pages,
                 done=done,
@@ -275,6 +324,26 @@ def register_stock_page(app: Flask, state: TopState) -> None:
         return back(
             page, f"已下单并付款 · trade {trade['tid']} created and paid (¥{trade['payment']})"
         )
+
+    @app.post("/sandbox/refund")
+    def refund() -> ResponseReturnValue:
+        page = requested_page()
+        action = request.form.get("action", "")
+        try:
+            tid = form_int("tid", low=1, high=MAX_ID)
+            if action == "ask":
+                trades.ask_refund(state, tid)
+            elif action == "agree":
+                trades.agree_refund(state, tid)
+            elif action == "refuse":
+                trades.close_refund(state, tid, refused=True)
+            else:
+                raise FormError("action 须为 ask、agree 或 refuse · must be ask, agree or refuse")
+        except FormError as exc:
+            return render(page, error=str(exc), status=400)
+        except TopError as exc:
+            return render(page, error=exc.sub_msg or exc.msg, status=400)
+        return back(page, f"{REFUND_LABELS[action]} · trade {tid}")
 
     @app.post("/sandbox/set-quantity")
     def set_quantity() -> ResponseReturnValue:
