@@ -36,6 +36,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.delivered": ["koudai_flask.services.notifications:on_order_event"],
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
+    # A buyer's refund request: staff who may answer it are told by e-mail.
+    "order.refunding": ["koudai_flask.services.staff_alerts:on_refund_requested"],
 }
 # CRM: a customer's rule tags are recomputed when their orders or identities change, and
 # for everyone when a rule is saved (services.rule_tags).

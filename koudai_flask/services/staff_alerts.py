@@ -1,0 +1,84 @@
+"""Staff told of what waits on them: a buyer's refund request, by e-mail.
+
+The dashboard counts refund requests, but a seller who is not looking leaves the buyer
+waiting, and the order can be neither shipped nor completed meanwhile. With ``KOUDAI_MAIL``
+set, every active staff member who may answer the request (``orders.refund`` on the order's
+channel) and has an e-mail address gets one message per request: the order, what the buyer
+said, and a link to the order in the back office. A request made on a marketplace is not
+sent: the marketplace tells the seller itself, and is where it is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import select
+from werkzeug.routing import BuildError
+
+from koudai_flask.i18n import gettext as _k
+from koudai_flask.jobs.dispatch import enqueue
+from koudai_flask.models import StaffMember
+from koudai_flask.notifications.email import mailer_from_config
+from koudai_flask.notifications.render import yuan
+from koudai_flask.services import orders, staff
+from koudai_flask.services.transaction import unit_of_work
+
+log = logging.getLogger("koudai_flask.notifications")
+
+
+def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox handler of ``order.refunding``: one e-mail job per staff member to tell."""
+    if not current_app.config["KOUDAI_MAIL"]:
+        return
+    with unit_of_work() as session:
+        order = orders.get_order(session, payload["number"])
+        asked = orders.refund_request(session, order)
+        if asked is None or asked.actor != "buyer":
+            return  # staff on the way to a refund, or a marketplace: nobody to tell
+        members = [
+            member.id
+            for member in session.scalars(
+                select(StaffMember)
+                .where(StaffMember.active.is_(True), StaffMember.email.is_not(None))
+                .order_by(StaffMember.id)
+            )
+            if staff.can(member.user_id, "orders.refund", channel=order.channel)
+        ]
+        subject = _k("Refund requested: order %(number)s", number=order.number)
+        text = "\n\n".join(
+            [
+                _k(
+                    "The buyer asks for a refund of order %(number)s (%(total)s): %(reason)s",
+                    number=order.number,
+                    total=yuan(order.total),
+                    reason=asked.note,
+                ),
+                _k("Refund it or decline it with a reason: %(url)s", url=_admin_url(order.number)),
+            ]
+        )
+        request_id = asked.id
+    for member_id in members:
+        try:
+            enqueue(send, member_id, subject, text, job_id=f"staff-alert-{request_id}-{member_id}")
+        except Exception as exc:  # one mailbox failing tells the others all the same
+            log.warning("refund request alert to staff member %s not sent: %s", member_id, exc)
+
+
+def send(member_id: int, subject: str, text: str) -> None:
+    """Job: one alert to one staff member, if they still have an address."""
+    with unit_of_work() as session:
+        member = session.get(StaffMember, member_id)
+        address = member.email if member is not None and member.active else None
+    if address:
+        mailer_from_config(current_app.config["KOUDAI_MAIL"]).send(address, subject, text)
+
+
+def _admin_url(number: str) -> str:
+    """The order in the back office, absolute (``SERVER_NAME`` outside a request), or its
+    number alone when no URL can be built here."""
+    try:
+        return url_for("koudai_admin.order_detail", number=number, _external=True)
+    except (RuntimeError, BuildError):
+        return number
