@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from koudai_flask.errors import ValidationError
+from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Sku, StockLevel
 from koudai_flask.services import inventory, orders
@@ -223,3 +223,17 @@ def test_the_api_refunds_units_and_says_so_on_each_line(shop):
     assert body["status"] == "paid" and body["lines"][0]["refunded_quantity"] == 1
     with app.app_context():
         assert inventory.available("KET") == held + 1  # the unit not shipped is back
+
+
+def test_a_request_declined_after_the_rest_was_refunded_leaves_the_order_shipped(app, shirt):
+    number = paid({"SHIRT-W": 1, "SHIRT-B": 1})
+    orders.ship(number, carrier="shunfeng", tracking_number="SF500005", lines={"SHIRT-W": 1})
+    orders.request_refund(number, reason="the blue one never came", actor="buyer")
+    orders.refund(number, lines={"SHIRT-B": 1}, actor="staff:1")
+    assert fresh(number).status == "refunding"  # the request still waits for an answer
+    orders.decline_refund(number, reason="the white one stays sold", actor="staff:1")
+    order = fresh(number)
+    assert order.status == "shipped"  # not paid with nothing left to send
+    assert [event.to_status for event in order.events][-2:] == ["paid", "shipped"]
+    with pytest.raises(InvalidTransition):
+        orders.ship(number, carrier="shunfeng", tracking_number="SF500006")

@@ -65,7 +65,7 @@ def mirror(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[
         if not remote.refund_asked and status == "refunding" and _asked_by(channel_name, number):
             orders.decline_refund(
                 number,
-                reason=f"refund request closed on {channel_name}",
+                reason=f"refund request ended on {channel_name}",
                 actor=channel_actor(channel_name),
             )
             return True

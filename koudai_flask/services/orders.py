@@ -27,7 +27,7 @@ from koudai_flask.models import (
     Reservation,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import inventory, outbox, placing
+from koudai_flask.services import inventory, outbox, placing, shipping
 from koudai_flask.services.order_input import load_place_input
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -315,8 +315,6 @@ def ship(
     actor: str = "system",
 ) -> Order:
     """Ship a paid order, or part of it (``lines``: ``{sku: quantity}``); see ``shipping``."""
-    from koudai_flask.services import shipping
-
     return shipping.ship(
         number, carrier=carrier, tracking_number=tracking_number, lines=lines, actor=actor
     )
@@ -411,6 +409,8 @@ def decline_refund(number: str, *, reason: str, actor: str = "system") -> Order:
                 detail={"channel": order.channel},
             )
         _transition(session, order, "decline_refund", actor=actor, note=reason)
+        # Back to paid with what is left refunded meanwhile: nothing more will ship.
+        shipping.ship_if_all_sent(session, order, actor=actor)
         return order
 
 

@@ -11,7 +11,7 @@ from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Order, Refund
 from koudai_flask.models.orders import PARTIAL_REFUND
 from koudai_flask.services import inventory, returns
-from koudai_flask.services.shipping import remaining
+from koudai_flask.services.shipping import ship_if_all_sent
 from koudai_flask.services.transaction import unit_of_work
 
 
@@ -85,10 +85,8 @@ def refund(
                 topic="order.partially_refunded",
                 extra={"amount": amount, **({"lines": wanted} if wanted else {})},
             )
-            if order.status == "paid" and wanted and not remaining(order):
-                orders._transition(
-                    session, order, "ship", actor=actor, note="the rest was refunded"
-                )
+            if wanted:
+                ship_if_all_sent(session, order, actor=actor)
             return order
         orders._transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
         for reservation in orders._reservations(session, order):

@@ -58,6 +58,8 @@ def ship(
             raise InvalidTransition(order.number, order.status, "ship")
         left = remaining(order)
         wanted = dict(left) if lines is None else _check_lines(lines, left)
+        if not wanted:
+            raise ValidationError("nothing is left to ship", reason="nothing_to_ship")
         if session.scalar(
             select(Shipment.id).where(
                 Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
@@ -110,6 +112,19 @@ def _check_lines(lines: dict[str, int], left: dict[str, int]) -> dict[str, int]:
                 detail={"sku": code, "left": left.get(code, 0)},
             )
     return wanted
+
+
+def ship_if_all_sent(session: Session, order: Order, *, actor: str) -> None:
+    """A paid order with something shipped and nothing left to ship (the rest refunded)
+    is shipped: it moves on instead of waiting for a parcel that will never leave."""
+    from koudai_flask.services.orders import _transition
+
+    if (
+        order.status == "paid"
+        and not remaining(order)
+        and any(line.shipped_quantity for line in order.lines)
+    ):
+        _transition(session, order, "ship", actor=actor, note="the rest was refunded")
 
 
 def end_line_hold(
