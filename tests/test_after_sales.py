@@ -385,3 +385,64 @@ def test_a_partial_refund_meanwhile_keeps_the_buyer_s_request_on_show(shop):
         )
     ]
     assert "少了杯盖" in asked and "先退杯盖的钱" not in asked
+
+
+def test_the_buyer_says_which_items_and_that_they_go_back(shop):
+    app, _ = shop
+    with app.app_context():
+        buyer_id = get_state().session.scalar(
+            select(Order.customer_id).where(Order.channel == "web")
+        )
+        order = orders.place(
+            channel="web", lines=[{"sku": "KET", "quantity": 3}], customer=buyer_id
+        )
+        number = order.number
+        orders.mark_paid(number, amount=order.total, transaction_id="x-3", provider="offline")
+    client = buyer(app)
+    page = client.text(f"/orders/{number}")
+    assert 'id="refund-items"' in page and 'name="item-KET"' in page and 'max="3"' in page
+    assert 'name="returning"' not in page  # nothing shipped: nothing to send back
+
+    before = counts(app)
+    none = ask_refund(client, number, reason="damaged", **{"item-KET": "0"})
+    assert none.status_code == 422 and 'data-error="items"' in none.get_data(as_text=True)
+    assert (status(app, number), counts(app)) == ("paid", before)
+
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF700001")
+    page = client.text(f"/orders/{number}")
+    assert "退货退款" in page and "仅退款（不退货，或没收到货）" in page
+    asked = ask_refund(client, number, reason="damaged", returning="1", **{"item-KET": "2"})
+    assert asked.status_code == 302 and status(app, number) == "refunding"
+    with app.app_context():
+        request = orders.refund_request(
+            get_state().session, orders.get_order(get_state().session, number)
+        )
+        assert (request.asked_lines, request.returning) == ({"KET": 2}, True)
+    page = client.text(f"/orders/{number}")
+    assert 'id="asked-items"' in page and "× 2" in page
+
+    owner = login(app, "owner")
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'id="asked-items"' in order_page and "退货退款" in order_page
+    assert 'name="refund-KET" min="0" max="3" value="2"' in order_page  # ready to refund
+
+
+def test_a_request_for_items_the_order_has_not_is_refused_and_changes_nothing(shop):
+    from koudai_flask.errors import ValidationError
+
+    app, numbers = shop
+    number = numbers["web"]
+    before = counts(app)
+    with app.app_context():
+        for lines, returning, reason in (
+            ({"NOPE": 1}, False, "refund_unknown_line"),
+            ({"KET": 2}, False, "refund_too_many_units"),
+            (None, True, "return_unshipped"),
+        ):
+            with pytest.raises(ValidationError) as refused:
+                orders.request_refund(
+                    number, reason="x", actor="buyer", lines=lines, returning=returning
+                )
+            assert refused.value.reason == reason
+    assert (status(app, number), counts(app)) == ("paid", before)

@@ -160,6 +160,7 @@ def test_one_line_refunded_is_a_partial_refund_of_its_payment_once(
     sync.sync_tick()
     order = _order(tid)
     assert order.status == "paid"  # the request is over; the white shirt still ships
+    assert order.events[-1].note == "the items asked for were refunded"  # settled
     assert order.refunded_amount == 2 * 12900
     refund = get_state().session.scalar(select(Refund))
     assert refund is not None and refund.idempotency_key == f"channel:tb:{tid}:refund:{blue['oid']}"

@@ -237,3 +237,26 @@ def test_a_request_declined_after_the_rest_was_refunded_leaves_the_order_shipped
     assert [event.to_status for event in order.events][-2:] == ["paid", "shipped"]
     with pytest.raises(InvalidTransition):
         orders.ship(number, carrier="shunfeng", tracking_number="SF500006")
+
+
+def test_refunding_the_items_a_request_named_settles_it(app, shirt):
+    number = paid({"SHIRT-W": 2, "SHIRT-B": 1})
+    orders.ship(number, carrier="shunfeng", tracking_number="SF500007")
+    orders.request_refund(
+        number, reason="one cracked", actor="buyer", lines={"SHIRT-W": 1}, returning=True
+    )
+    orders.refund(number, amount=5000, actor="staff:1")  # money alone: the request stands
+    assert fresh(number).status == "refunding"
+    orders.refund(number, lines={"SHIRT-W": 1}, restock=True, actor="staff:1")
+    order = fresh(number)
+    assert order.status == "shipped"
+    assert order.events[-1].note == "the items asked for were refunded"
+    assert orders.last_declined(order.events) is None  # settled, not declined
+    assert on_hand("SHIRT-W") == 9  # the returned one is back
+
+
+def test_a_request_for_the_whole_order_is_not_settled_by_a_part(app, shirt):
+    number = paid({"SHIRT-W": 2})
+    orders.request_refund(number, reason="changed mind", actor="buyer")
+    orders.refund(number, lines={"SHIRT-W": 1}, actor="staff:1")
+    assert fresh(number).status == "refunding"  # staff refund the rest, or decline it

@@ -70,3 +70,22 @@ def test_without_mail_nothing_is_sent_and_the_request_stands(make_app, database_
         number = paid_order()
         assert orders.request_refund(number, reason="late", actor="buyer").status == "refunding"
     assert smtp.state.received == []
+
+
+def test_the_alert_names_the_items_and_a_return(make_app, database_url, smtp):
+    app = make_app(database_url, KOUDAI_MAIL=mail_settings(smtp))
+    with app.app_context():
+        catalog.create_product(title="Kettle", skus=[{"code": "KET", "price": 9900, "stock": 9}])
+        staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+        order = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 2}])
+        orders.mark_paid(order.number, amount=order.total, transaction_id="t", provider="x")
+        orders.ship(order.number, carrier="shunfeng", tracking_number="SF800001")
+        orders.request_refund(
+            order.number, reason="不想要了", actor="buyer", lines={"KET": 1}, returning=True
+        )
+    [mail] = smtp.state.received
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "商品：Kettle (KET) × 1" in text
+    assert "买家会寄回商品：收到后再退款。" in text
+    # Without SERVER_NAME no link can be built outside a request: the number stands in.
+    assert text.strip().splitlines()[-1] == f"请退款，或写明理由拒绝：{order.number}"

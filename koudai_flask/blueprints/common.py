@@ -221,6 +221,7 @@ _REASONS = {
         "These are all the order's items and none has shipped: refund all of it (leave the "
         "amount empty)."
     ),
+    "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."
     ),

@@ -115,8 +115,21 @@ class OrderEvent(Base, Timestamped):
     to_status: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(80), default="system")
     note: Mapped[str] = mapped_column(Text, default="")
+    # What a refund request asked for, when the buyer said: {"lines": {sku: units},
+    # "returning": true when the goods go back} (services.orders.request_refund).
+    detail: Mapped[dict[str, Any] | None]
 
     order: Mapped[Order] = relationship(back_populates="events")
+
+    @property
+    def asked_lines(self) -> dict[str, int]:
+        """The units a refund request named, by SKU; empty when it was for the whole order."""
+        return dict((self.detail or {}).get("lines") or {})
+
+    @property
+    def returning(self) -> bool:
+        """The refund request sends the goods back (退货退款), not money alone."""
+        return bool((self.detail or {}).get("returning"))
 
     @property
     def step(self) -> str:

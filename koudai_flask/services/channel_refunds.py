@@ -13,7 +13,8 @@ and the back office act on:
   an order we never saw paid is cancelled instead;
 - a line refunded while the trade goes on is a partial refund of that line's payment and
   units, once per line (its key is the line's id on the channel): units not shipped yet are
-  no longer to ship and their held stock goes back on the shelf.
+  no longer to ship and their held stock goes back on the shelf; when those were the lines
+  the request named, the request is settled and the order goes on where it was.
 
 Each step is one service call (one transaction), and each is idempotent: seen again, the
 order is already where the step would take it and nothing is written.
@@ -56,11 +57,7 @@ def mirror(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[
         moved = _lines_refunded(channel_name, number, remote, codes)
         status = _status(number)
         if remote.refund_asked and status in AFTER_PAYMENT:
-            orders.request_refund(
-                number,
-                reason=f"refund asked on {channel_name}",
-                actor=channel_actor(channel_name),
-            )
+            _ask(channel_name, number, remote, codes)
             return True
         if not remote.refund_asked and status == "refunding" and _asked_by(channel_name, number):
             orders.decline_refund(
@@ -73,6 +70,21 @@ def mirror(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[
         # A concurrent import (or staff) moved it first; the next import sees where it is.
         log.info("order %s already moved on while its refund was mirrored", number)
     return moved
+
+
+def _ask(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[str]) -> None:
+    """The channel's request, naming the lines asked for: once they are refunded there the
+    request is settled here, and the rest of the order goes on."""
+    asked = {
+        code: line.quantity
+        for line, code in zip(remote.lines, codes, strict=True)
+        if line.refund == "asked"
+    }
+    reason, actor = f"refund asked on {channel_name}", channel_actor(channel_name)
+    try:
+        orders.request_refund(number, reason=reason, actor=actor, lines=asked)
+    except ValidationError:  # more than is left to refund here: the request as a whole
+        orders.request_refund(number, reason=reason, actor=actor)
 
 
 def _status(number: str) -> str:

@@ -27,7 +27,7 @@ from koudai_flask.models import (
     Reservation,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import inventory, outbox, placing, shipping
+from koudai_flask.services import inventory, outbox, placing, returns, shipping
 from koudai_flask.services.order_input import load_place_input
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -60,7 +60,13 @@ MAX_REASON = 200  # characters of a refund request's or a declined refund's reas
 # Actions that take an order back to the state it was in before its present one, with the
 # outbox topic they write: a refund request the seller declines returns the order to paid,
 # shipped or delivered, and is not announced as a new payment or shipment.
-RETURNS: dict[tuple[str, str], str] = {("refunding", "decline_refund"): "order.refund_declined"}
+RETURNS: dict[tuple[str, str], str] = {
+    ("refunding", "decline_refund"): "order.refund_declined",
+    # The items a request named were refunded: the rest of the order goes on as before.
+    ("refunding", "settle_refund"): "order.refund_settled",
+}
+# The detail that marks a settled request's return (not a declined one: last_declined).
+SETTLED = {"settled": True}
 
 ACTIONS = tuple(sorted({action for _, action in [*TRANSITIONS, *RETURNS]}))
 
@@ -77,8 +83,17 @@ def get_order(session: Session, number: str) -> Order:
     return order
 
 
-def _transition(session: Session, order: Order, action: str, *, actor: str, note: str = "") -> str:
-    """Move ``order`` by ``action`` or raise ``InvalidTransition``; returns the new state."""
+def _transition(
+    session: Session,
+    order: Order,
+    action: str,
+    *,
+    actor: str,
+    note: str = "",
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """Move ``order`` by ``action`` or raise ``InvalidTransition``; returns the new state.
+    ``detail`` is kept on the timeline entry (what a refund request asked for)."""
     session.refresh(order)
     current = order.status
     target = TRANSITIONS.get((current, action))
@@ -98,7 +113,14 @@ def _transition(session: Session, order: Order, action: str, *, actor: str, note
         raise InvalidTransition(order.number, order.status, action)
     session.refresh(order)
     session.add(
-        OrderEvent(order_id=order.id, from_status=current, to_status=target, actor=actor, note=note)
+        OrderEvent(
+            order_id=order.id,
+            from_status=current,
+            to_status=target,
+            actor=actor,
+            note=note,
+            detail=detail,
+        )
     )
     outbox.record(session, topic, placing.event_payload(order, current))
     return target
@@ -353,10 +375,30 @@ def complete(number: str, *, actor: str = "system") -> Order:
         return order
 
 
-def request_refund(number: str, *, reason: str, actor: str = "buyer") -> Order:
+def request_refund(
+    number: str,
+    *,
+    reason: str,
+    actor: str = "buyer",
+    lines: Mapping[str, int] | None = None,
+    returning: bool = False,
+) -> Order:
+    """Ask for the money back: a paid, shipped or delivered order goes to ``refunding``.
+
+    ``lines`` (``{sku: units}``) names the units the request is for (None: the whole
+    order); ``returning`` says the goods go back (退货退款), which needs something shipped.
+    Both are kept on the request for staff, who refund what they decide."""
     with unit_of_work() as session:
         order = get_order(session, number)
-        _transition(session, order, "request_refund", actor=actor, note=reason)
+        session.refresh(order)
+        wanted = returns.check_lines(order, lines) if lines is not None else None
+        if returning and not any(line.shipped_quantity for line in order.lines):
+            raise ValidationError(
+                f"order {number}: nothing has shipped, so nothing can go back",
+                reason="return_unshipped",
+            )
+        detail = {"lines": wanted, "returning": returning} if wanted or returning else None
+        _transition(session, order, "request_refund", actor=actor, note=reason, detail=detail)
         return order
 
 
@@ -384,7 +426,9 @@ def last_declined(events: Sequence[OrderEvent]) -> OrderEvent | None:
         (
             event
             for event in reversed(events)
-            if event.from_status == "refunding" and event.to_status not in ("refunding", "refunded")
+            if event.from_status == "refunding"
+            and event.to_status not in ("refunding", "refunded")
+            and event.detail != SETTLED
         ),
         None,
     )

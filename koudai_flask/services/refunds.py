@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Order, Refund
@@ -86,12 +87,33 @@ def refund(
                 extra={"amount": amount, **({"lines": wanted} if wanted else {})},
             )
             if wanted:
+                _settle_if_done(session, order, actor=actor)
                 ship_if_all_sent(session, order, actor=actor)
             return order
         orders._transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
         for reservation in orders._reservations(session, order):
             inventory.close_reservation(session, reservation, "released")
         return order
+
+
+def _settle_if_done(session: Session, order: Order, *, actor: str) -> None:
+    """A request that named its items ends once they are all refunded: the order goes back
+    to where it was asked from, as settled (not declined)."""
+    from koudai_flask.services import orders
+
+    asked = orders.refund_request(session, order)
+    if asked is None or not asked.asked_lines:
+        return
+    refunded = {line.sku_code: line.refunded_quantity for line in order.lines}
+    if all(refunded.get(code, 0) >= units for code, units in asked.asked_lines.items()):
+        orders._transition(
+            session,
+            order,
+            "settle_refund",
+            actor=actor,
+            note="the items asked for were refunded",
+            detail=orders.SETTLED,
+        )
 
 
 def _nothing_would_ship(order: Order, wanted: Mapping[str, int]) -> bool:

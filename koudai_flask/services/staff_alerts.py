@@ -19,7 +19,7 @@ from werkzeug.routing import BuildError
 
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.jobs.dispatch import enqueue
-from koudai_flask.models import StaffMember
+from koudai_flask.models import Order, OrderEvent, StaffMember
 from koudai_flask.notifications.email import mailer_from_config
 from koudai_flask.notifications.render import yuan
 from koudai_flask.services import orders, staff
@@ -55,6 +55,7 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
                     total=yuan(order.total),
                     reason=asked.note,
                 ),
+                *_asked(order, asked),
                 _k("Refund it or decline it with a reason: %(url)s", url=_admin_url(order.number)),
             ]
         )
@@ -64,6 +65,21 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
             enqueue(send, member_id, subject, text, job_id=f"staff-alert-{request_id}-{member_id}")
         except Exception as exc:  # one mailbox failing tells the others all the same
             log.warning("refund request alert to staff member %s not sent: %s", member_id, exc)
+
+
+def _asked(order: Order, asked: OrderEvent) -> list[str]:
+    """The items the request names, and whether the goods come back, as lines of text."""
+    said: list[str] = []
+    if asked.asked_lines:
+        titles = {line.sku_code: line.title for line in order.lines}
+        items = ", ".join(
+            f"{titles.get(code, code)} ({code}) × {units}"
+            for code, units in asked.asked_lines.items()
+        )
+        said.append(_k("Items: %(items)s", items=items))
+    if asked.returning:
+        said.append(_k("The buyer sends the goods back: refund when they arrive."))
+    return said
 
 
 def send(member_id: int, subject: str, text: str) -> None:

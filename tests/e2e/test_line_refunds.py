@@ -13,30 +13,40 @@ from koudai_flask.services import catalog, customers, inventory, orders, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 from tests.e2e.test_after_sales import PASSWORD, fits_and_reads
 
+PHONE = {"viewport": {"width": 375, "height": 812}, "locale": "zh-CN", "is_mobile": True}
 
-def test_one_item_refunded_before_shipping_on_phones(make_app, tmp_path, browser, shots):
-    app = make_app(sqlite_shop(tmp_path, "line-refunds.db"), KOUDAI_OFFLINE_PAYMENT=True)
+
+def tea_shop(make_app, tmp_path, name: str, lines: dict[str, int], *, shipped: bool):
+    """A shop selling a gaiwan (GW, ¥88) and a pitcher (GD, ¥66), its owner, and 李雷's
+    paid order of ``lines`` (shipped whole with ``shipped``); returns the app and number."""
+    app = make_app(sqlite_shop(tmp_path, name), KOUDAI_OFFLINE_PAYMENT=True)
     with app.app_context():
-        catalog.create_product(
-            title="白瓷盖碗 Gaiwan", slug="gaiwan", skus=[{"code": "GW", "price": 8800, "stock": 4}]
-        )
-        catalog.create_product(
-            title="公道杯 Pitcher", slug="pitcher", skus=[{"code": "GD", "price": 6600, "stock": 4}]
-        )
+        for title, slug, code, price in (
+            ("白瓷盖碗 Gaiwan", "gaiwan", "GW", 8800),
+            ("公道杯 Pitcher", "pitcher", "GD", 6600),
+        ):
+            catalog.create_product(
+                title=title, slug=slug, skus=[{"code": code, "price": price, "stock": 4}]
+            )
         staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
         buyer = customers.register(password="buyer-pass-1", email="lei@buyers.cn", name="李雷")
         order = orders.place(
             channel="web",
-            lines=[{"sku": "GW", "quantity": 2}, {"sku": "GD", "quantity": 1}],
+            lines=[{"sku": code, "quantity": units} for code, units in lines.items()],
             customer=buyer,
         )
-        number = order.number
-        orders.mark_paid(number, amount=order.total, transaction_id="t1", provider="offline")
+        orders.mark_paid(order.number, amount=order.total, transaction_id="t1", provider="offline")
+        if shipped:
+            orders.ship(order.number, carrier="shunfeng", tracking_number="SF600002")
+        return app, order.number
+
+
+def test_one_item_refunded_before_shipping_on_phones(make_app, tmp_path, browser, shots):
+    app, number = tea_shop(make_app, tmp_path, "line-refunds.db", {"GW": 2, "GD": 1}, shipped=False)
     server = LoopbackServer(app)
-    phone = {"viewport": {"width": 375, "height": 812}, "locale": "zh-CN", "is_mobile": True}
     found: list[str] = []
     try:
-        admin = browser.new_context(**phone).new_page()
+        admin = browser.new_context(**PHONE).new_page()
         staff_login(admin, server.url, "owner@shop.cn", PASSWORD)
         admin.goto(f"{server.url}/shop-admin/orders/{number}")
         admin.locator("#refund-lines summary").click()
@@ -52,7 +62,7 @@ def test_one_item_refunded_before_shipping_on_phones(make_app, tmp_path, browser
         admin.locator("#ship").click()
         expect(admin.locator("#status")).to_have_attribute("data-status", "shipped")
 
-        shop = browser.new_context(**phone).new_page()
+        shop = browser.new_context(**PHONE).new_page()
         buyer_login(shop, server.url, "lei@buyers.cn", "buyer-pass-1")
         shop.goto(f"{server.url}/shop/orders/{number}")
         expect(shop.locator(".kd-line-refunded")).to_have_text("已退 1 件")
@@ -66,3 +76,46 @@ def test_one_item_refunded_before_shipping_on_phones(make_app, tmp_path, browser
         order = get_state().session.scalar(select(Order).where(Order.number == number))
         assert (order.status, order.refunded_amount) == ("shipped", 8800)
         assert inventory.available("GW") == 3  # one shipped, one back on the shelf
+
+
+def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shots):
+    app, number = tea_shop(make_app, tmp_path, "return-one.db", {"GW": 2}, shipped=True)
+    server = LoopbackServer(app)
+    found: list[str] = []
+    try:
+        shop = browser.new_context(**PHONE).new_page()
+        buyer_login(shop, server.url, "lei@buyers.cn", "buyer-pass-1")
+        shop.goto(f"{server.url}/shop/orders/{number}")
+        shop.locator("#refund summary").click()
+        shop.locator("input[name=reason][value=damaged]").check()
+        shop.fill("input[name=item-GW]", "1")
+        shop.locator("input[name=returning][value='1']").check()
+        found += fits_and_reads(shop)
+        shots(shop, "return-one")
+        shop.locator("#ask-refund").click()
+        expect(shop.locator("#asked-items")).to_contain_text("退货退款")
+        expect(shop.locator("#asked-items")).to_contain_text("× 1")
+
+        admin = browser.new_context(**PHONE).new_page()
+        staff_login(admin, server.url, "owner@shop.cn", PASSWORD)
+        admin.goto(f"{server.url}/shop-admin/orders/{number}")
+        expect(admin.locator("#refund-request #asked-items")).to_contain_text("退货退款")
+        expect(admin.locator("input[name=refund-GW]")).to_have_value("1")
+        found += fits_and_reads(admin)
+        shots(admin, "return-asked")
+        admin.locator("#restock").check()  # the parcel came back
+        admin.locator("#refund").click()
+        # What was asked for is refunded: the order goes on where it was, the buyer is not
+        # told "declined".
+        expect(admin.locator("#status")).to_have_attribute("data-status", "shipped")
+        shop.reload()
+        expect(shop.locator("#refund-declined")).to_have_count(0)
+        expect(shop.locator(".kd-line-refunded")).to_have_text("已退 1 件")
+        found += fits_and_reads(shop)
+    finally:
+        server.stop()
+    assert found == []
+    with app.app_context():
+        order = get_state().session.scalar(select(Order).where(Order.number == number))
+        assert order.refunded_amount == 8800 and order.lines[0].refunded_quantity == 1
+        assert inventory.available("GW") == 3  # the returned one is back on the shelf

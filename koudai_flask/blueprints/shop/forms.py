@@ -203,6 +203,15 @@ class RefundRequestForm(ShopForm):
         validators=[DataRequired()],
         choices=[SelectChoice(value, label) for value, label in REFUND_REASONS],
     )
+    returning = RadioField(
+        _l("The goods"),
+        default="",
+        choices=[
+            SelectChoice("", _l("Refund only: keep them, or they never came")),
+            SelectChoice("1", _l("Return them and get a refund")),
+        ],
+        validate_choice=True,
+    )
     details = TextAreaField(
         _l("More about it (optional)"),
         validators=[

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from koudai_flask import identity, payments
+from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.blueprints.shop.common import guest_orders, login_redirect, page_number
 from koudai_flask.blueprints.shop.forms import (
     REFUND_REASONS,
@@ -17,7 +18,7 @@ from koudai_flask.blueprints.shop.forms import (
     PayForm,
     RefundRequestForm,
 )
-from koudai_flask.errors import InvalidTransition, KoudaiError
+from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
@@ -62,13 +63,34 @@ def after_sales_here(order: Order) -> bool:
     return order.channel == SHOP_CHANNEL
 
 
-def _order_page(order: Order, refund_form: RefundRequestForm | None = None) -> str:
+def _asked_items(order: Order) -> dict[str, int] | None:
+    """The units the buyer's refund request is for (``item-<sku>`` fields, none outside
+    0..refundable), or None when the form names no items (the whole order)."""
+    asked: dict[str, int] = {}
+    for line in order.lines:
+        raw = request.form.get(f"item-{line.sku_code}")
+        if raw is None:
+            continue
+        units = int(raw) if raw.strip().isdigit() else 0
+        asked[line.sku_code] = min(units, line.refundable)
+    if not asked:
+        return None
+    return {code: units for code, units in asked.items() if units} or {}
+
+
+def _order_page(
+    order: Order, refund_form: RefundRequestForm | None = None, *, items_error: bool = False
+) -> str:
     answer = orders.last_declined(order.events)
     return render_template(
         "koudai/shop/order.html",
         order=order,
         form=ActionForm(),
         after_sales=after_sales_here(order),
+        items_error=items_error,
+        # Items are picked when there is a choice: more than one unit left to refund.
+        pick_items=sum(line.refundable for line in order.lines) > 1,
+        shipped=any(line.shipped_quantity for line in order.lines),
         refund_form=refund_form or RefundRequestForm(formdata=None),
         refund_request=orders.refund_request(current_session(), order),
         # The seller's answer, while the order stays where it went back to.
@@ -160,13 +182,22 @@ def register(bp: Blueprint) -> None:
         if form.reason.data == "other" and not details:
             form.details.errors = [_k("Tell the seller what is wrong.")]
             return _order_page(order, refund_form=form), 422
+        asked = _asked_items(order)
+        if asked == {}:  # items offered, none picked
+            return _order_page(order, refund_form=form, items_error=True), 422
         try:
             orders.request_refund(
-                number, reason=f"{label}: {details}" if details else str(label), actor="buyer"
+                number,
+                reason=f"{label}: {details}" if details else str(label),
+                actor="buyer",
+                lines=asked,
+                returning=form.returning.data == "1",
             )
             flash(_k("Refund requested. The seller will answer on this page."), "success")
         except InvalidTransition:
             flash(_k("A refund cannot be requested for this order now."), "error")
+        except ValidationError as refused:
+            flash(refusal_text(refused), "error")
         return redirect(url_for(".order_detail", number=number))
 
     @bp.route("/orders/<number>/pay", methods=["GET", "POST"])
