@@ -388,10 +388,10 @@ def test_a_partial_refund_meanwhile_keeps_the_buyer_s_request_on_show(shop):
 
 
 def test_the_buyer_says_which_items_and_that_they_go_back(shop):
-    app, _ = shop
+    app, numbers = shop
     with app.app_context():
-        buyer_id = get_state().session.scalar(
-            select(Order.customer_id).where(Order.channel == "web")
+        buyer_id = get_state().session.scalar(  # the buyer of the web order, not the guest's
+            select(Order.customer_id).where(Order.number == numbers["web"])
         )
         order = orders.place(
             channel="web", lines=[{"sku": "KET", "quantity": 3}], customer=buyer_id
