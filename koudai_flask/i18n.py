@@ -135,6 +135,7 @@ STATUS_LABELS = {
     # Not states: timeline entries of changes that keep the state (OrderEvent.step).
     "partially_refunded": lazy_gettext("Partly refunded"),
     "partially_shipped": lazy_gettext("Partly shipped"),
+    "return_sent": lazy_gettext("Goods sent back"),
     # Not a state: the buyer message of a declined refund request is labelled by it.
     "refund_declined": lazy_gettext("Refund declined"),
 }

@@ -446,3 +446,52 @@ def test_a_request_for_items_the_order_has_not_is_refused_and_changes_nothing(sh
                 )
             assert refused.value.reason == reason
     assert (status(app, number), counts(app)) == ("paid", before)
+
+
+def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
+    app, numbers = shop
+    with app.app_context():
+        buyer_id = get_state().session.scalar(
+            select(Order.customer_id).where(Order.number == numbers["web"])
+        )
+        order = orders.place(
+            channel="web", lines=[{"sku": "KET", "quantity": 2}], customer=buyer_id
+        )
+        number = order.number
+        orders.mark_paid(number, amount=order.total, transaction_id="x-r", provider="offline")
+        orders.ship(number, carrier="shunfeng", tracking_number="SF700002")
+    client = buyer(app)
+    plain = numbers["web"]
+    with app.app_context():
+        orders.ship(plain, carrier="shunfeng", tracking_number="SF700003")
+    ask_refund(client, plain, reason="damaged")  # money only: nothing to post back
+    client.get(f"/orders/{plain}")
+    refused = client.post(
+        f"/orders/{plain}/return",
+        {"carrier": "shunfeng", "tracking_number": "SF123456789"},
+        follow_redirects=True,
+    )
+    assert "这笔订单没有待寄回的退货。" in refused.get_data(as_text=True)
+
+    ask_refund(client, number, reason="damaged", returning="1", **{"item-KET": "1"})
+    page = client.text(f"/orders/{number}")
+    assert 'id="return-form"' in page and "退货运单：尚未填写。" in page
+    before = counts(app)
+    for form, said in (
+        ({"carrier": "pigeon", "tracking_number": "SF123456789"}, "请从列表中选择快递公司。"),
+        ({"carrier": "shunfeng", "tracking_number": "SF 123"}, "不是快递公司的运单号格式"),
+    ):
+        answer = client.post(f"/orders/{number}/return", form, follow_redirects=True)
+        assert said in answer.get_data(as_text=True)
+    assert counts(app) == before
+
+    sent = client.post(
+        f"/orders/{number}/return", {"carrier": "shunfeng", "tracking_number": "SF123456789"}
+    )
+    assert sent.status_code == 302
+    page = client.text(f"/orders/{number}")
+    assert "退货运单：顺丰速运 SF123456789。" in page and "退货已寄出" in page
+    owner = login(app, "owner")
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert "退货运单：顺丰速运 SF123456789。" in order_page
+    assert status(app, number) == "refunding"

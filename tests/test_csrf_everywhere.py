@@ -28,6 +28,7 @@ ANSWER_FIRST = {
     "koudai_shop.confirm_received": 404,
     "koudai_shop.request_refund": 404,
     "koudai_shop.buy_again": 404,
+    "koudai_shop.send_back": 404,
 }
 
 

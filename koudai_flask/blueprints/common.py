@@ -222,6 +222,8 @@ _REASONS = {
         "amount empty)."
     ),
     "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
+    "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
+    "no_return_asked": lazy_gettext("This order waits on no return of goods."),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."
     ),

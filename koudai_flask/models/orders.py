@@ -127,6 +127,12 @@ class OrderEvent(Base, Timestamped):
         return dict((self.detail or {}).get("lines") or {})
 
     @property
+    def waybill(self) -> dict[str, str] | None:
+        """The return parcel's ``{carrier, tracking_number}`` this entry recorded."""
+        found = (self.detail or {}).get("return_waybill")
+        return dict(found) if found else None
+
+    @property
     def returning(self) -> bool:
         """The refund request sends the goods back (退货退款), not money alone."""
         return bool((self.detail or {}).get("returning"))
@@ -144,7 +150,12 @@ class OrderEvent(Base, Timestamped):
 
 # The note of a timeline entry that keeps the order's state starts with its kind.
 PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
-IN_PLACE_STEPS = {PARTIAL_REFUND: "partially_refunded", PARTIAL_SHIPMENT: "partially_shipped"}
+RETURN_SENT = "return parcel"
+IN_PLACE_STEPS = {
+    PARTIAL_REFUND: "partially_refunded",
+    PARTIAL_SHIPMENT: "partially_shipped",
+    RETURN_SENT: "return_sent",
+}
 
 
 class Payment(Base, Timestamped):

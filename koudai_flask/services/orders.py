@@ -141,7 +141,14 @@ def state_before(session: Session, order: Order) -> str | None:
 
 
 def record_in_place(
-    session: Session, order: Order, *, actor: str, note: str, topic: str, extra: dict[str, Any]
+    session: Session,
+    order: Order,
+    *,
+    actor: str,
+    note: str,
+    topic: str,
+    extra: dict[str, Any],
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """A timeline entry and an outbox event for a change that keeps the order's state."""
     session.add(
@@ -151,6 +158,7 @@ def record_in_place(
             to_status=order.status,
             actor=actor,
             note=note,
+            detail=detail,
         )
     )
     outbox.record(session, topic, {**placing.event_payload(order, order.status), **extra})

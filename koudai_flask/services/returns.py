@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from koudai_flask.connectors.logistics.carriers import is_known
 from koudai_flask.errors import ValidationError
 from koudai_flask.models import Location, Order, Reservation, Sku, StockMovement
+from koudai_flask.models.orders import RETURN_SENT
 from koudai_flask.services import inventory
-from koudai_flask.services.shipping import end_line_hold
-from koudai_flask.services.transaction import current_session
+from koudai_flask.services.shipping import TRACKING_NUMBER, end_line_hold
+from koudai_flask.services.transaction import current_session, unit_of_work
 
 
 def check_full(number: str, value: int, left: int) -> None:
@@ -162,3 +164,46 @@ def _put_back(order: Order, sku_id: int, code: str, units: int, key: str) -> Non
         idempotency_key=key,
         location=location,
     )
+
+
+def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "buyer") -> None:
+    """The buyer has posted the goods of a return (退货退款): the parcel's waybill goes on the
+    request for staff, who refund once it arrives. Given again, the latest one counts."""
+    from koudai_flask.services import orders
+
+    carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
+    if not is_known(carrier):
+        raise ValidationError(f"unknown carrier {carrier!r}", reason="unknown_carrier")
+    if not TRACKING_NUMBER.fullmatch(tracking_number):
+        raise ValidationError(
+            f"tracking number {tracking_number!r} is not one a carrier prints",
+            reason="tracking_format",
+            detail={"tracking_number": tracking_number},
+        )
+    with unit_of_work() as session:
+        order = orders.get_order(session, number)
+        session.refresh(order)
+        asked = orders.refund_request(session, order)
+        if asked is None or not asked.returning:
+            raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        waybill = {"carrier": carrier, "tracking_number": tracking_number}
+        orders.record_in_place(
+            session,
+            order,
+            actor=actor,
+            note=f"{RETURN_SENT} {carrier} {tracking_number}",
+            topic="order.return_sent",
+            extra=waybill,
+            detail={"return_waybill": waybill},
+        )
+
+
+def return_waybill(order: Order) -> dict[str, str] | None:
+    """The waybill of the goods coming back for the refund request ``order`` waits on."""
+    latest = None
+    for event in order.events:
+        if event.to_status == "refunding" and event.from_status != "refunding":
+            latest = None  # a new request: an earlier return's parcel is not this one's
+        elif event.waybill is not None:
+            latest = event.waybill
+    return latest if order.status == "refunding" else None

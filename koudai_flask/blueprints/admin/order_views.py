@@ -26,7 +26,7 @@ from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel
-from koudai_flask.services import backoffice, notifications, order_csv, orders, staff
+from koudai_flask.services import backoffice, notifications, order_csv, orders, returns, staff
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import current_session
@@ -177,6 +177,7 @@ def register(bp: Blueprint) -> None:
             can=lambda codename: staff.can(member.user_id, codename, channel=order.channel),
             notifications=_notifications(order.number),
             refund_request=asked,
+            return_waybill=returns.return_waybill(order),
             previous_status=orders.state_before(current_session(), order) if asked else None,
             # Paid on a marketplace: its refunds are made there, and mirrored here.
             marketplace=order.channel

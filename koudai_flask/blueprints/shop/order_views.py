@@ -19,10 +19,11 @@ from koudai_flask.blueprints.shop.forms import (
     RefundRequestForm,
 )
 from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
+from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
-from koudai_flask.services import orders
+from koudai_flask.services import orders, returns
 from koudai_flask.services import payments as payment_service
 from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session
@@ -63,6 +64,14 @@ def after_sales_here(order: Order) -> bool:
     return order.channel == SHOP_CHANNEL
 
 
+def _after_sales_order(number: str) -> Order:
+    """The buyer's own order whose after-sales happen here, or 404."""
+    order = own_order(number)
+    if not after_sales_here(order):
+        abort(404)
+    return order
+
+
 def _asked_items(order: Order) -> dict[str, int] | None:
     """The units the buyer's refund request is for (``item-<sku>`` fields, none outside
     0..refundable), or None when the form names no items (the whole order)."""
@@ -93,6 +102,8 @@ def _order_page(
         shipped=any(line.shipped_quantity for line in order.lines),
         refund_form=refund_form or RefundRequestForm(formdata=None),
         refund_request=orders.refund_request(current_session(), order),
+        return_waybill=returns.return_waybill(order),
+        carriers=CARRIERS,
         # The seller's answer, while the order stays where it went back to.
         declined=answer if answer is not None and answer is order.events[-1] else None,
     )
@@ -155,11 +166,9 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/orders/<number>/received")
     def confirm_received(number: str) -> ResponseReturnValue:
-        order = own_order(number)
+        _after_sales_order(number)
         if not ActionForm().validate():
             abort(400)
-        if not after_sales_here(order):
-            abort(404)
         try:
             orders.confirm_received(number, actor="buyer")
             flash(_k("Thank you! The order is complete."), "success")
@@ -169,9 +178,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/orders/<number>/refund")
     def request_refund(number: str) -> ResponseReturnValue:
-        order = own_order(number)
-        if not after_sales_here(order):
-            abort(404)
+        order = _after_sales_order(number)
         form = RefundRequestForm()
         if not form.validate():
             if form.csrf_token.errors:
@@ -196,6 +203,23 @@ def register(bp: Blueprint) -> None:
             flash(_k("Refund requested. The seller will answer on this page."), "success")
         except InvalidTransition:
             flash(_k("A refund cannot be requested for this order now."), "error")
+        except ValidationError as refused:
+            flash(refusal_text(refused), "error")
+        return redirect(url_for(".order_detail", number=number))
+
+    @bp.post("/orders/<number>/return")
+    def send_back(number: str) -> ResponseReturnValue:
+        """The buyer posted the goods of a return: the waybill goes on the request."""
+        _after_sales_order(number)
+        if not ActionForm().validate():
+            abort(400)
+        try:
+            returns.send_back(
+                number,
+                carrier=request.form.get("carrier", ""),
+                tracking_number=request.form.get("tracking_number", ""),
+            )
+            flash(_k("Thank you: the seller refunds once the parcel arrives."), "success")
         except ValidationError as refused:
             flash(refusal_text(refused), "error")
         return redirect(url_for(".order_detail", number=number))
