@@ -260,3 +260,33 @@ def test_a_request_for_the_whole_order_is_not_settled_by_a_part(app, shirt):
     orders.request_refund(number, reason="changed mind", actor="buyer")
     orders.refund(number, lines={"SHIRT-W": 1}, actor="staff:1")
     assert fresh(number).status == "refunding"  # staff refund the rest, or decline it
+
+
+def test_the_api_shows_what_a_refunding_order_waits_on(shop):
+    from koudai_flask.services import returns
+    from tests.api_support import API, make_key
+
+    app, numbers = shop
+    number = numbers["web"]
+    headers = make_key(app, ["orders.view"], owner="staff:owner@shop.cn")
+    client = app.test_client()
+    assert (
+        client.get(f"{API}/orders/{number}", headers=headers).get_json()["refund_request"] is None
+    )
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF900001")
+        orders.request_refund(
+            number, reason="破损", actor="buyer", lines={"KET": 1}, returning=True
+        )
+        returns.send_back(number, carrier="yuantong", tracking_number="YT900002")
+    asked = client.get(f"{API}/orders/{number}", headers=headers).get_json()["refund_request"]
+    assert {k: v for k, v in asked.items() if k != "asked_at"} == {
+        "actor": "buyer",
+        "reason": "破损",
+        "lines": {"KET": 1},
+        "returning": True,
+        "return_waybill": {"carrier": "yuantong", "tracking_number": "YT900002"},
+    }
+    refunds = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    empty = client.post(f"{API}/orders/{number}/refunds", json={"lines": {}}, headers=refunds)
+    assert empty.status_code == 422

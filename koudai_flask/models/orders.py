@@ -65,6 +65,31 @@ class Order(Base, Timestamped):
     def refunded_amount(self) -> int:
         return sum(r.amount for r in self.refunds)
 
+    @property
+    def open_refund_request(self) -> dict[str, Any] | None:
+        """The refund request a ``refunding`` order waits on, as plain data: when and by whom
+        it was asked, the reason, the items (``{sku: units}``, empty for the whole order),
+        whether the goods come back, and the return parcel's waybill once the buyer gave it."""
+        if self.status != "refunding":
+            return None
+        request: OrderEvent | None = None
+        waybill: dict[str, str] | None = None
+        for event in self.events:
+            if event.to_status == "refunding" and event.from_status != "refunding":
+                request, waybill = event, None  # an earlier return's parcel is not this one's
+            elif event.waybill is not None:
+                waybill = event.waybill
+        if request is None:
+            return None
+        return {
+            "asked_at": request.created_at,
+            "actor": request.actor,
+            "reason": request.note,
+            "lines": request.asked_lines,
+            "returning": request.returning,
+            "return_waybill": waybill,
+        }
+
 
 class OrderLine(Base):
     __tablename__ = "koudai_order_line"

@@ -43,6 +43,27 @@ class ShipmentOut(Schema):
     delivered_at = fields.DateTime(required=True, allow_none=True)
 
 
+class WaybillOut(Schema):
+    carrier = fields.String(required=True, metadata={"description": "a Kuaidi100 carrier code"})
+    tracking_number = fields.String(required=True)
+
+
+class RefundRequestOut(Schema):
+    asked_at = fields.DateTime(required=True)
+    actor = fields.String(required=True, metadata={"description": "buyer, staff:..., channel:..."})
+    reason = fields.String(required=True)
+    lines = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "the units asked for, {sku: quantity}; empty: the whole order"},
+    )
+    returning = fields.Boolean(
+        required=True, metadata={"description": "the goods come back (退货退款)"}
+    )
+    return_waybill = fields.Nested(WaybillOut, required=True, allow_none=True)
+
+
 class OrderOut(Schema):
     number = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": STATES})
@@ -62,6 +83,13 @@ class OrderOut(Schema):
     paid_at = fields.DateTime(required=True, allow_none=True)
     lines = fields.List(fields.Nested(OrderLineOut), required=True)
     shipments = fields.List(fields.Nested(ShipmentOut), required=True)
+    refund_request = fields.Nested(
+        RefundRequestOut,
+        required=True,
+        allow_none=True,
+        attribute="open_refund_request",
+        metadata={"description": "what a refunding order waits on; null otherwise"},
+    )
 
 
 OrderPage = page_of(OrderOut, "OrderPage")
@@ -176,6 +204,7 @@ class RefundIn(Schema):
         keys=fields.String(validate=Length(min=1, max=64)),
         values=fields.Integer(strict=True, validate=validate.Range(min=1, max=9999)),
         load_default=None,
+        validate=Length(min=1),
         metadata={
             "description": "the units refunded, {sku: quantity}: those not shipped yet are "
             "no longer to ship and their stock goes back"

@@ -200,10 +200,4 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
 
 def return_waybill(order: Order) -> dict[str, str] | None:
     """The waybill of the goods coming back for the refund request ``order`` waits on."""
-    latest = None
-    for event in order.events:
-        if event.to_status == "refunding" and event.from_status != "refunding":
-            latest = None  # a new request: an earlier return's parcel is not this one's
-        elif event.waybill is not None:
-            latest = event.waybill
-    return latest if order.status == "refunding" else None
+    return (order.open_refund_request or {}).get("return_waybill")
