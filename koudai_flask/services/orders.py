@@ -122,7 +122,10 @@ def _transition(
             detail=detail,
         )
     )
-    outbox.record(session, topic, placing.event_payload(order, current))
+    payload = placing.event_payload(order, current)
+    if detail is not None and detail != SETTLED:  # what a refund request asked for
+        payload["refund_request"] = {**detail, "lines": detail.get("lines") or {}}
+    outbox.record(session, topic, payload)
     return target
 
 

@@ -42,6 +42,8 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.refunded": "order.refunded",
     "order.refunding": "order.refund_requested",
     "order.refund_declined": "order.refund_declined",
+    "order.refund_settled": "order.refund_settled",
+    "order.return_sent": "order.return_sent",
     "stock.changed": "stock.changed",
     "customer.created": "customer.created",
     "customer.tagged": "customer.tagged",

@@ -27,6 +27,8 @@ EVENT_LABELS = {
     "order.refunded": _l("Order refunded"),
     "order.refund_requested": _l("Refund requested"),
     "order.refund_declined": _l("Refund declined"),
+    "order.refund_settled": _l("Refund request settled"),
+    "order.return_sent": _l("Goods sent back"),
     "stock.changed": _l("Stock changed"),
     "customer.created": _l("Customer created"),
     "customer.tagged": _l("Customer tagged"),
