@@ -535,6 +535,26 @@ def test_sms_through_the_log_provider_masks_the_phone(make_app, database_url, ca
         assert row.provider_message_id == sent.message_id
 
 
+def test_a_partial_refund_is_texted_and_one_made_on_a_marketplace_is_not(make_app, database_url):
+    app = make_app(database_url, KOUDAI_SMS={"provider": "log"})
+    with app.app_context():
+        stock()
+        customer = buyer(openid=None, phone=PHONE).id
+        mirrored, number = place(customer), place(customer)
+        pay(mirrored)
+        pay(number)
+        before = len(sms.get_provider().sent)
+        orders.refund(mirrored, amount=100, actor="channel:tb")  # the marketplace told them
+        assert len(sms.get_provider().sent) == before
+        assert [n.event for n in rows(mirrored)] == ["paid"]
+
+        orders.refund(number, lines={"SHIRT": 1}, actor="staff:1")
+        assert sms.get_provider().sent[-1].text == (
+            f"【Koudai Shop】您的订单{number}已部分退款，累计退款¥129.00，款项将原路退回。"
+        )
+        assert summary(number)[-1] == ("partially_refunded", "sms", "sent", 1)
+
+
 class FlakyProvider:
     """An SMS gateway that times out a few times first (built from KOUDAI_SMS)."""
 

@@ -35,6 +35,7 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.partially_shipped": ["koudai_flask.services.logistics:subscribe_on_ship"],
     "order.delivered": ["koudai_flask.services.notifications:on_order_event"],
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
+    "order.partially_refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
     # A buyer's refund request: staff who may answer it are told by e-mail.
     "order.refunding": ["koudai_flask.services.staff_alerts:on_refund_requested"],

@@ -78,6 +78,11 @@ _ZH: dict[tuple[str, str], Wording] = {
         "",
         "【{{ shop_name }}】您的订单{{ order_number }}已退款{{ refund_amount }}，款项将原路退回。",
     ),
+    ("partially_refunded", "sms"): Wording(
+        "",
+        "【{{ shop_name }}】您的订单{{ order_number }}已部分退款，累计退款{{ refund_amount }}，"
+        "款项将原路退回。{% if order_url %}查看订单：{{ order_url }}{% endif %}",
+    ),
     ("refund_declined", "sms"): Wording(
         "",
         "【{{ shop_name }}】您的订单{{ order_number }}的退款申请未获同意：{{ reason }}"
@@ -103,6 +108,12 @@ _ZH: dict[tuple[str, str], Wording] = {
         "您好，\n\n订单{{ order_number }}已退款{{ refund_amount }}，款项将原路退回您的支付账户。"
         "{% if order_url %}\n\n查看订单：{{ order_url }}{% endif %}\n\n{{ shop_name }}",
     ),
+    ("partially_refunded", "email"): Wording(
+        "{{ shop_name }}：订单{{ order_number }}已部分退款",
+        "您好，\n\n订单{{ order_number }}已部分退款，累计退款{{ refund_amount }}，款项将原路退回"
+        "您的支付账户。{% if order_url %}\n\n查看订单：{{ order_url }}{% endif %}"
+        "\n\n{{ shop_name }}",
+    ),
     ("refund_declined", "email"): Wording(
         "{{ shop_name }}：订单{{ order_number }}的退款申请未获同意",
         "您好，\n\n订单{{ order_number }}的退款申请未获同意，商家的答复：{{ reason }}"
@@ -118,6 +129,9 @@ _ZH: dict[tuple[str, str], Wording] = {
     ),
     ("delivered", "wechat"): _wechat("keyword1: {{ order_number }}", "keyword2: {{ status }}"),
     ("refunded", "wechat"): _wechat(
+        "keyword1: {{ order_number }}", "keyword2: {{ refund_amount }}", "keyword3: {{ status }}"
+    ),
+    ("partially_refunded", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ refund_amount }}", "keyword3: {{ status }}"
     ),
     ("refund_declined", "wechat"): _wechat(
@@ -143,6 +157,11 @@ _EN: dict[tuple[str, str], Wording] = {
         "",
         "[{{ shop_name }}] Order {{ order_number }}: {{ refund_amount }} refunded to your "
         "original payment method.",
+    ),
+    ("partially_refunded", "sms"): Wording(
+        "",
+        "[{{ shop_name }}] Order {{ order_number }}: part of it refunded, {{ refund_amount }} "
+        "in all, to your original payment method.{% if order_url %} {{ order_url }}{% endif %}",
     ),
     ("refund_declined", "sms"): Wording(
         "",
@@ -170,6 +189,12 @@ _EN: dict[tuple[str, str], Wording] = {
         "Hello,\n\n{{ refund_amount }} for order {{ order_number }} goes back to your original "
         "payment method.{% if order_url %}\n\nYour order: {{ order_url }}{% endif %}"
         "\n\n{{ shop_name }}",
+    ),
+    ("partially_refunded", "email"): Wording(
+        "{{ shop_name }}: part of order {{ order_number }} is refunded",
+        "Hello,\n\nPart of order {{ order_number }} is refunded: {{ refund_amount }} in all goes "
+        "back to your original payment method.{% if order_url %}\n\nYour order: "
+        "{{ order_url }}{% endif %}\n\n{{ shop_name }}",
     ),
     ("refund_declined", "email"): Wording(
         "{{ shop_name }}: the refund of order {{ order_number }} was declined",

@@ -299,7 +299,9 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
         config["KOUDAI_WECHAT"] or config["KOUDAI_SMS"] or config["KOUDAI_MAIL"]
     ):
         return
-    if event == "refund_declined" and _closed_on_channel(payload["number"]):
+    if event in ("refund_declined", "partially_refunded") and _made_on_channel(
+        payload["number"], event
+    ):
         return  # the marketplace told its buyer itself; ours would be a second, odd message
     failed = 0
     for notification in plan(payload["number"], event):
@@ -319,11 +321,16 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
         raise TemporaryFailure(f"order {payload['number']}: {failed} notification(s) not sent yet")
 
 
-def _closed_on_channel(number: str) -> bool:
-    """The order's last declined refund request was closed on a marketplace, not by staff."""
+def _made_on_channel(number: str, event: str) -> bool:
+    """The order's last ``event`` (a declined request, a partial refund) was made on a
+    marketplace, not by staff."""
     with unit_of_work() as session:
-        declined = last_declined(get_order(session, number).events)
-        return declined is not None and declined.actor.startswith("channel:")
+        events = get_order(session, number).events
+        if event == "refund_declined":
+            last = last_declined(events)
+        else:
+            last = next((e for e in reversed(events) if e.step == event), None)
+        return last is not None and last.actor.startswith("channel:")
 
 
 __all__ = [
