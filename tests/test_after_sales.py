@@ -495,3 +495,29 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
     assert "退货运单：顺丰速运 SF123456789。" in order_page
     assert status(app, number) == "refunding"
+
+
+def test_the_buyer_withdraws_their_request_and_the_order_goes_on(shop):
+    from koudai_flask.errors import ValidationError
+
+    app, numbers = shop
+    number = numbers["web"]
+    client = buyer(app)
+    ask_refund(client, number, reason="changed_mind")
+    page = client.text(f"/orders/{number}")
+    assert 'id="withdraw-refund"' in page and "撤销申请" in page
+    withdrawn = client.post(f"/orders/{number}/refund/withdraw", {})
+    assert withdrawn.status_code == 302 and status(app, number) == "paid"
+    page = client.text(f"/orders/{number}")
+    assert 'id="refund-declined"' not in page  # taken back, not declined
+    assert 'id="refund-asked"' not in page and "退款申请已撤销。" in page  # the flash
+    again = client.post(f"/orders/{number}/refund/withdraw", {}, follow_redirects=True)
+    assert "这笔退款申请现在不能撤销。" in again.get_data(as_text=True)
+
+    with app.app_context():
+        orders.request_refund(number, reason="refund by staff", actor="staff:1")
+        before = counts(app)
+        with pytest.raises(ValidationError) as refused:
+            orders.withdraw_refund(number, actor="buyer")  # not theirs to take back
+        assert refused.value.reason == "not_your_request"
+    assert (status(app, number), counts(app)) == ("refunding", before)

@@ -29,6 +29,7 @@ ANSWER_FIRST = {
     "koudai_shop.request_refund": 404,
     "koudai_shop.buy_again": 404,
     "koudai_shop.send_back": 404,
+    "koudai_shop.withdraw_refund": 404,
 }
 
 

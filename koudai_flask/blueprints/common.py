@@ -224,6 +224,7 @@ _REASONS = {
     "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
     "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
     "no_return_asked": lazy_gettext("This order waits on no return of goods."),
+    "not_your_request": lazy_gettext("Only the one who asked can take the request back."),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."
     ),
@@ -280,6 +281,7 @@ _ACTIONS = {
     "request_refund": lazy_gettext("sent for a refund"),
     "refund": lazy_gettext("refunded"),
     "decline_refund": lazy_gettext("kept from a refund"),
+    "withdraw_refund": lazy_gettext("taken out of its refund"),
 }
 
 

@@ -64,9 +64,11 @@ RETURNS: dict[tuple[str, str], str] = {
     ("refunding", "decline_refund"): "order.refund_declined",
     # The items a request named were refunded: the rest of the order goes on as before.
     ("refunding", "settle_refund"): "order.refund_settled",
+    # The buyer took their request back.
+    ("refunding", "withdraw_refund"): "order.refund_withdrawn",
 }
-# The detail that marks a settled request's return (not a declined one: last_declined).
-SETTLED = {"settled": True}
+# The detail that marks a request ended otherwise than declined (last_declined skips them).
+SETTLED, WITHDRAWN = {"ended": "settled"}, {"ended": "withdrawn"}
 
 ACTIONS = tuple(sorted({action for _, action in [*TRANSITIONS, *RETURNS]}))
 
@@ -123,7 +125,7 @@ def _transition(
         )
     )
     payload = placing.event_payload(order, current)
-    if detail is not None and detail != SETTLED:  # what a refund request asked for
+    if detail is not None and "ended" not in detail:  # what a refund request asked for
         payload["refund_request"] = {**detail, "lines": detail.get("lines") or {}}
     outbox.record(session, topic, payload)
     return target
@@ -439,7 +441,7 @@ def last_declined(events: Sequence[OrderEvent]) -> OrderEvent | None:
             for event in reversed(events)
             if event.from_status == "refunding"
             and event.to_status not in ("refunding", "refunded")
-            and event.detail != SETTLED
+            and not (event.detail or {}).get("ended")
         ),
         None,
     )
@@ -465,6 +467,30 @@ def decline_refund(number: str, *, reason: str, actor: str = "system") -> Order:
             )
         _transition(session, order, "decline_refund", actor=actor, note=reason)
         # Back to paid with what is left refunded meanwhile: nothing more will ship.
+        shipping.ship_if_all_sent(session, order, actor=actor)
+        return order
+
+
+def withdraw_refund(number: str, *, actor: str = "buyer") -> Order:
+    """The one who asked takes the refund request back: the order goes back to the state it
+    was asked from (and on to shipped if what was left was refunded meanwhile)."""
+    with unit_of_work() as session:
+        order = get_order(session, number)
+        session.refresh(order)
+        asked = refund_request(session, order)
+        if asked is not None and asked.actor != actor:
+            raise ValidationError(
+                f"order {number}: the refund request is {asked.actor}'s to take back",
+                reason="not_your_request",
+            )
+        _transition(
+            session,
+            order,
+            "withdraw_refund",
+            actor=actor,
+            note="the request was taken back",
+            detail=WITHDRAWN,
+        )
         shipping.ship_if_all_sent(session, order, actor=actor)
         return order
 

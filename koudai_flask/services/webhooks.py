@@ -43,6 +43,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.refunding": "order.refund_requested",
     "order.refund_declined": "order.refund_declined",
     "order.refund_settled": "order.refund_settled",
+    "order.refund_withdrawn": "order.refund_withdrawn",
     "order.return_sent": "order.return_sent",
     "stock.changed": "stock.changed",
     "customer.created": "customer.created",

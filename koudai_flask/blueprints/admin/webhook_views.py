@@ -28,6 +28,7 @@ EVENT_LABELS = {
     "order.refund_requested": _l("Refund requested"),
     "order.refund_declined": _l("Refund declined"),
     "order.refund_settled": _l("Refund request settled"),
+    "order.refund_withdrawn": _l("Refund request withdrawn"),
     "order.return_sent": _l("Goods sent back"),
     "stock.changed": _l("Stock changed"),
     "customer.created": _l("Customer created"),

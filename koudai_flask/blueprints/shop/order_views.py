@@ -207,6 +207,19 @@ def register(bp: Blueprint) -> None:
             flash(refusal_text(refused), "error")
         return redirect(url_for(".order_detail", number=number))
 
+    @bp.post("/orders/<number>/refund/withdraw")
+    def withdraw_refund(number: str) -> ResponseReturnValue:
+        """The buyer takes their refund request back (撤销申请)."""
+        _after_sales_order(number)
+        if not ActionForm().validate():
+            abort(400)
+        try:
+            orders.withdraw_refund(number, actor="buyer")
+            flash(_k("Your refund request is withdrawn."), "success")
+        except (InvalidTransition, ValidationError):
+            flash(_k("This refund request cannot be withdrawn now."), "error")
+        return redirect(url_for(".order_detail", number=number))
+
     @bp.post("/orders/<number>/return")
     def send_back(number: str) -> ResponseReturnValue:
         """The buyer posted the goods of a return: the waybill goes on the request."""
