@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from koudai_flask.services import catalog, channels, orders, staff
+from koudai_flask.services import catalog, channels, orders, returns, staff
 from tests.test_notifications import SmtpServer, mail_settings
 
 PASSWORD = "correct-horse-battery"
@@ -89,3 +89,14 @@ def test_the_alert_names_the_items_and_a_return(make_app, database_url, smtp):
     assert "买家会寄回商品：收到后再退款。" in text
     # Without SERVER_NAME no link can be built outside a request: the number stands in.
     assert text.strip().splitlines()[-1] == f"请退款，或写明理由拒绝：{order.number}"
+
+    with app.app_context():  # the buyer posts the goods: staff learn what parcel to expect
+        returns.send_back(order.number, carrier="yuantong", tracking_number="YT800002")
+    posted = smtp.state.received[-1].message
+    assert len(smtp.state.received) == 2
+    assert posted["Subject"] == f"退货寄回：订单 {order.number}"
+    assert (
+        posted.get_body(("plain",))
+        .get_content()
+        .startswith(f"买家已通过圆通速递寄回订单 {order.number} 的商品，运单号 YT800002。")
+    )

@@ -39,6 +39,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
     # A buyer's refund request: staff who may answer it are told by e-mail.
     "order.refunding": ["koudai_flask.services.staff_alerts:on_refund_requested"],
+    # ... and when the buyer posts the goods of a return.
+    "order.return_sent": ["koudai_flask.services.staff_alerts:on_return_sent"],
 }
 # CRM: a customer's rule tags are recomputed when their orders or identities change, and
 # for everyone when a rule is saved (services.rule_tags).

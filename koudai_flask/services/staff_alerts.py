@@ -1,11 +1,13 @@
-"""Staff told of what waits on them: a buyer's refund request, by e-mail.
+"""Staff told of what waits on them: a buyer's refund request, and a return on its way, by
+e-mail.
 
 The dashboard counts refund requests, but a seller who is not looking leaves the buyer
 waiting, and the order can be neither shipped nor completed meanwhile. With ``KOUDAI_MAIL``
 set, every active staff member who may answer the request (``orders.refund`` on the order's
 channel) and has an e-mail address gets one message per request: the order, what the buyer
-said, and a link to the order in the back office. A request made on a marketplace is not
-sent: the marketplace tells the seller itself, and is where it is answered.
+said, and a link to the order in the back office; when the buyer posts the goods of a
+return, its carrier and waybill. A request made on a marketplace is not sent: the
+marketplace tells the seller itself, and is where it is answered.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from flask import current_app, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
+from koudai_flask.i18n import carrier_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Order, OrderEvent, StaffMember
@@ -37,15 +41,6 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
         asked = orders.refund_request(session, order)
         if asked is None or asked.actor != "buyer":
             return  # staff on the way to a refund, or a marketplace: nobody to tell
-        members = [
-            member.id
-            for member in session.scalars(
-                select(StaffMember)
-                .where(StaffMember.active.is_(True), StaffMember.email.is_not(None))
-                .order_by(StaffMember.id)
-            )
-            if staff.can(member.user_id, "orders.refund", channel=order.channel)
-        ]
         subject = _k("Refund requested: order %(number)s", number=order.number)
         text = "\n\n".join(
             [
@@ -59,12 +54,57 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
                 _k("Refund it or decline it with a reason: %(url)s", url=_admin_url(order.number)),
             ]
         )
-        request_id = asked.id
+        members, key = _who_answers(session, order), f"staff-alert-{asked.id}"
+    _send_each(members, subject, text, key)
+
+
+def on_return_sent(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox handler of ``order.return_sent``: staff who refund are told a parcel comes back,
+    by which carrier and waybill, so they know what to look out for."""
+    if not current_app.config["KOUDAI_MAIL"]:
+        return
+    with unit_of_work() as session:
+        order = orders.get_order(session, payload["number"])
+        waybill = (order.open_refund_request or {}).get("return_waybill")
+        if waybill is None:
+            return  # the request ended meanwhile
+        subject = _k("Goods coming back: order %(number)s", number=order.number)
+        text = "\n\n".join(
+            [
+                _k(
+                    "The buyer sent the goods of order %(number)s back by %(carrier)s, "
+                    "waybill %(tracking_number)s.",
+                    number=order.number,
+                    carrier=carrier_label(waybill["carrier"]),
+                    tracking_number=waybill["tracking_number"],
+                ),
+                _k("Refund once they arrive: %(url)s", url=_admin_url(order.number)),
+            ]
+        )
+        members = _who_answers(session, order)
+        key = f"staff-return-{order.id}-{waybill['tracking_number']}"
+    _send_each(members, subject, text, key)
+
+
+def _who_answers(session: Session, order: Order) -> list[int]:
+    """Active staff members with an address who may refund ``order`` (on its channel)."""
+    return [
+        member.id
+        for member in session.scalars(
+            select(StaffMember)
+            .where(StaffMember.active.is_(True), StaffMember.email.is_not(None))
+            .order_by(StaffMember.id)
+        )
+        if staff.can(member.user_id, "orders.refund", channel=order.channel)
+    ]
+
+
+def _send_each(members: list[int], subject: str, text: str, key: str) -> None:
     for member_id in members:
         try:
-            enqueue(send, member_id, subject, text, job_id=f"staff-alert-{request_id}-{member_id}")
+            enqueue(send, member_id, subject, text, job_id=f"{key}-{member_id}")
         except Exception as exc:  # one mailbox failing tells the others all the same
-            log.warning("refund request alert to staff member %s not sent: %s", member_id, exc)
+            log.warning("alert to staff member %s not sent: %s", member_id, exc)
 
 
 def _asked(order: Order, asked: OrderEvent) -> list[str]:
