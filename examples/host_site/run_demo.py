@@ -269,6 +269,15 @@ def print_campaign_walkthrough(base: str, wechat: str) -> None:
     print(f"  5. owner: {base}/shop-admin/funnel  push_sent → ... → order_paid")
 
 
+def print_after_sales_walkthrough(base: str) -> None:
+    print("After-sales, end to end (buyer in one browser, owner in another):")
+    print(f"  1. buyer: buy two of something, pay; owner: ship it from {base}/shop-admin/orders")
+    print("  2. buyer: on the order page, 申请退款: one of the two, 退货退款, then give a waybill")
+    print(f"  3. owner: {base}/shop-admin/orders?status=refunding  the items are filled in;")
+    print("     tick 'the parcel came back' and refund: the order is shipped again, one unit")
+    print("     back on the shelf, and the buyer reads 已退 1 件")
+
+
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
     base = f"http://{HOST}:{port}"
     print()
@@ -286,7 +295,9 @@ def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
             print(f"  {name:<10} {url}")
         if "taobao" in sandboxes:
             print("  The Taobao sandbox's page shows its stock: buy in our shop and watch it drop;")
-            print("  buy there and the order appears in the back office within a second or two.")
+            print("  buy there and the order appears in the back office within a second or two;")
+            print("  its 'Ask refund' and 'Agree' buttons play a Taobao refund the order follows.")
+            print_after_sales_walkthrough(base)
         if "wechat" in sandboxes:
             print_campaign_walkthrough(base, sandboxes["wechat"])
         sheet = write_onboarding_sheet()
