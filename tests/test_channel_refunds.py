@@ -348,3 +348,18 @@ def _on_hand(code: str) -> int:
         )
         or 0
     )
+
+
+def test_the_api_does_not_record_a_synced_order_s_refund_twice(
+    app: Flask, sandbox: TaobaoSandbox, shop: LinkedShop
+) -> None:
+    from tests.api_support import API, make_key
+
+    tid = _paid_trade(sandbox, shop, ("SHIRT-W", 1))
+    number = _order(tid).number
+    staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+    headers = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    answer = app.test_client().post(f"{API}/orders/{number}/refunds", json={}, headers=headers)
+    assert answer.status_code == 422
+    assert "refund it there" in answer.get_json()["message"]
+    assert _count(Refund) == 0 and _order(tid).status == "paid"

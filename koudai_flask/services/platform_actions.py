@@ -29,6 +29,7 @@ from koudai_flask.services import (
 )
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.ledger import StockSnapshot, get_location, get_sku, stock_level
+from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.platform_reads import check_stock_scope, order
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -190,14 +191,17 @@ def refund(
     """Refund through the provider that took the money; a channel's payment is recorded only.
 
     An order paid on its channel (recorded through the API) was refunded there: this only
-    records it, as the full ``refunding → refunded`` step or a partial ``Refund``. ``lines``
-    (``{sku: units}``) names the units refunded (``services.returns``); ``restock`` says the
-    parcel came back: what the order shipped (a full refund) or those units go back on the
-    shelf, either way.
+    records it, as the full ``refunding → refunded`` step or a partial ``Refund``. A
+    marketplace order the sync brought in is refused instead (``refund_on_channel``): its
+    refunds are mirrored from the marketplace. ``lines`` (``{sku: units}``) names the units
+    refunded (``services.returns``); ``restock`` says the parcel came back: what the order
+    shipped (a full refund) or those units go back on the shelf, either way.
     """
     found = order(who, number, "orders.refund")
     provider = found.payments[0].provider if found.payments else None
-    if provider is None or provider in payments.enabled():
+    if provider is None or provider in payments.enabled() or provider == CHANNEL_PROVIDER:
+        # A marketplace order synced here is refunded there and mirrored (channel_refunds):
+        # the back office refuses it (refund_on_channel) rather than record it twice.
         backoffice.refund(
             who.user_id, number, amount=amount, reason=reason, restock=restock, lines=lines
         )
