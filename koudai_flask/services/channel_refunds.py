@@ -55,11 +55,11 @@ def mirror(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[
         if remote.status == "refunded":
             return _refunded(channel_name, number, remote)
         moved = _lines_refunded(channel_name, number, remote, codes)
-        status = _status(number)
+        status, asker = _where(number)
         if remote.refund_asked and status in AFTER_PAYMENT:
             _ask(channel_name, number, remote, codes)
             return True
-        if not remote.refund_asked and status == "refunding" and _asked_by(channel_name, number):
+        if not remote.refund_asked and asker == channel_actor(channel_name):
             orders.decline_refund(
                 number,
                 reason=f"refund request ended on {channel_name}",
@@ -87,22 +87,18 @@ def _ask(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[st
         orders.request_refund(number, reason=reason, actor=actor)
 
 
-def _status(number: str) -> str:
+def _where(number: str) -> tuple[str, str | None]:
+    """The order's state, and who asked for the refund it waits on (None: it waits on none)."""
     with unit_of_work() as session:
-        return orders.get_order(session, number).status
-
-
-def _asked_by(channel_name: str, number: str) -> bool:
-    """The refund request the order waits on came from the channel (not from staff)."""
-    with unit_of_work() as session:
-        request = orders.refund_request(session, orders.get_order(session, number))
-        return request is not None and request.actor == channel_actor(channel_name)
+        order = orders.get_order(session, number)
+        request = orders.refund_request(session, order)
+        return order.status, request.actor if request is not None else None
 
 
 def _refunded(channel_name: str, number: str, remote: RemoteOrder) -> bool:
     """The trade closed after payment: the whole order refunded on the channel."""
     actor = channel_actor(channel_name)
-    status = _status(number)
+    status, _ = _where(number)
     if status == "pending_payment":  # we never saw it paid: no money here to give back
         orders.cancel(number, reason=f"closed on {channel_name}", actor=actor)
         return True
