@@ -147,6 +147,11 @@ class OrderEvent(Base, Timestamped):
     order: Mapped[Order] = relationship(back_populates="events")
 
     @property
+    def by_channel(self) -> bool:
+        """Made by a marketplace (the sync), not by the buyer or staff here."""
+        return self.actor.startswith(CHANNEL_ACTOR)
+
+    @property
     def asked_lines(self) -> dict[str, int]:
         """The units a refund request named, by SKU; empty when it was for the whole order."""
         return dict((self.detail or {}).get("lines") or {})
@@ -173,6 +178,8 @@ class OrderEvent(Base, Timestamped):
         return self.to_status
 
 
+# The actor of what a marketplace did, followed by the channel's name (channel_refunds).
+CHANNEL_ACTOR = "channel:"
 # The note of a timeline entry that keeps the order's state starts with its kind.
 PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
 RETURN_SENT = "return parcel"

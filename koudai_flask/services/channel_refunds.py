@@ -30,6 +30,7 @@ from sqlalchemy import select
 from koudai_flask.connectors.base import RemoteOrder
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Refund
+from koudai_flask.models.orders import CHANNEL_ACTOR
 from koudai_flask.services import orders
 from koudai_flask.services.transaction import unit_of_work
 
@@ -39,7 +40,7 @@ AFTER_PAYMENT = ("paid", "shipped", "delivered")
 
 
 def channel_actor(channel_name: str) -> str:
-    return f"channel:{channel_name}"
+    return f"{CHANNEL_ACTOR}{channel_name}"
 
 
 def refund_key(channel_name: str, external_id: str, line_id: str = "") -> str:

@@ -330,7 +330,7 @@ def _made_on_channel(number: str, event: str) -> bool:
             last = last_declined(events)
         else:
             last = next((e for e in reversed(events) if e.step == event), None)
-        return last is not None and last.actor.startswith("channel:")
+        return last is not None and last.by_channel
 
 
 __all__ = [

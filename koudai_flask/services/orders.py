@@ -458,7 +458,7 @@ def decline_refund(number: str, *, reason: str, actor: str = "system") -> Order:
     with unit_of_work() as session:
         order = get_order(session, number)
         asked = refund_request(session, order)
-        if asked is not None and asked.actor.startswith("channel:") and actor != asked.actor:
+        if asked is not None and asked.by_channel and actor != asked.actor:
             raise ValidationError(
                 f"order {number}: the buyer asked on {order.channel}; refuse it there, and "
                 "this order follows",
