@@ -93,10 +93,20 @@ def permissions_of(member: StaffMember) -> frozenset[str]:
 
 def can(user_id: str | int, codename: str, *, channel: str | None = None) -> bool:
     """Whether the staff member may do ``codename`` (on ``channel``, when given)."""
+    _known(codename)
+    member = _member(str(user_id))
+    return member is not None and allows(member, codename, channel=channel)
+
+
+def _known(codename: str) -> None:
     if codename not in PERMISSIONS:
         raise ValueError(f"unknown permission {codename!r}")
-    member = _member(str(user_id))
-    if member is None or codename not in permissions_of(member):
+
+
+def allows(member: StaffMember, codename: str, *, channel: str | None = None) -> bool:
+    """Whether ``member``, already loaded, may do ``codename`` (on ``channel``)."""
+    _known(codename)
+    if codename not in permissions_of(member):
         return False
     return channel is None or member.channels is None or channel in member.channels
 

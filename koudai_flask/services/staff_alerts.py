@@ -95,7 +95,7 @@ def _who_answers(session: Session, order: Order) -> list[int]:
             .where(StaffMember.active.is_(True), StaffMember.email.is_not(None))
             .order_by(StaffMember.id)
         )
-        if staff.can(member.user_id, "orders.refund", channel=order.channel)
+        if staff.allows(member, "orders.refund", channel=order.channel)
     ]
 
 
