@@ -136,6 +136,7 @@ STATUS_LABELS = {
     "partially_refunded": lazy_gettext("Partly refunded"),
     "partially_shipped": lazy_gettext("Partly shipped"),
     "return_sent": lazy_gettext("Goods sent back"),
+    "return_arrived": lazy_gettext("Returned goods arrived"),
     # Not a state: the buyer message of a declined refund request is labelled by it.
     "refund_declined": lazy_gettext("Refund declined"),
 }

@@ -285,7 +285,12 @@ def test_the_api_shows_what_a_refunding_order_waits_on(shop):
         "reason": "破损",
         "lines": {"KET": 1},
         "returning": True,
-        "return_waybill": {"carrier": "yuantong", "tracking_number": "YT900002"},
+        "return_waybill": {
+            "carrier": "yuantong",
+            "tracking_number": "YT900002",
+            "status": "shipped",
+            "delivered_at": None,
+        },
     }
     refunds = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
     empty = client.post(f"{API}/orders/{number}/refunds", json={"lines": {}}, headers=refunds)

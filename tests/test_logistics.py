@@ -1,4 +1,5 @@
-"""Logistics tracking: the Kuaidi100 adapter, its push callback, polling and the carrier table.
+"""Logistics tracking: the Kuaidi100 adapter, its push callback, polling and the carrier table,
+and a buyer's return parcel, tracked like ours.
 
 Everything talks over real loopback sockets: the Kuaidi100 sandbox on one port, the shop
 app (for pushes) on another.
@@ -29,12 +30,13 @@ from koudai_flask.connectors.logistics.kuaidi100 import (
 )
 from koudai_flask.connectors.sandbox.kuaidi100 import Kuaidi100Sandbox
 from koudai_flask.connectors.sandbox.loopback import LoopbackServer
-from koudai_flask.errors import ConfigError
+from koudai_flask.errors import ConfigError, NotFound, ValidationError
 from koudai_flask.jobs import schedules
-from koudai_flask.models import Order, OrderEvent, Shipment, TrackingEvent
+from koudai_flask.models import Order, OrderEvent, OutboxEvent, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import catalog, logistics, orders
+from koudai_flask.services import catalog, logistics, orders, returns
 from koudai_flask.services.transaction import current_session
+from tests.test_notifications import SmtpServer, mail_settings
 
 WAYBILL = "YT9693083639795"
 SALT = "k100-salt-0123456789abcdefghijkl"
@@ -661,3 +663,262 @@ def test_the_buyers_order_page_shows_the_trace_newest_first(shop):
         f"2026-11-24 09:15 杭州市 {EVENTS[0]['context']}",
     ]
     assert "圆通速递 " + WAYBILL in page
+
+
+# -- the buyer's return parcel, tracked like ours ----------------------------------------------
+
+
+BACK = "YT7001002003004"
+RETURN_SIGNED = {
+    "time": "2026-11-28 15:30:00",
+    "context": "【杭州市】快件已签收 签收人: 商家仓库",
+    "location": "杭州市",
+}
+
+
+def asked_to_return(waybill: str = WAYBILL) -> str:
+    """A shipped order whose buyer asks to send it back: its number."""
+    number, _ = ship_order(waybill)
+    orders.request_refund(number, reason="尺码不合适", actor="buyer", returning=True)
+    return number
+
+
+def return_parcels(number: str) -> list[tuple[str, str, str]]:
+    session = current_session()
+    session.rollback()
+    rows = session.execute(
+        select(Shipment.tracking_number, Shipment.status, Shipment.direction)
+        .join(Shipment.order)
+        .where(Shipment.direction == "return")
+        .order_by(Shipment.id)
+    ).all()
+    session.rollback()
+    return [tuple(row) for row in rows]
+
+
+def topics(topic: str) -> list[dict[str, Any]]:
+    session = current_session()
+    session.rollback()
+    found = [
+        event.payload
+        for event in session.scalars(
+            select(OutboxEvent).where(OutboxEvent.topic == topic).order_by(OutboxEvent.id)
+        )
+    ]
+    session.rollback()
+    return found
+
+
+def test_a_return_parcel_is_subscribed_and_its_signed_push_is_told_not_delivered(
+    shop: Flask, sandbox: Kuaidi100Sandbox, live: LiveServer
+) -> None:
+    number = asked_to_return()
+    returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    assert return_parcels(number) == [(BACK, "shipped", "return")]
+    subscription = sandbox.subscriptions[BACK]
+    assert (subscription.company, subscription.callback_url) == ("yuantong", live.url + HOOK)
+
+    assert sandbox.push(BACK, EVENTS, state="0").json()["result"] is True
+    parcel_id = current_session().scalar(
+        select(Shipment.id).where(Shipment.tracking_number == BACK)
+    )
+    assert len(stored_events(parcel_id)) == 3
+    assert topics("order.return_arrived") == []
+
+    response = sandbox.push(BACK, [*EVENTS, RETURN_SIGNED], state="3", status="shutdown")
+    assert response.json() == {"result": True, "returnCode": "200", "message": "成功"}
+    assert return_parcels(number) == [(BACK, "delivered", "return")]
+    assert order_status(number) == "refunding"  # staff refund it; the parcel does not
+    session = current_session()
+    arrived = session.scalars(
+        select(OrderEvent).where(OrderEvent.note.startswith("return arrived"))
+    ).all()
+    assert [(e.actor, e.from_status, e.to_status, e.step) for e in arrived] == [
+        ("kuaidi100", "refunding", "refunding", "return_arrived")
+    ]
+    [payload] = topics("order.return_arrived")
+    assert (payload["number"], payload["carrier"], payload["tracking_number"]) == (
+        number,
+        "yuantong",
+        BACK,
+    )
+    order = orders.get_order(session, number)
+    assert order.open_refund_request["return_waybill"] == {
+        "carrier": "yuantong",
+        "tracking_number": BACK,
+        "status": "delivered",
+        "delivered_at": utc("2026-11-28 07:30:00"),
+    }
+    session.rollback()
+
+    # The push replayed tells nothing twice.
+    sandbox.push(BACK, [*EVENTS, RETURN_SIGNED], state="3", status="shutdown")
+    assert len(topics("order.return_arrived")) == 1
+    assert order_status(number) == "refunding"
+
+
+def test_a_corrected_waybill_replaces_the_one_before(shop: Flask) -> None:
+    number = asked_to_return()
+    returns.send_back(number, carrier="yuantong", tracking_number="YT0000000001")
+    logistics.record_tracking("yuantong", "YT0000000001", events=[], state="0", source="test")
+    returns.send_back(number, carrier="zhongtong", tracking_number=BACK)
+    returns.send_back(number, carrier="zhongtong", tracking_number=BACK)  # the same again
+    assert return_parcels(number) == [(BACK, "shipped", "return")]
+    session = current_session()
+    assert (
+        session.scalar(select(Shipment).where(Shipment.tracking_number == "YT0000000001")) is None
+    )
+    session.rollback()
+    # Kuaidi100 may still push the first waybill: accepted, logged, nothing stored.
+    with pytest.raises(NotFound, match="no shipment yuantong YT0000000001"):
+        logistics.record_tracking("yuantong", "YT0000000001", events=[], state="3", source="t")
+    order = orders.get_order(current_session(), number)
+    assert order.open_refund_request["return_waybill"]["carrier"] == "zhongtong"
+
+
+@pytest.mark.parametrize(
+    ("waybill", "reason"),
+    [(WAYBILL, "return_waybill_ours"), ("YT5550001112", "tracking_taken")],
+)
+def test_a_waybill_already_on_a_parcel_is_refused_and_nothing_is_written(
+    shop: Flask, waybill: str, reason: str
+) -> None:
+    other = asked_to_return("YT4440001112")
+    returns.send_back(other, carrier="yuantong", tracking_number="YT5550001112")
+    number = asked_to_return()
+    session = current_session()
+    events_before = session.scalar(select(OrderEvent.id).order_by(OrderEvent.id.desc()).limit(1))
+    session.rollback()
+    with pytest.raises(ValidationError) as refused:
+        returns.send_back(number, carrier="yuantong", tracking_number=waybill)
+    assert refused.value.reason == reason
+    session = current_session()
+    session.rollback()
+    assert (
+        session.scalar(select(OrderEvent.id).order_by(OrderEvent.id.desc()).limit(1))
+        == events_before
+    )
+    assert return_parcels(number) == [("YT5550001112", "shipped", "return")]  # the other's
+
+
+def test_a_return_parcel_on_the_way_does_not_keep_the_order_from_delivery(shop: Flask) -> None:
+    number = asked_to_return()
+    returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    orders.decline_refund(number, reason="已超过七天无理由退货期限", actor="staff:owner")
+    assert order_status(number) == "shipped"
+    update = logistics.record_tracking(
+        "yuantong", WAYBILL, events=[], state="3", source="kuaidi100-poll"
+    )
+    assert update.order_delivered is True
+    assert order_status(number) == "delivered"
+    # The declined return's parcel, signed for later, tells nothing: no request waits on it.
+    late = logistics.record_tracking("yuantong", BACK, events=[], state="3", source="t")
+    assert (late.shipment_delivered, late.order_delivered) == (True, False)
+    assert topics("order.return_arrived") == []
+    assert order_status(number) == "delivered"
+
+
+def test_the_buyer_and_staff_see_where_the_return_parcel_is(
+    make_app: Any, database_url: str, sandbox: Kuaidi100Sandbox, live: LiveServer
+) -> None:
+    from koudai_flask.services import staff
+    from tests.test_admin import PASSWORD, login
+
+    app = _tracking_app(make_app, database_url, sandbox, live)
+    with app.app_context():
+        staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+        number = asked_to_return()
+        returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session[GUEST_ORDERS_KEY] = [number]
+    page = client.get(f"/shop/orders/{number}?lang=zh_CN").get_data(as_text=True)
+    assert "运输中。" in page
+    assert 'id="return-tracking"' not in page
+
+    with app.app_context():
+        logistics.record_tracking(
+            "yuantong",
+            BACK,
+            events=logistics_checkpoints([*EVENTS, RETURN_SIGNED]),
+            state="3",
+            source="t",
+        )
+    page = client.get(f"/shop/orders/{number}?lang=zh_CN").get_data(as_text=True)
+    status = re.search(r'<span class="kd-return-status" data-status="delivered">(.*?)</span>', page)
+    assert status is not None
+    assert re.sub(r"<[^>]+>", "", status.group(1)) == "已签收 2026-11-28 15:30"
+    trace = re.search(r'<ol class="kd-timeline kd-tracking" id="return-tracking">(.*?)</ol>', page)
+    assert trace is not None
+    assert re.sub(r"<[^>]+>", "", trace.group(1).split("</li>")[0]) == (
+        f"2026-11-28 15:30 杭州市 {RETURN_SIGNED['context']}"
+    )
+    # The parcel we sent is under "delivery"; the return is not.
+    delivery = page.split('id="tracking"')[1]
+    assert WAYBILL in delivery and BACK not in delivery
+
+    staff_client = login(app, "owner")
+    admin = staff_client.get(f"/shop-admin/orders/{number}?lang=zh_CN").get_data(as_text=True)
+    assert 'data-status="delivered">已签收 <time' in admin
+    assert 'id="restock" checked' in admin  # the parcel came back: the form says so already
+    found = staff_client.get(f"/shop-admin/orders?tracking_number={BACK}").get_data(as_text=True)
+    assert number in found
+
+
+def logistics_checkpoints(events: list[dict[str, str]]) -> list[Any]:
+    from koudai_flask.connectors.logistics.kuaidi100 import TrackingCheckpoint, parse_time
+
+    return [
+        TrackingCheckpoint(parse_time(e["time"]), e["context"], e["location"], "") for e in events
+    ]
+
+
+def test_staff_are_told_when_the_return_parcel_is_signed_for(
+    make_app: Any, database_url: str
+) -> None:
+    from koudai_flask.services import catalog, staff
+    from tests.test_staff_alerts import PASSWORD
+
+    smtp = SmtpServer()
+    try:
+        app = make_app(
+            database_url, KOUDAI_MAIL=mail_settings(smtp), SERVER_NAME="shop.example.com"
+        )
+        with app.app_context():
+            catalog.create_product(
+                title="Oxford shirt", skus=[{"code": "SHIRT-W", "price": 12900, "stock": 10}]
+            )
+            staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+            staff.grant("staff:wh@shop.cn", "warehouse", email="wh@shop.cn", password=PASSWORD)
+            number = asked_to_return()
+            returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+            before = len(smtp.state.received)
+            logistics.record_tracking("yuantong", BACK, events=[], state="3", source="t")
+            mails = smtp.state.received[before:]
+            assert [mail.rcpt_tos for mail in mails] == [["owner@shop.cn"]]
+            message = mails[0].message
+            assert message["Subject"] == f"退货已签收：订单 {number}"
+            text = message.get_body(("plain",)).get_content()
+            assert f"订单 {number} 的退货（圆通速递，运单号 {BACK}）已签收。" in text
+            assert f"http://shop.example.com/shop-admin/orders/{number}" in text
+            # Replayed, the parcel is already delivered: nobody is told twice.
+            logistics.record_tracking("yuantong", BACK, events=[], state="3", source="t")
+            assert len(smtp.state.received) == before + 1
+    finally:
+        smtp.stop()
+
+
+def test_tracking_events_of_a_replaced_waybill_go_with_it(shop: Flask) -> None:
+    number = asked_to_return()
+    returns.send_back(number, carrier="yuantong", tracking_number="YT0000000009")
+    first = logistics.record_tracking(
+        "yuantong", "YT0000000009", events=logistics_checkpoints(EVENTS), state="0", source="t"
+    )
+    assert len(stored_events(first.shipment_id)) == 3
+    returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    session = current_session()
+    session.rollback()
+    left = session.scalars(
+        select(TrackingEvent.id).where(TrackingEvent.shipment_id == first.shipment_id)
+    ).all()
+    assert left == []

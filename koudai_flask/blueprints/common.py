@@ -224,6 +224,10 @@ _REASONS = {
     "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
     "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
     "no_return_asked": lazy_gettext("This order waits on no return of goods."),
+    "return_waybill_ours": lazy_gettext(
+        "%(tracking_number)s is the waybill of the parcel the shop sent you: enter the one of "
+        "the parcel you sent back."
+    ),
     "not_your_request": lazy_gettext("Only the one who asked can take the request back."),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."

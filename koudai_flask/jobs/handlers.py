@@ -40,7 +40,13 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     # A buyer's refund request: staff who may answer it are told by e-mail.
     "order.refunding": ["koudai_flask.services.staff_alerts:on_refund_requested"],
     # ... and when the buyer posts the goods of a return.
-    "order.return_sent": ["koudai_flask.services.staff_alerts:on_return_sent"],
+    # The return parcel is tracked like ours (services.logistics).
+    "order.return_sent": [
+        "koudai_flask.services.staff_alerts:on_return",
+        "koudai_flask.services.logistics:subscribe_on_ship",
+    ],
+    # ... and staff are told when it was signed for.
+    "order.return_arrived": ["koudai_flask.services.staff_alerts:on_return"],
 }
 # CRM: a customer's rule tags are recomputed when their orders or identities change, and
 # for everyone when a rule is saved (services.rule_tags).

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from koudai_flask.models.backoffice import TrackingEvent
     from koudai_flask.models.customers import Customer
 
+# Which way a parcel goes (``Shipment.direction``): sent by the shop, or sent back by the
+# buyer for a return (退货), tracked the same way.
+OUTBOUND, RETURN = "out", "return"
+
 
 class Order(Base, Timestamped):
     __tablename__ = "koudai_order"
@@ -54,7 +58,17 @@ class Order(Base, Timestamped):
     )
     payments: Mapped[list[Payment]] = relationship(back_populates="order", order_by="Payment.id")
     refunds: Mapped[list[Refund]] = relationship(back_populates="order", order_by="Refund.id")
-    shipments: Mapped[list[Shipment]] = relationship(back_populates="order", order_by="Shipment.id")
+    # The parcels we sent; the ones a buyer sent back for a return are ``return_parcels``.
+    shipments: Mapped[list[Shipment]] = relationship(
+        back_populates="order",
+        primaryjoin=f"and_(Order.id == Shipment.order_id, Shipment.direction == '{OUTBOUND}')",
+        order_by="Shipment.id",
+    )
+    return_parcels: Mapped[list[Shipment]] = relationship(
+        primaryjoin=f"and_(Order.id == Shipment.order_id, Shipment.direction == '{RETURN}')",
+        order_by="Shipment.id",
+        viewonly=True,
+    )
     customer: Mapped[Customer | None] = relationship()
 
     @property
@@ -69,7 +83,8 @@ class Order(Base, Timestamped):
     def open_refund_request(self) -> dict[str, Any] | None:
         """The refund request a ``refunding`` order waits on, as plain data: when and by whom
         it was asked, the reason, the items (``{sku: units}``, empty for the whole order),
-        whether the goods come back, and the return parcel's waybill once the buyer gave it."""
+        whether the goods come back, and the return parcel's waybill once the buyer gave it,
+        with where the parcel is (``status`` shipped or delivered, ``delivered_at``)."""
         if self.status != "refunding":
             return None
         request: OrderEvent | None = None
@@ -81,6 +96,8 @@ class Order(Base, Timestamped):
                 waybill = event.waybill
         if request is None:
             return None
+        if waybill is not None:
+            waybill.update(self._return_parcel_state(waybill))
         return {
             "asked_at": request.created_at,
             "actor": request.actor,
@@ -89,6 +106,19 @@ class Order(Base, Timestamped):
             "returning": request.returning,
             "return_waybill": waybill,
         }
+
+    def return_parcel(self, waybill: dict[str, str]) -> Shipment | None:
+        """The tracked parcel of a return ``waybill`` (``{carrier, tracking_number}``)."""
+        wanted = (waybill["carrier"], waybill["tracking_number"])
+        return next(
+            (p for p in self.return_parcels if (p.carrier, p.tracking_number) == wanted), None
+        )
+
+    def _return_parcel_state(self, waybill: dict[str, str]) -> dict[str, Any]:
+        parcel = self.return_parcel(waybill)
+        if parcel is None:  # given before returns were tracked
+            return {"status": "shipped", "delivered_at": None}
+        return {"status": parcel.status, "delivered_at": parcel.delivered_at}
 
 
 class OrderLine(Base):
@@ -182,11 +212,12 @@ class OrderEvent(Base, Timestamped):
 CHANNEL_ACTOR = "channel:"
 # The note of a timeline entry that keeps the order's state starts with its kind.
 PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
-RETURN_SENT = "return parcel"
+RETURN_SENT, RETURN_ARRIVED = "return parcel", "return arrived"
 IN_PLACE_STEPS = {
     PARTIAL_REFUND: "partially_refunded",
     PARTIAL_SHIPMENT: "partially_shipped",
     RETURN_SENT: "return_sent",
+    RETURN_ARRIVED: "return_arrived",
 }
 
 
@@ -221,11 +252,17 @@ class Refund(Base, Timestamped):
 
 
 class Shipment(Base, Timestamped):
+    """A parcel of an order, with its waybill: one we sent, or the buyer's return."""
+
     __tablename__ = "koudai_shipment"
-    __table_args__ = (UniqueConstraint("carrier", "tracking_number"),)
+    __table_args__ = (
+        UniqueConstraint("carrier", "tracking_number"),
+        CheckConstraint(f"direction IN ('{OUTBOUND}', '{RETURN}')", name="direction_known"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8), default=OUTBOUND, server_default=OUTBOUND)
     # Kuaidi100 carrier code: shunfeng, yuantong, zhongtong, ...
     carrier: Mapped[str] = mapped_column(String(32))
     tracking_number: Mapped[str] = mapped_column(String(64))

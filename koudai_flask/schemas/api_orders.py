@@ -48,6 +48,14 @@ class WaybillOut(Schema):
     tracking_number = fields.String(required=True)
 
 
+class ReturnWaybillOut(WaybillOut):
+    status = fields.String(
+        required=True,
+        metadata={"enum": ["shipped", "delivered"], "description": "delivered: signed for"},
+    )
+    delivered_at = fields.DateTime(required=True, allow_none=True)
+
+
 class RefundRequestOut(Schema):
     asked_at = fields.DateTime(required=True)
     actor = fields.String(required=True, metadata={"description": "buyer, staff:..., channel:..."})
@@ -61,7 +69,12 @@ class RefundRequestOut(Schema):
     returning = fields.Boolean(
         required=True, metadata={"description": "the goods come back (退货退款)"}
     )
-    return_waybill = fields.Nested(WaybillOut, required=True, allow_none=True)
+    return_waybill = fields.Nested(
+        ReturnWaybillOut,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the parcel the buyer sent back, tracked like a shipment"},
+    )
 
 
 class OrderOut(Schema):

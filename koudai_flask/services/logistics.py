@@ -28,6 +28,7 @@ from koudai_flask.connectors.logistics.kuaidi100 import (
 from koudai_flask.errors import InvalidTransition, NotFound
 from koudai_flask.models import Order, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
+from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_ARRIVED
 from koudai_flask.services import orders
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
@@ -63,7 +64,8 @@ def record_tracking(
 
     Checkpoints already stored are skipped (``(shipment, time, context)`` is unique and the
     insert ignores conflicts, so concurrent duplicates are safe too). A signed-for state
-    marks the shipment delivered and, once every shipment of a shipped order is, the order.
+    marks the shipment delivered and, once every shipment of a shipped order is, the order;
+    a buyer's return parcel signed for says so on the order instead (``order.return_arrived``).
     """
     with unit_of_work() as session:
         # Row lock: concurrent traces of one waybill apply one after the other (PostgreSQL).
@@ -86,7 +88,12 @@ def record_tracking(
             shipment.delivered_at = _signed_at(session, shipment.id) or utcnow()
             shipment_delivered = True
         session.flush()
-        order_delivered = _deliver_order(session, shipment.order_id) if signed else False
+        order_delivered = False
+        if shipment.direction == RETURN:
+            if shipment_delivered:
+                _return_arrived(session, shipment)
+        elif signed:
+            order_delivered = _deliver_order(session, shipment.order_id)
         if new_events or shipment_delivered:
             log.info(
                 "%s: %s %s got %d new checkpoint(s), state %s",
@@ -168,7 +175,11 @@ def _deliver_order(session: Session, order_id: int) -> bool:
         return False  # already delivered, or in after-sales: leave the order alone
     pending = session.scalar(
         select(Shipment.id)
-        .where(Shipment.order_id == order_id, Shipment.status != "delivered")
+        .where(
+            Shipment.order_id == order_id,
+            Shipment.direction == OUTBOUND,
+            Shipment.status != "delivered",
+        )
         .limit(1)
     )
     if pending is not None:
@@ -178,6 +189,27 @@ def _deliver_order(session: Session, order_id: int) -> bool:
     except InvalidTransition:
         return False  # a concurrent trace delivered it first
     return True
+
+
+def _return_arrived(session: Session, parcel: Shipment) -> None:
+    """A return parcel was signed for: a timeline entry and ``order.return_arrived`` (staff
+    are told to check the goods and refund), while the order waits on that return."""
+    order = session.get(Order, parcel.order_id, with_for_update=True, populate_existing=True)
+    assert order is not None
+    waybill = (order.open_refund_request or {}).get("return_waybill") or {}
+    if (waybill.get("carrier"), waybill.get("tracking_number")) != (
+        parcel.carrier,
+        parcel.tracking_number,
+    ):
+        return  # the request ended, or another waybill replaced this one
+    orders.record_in_place(
+        session,
+        order,
+        actor=ACTOR,
+        note=f"{RETURN_ARRIVED} {parcel.carrier} {parcel.tracking_number}",
+        topic="order.return_arrived",
+        extra={"carrier": parcel.carrier, "tracking_number": parcel.tracking_number},
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -197,7 +229,8 @@ def _client() -> Kuaidi100Client | None:
 
 
 def _phone(shipment: Shipment) -> str | None:
-    """The receiver's phone, sent only to carriers that require it (顺丰, 中通; §5)."""
+    """The buyer's phone, sent only to carriers that require it (顺丰, 中通; §5). Kuaidi100
+    takes the receiver's or the sender's: for a return parcel the buyer is the sender."""
     carrier = CARRIERS.get(shipment.carrier)
     address = shipment.order.address or {}
     if carrier is None or not carrier.needs_phone or not address.get("phone"):
@@ -312,7 +345,8 @@ def poll_due() -> int:
 
 
 def subscribe_on_ship(topic: str, payload: dict[str, Any]) -> None:
-    """Outbox handler (``order.shipped``, ``order.partially_shipped``): subscribe new waybills."""
+    """Outbox handler (``order.shipped``, ``order.partially_shipped``, ``order.return_sent``):
+    subscribe the order's new waybills, ours and a buyer's return parcel alike."""
     from koudai_flask.jobs.dispatch import enqueue
 
     settings = config_value("KUAIDI100")

@@ -28,6 +28,7 @@ from koudai_flask.models import (
     Refund,
     Shipment,
 )
+from koudai_flask.models.orders import OUTBOUND
 from koudai_flask.notifications import render
 from koudai_flask.notifications.delivery import Outgoing
 from koudai_flask.services import theme
@@ -77,7 +78,9 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
     # Queried, not read from the relationships: the session may hold this order from
     # before it shipped or was refunded.
     shipment = session.scalar(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.id.desc())
+        select(Shipment)
+        .where(Shipment.order_id == order.id, Shipment.direction == OUTBOUND)
+        .order_by(Shipment.id.desc())
     )
     refunded = session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.order_id == order.id)

@@ -12,14 +12,23 @@ recorded for a channel's own payment in ``platform_actions``, mirrored from a ma
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from koudai_flask.connectors.logistics.carriers import is_known
 from koudai_flask.errors import ValidationError
-from koudai_flask.models import Location, Order, Reservation, Sku, StockMovement
-from koudai_flask.models.orders import RETURN_SENT
+from koudai_flask.models import (
+    Location,
+    Order,
+    Reservation,
+    Shipment,
+    Sku,
+    StockMovement,
+    TrackingEvent,
+)
+from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_SENT
 from koudai_flask.services import inventory
 from koudai_flask.services.shipping import TRACKING_NUMBER, end_line_hold
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -168,7 +177,9 @@ def _put_back(order: Order, sku_id: int, code: str, units: int, key: str) -> Non
 
 def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "buyer") -> None:
     """The buyer has posted the goods of a return (退货退款): the parcel's waybill goes on the
-    request for staff, who refund once it arrives. Given again, the latest one counts."""
+    request for staff, who refund once it arrives, and is tracked like a parcel we sent
+    (``order.return_sent`` subscribes it to Kuaidi100). Given again, the latest one counts: a
+    corrected waybill replaces the one before, which is no longer followed."""
     from koudai_flask.services import orders
 
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
@@ -187,6 +198,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         if asked is None or not asked.returning:
             raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
         waybill = {"carrier": carrier, "tracking_number": tracking_number}
+        _track_return(session, order, asked.created_at, carrier, tracking_number)
         orders.record_in_place(
             session,
             order,
@@ -196,6 +208,51 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
             extra=waybill,
             detail={"return_waybill": waybill},
         )
+
+
+def _track_return(
+    session: Session, order: Order, asked_at: datetime, carrier: str, tracking_number: str
+) -> None:
+    """The return parcel's row, replacing this request's earlier one not yet arrived; a
+    waybill already on a parcel (ours to the buyer, or another return) is refused."""
+    taken = session.scalar(
+        select(Shipment).where(
+            Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
+        )
+    )
+    if taken is not None and not (taken.order_id == order.id and taken.direction == RETURN):
+        ours = taken.direction == OUTBOUND
+        raise ValidationError(
+            f"{carrier} {tracking_number} is the waybill of "
+            + ("a parcel the shop sent" if ours else "another return"),
+            reason="return_waybill_ours" if ours else "tracking_taken",
+            detail={"carrier": carrier, "tracking_number": tracking_number},
+        )
+    earlier = [
+        parcel_id
+        for parcel_id in session.scalars(
+            select(Shipment.id).where(
+                Shipment.order_id == order.id,
+                Shipment.direction == RETURN,
+                Shipment.status != "delivered",
+                Shipment.created_at >= asked_at,
+            )
+        )
+        if taken is None or parcel_id != taken.id
+    ]
+    if earlier:  # a waybill the buyer corrected: its trace is of someone else's parcel
+        session.execute(delete(TrackingEvent).where(TrackingEvent.shipment_id.in_(earlier)))
+        session.execute(delete(Shipment).where(Shipment.id.in_(earlier)))
+    if taken is None:
+        session.add(
+            Shipment(
+                order_id=order.id,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                direction=RETURN,
+            )
+        )
+    session.flush()
 
 
 def return_waybill(order: Order) -> dict[str, str] | None:

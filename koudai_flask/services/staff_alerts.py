@@ -6,8 +6,9 @@ waiting, and the order can be neither shipped nor completed meanwhile. With ``KO
 set, every active staff member who may answer the request (``orders.refund`` on the order's
 channel) and has an e-mail address gets one message per request: the order, what the buyer
 said, and a link to the order in the back office; when the buyer posts the goods of a
-return, its carrier and waybill. A request made on a marketplace is not sent: the
-marketplace tells the seller itself, and is where it is answered.
+return, its carrier and waybill; and when that parcel is signed for, that it is there. A
+request made on a marketplace is not sent: the marketplace tells the seller itself, and is
+where it is answered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from werkzeug.routing import BuildError
 
 from koudai_flask.i18n import carrier_label
 from koudai_flask.i18n import gettext as _k
+from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Order, OrderEvent, StaffMember
 from koudai_flask.notifications.email import mailer_from_config
@@ -58,32 +60,52 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
     _send_each(members, subject, text, key)
 
 
-def on_return_sent(topic: str, payload: dict[str, Any]) -> None:
-    """Outbox handler of ``order.return_sent``: staff who refund are told a parcel comes back,
-    by which carrier and waybill, so they know what to look out for."""
+# What staff are told of a return parcel, by outbox topic: subject, what happened, what to
+# do, and the job key's prefix (one message per parcel and topic).
+_RETURN_MESSAGES = {
+    "order.return_sent": (
+        _l("Goods coming back: order %(number)s"),
+        _l(
+            "The buyer sent the goods of order %(number)s back by %(carrier)s, "
+            "waybill %(tracking_number)s."
+        ),
+        _l("Refund once they arrive: %(url)s"),
+        "staff-return",
+    ),
+    "order.return_arrived": (
+        _l("Returned goods arrived: order %(number)s"),
+        _l(
+            "The goods of order %(number)s sent back by %(carrier)s, waybill "
+            "%(tracking_number)s, were signed for."
+        ),
+        _l("Check them and refund: %(url)s"),
+        "staff-returned",
+    ),
+}
+
+
+def on_return(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox handler of ``order.return_sent`` and ``order.return_arrived``: staff who refund
+    are told a parcel comes back (by which carrier and waybill, so they know what to look out
+    for), and when it was signed for (check the goods and refund: the buyer waits on them)."""
     if not current_app.config["KOUDAI_MAIL"]:
         return
+    subject, happened, to_do, prefix = _RETURN_MESSAGES[topic]
     with unit_of_work() as session:
         order = orders.get_order(session, payload["number"])
         waybill = (order.open_refund_request or {}).get("return_waybill")
-        if waybill is None:
-            return  # the request ended meanwhile
-        subject = _k("Goods coming back: order %(number)s", number=order.number)
-        text = "\n\n".join(
-            [
-                _k(
-                    "The buyer sent the goods of order %(number)s back by %(carrier)s, "
-                    "waybill %(tracking_number)s.",
-                    number=order.number,
-                    carrier=carrier_label(waybill["carrier"]),
-                    tracking_number=waybill["tracking_number"],
-                ),
-                _k("Refund once they arrive: %(url)s", url=_admin_url(order.number)),
-            ]
-        )
+        if waybill is None or waybill["tracking_number"] != payload["tracking_number"]:
+            return  # the request ended, or the buyer corrected the waybill, meanwhile
+        figures = {
+            "number": order.number,
+            "carrier": carrier_label(waybill["carrier"]),
+            "tracking_number": waybill["tracking_number"],
+            "url": _admin_url(order.number),
+        }
+        text = "\n\n".join([str(happened) % figures, str(to_do) % figures])
         members = _who_answers(session, order)
-        key = f"staff-return-{order.id}-{waybill['tracking_number']}"
-    _send_each(members, subject, text, key)
+        key = f"{prefix}-{order.id}-{waybill['tracking_number']}"
+    _send_each(members, str(subject) % figures, text, key)
 
 
 def _who_answers(session: Session, order: Order) -> list[int]:

@@ -45,6 +45,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.refund_settled": "order.refund_settled",
     "order.refund_withdrawn": "order.refund_withdrawn",
     "order.return_sent": "order.return_sent",
+    "order.return_arrived": "order.return_arrived",
     "stock.changed": "stock.changed",
     "customer.created": "customer.created",
     "customer.tagged": "customer.tagged",

@@ -30,6 +30,7 @@ EVENT_LABELS = {
     "order.refund_settled": _l("Refund request settled"),
     "order.refund_withdrawn": _l("Refund request withdrawn"),
     "order.return_sent": _l("Goods sent back"),
+    "order.return_arrived": _l("Returned goods arrived"),
     "stock.changed": _l("Stock changed"),
     "customer.created": _l("Customer created"),
     "customer.tagged": _l("Customer tagged"),
