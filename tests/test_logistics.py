@@ -835,6 +835,7 @@ def test_the_buyer_and_staff_see_where_the_return_parcel_is(
     page = client.get(f"/shop/orders/{number}?lang=zh_CN").get_data(as_text=True)
     assert "运输中。" in page
     assert 'id="return-tracking"' not in page
+    assert 'id="return-form"' in page and 'id="withdraw-refund"' in page
 
     with app.app_context():
         logistics.record_tracking(
@@ -853,6 +854,8 @@ def test_the_buyer_and_staff_see_where_the_return_parcel_is(
     assert re.sub(r"<[^>]+>", "", trace.group(1).split("</li>")[0]) == (
         f"2026-11-28 15:30 杭州市 {RETURN_SIGNED['context']}"
     )
+    # The goods are at the shop: the buyer can no longer change the waybill or withdraw.
+    assert 'id="return-form"' not in page and 'id="withdraw-refund"' not in page
     # The parcel we sent is under "delivery"; the return is not.
     delivery = page.split('id="tracking"')[1]
     assert WAYBILL in delivery and BACK not in delivery
@@ -922,3 +925,27 @@ def test_tracking_events_of_a_replaced_waybill_go_with_it(shop: Flask) -> None:
         select(TrackingEvent.id).where(TrackingEvent.shipment_id == first.shipment_id)
     ).all()
     assert left == []
+
+
+def test_once_the_return_arrived_the_buyer_can_neither_correct_nor_withdraw(shop: Flask) -> None:
+    number = asked_to_return()
+    returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    logistics.record_tracking("yuantong", BACK, events=[], state="3", source="t")
+    session = current_session()
+    session.rollback()
+    events_before = session.scalar(select(func.count(OrderEvent.id)))
+    session.rollback()
+    with pytest.raises(ValidationError) as refused:
+        returns.send_back(number, carrier="yuantong", tracking_number="YT0000000007")
+    assert refused.value.reason == "return_arrived"
+    with pytest.raises(ValidationError) as refused:
+        orders.withdraw_refund(number, actor="buyer")
+    assert refused.value.reason == "return_arrived"
+    session = current_session()
+    session.rollback()
+    assert session.scalar(select(func.count(OrderEvent.id))) == events_before
+    assert return_parcels(number) == [(BACK, "delivered", "return")]
+    assert order_status(number) == "refunding"
+    # Staff still answer it: refunded with the parcel back, or declined.
+    orders.decline_refund(number, reason="商品已使用，不支持退货", actor="staff:owner")
+    assert order_status(number) == "shipped"

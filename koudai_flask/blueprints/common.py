@@ -224,6 +224,9 @@ _REASONS = {
     "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
     "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
     "no_return_asked": lazy_gettext("This order waits on no return of goods."),
+    "return_arrived": lazy_gettext(
+        "The goods you sent back have arrived at the shop, which answers the request now."
+    ),
     "return_waybill_ours": lazy_gettext(
         "%(tracking_number)s is the waybill of the parcel the shop sent you: enter the one of "
         "the parcel you sent back."

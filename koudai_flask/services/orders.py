@@ -473,7 +473,8 @@ def decline_refund(number: str, *, reason: str, actor: str = "system") -> Order:
 
 def withdraw_refund(number: str, *, actor: str = "buyer") -> Order:
     """The one who asked takes the refund request back: the order goes back to the state it
-    was asked from (and on to shipped if what was left was refunded meanwhile)."""
+    was asked from (and on to shipped if what was left was refunded meanwhile). Not once the
+    goods of a return have arrived at the shop: staff answer it then."""
     with unit_of_work() as session:
         order = get_order(session, number)
         session.refresh(order)
@@ -483,6 +484,8 @@ def withdraw_refund(number: str, *, actor: str = "buyer") -> Order:
                 f"order {number}: the refund request is {asked.actor}'s to take back",
                 reason="not_your_request",
             )
+        if asked is not None:
+            returns.check_not_arrived(session, order, asked)
         _transition(
             session,
             order,

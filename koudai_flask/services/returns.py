@@ -22,6 +22,7 @@ from koudai_flask.errors import ValidationError
 from koudai_flask.models import (
     Location,
     Order,
+    OrderEvent,
     Reservation,
     Shipment,
     Sku,
@@ -179,7 +180,8 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
     """The buyer has posted the goods of a return (退货退款): the parcel's waybill goes on the
     request for staff, who refund once it arrives, and is tracked like a parcel we sent
     (``order.return_sent`` subscribes it to Kuaidi100). Given again, the latest one counts: a
-    corrected waybill replaces the one before, which is no longer followed."""
+    corrected waybill replaces the one before, which is no longer followed; once the parcel
+    was signed for, nothing changes (``return_arrived``)."""
     from koudai_flask.services import orders
 
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
@@ -197,6 +199,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         asked = orders.refund_request(session, order)
         if asked is None or not asked.returning:
             raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        check_not_arrived(session, order, asked)
         waybill = {"carrier": carrier, "tracking_number": tracking_number}
         _track_return(session, order, asked.created_at, carrier, tracking_number)
         orders.record_in_place(
@@ -207,6 +210,25 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
             topic="order.return_sent",
             extra=waybill,
             detail={"return_waybill": waybill},
+        )
+
+
+def check_not_arrived(session: Session, order: Order, asked: OrderEvent) -> None:
+    """Refuse to change a request whose return parcel was signed for (``return_arrived``):
+    the goods are at the shop, and staff answer it now."""
+    arrived = session.scalar(
+        select(Shipment.id)
+        .where(
+            Shipment.order_id == order.id,
+            Shipment.direction == RETURN,
+            Shipment.status == "delivered",
+            Shipment.created_at >= asked.created_at,
+        )
+        .limit(1)
+    )
+    if arrived is not None:
+        raise ValidationError(
+            f"order {order.number}: the goods sent back have arrived", reason="return_arrived"
         )
 
 

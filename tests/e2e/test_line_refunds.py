@@ -3,16 +3,20 @@ it on the order, and the rest ships. Every page involved reads well and fits the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from koudai_flask.connectors.logistics.kuaidi100 import TrackingCheckpoint
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order
-from koudai_flask.services import catalog, customers, inventory, orders, staff
+from koudai_flask.services import catalog, customers, inventory, logistics, orders, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 from tests.e2e.test_after_sales import PASSWORD, fits_and_reads
 
+SIGNED_AT = datetime(2026, 11, 28, 7, 30, tzinfo=UTC)  # 15:30 in Shanghai
 PHONE = {"viewport": {"width": 375, "height": 812}, "locale": "zh-CN", "is_mobile": True}
 
 
@@ -100,6 +104,22 @@ def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shot
         found += fits_and_reads(shop)
         shop.locator("#send-back").click()
         expect(shop.locator("#return-waybill")).to_contain_text("圆通速递 YT9876543210")
+        expect(shop.locator(".kd-return-status")).to_have_text("运输中。")
+        with app.app_context():  # Kuaidi100 reports the parcel signed for at the shop
+            logistics.record_tracking(
+                "yuantong",
+                "YT9876543210",
+                events=[
+                    TrackingCheckpoint(SIGNED_AT, "【杭州市】快件已签收 签收人: 前台", "杭州市")
+                ],
+                state="3",
+                source="kuaidi100-push:shutdown",
+            )
+        shop.reload()
+        expect(shop.locator(".kd-return-status")).to_have_text("已签收 2026-11-28 15:30")
+        expect(shop.locator("#return-tracking")).to_contain_text("签收人: 前台")
+        found += fits_and_reads(shop)
+        shots(shop, "return-signed-for")
 
         admin = browser.new_context(**PHONE).new_page()
         staff_login(admin, server.url, "owner@shop.cn", PASSWORD)
@@ -109,7 +129,8 @@ def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shot
         expect(admin.locator("input[name=refund-GW]")).to_have_value("1")
         found += fits_and_reads(admin)
         shots(admin, "return-asked")
-        admin.locator("#restock").check()  # the parcel came back
+        expect(admin.locator("#refund-request .kd-return-status")).to_contain_text("已签收")
+        expect(admin.locator("#restock")).to_be_checked()  # the parcel came back
         admin.locator("#refund").click()
         # What was asked for is refunded: the order goes on where it was, the buyer is not
         # told "declined".
