@@ -866,6 +866,11 @@ def test_the_buyer_and_staff_see_where_the_return_parcel_is(
     assert 'id="restock" checked' in admin  # the parcel came back: the form says so already
     found = staff_client.get(f"/shop-admin/orders?tracking_number={BACK}").get_data(as_text=True)
     assert number in found
+    # The dashboard counts the requests whose goods are back, linking to just those.
+    home = staff_client.get("/shop-admin/?lang=zh_CN").get_data(as_text=True)
+    assert re.search(r'<dd id="returns-arrived"><a href="[^"]*returns=arrived[^"]*">1</a>', home)
+    listed = staff_client.get("/shop-admin/orders?returns=arrived").get_data(as_text=True)
+    assert f'data-number="{number}"' in listed
 
 
 def logistics_checkpoints(events: list[dict[str, str]]) -> list[Any]:
@@ -949,3 +954,25 @@ def test_once_the_return_arrived_the_buyer_can_neither_correct_nor_withdraw(shop
     # Staff still answer it: refunded with the parcel back, or declined.
     orders.decline_refund(number, reason="商品已使用，不支持退货", actor="staff:owner")
     assert order_status(number) == "shipped"
+
+
+def test_goods_arrived_counts_the_request_waiting_now_only(shop: Flask) -> None:
+    def waiting_with_goods() -> list[str]:
+        session = current_session()
+        session.rollback()
+        found = list(session.scalars(select(Order.number).where(returns.goods_arrived())))
+        session.rollback()
+        return found
+
+    number = asked_to_return()
+    other = asked_to_return("YT4440001113")  # a return still on its way
+    returns.send_back(other, carrier="yuantong", tracking_number="YT5550001113")
+    returns.send_back(number, carrier="yuantong", tracking_number=BACK)
+    assert waiting_with_goods() == []
+    logistics.record_tracking("yuantong", BACK, events=[], state="3", source="t")
+    assert waiting_with_goods() == [number]
+    orders.decline_refund(number, reason="商品已使用，不支持退货", actor="staff:owner")
+    assert waiting_with_goods() == []
+    # Asked again: the parcel that came back for the first request is not this one's.
+    orders.request_refund(number, reason="还是想退", actor="buyer", returning=True)
+    assert waiting_with_goods() == []

@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Shipment,
     StaffMember,
 )
-from koudai_flask.services import orders, refunds, staff
+from koudai_flask.services import orders, refunds, returns, staff
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -46,6 +46,8 @@ class OrderFilters:
     q: str | None = None
     # Only orders with a buyer message that failed (WeChat template, SMS), to send again.
     message_failed: bool = False
+    # Only refund requests whose returned goods were signed for: check them and refund.
+    return_arrived: bool = False
 
 
 def _local_day_start(day: date) -> datetime:
@@ -98,6 +100,8 @@ def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
         query = query.where(
             exists().where(Notification.order_id == Order.id, Notification.status == "failed")
         )
+    if filters.return_arrived:
+        query = query.where(returns.goods_arrived())
     return query.order_by(Order.created_at.desc(), Order.id.desc())
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 
 from koudai_flask.config import config_value
 from koudai_flask.models import Notification, Order, Product, Sku, StaffMember, StockLevel
-from koudai_flask.services import staff
+from koudai_flask.services import returns, staff
 from koudai_flask.services.transaction import current_session
 
 PAID_STATES = ("paid", "shipped", "delivered", "completed")
@@ -22,6 +22,7 @@ class Dashboard:
     today: list[tuple[str, int, int]]  # channel, orders, revenue in fen
     waiting_to_ship: int
     refund_requests: int  # orders whose buyer asked for the money back, waiting on staff
+    returns_arrived: int  # of those, the ones whose goods came back (signed for)
     low_stock: list[tuple[str, str, int]]  # sku code, product title, available
     failed_notifications: int
     products_on_sale: int
@@ -83,6 +84,9 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
             .where(Notification.status == "failed")
         )
     )
+    arrived = session.scalar(
+        scoped(select(func.count()).select_from(Order).where(returns.goods_arrived()))
+    )
     products = session.scalar(
         select(func.count()).select_from(Product).where(Product.status == "active")
     )
@@ -90,6 +94,7 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
         today=[(c, n, int(r)) for c, n, r in today],
         waiting_to_ship=waiting.get("paid", 0),
         refund_requests=waiting.get("refunding", 0),
+        returns_arrived=arrived or 0,
         low_stock=[(code, title, int(left)) for code, title, left in low],
         failed_notifications=failed or 0,
         products_on_sale=products or 0,

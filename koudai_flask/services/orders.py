@@ -484,8 +484,7 @@ def withdraw_refund(number: str, *, actor: str = "buyer") -> Order:
                 f"order {number}: the refund request is {asked.actor}'s to take back",
                 reason="not_your_request",
             )
-        if asked is not None:
-            returns.check_not_arrived(session, order, asked)
+        returns.check_not_arrived(session, order)
         _transition(
             session,
             order,

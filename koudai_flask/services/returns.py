@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from koudai_flask.connectors.logistics.carriers import is_known
@@ -199,7 +199,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         asked = orders.refund_request(session, order)
         if asked is None or not asked.returning:
             raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
-        check_not_arrived(session, order, asked)
+        check_not_arrived(session, order)
         waybill = {"carrier": carrier, "tracking_number": tracking_number}
         _track_return(session, order, asked.created_at, carrier, tracking_number)
         orders.record_in_place(
@@ -213,23 +213,36 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         )
 
 
-def check_not_arrived(session: Session, order: Order, asked: OrderEvent) -> None:
+def check_not_arrived(session: Session, order: Order) -> None:
     """Refuse to change a request whose return parcel was signed for (``return_arrived``):
     the goods are at the shop, and staff answer it now."""
-    arrived = session.scalar(
-        select(Shipment.id)
-        .where(
-            Shipment.order_id == order.id,
-            Shipment.direction == RETURN,
-            Shipment.status == "delivered",
-            Shipment.created_at >= asked.created_at,
-        )
-        .limit(1)
-    )
-    if arrived is not None:
+    if session.scalar(select(Order.id).where(Order.id == order.id, goods_arrived())):
         raise ValidationError(
             f"order {order.number}: the goods sent back have arrived", reason="return_arrived"
         )
+
+
+def goods_arrived() -> ColumnElement[bool]:
+    """Orders waiting on a refund request whose return parcel was signed for: the goods are
+    at the shop, and staff check them and refund (the back office's list and dashboard)."""
+    asked_at = (
+        select(func.max(OrderEvent.created_at))
+        .where(
+            OrderEvent.order_id == Order.id,
+            OrderEvent.to_status == "refunding",
+            OrderEvent.from_status != "refunding",
+        )
+        .scalar_subquery()
+    )
+    return and_(
+        Order.status == "refunding",
+        exists().where(
+            Shipment.order_id == Order.id,
+            Shipment.direction == RETURN,
+            Shipment.status == "delivered",
+            Shipment.created_at >= asked_at,
+        ),
+    )
 
 
 def _track_return(

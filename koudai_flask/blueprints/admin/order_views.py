@@ -53,6 +53,7 @@ def filters_from_request() -> backoffice.OrderFilters:
         tracking_number=args.get("tracking") or None,
         q=args.get("q") or None,
         message_failed=args.get("messages") == "failed",
+        return_arrived=args.get("returns") == "arrived",
     )
 
 
