@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent
-from koudai_flask.services import orders
+from koudai_flask.services import orders, theme
 from tests.shop_client import ShopClient
 from tests.test_admin import build, login
 
@@ -476,6 +476,14 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
     ask_refund(client, number, reason="damaged", returning="1", **{"item-KET": "1"})
     page = client.text(f"/orders/{number}")
     assert 'id="return-form"' in page and "退货运单：尚未填写。" in page
+    # No return address on the shop's profile yet: the buyer is told the seller will say.
+    assert "商家会告知您退货地址。" in page and "<address>" not in page
+    with app.app_context():
+        theme.update(
+            return_address={"name": "售后组", "phone": "0571-88886666", "address": "文三路 90 号"}
+        )
+    page = client.text(f"/orders/{number}")
+    assert "请将商品寄回：</p>\n<address>售后组 0571-88886666<br>文三路 90 号</address>" in page
     before = counts(app)
     for form, said in (
         ({"carrier": "pigeon", "tracking_number": "SF123456789"}, "请从列表中选择快递公司。"),

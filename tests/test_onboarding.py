@@ -437,6 +437,42 @@ def test_progress_is_kept_per_step_and_skips(shop):
     }
 
 
+def test_the_profile_page_keeps_the_return_address(shop):
+    client = english_owner(shop)
+    address = {
+        "return_name": " 茶小铺 售后 ",
+        "return_phone": "0571-88886666",
+        "return_address": "杭州市西湖区文三路 90 号",
+    }
+    shop_form = {"name": "茶小铺", "primary_color": "#12ab34", "logo_url": ""}
+    response = post(client, "/onboarding/profile", **shop_form, **address)
+    assert response.status_code == 303
+    with shop.app_context():
+        assert theme.current().return_address == {
+            "name": "茶小铺 售后",
+            "phone": "0571-88886666",
+            "address": "杭州市西湖区文三路 90 号",
+        }
+    page = client.get(f"{ADMIN}/onboarding/profile").get_data(as_text=True)
+    assert re.search(r'name="return_phone"[^>]* value="0571-88886666"', page)
+
+    for bad, said in (
+        ({**address, "return_phone": ""}, "A return address needs a recipient, a phone and an"),
+        ({**address, "return_phone": "call me"}, "Write the return address's phone with digits"),
+    ):
+        response = post(client, "/onboarding/profile", **shop_form, **bad)
+        assert response.status_code == 400
+        assert element(response.get_data(as_text=True), "form-error").startswith(said)
+    with shop.app_context():  # refused: the address saved before stands
+        assert theme.current().return_address["phone"] == "0571-88886666"
+
+    empty = {key: "" for key in address}
+    response = post(client, "/onboarding/profile", **shop_form, **empty)
+    assert response.status_code == 303
+    with shop.app_context():
+        assert theme.current().return_address is None
+
+
 def test_permissions_scope_and_csrf(shop, wechat):
     for role in ("customer_service", "warehouse", "marketing", "viewer"):
         client = login(shop, role)

@@ -4,7 +4,8 @@ from demo_crm, ``flask seed-crm`` and ``flask subscribe-webhook``).
 ``init-db`` creates the site's tables only: koudai's tables are on another metadata and
 are created by ``flask koudai db upgrade``. ``link-taobao`` is what a merchant's script
 would do to link a Taobao shop whose items carry our SKU codes as outer ids (the demo
-points it at the Taobao sandbox). Every command can be run again safely.
+points it at the Taobao sandbox). ``seed-users`` also gives the shop a return address, as an
+owner would on the profile page. Every command can be run again safely.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from examples.host_site.extensions import db
 from examples.host_site.models import User
 from koudai_flask.errors import NotFound
-from koudai_flask.services import channels, staff, stock_sync
+from koudai_flask.services import channels, staff, stock_sync, theme
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,17 @@ def seed_users() -> None:
         role = f"staff role {account.role}" if account.role else "shopper, no back office"
         note = " (granted)" if granted else ""
         click.echo(f"{what} {account.email:<22} {role}{note}")
+    if theme.current().return_address is None:  # what the owner sets on the profile page
+        theme.update(return_address=RETURN_ADDRESS)
+        click.echo(f"return address set: {RETURN_ADDRESS['address']}")
+
+
+# Where the demo's returns go: the shop's warehouse.
+RETURN_ADDRESS = {
+    "name": "山茶花仓库 售后组",
+    "phone": "0571-88886666",
+    "address": "浙江省杭州市西湖区文三路 90 号 3 号楼 1 层",
+}
 
 
 TAOBAO_CHANNEL = "taobao-demo"

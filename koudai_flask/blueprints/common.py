@@ -210,6 +210,12 @@ _REASONS = {
     ),
     "theme_colour": lazy_gettext("Write the colour as #rrggbb, such as #c0392b."),
     "shop_name": lazy_gettext("The shop name has 1 to 120 characters."),
+    "return_address": lazy_gettext(
+        "A return address needs a recipient, a phone and an address, or none of the three."
+    ),
+    "return_address_phone": lazy_gettext(
+        "Write the return address's phone with digits, such as 0571-88886666 or 13800138000."
+    ),
     "refund_provider_missing": lazy_gettext(
         "%(provider)s is not set up in this shop any more: refund at %(provider)s by hand."
     ),

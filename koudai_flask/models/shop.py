@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from koudai_flask.models.base import Base, Timestamped, utcnow
@@ -63,4 +63,6 @@ class ShopProfile(Base):
     name: Mapped[str | None] = mapped_column(String(120))
     logo_path: Mapped[str | None] = mapped_column(String(300))
     primary_color: Mapped[str | None] = mapped_column(String(7))
+    # Where buyers send the goods of a return (退货地址): {"name", "phone", "address"}.
+    return_address: Mapped[dict[str, str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

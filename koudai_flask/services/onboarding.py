@@ -187,8 +187,16 @@ def skip(user_id: str, step: str) -> None:
 # -- step 1: profile and theme ---------------------------------------------------------------
 
 
-def save_profile(user_id: str, *, name: str, primary_color: str, logo_url: str | None) -> None:
-    """The shop's name, colour and logo (the theme every shop page draws), then step done."""
+def save_profile(
+    user_id: str,
+    *,
+    name: str,
+    primary_color: str,
+    logo_url: str | None,
+    return_address: dict[str, str] | None = None,
+) -> None:
+    """The shop's name, colour and logo (the theme every shop page draws) and, when given,
+    where buyers send returns (all parts empty: none), then step done."""
     keys.require_owner(user_id)
     if logo_url and not (
         logo_url.startswith(("https://", "http://", "/")) and len(logo_url) <= 300
@@ -197,7 +205,12 @@ def save_profile(user_id: str, *, name: str, primary_color: str, logo_url: str |
             "the logo must be an address starting with https://, http:// or /", reason="logo_url"
         )
     with unit_of_work():
-        theme.update(name=name, primary_color=primary_color, logo_path=logo_url or "")
+        theme.update(
+            name=name,
+            primary_color=primary_color,
+            logo_path=logo_url or "",
+            return_address=return_address,
+        )
         _write(
             "profile",
             state="done",

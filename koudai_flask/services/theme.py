@@ -27,6 +27,8 @@ class Theme:
     name: str
     primary_color: str
     logo_url: str | None
+    # Where buyers send the goods of a return: {"name", "phone", "address"}, or None.
+    return_address: dict[str, str] | None = None
 
     @cached_property
     def accent_ink(self) -> str:
@@ -124,20 +126,32 @@ def current() -> Theme:
         logo_url=(
             profile.logo_path if profile and profile.logo_path else config["KOUDAI_LOGO_URL"]
         ),
+        return_address=dict(profile.return_address) if profile and profile.return_address else None,
     )
     g.koudai_theme = theme
     cache["theme"] = (time.monotonic() + 30, theme)
     return theme
 
 
+# A return address's parts and their longest length; a phone as carriers' forms take it.
+RETURN_ADDRESS_PARTS = {"name": 60, "phone": 20, "address": 200}
+_PHONE = re.compile(r"\+?[0-9][0-9 -]{4,18}[0-9]")
+
+
 def update(
-    *, name: str | None = None, primary_color: str | None = None, logo_path: str | None = None
+    *,
+    name: str | None = None,
+    primary_color: str | None = None,
+    logo_path: str | None = None,
+    return_address: dict[str, str] | None = None,
 ) -> ShopProfile:
-    """Set the owner's profile; None leaves a value as it is."""
+    """Set the owner's profile; None leaves a value as it is, and a return address whose
+    parts are all empty removes it."""
     if primary_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", primary_color):
         raise ValidationError("the colour must be written #rrggbb", reason="theme_colour")
     if name is not None and not 1 <= len(name.strip()) <= 120:
         raise ValidationError("the shop name must be 1 to 120 characters", reason="shop_name")
+    address = _return_address(return_address) if return_address is not None else None
     with unit_of_work() as session:
         profile = session.scalar(select(ShopProfile).order_by(ShopProfile.id).limit(1))
         if profile is None:
@@ -149,7 +163,27 @@ def update(
             profile.primary_color = primary_color
         if logo_path is not None:
             profile.logo_path = logo_path
+        if return_address is not None:
+            profile.return_address = address or None
         session.flush()
         g.pop("koudai_theme", None)
         current_app.extensions.get("koudai_theme_cache", {}).clear()
         return profile
+
+
+def _return_address(given: dict[str, str]) -> dict[str, str]:
+    """The parts of a return address, checked: all of them, or none (no address)."""
+    parts = {key: " ".join(str(given.get(key) or "").split()) for key in RETURN_ADDRESS_PARTS}
+    if not any(parts.values()):
+        return {}
+    for key, longest in RETURN_ADDRESS_PARTS.items():
+        if not 1 <= len(parts[key]) <= longest:
+            raise ValidationError(
+                f"a return address needs a {key} of 1 to {longest} characters",
+                reason="return_address",
+            )
+    if not _PHONE.fullmatch(parts["phone"]):
+        raise ValidationError(
+            f"{parts['phone']!r} is not a phone number", reason="return_address_phone"
+        )
+    return parts

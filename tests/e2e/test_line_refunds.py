@@ -12,7 +12,15 @@ from koudai_flask.connectors.logistics.kuaidi100 import TrackingCheckpoint
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order
-from koudai_flask.services import catalog, customers, inventory, logistics, orders, staff
+from koudai_flask.services import (
+    catalog,
+    customers,
+    inventory,
+    logistics,
+    orders,
+    staff,
+    theme,
+)
 from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 from tests.e2e.test_after_sales import PASSWORD, fits_and_reads
 
@@ -33,6 +41,13 @@ def tea_shop(make_app, tmp_path, name: str, lines: dict[str, int], *, shipped: b
                 title=title, slug=slug, skus=[{"code": code, "price": price, "stock": 4}]
             )
         staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
+        theme.update(
+            return_address={
+                "name": "茶铺售后",
+                "phone": "0571-88886666",
+                "address": "杭州市西湖区文三路 90 号",
+            }
+        )
         buyer = customers.register(password="buyer-pass-1", email="lei@buyers.cn", name="李雷")
         order = orders.place(
             channel="web",
@@ -99,6 +114,10 @@ def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shot
         shop.locator("#ask-refund").click()
         expect(shop.locator("#asked-items")).to_contain_text("退货退款")
         expect(shop.locator("#asked-items")).to_contain_text("× 1")
+        to = shop.locator("#return-to address")
+        expect(to).to_contain_text("茶铺售后 0571-88886666")
+        expect(to).to_contain_text("杭州市西湖区文三路 90 号")
+        shots(shop, "return-address")
         shop.select_option("#return-form select[name=carrier]", "yuantong")
         shop.fill("#return-form input[name=tracking_number]", "YT9876543210")
         found += fits_and_reads(shop)

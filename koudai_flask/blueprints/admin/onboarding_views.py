@@ -24,6 +24,10 @@ from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.services import credential_checks, onboarding, theme
 from koudai_flask.services import merchant_credentials as keys
+from koudai_flask.services.theme import RETURN_ADDRESS_PARTS
+
+# The profile form's fields of the return address (退货地址).
+RETURN_FIELDS = tuple(f"return_{key}" for key in RETURN_ADDRESS_PARTS)
 
 STEP_TITLES = {
     "profile": _l("Shop profile and theme"),
@@ -189,6 +193,7 @@ def register(bp: Blueprint) -> None:
             "name": shown.name,
             "primary_color": shown.primary_color,
             "logo_url": shown.logo_url or "",
+            **{f"return_{key}": value for key, value in (shown.return_address or {}).items()},
         }
         return _profile_page(values)
 
@@ -209,7 +214,7 @@ def register(bp: Blueprint) -> None:
         owner_only()
         values = {
             name: request.form.get(name, "").strip()
-            for name in ("name", "primary_color", "logo_url")
+            for name in ("name", "primary_color", "logo_url", *RETURN_FIELDS)
         }
         try:
             onboarding.save_profile(
@@ -217,6 +222,7 @@ def register(bp: Blueprint) -> None:
                 name=values["name"],
                 primary_color=values["primary_color"],
                 logo_url=values["logo_url"] or None,
+                return_address={key: values[f"return_{key}"] for key in RETURN_ADDRESS_PARTS},
             )
         except KoudaiError as exc:
             if exc.http_status == 403:
