@@ -135,6 +135,7 @@ STATUS_LABELS = {
     # Not states: timeline entries of changes that keep the state (OrderEvent.step).
     "partially_refunded": lazy_gettext("Partly refunded"),
     "partially_shipped": lazy_gettext("Partly shipped"),
+    "return_agreed": lazy_gettext("Return agreed"),
     "return_sent": lazy_gettext("Goods sent back"),
     "return_arrived": lazy_gettext("Returned goods arrived"),
     # Not a state: the buyer message of a declined refund request is labelled by it.

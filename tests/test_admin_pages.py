@@ -827,7 +827,7 @@ def test_marketing_edits_a_message_and_a_broken_one_is_refused(shop):
     client = login(app, "marketing")
     page = client.get("/shop-admin/messages").get_data(as_text=True)
     # Every (event, channel): paid, shipped, delivered, refunded, refund declined x 3.
-    assert page.count("data-template=") == 18
+    assert page.count("data-template=") == 21
     bad = client.post(
         "/shop-admin/messages/paid/sms",
         data={"csrf_token": client.csrf, "body": "【店】{{ no_such_variable }}"},

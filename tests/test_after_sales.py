@@ -475,15 +475,35 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
 
     ask_refund(client, number, reason="damaged", returning="1", **{"item-KET": "1"})
     page = client.text(f"/orders/{number}")
-    assert 'id="return-form"' in page and "退货运单：尚未填写。" in page
-    # No return address on the shop's profile yet: the buyer is told the seller will say.
-    assert "商家会告知您退货地址。" in page and "<address>" not in page
+    # The seller has not agreed yet: no address, no waybill form, and a waybill is refused.
+    assert "退货运单：尚未填写。" in page and 'id="return-form"' not in page
+    assert "等待商家同意退货；同意后这里会显示退货地址。" in page and "<address>" not in page
+    early = client.post(
+        f"/orders/{number}/return",
+        {"carrier": "shunfeng", "tracking_number": "SF123456789"},
+        follow_redirects=True,
+    )
+    assert "商家尚未同意退货：同意后本页会显示退货地址。" in early.get_data(as_text=True)
+    owner = login(app, "owner")
+    # Without a return address on the shop's profile, staff are told to set one first.
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'id="no-return-address"' in order_page and 'id="agree-return"' not in order_page
     with app.app_context():
         theme.update(
             return_address={"name": "售后组", "phone": "0571-88886666", "address": "文三路 90 号"}
         )
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert "同意后将告知买家把商品寄回：售后组 0571-88886666 文三路 90 号" in order_page
+    agreed = owner.post(
+        f"/shop-admin/orders/{number}/return/agree", data={"csrf_token": owner.csrf}
+    )
+    assert agreed.status_code in (302, 303)
+    order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'id="return-agreed"' in order_page and 'id="agree-return"' not in order_page
     page = client.text(f"/orders/{number}")
-    assert "请将商品寄回：</p>\n<address>售后组 0571-88886666<br>文三路 90 号</address>" in page
+    assert 'id="return-form"' in page and "商家已同意退货，请将商品寄回：" in page
+    assert "<address>售后组 0571-88886666<br>文三路 90 号</address>" in page
+    assert "已同意退货" in page  # on the timeline
     before = counts(app)
     for form, said in (
         ({"carrier": "pigeon", "tracking_number": "SF123456789"}, "请从列表中选择快递公司。"),
@@ -499,7 +519,6 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
     assert sent.status_code == 302
     page = client.text(f"/orders/{number}")
     assert "退货运单：顺丰速运 SF123456789。" in page and "退货已寄出" in page
-    owner = login(app, "owner")
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
     assert "退货运单：顺丰速运 SF123456789。" in order_page
     assert status(app, number) == "refunding"
@@ -529,3 +548,35 @@ def test_the_buyer_withdraws_their_request_and_the_order_goes_on(shop):
             orders.withdraw_refund(number, actor="buyer")  # not theirs to take back
         assert refused.value.reason == "not_your_request"
     assert (status(app, number), counts(app)) == ("refunding", before)
+
+
+def test_agreeing_to_a_return_is_refused_when_it_cannot_be_and_changes_nothing(shop):
+    from koudai_flask.errors import ValidationError
+    from koudai_flask.services import returns
+
+    app, numbers = shop
+    number = numbers["web"]
+    to = {"name": "售后组", "phone": "0571-88886666", "address": "文三路 90 号"}
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF700010")
+        orders.request_refund(number, reason="x", actor="buyer")  # money only
+        before = counts(app)
+        for address, reason in ((to, "no_return_asked"), (None, "no_return_address")):
+            with pytest.raises(ValidationError) as refused:
+                returns.agree(number, actor="staff:1", address=address)
+            assert refused.value.reason == reason
+        orders.decline_refund(number, reason="请先联系客服", actor="staff:1")
+        orders.request_refund(number, reason="y", actor="buyer", returning=True)
+        with pytest.raises(ValidationError) as refused:
+            returns.agree(number, actor="staff:1", address={**to, "phone": "call me"})
+        assert refused.value.reason == "return_address_phone"
+        middle = counts(app)
+        assert middle != before  # the decline and the new request were written
+    assert counts(app) == middle
+    # Warehouse staff may not answer refund requests, so not agree to a return either.
+    warehouse = login(app, "warehouse")
+    answer = warehouse.post(
+        f"/shop-admin/orders/{number}/return/agree", data={"csrf_token": warehouse.csrf}
+    )
+    assert answer.status_code == 403
+    assert counts(app) == middle

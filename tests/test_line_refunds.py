@@ -21,6 +21,9 @@ from tests.test_orders import world
 W, B = 12900, 13900  # the shirt's prices (tests/conftest.py)
 
 
+RETURN_TO = {"name": "售后组", "phone": "0571-88886666", "address": "杭州市文三路 90 号"}
+
+
 def paid(lines: dict[str, int], shipping_fee: int = 0) -> str:
     order = orders.place(
         channel="web",
@@ -278,13 +281,16 @@ def test_the_api_shows_what_a_refunding_order_waits_on(shop):
         orders.request_refund(
             number, reason="破损", actor="buyer", lines={"KET": 1}, returning=True
         )
+        returns.agree(number, actor="staff:owner@shop.cn", address=RETURN_TO)
         returns.send_back(number, carrier="yuantong", tracking_number="YT900002")
     asked = client.get(f"{API}/orders/{number}", headers=headers).get_json()["refund_request"]
+    assert asked.pop("return_agreed_at") >= asked["asked_at"]
     assert {k: v for k, v in asked.items() if k != "asked_at"} == {
         "actor": "buyer",
         "reason": "破损",
         "lines": {"KET": 1},
         "returning": True,
+        "return_address": RETURN_TO,
         "return_waybill": {
             "carrier": "yuantong",
             "tracking_number": "YT900002",

@@ -669,6 +669,7 @@ def test_the_buyers_order_page_shows_the_trace_newest_first(shop):
 
 
 BACK = "YT7001002003004"
+RETURN_TO = {"name": "售后组", "phone": "0571-88886666", "address": "杭州市文三路 90 号"}
 RETURN_SIGNED = {
     "time": "2026-11-28 15:30:00",
     "context": "【杭州市】快件已签收 签收人: 商家仓库",
@@ -680,6 +681,7 @@ def asked_to_return(waybill: str = WAYBILL) -> str:
     """A shipped order whose buyer asks to send it back: its number."""
     number, _ = ship_order(waybill)
     orders.request_refund(number, reason="尺码不合适", actor="buyer", returning=True)
+    returns.agree(number, actor="staff:owner", address=RETURN_TO)
     return number
 
 
@@ -975,4 +977,6 @@ def test_goods_arrived_counts_the_request_waiting_now_only(shop: Flask) -> None:
     assert waiting_with_goods() == []
     # Asked again: the parcel that came back for the first request is not this one's.
     orders.request_refund(number, reason="还是想退", actor="buyer", returning=True)
+    assert waiting_with_goods() == []
+    returns.agree(number, actor="staff:owner", address=RETURN_TO)
     assert waiting_with_goods() == []

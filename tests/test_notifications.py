@@ -555,6 +555,28 @@ def test_a_partial_refund_is_texted_and_one_made_on_a_marketplace_is_not(make_ap
         assert summary(number)[-1] == ("partially_refunded", "sms", "sent", 1)
 
 
+def test_an_agreed_return_texts_the_buyer_where_to_send_the_goods(make_app, database_url):
+    from koudai_flask.services import returns
+
+    app = make_app(database_url, KOUDAI_SMS={"provider": "log"})
+    with app.app_context():
+        stock()
+        number = place(buyer(openid=None, phone=PHONE).id)
+        pay(number)
+        orders.ship(number, carrier="shunfeng", tracking_number="SF300001")
+        orders.request_refund(number, reason="尺码不合适", actor="buyer", returning=True)
+        to = {"name": "售后组", "phone": "0571-88886666", "address": "杭州市文三路 90 号"}
+        returns.agree(number, actor="staff:1", address=to)
+        assert sms.get_provider().sent[-1].text == (
+            f"【Koudai Shop】商家已同意您订单{number}的退货，请将商品寄回："
+            "售后组 0571-88886666 杭州市文三路 90 号。寄出后请在订单页填写运单号。"
+        )
+        assert summary(number)[-1] == ("return_agreed", "sms", "sent", 1)
+        returns.agree(number, actor="staff:1", address=to)  # again: nothing new, no second text
+        assert summary(number)[-1] == ("return_agreed", "sms", "sent", 1)
+        assert [n.event for n in rows(number)].count("return_agreed") == 1
+
+
 class FlakyProvider:
     """An SMS gateway that times out a few times first (built from KOUDAI_SMS)."""
 

@@ -11,6 +11,7 @@ from koudai_flask.services import catalog, channels, orders, returns, staff
 from tests.test_notifications import SmtpServer, mail_settings
 
 PASSWORD = "correct-horse-battery"
+RETURN_TO = {"name": "售后组", "phone": "0571-88886666", "address": "杭州市文三路 90 号"}
 
 
 @pytest.fixture
@@ -86,11 +87,12 @@ def test_the_alert_names_the_items_and_a_return(make_app, database_url, smtp):
     [mail] = smtp.state.received
     text = mail.message.get_body(("plain",)).get_content()
     assert "商品：Kettle (KET) × 1" in text
-    assert "买家会寄回商品：收到后再退款。" in text
+    assert "买家希望退货：请在订单页同意退货（买家随即收到退货地址），收到商品后再退款。" in text
     # Without SERVER_NAME no link can be built outside a request: the number stands in.
     assert text.strip().splitlines()[-1] == f"请退款，或写明理由拒绝：{order.number}"
 
     with app.app_context():  # the buyer posts the goods: staff learn what parcel to expect
+        returns.agree(order.number, actor="staff:owner@shop.cn", address=RETURN_TO)
         returns.send_back(order.number, carrier="yuantong", tracking_number="YT800002")
     posted = smtp.state.received[-1].message
     assert len(smtp.state.received) == 2

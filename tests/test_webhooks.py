@@ -552,25 +552,37 @@ def test_on_rq_each_attempt_is_a_job_and_a_retry_is_scheduled(
         )
 
 
+RETURN_TO = {"name": "售后组", "phone": "0571-88886666", "address": "杭州市文三路 90 号"}
+
+
 def test_a_return_reaches_the_receiver_with_its_items_and_waybill(hooked, receiver):
     from koudai_flask.services import returns
 
-    subscribe(receiver, "order.refund_requested", "order.return_sent", "order.refund_settled")
+    subscribe(
+        receiver,
+        "order.refund_requested",
+        "order.return_agreed",
+        "order.return_sent",
+        "order.refund_settled",
+    )
     order = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 2}])
     orders.mark_paid(order.number, amount=order.total, transaction_id="T-2", provider="offline")
     orders.ship(order.number, carrier="shunfeng", tracking_number="SF910001")
     orders.request_refund(
         order.number, reason="cracked", actor="buyer", lines={"KET": 1}, returning=True
     )
+    returns.agree(order.number, actor="staff:1", address=RETURN_TO)
     returns.send_back(order.number, carrier="yuantong", tracking_number="YT910002")
     orders.refund(order.number, lines={"KET": 1}, restock=True, actor="staff:1")
     events = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
     assert [name for name, _ in events] == [
         "order.refund_requested",
+        "order.return_agreed",
         "order.return_sent",
         "order.refund_settled",
     ]
     assert events[0][1]["refund_request"] == {"lines": {"KET": 1}, "returning": True}
-    assert (events[1][1]["carrier"], events[1][1]["tracking_number"]) == ("yuantong", "YT910002")
-    assert (events[2][1]["status"], events[2][1]["previous_status"]) == ("shipped", "refunding")
-    assert "refund_request" not in events[2][1]
+    assert events[1][1]["return_address"] == RETURN_TO
+    assert (events[2][1]["carrier"], events[2][1]["tracking_number"]) == ("yuantong", "YT910002")
+    assert (events[3][1]["status"], events[3][1]["previous_status"]) == ("shipped", "refunding")
+    assert "refund_request" not in events[3][1]

@@ -272,11 +272,13 @@ def print_campaign_walkthrough(base: str, wechat: str) -> None:
 def print_after_sales_walkthrough(base: str) -> None:
     print("After-sales, end to end (buyer in one browser, owner in another):")
     print(f"  1. buyer: buy two of something, pay; owner: ship it from {base}/shop-admin/orders")
-    print("  2. buyer: on the order page, 申请退款: one of the two, 退货退款, then give a waybill")
+    print("  2. buyer: on the order page, 申请退款: one of the two, 退货退款")
+    print(f"  3. owner: {base}/shop-admin/orders?status=refunding  同意退货 (the buyer gets")
+    print("     the shop's return address); buyer: give a waybill on the order page")
     print("     (the demo courier carries the return parcel too: 运输中, then 已签收)")
-    print(f"  3. owner: {base}/shop-admin/orders?status=refunding  the items are filled in;")
-    print("     once the parcel is signed for, 'the parcel came back' is ticked: refund, and")
-    print("     the order is shipped again, one unit back on the shelf, the buyer reads 已退 1 件")
+    print("  4. owner: once the parcel is signed for, 'the parcel came back' is ticked and the")
+    print("     items are filled in: refund, and the order is shipped again, one unit back on")
+    print("     the shelf, the buyer reads 已退 1 件")
 
 
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:

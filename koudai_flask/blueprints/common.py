@@ -230,6 +230,14 @@ _REASONS = {
     "return_unshipped": lazy_gettext("Nothing has shipped yet, so nothing can be sent back."),
     "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
     "no_return_asked": lazy_gettext("This order waits on no return of goods."),
+    "no_return_address": lazy_gettext(
+        "To agree to a return, the shop needs a return address: the owner sets it with the "
+        "shop profile."
+    ),
+    "return_not_agreed": lazy_gettext(
+        "The seller has not agreed to the return yet: the address to send the goods to shows "
+        "on this page once they do."
+    ),
     "return_arrived": lazy_gettext(
         "The goods you sent back have arrived at the shop, which answers the request now."
     ),

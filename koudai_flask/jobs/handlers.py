@@ -37,6 +37,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.partially_refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
+    # The seller agreed to a return: the buyer is told where to send the goods.
+    "order.return_agreed": ["koudai_flask.services.notifications:on_order_event"],
     # A buyer's refund request: staff who may answer it are told by e-mail.
     "order.refunding": ["koudai_flask.services.staff_alerts:on_refund_requested"],
     # ... and when the buyer posts the goods of a return.

@@ -83,15 +83,20 @@ class Order(Base, Timestamped):
     def open_refund_request(self) -> dict[str, Any] | None:
         """The refund request a ``refunding`` order waits on, as plain data: when and by whom
         it was asked, the reason, the items (``{sku: units}``, empty for the whole order),
-        whether the goods come back, and the return parcel's waybill once the buyer gave it,
-        with where the parcel is (``status`` shipped or delivered, ``delivered_at``)."""
+        whether the goods come back, when the seller agreed to the return and the address it
+        gave, and the return parcel's waybill once the buyer gave it, with where the parcel is
+        (``status`` shipped or delivered, ``delivered_at``)."""
         if self.status != "refunding":
             return None
         request: OrderEvent | None = None
+        agreed: OrderEvent | None = None
         waybill: dict[str, str] | None = None
         for event in self.events:
             if event.to_status == "refunding" and event.from_status != "refunding":
-                request, waybill = event, None  # an earlier return's parcel is not this one's
+                # An earlier return's agreement and parcel are not this one's.
+                request, agreed, waybill = event, None, None
+            elif event.return_address is not None:
+                agreed = event
             elif event.waybill is not None:
                 waybill = event.waybill
         if request is None:
@@ -104,6 +109,8 @@ class Order(Base, Timestamped):
             "reason": request.note,
             "lines": request.asked_lines,
             "returning": request.returning,
+            "return_agreed_at": agreed.created_at if agreed else None,
+            "return_address": agreed.return_address if agreed else None,
             "return_waybill": waybill,
         }
 
@@ -193,6 +200,12 @@ class OrderEvent(Base, Timestamped):
         return dict(found) if found else None
 
     @property
+    def return_address(self) -> dict[str, str] | None:
+        """Where the seller, agreeing to a return, told the buyer to send the goods."""
+        found = (self.detail or {}).get("return_address")
+        return dict(found) if found else None
+
+    @property
     def returning(self) -> bool:
         """The refund request sends the goods back (退货退款), not money alone."""
         return bool((self.detail or {}).get("returning"))
@@ -212,10 +225,11 @@ class OrderEvent(Base, Timestamped):
 CHANNEL_ACTOR = "channel:"
 # The note of a timeline entry that keeps the order's state starts with its kind.
 PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
-RETURN_SENT, RETURN_ARRIVED = "return parcel", "return arrived"
+RETURN_AGREED, RETURN_SENT, RETURN_ARRIVED = "return agreed", "return parcel", "return arrived"
 IN_PLACE_STEPS = {
     PARTIAL_REFUND: "partially_refunded",
     PARTIAL_SHIPMENT: "partially_shipped",
+    RETURN_AGREED: "return_agreed",
     RETURN_SENT: "return_sent",
     RETURN_ARRIVED: "return_arrived",
 }

@@ -13,6 +13,14 @@ decides who is told what and keeps the log (``Notification`` rows).
 from __future__ import annotations
 
 CHANNELS = ("wechat", "sms", "email")
-EVENTS = ("paid", "shipped", "delivered", "refunded", "partially_refunded", "refund_declined")
+EVENTS = (
+    "paid",
+    "shipped",
+    "delivered",
+    "refunded",
+    "partially_refunded",
+    "refund_declined",
+    "return_agreed",
+)
 
 __all__ = ["CHANNELS", "EVENTS"]

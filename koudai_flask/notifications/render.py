@@ -88,6 +88,12 @@ _ZH: dict[tuple[str, str], Wording] = {
         "【{{ shop_name }}】您的订单{{ order_number }}的退款申请未获同意：{{ reason }}"
         "{% if order_url %}查看订单：{{ order_url }}{% endif %}",
     ),
+    ("return_agreed", "sms"): Wording(
+        "",
+        "【{{ shop_name }}】商家已同意您订单{{ order_number }}的退货，"
+        "请将商品寄回：{{ return_address }}。寄出后请在订单页填写运单号。"
+        "{% if order_url %}{{ order_url }}{% endif %}",
+    ),
     ("paid", "email"): Wording(
         "{{ shop_name }}：订单{{ order_number }}已付款",
         "您好，\n\n我们已收到订单{{ order_number }}的付款{{ total }}，会尽快为您发货。"
@@ -119,6 +125,12 @@ _ZH: dict[tuple[str, str], Wording] = {
         "您好，\n\n订单{{ order_number }}的退款申请未获同意，商家的答复：{{ reason }}"
         "{% if order_url %}\n\n查看订单：{{ order_url }}{% endif %}\n\n{{ shop_name }}",
     ),
+    ("return_agreed", "email"): Wording(
+        "{{ shop_name }}：订单{{ order_number }}的退货已同意",
+        "您好，\n\n商家已同意订单{{ order_number }}的退货，请将商品寄回：\n{{ return_address }}\n\n"
+        "寄出后请在订单页填写快递公司和运单号。{% if order_url %}\n\n查看订单：{{ order_url }}"
+        "{% endif %}\n\n{{ shop_name }}",
+    ),
     ("paid", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ total }}", "keyword3: {{ status }}"
     ),
@@ -136,6 +148,9 @@ _ZH: dict[tuple[str, str], Wording] = {
     ),
     ("refund_declined", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ status }}", "keyword3: {{ reason }}"
+    ),
+    ("return_agreed", "wechat"): _wechat(
+        "keyword1: {{ order_number }}", "keyword2: {{ status }}", "keyword3: {{ return_address }}"
     ),
 }
 
@@ -167,6 +182,12 @@ _EN: dict[tuple[str, str], Wording] = {
         "",
         "[{{ shop_name }}] Order {{ order_number }}: your refund request was declined: "
         "{{ reason }}{% if order_url %} {{ order_url }}{% endif %}",
+    ),
+    ("return_agreed", "sms"): Wording(
+        "",
+        "[{{ shop_name }}] Order {{ order_number }}: your return is agreed. Send the goods to "
+        "{{ return_address }}, then give the waybill on your order.{% if order_url %} "
+        "{{ order_url }}{% endif %}",
     ),
     ("paid", "email"): Wording(
         "{{ shop_name }}: order {{ order_number }} is paid",
@@ -202,6 +223,12 @@ _EN: dict[tuple[str, str], Wording] = {
         "seller says: {{ reason }}{% if order_url %}\n\nYour order: {{ order_url }}"
         "{% endif %}\n\n{{ shop_name }}",
     ),
+    ("return_agreed", "email"): Wording(
+        "{{ shop_name }}: the return of order {{ order_number }} is agreed",
+        "Hello,\n\nThe seller agrees to take back the goods of order {{ order_number }}. Send "
+        "them to:\n{{ return_address }}\n\nThen give the carrier and waybill on your order."
+        "{% if order_url %}\n\nYour order: {{ order_url }}{% endif %}\n\n{{ shop_name }}",
+    ),
 }
 # A WeChat template's fields are the same whatever the language of the values.
 _EN.update({key: wording for key, wording in _ZH.items() if key[1] == "wechat"})
@@ -218,6 +245,7 @@ VARIABLES = (
     "tracking_number",
     "order_url",
     "reason",
+    "return_address",
     "event",
 )
 
@@ -256,6 +284,7 @@ def sample_context(event: str = "shipped") -> dict[str, Any]:
         "tracking_number": "SF1234567890123",
         "order_url": "https://shop.example.com/shop/orders/KD202611250000000001",
         "reason": "商品已发出，请留意物流",
+        "return_address": "售后组 0571-88886666 杭州市西湖区文三路 90 号",
         "event": event,
     }
 

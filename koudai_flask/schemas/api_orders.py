@@ -48,6 +48,12 @@ class WaybillOut(Schema):
     tracking_number = fields.String(required=True)
 
 
+class ReturnAddressOut(Schema):
+    name = fields.String(required=True)
+    phone = fields.String(required=True)
+    address = fields.String(required=True)
+
+
 class ReturnWaybillOut(WaybillOut):
     status = fields.String(
         required=True,
@@ -68,6 +74,17 @@ class RefundRequestOut(Schema):
     )
     returning = fields.Boolean(
         required=True, metadata={"description": "the goods come back (退货退款)"}
+    )
+    return_agreed_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "when the seller agreed to take the goods back"},
+    )
+    return_address = fields.Nested(
+        ReturnAddressOut,
+        required=True,
+        allow_none=True,
+        metadata={"description": "where the seller, agreeing, told the buyer to send the goods"},
     )
     return_waybill = fields.Nested(
         ReturnWaybillOut,

@@ -287,6 +287,24 @@ def decline_refund(user_id: str, number: str, *, reason: str) -> Order:
         return order
 
 
+def agree_return(user_id: str, number: str) -> Order:
+    """Staff agree to take back the goods of a return and send the buyer the shop's return
+    address (``orders.refund`` permission, like refunding)."""
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.refund")
+        returns.agree(number, actor=f"staff:{user_id}")
+        session.refresh(order)
+        staff.audit(
+            f"staff:{user_id}",
+            "orders.agree_return",
+            "order",
+            number,
+            {"return_address": None},
+            {"return_address": returns.return_address(order)},
+        )
+        return order
+
+
 def mark_paid_offline(user_id: str, number: str, *, reference: str = "") -> Order:
     """Cash on delivery or a bank transfer arrived: staff record it (provider ``offline``)."""
     reference = (reference or "").strip()[:60]

@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Refund,
     Shipment,
 )
-from koudai_flask.models.orders import OUTBOUND
+from koudai_flask.models.orders import OUTBOUND, RETURN_AGREED
 from koudai_flask.notifications import render
 from koudai_flask.notifications.delivery import Outgoing
 from koudai_flask.services import theme
@@ -106,8 +106,24 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
         "order_url": order_url(order.number),
         # Why staff declined the last refund request, for the refund_declined message.
         "reason": declined.note if declined is not None else "",
+        # Where the seller, agreeing to a return, told the buyer to send the goods.
+        "return_address": _address_text(session, order.id),
         "event": event,
     }
+
+
+def _address_text(session: Session, order_id: int) -> str:
+    """The address of the seller's latest agreement to a return, as one line of text."""
+    agreed = session.scalar(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order_id, OrderEvent.note.startswith(RETURN_AGREED))
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+    address = agreed.return_address if agreed is not None else None
+    if not address:
+        return ""
+    return f"{address['name']} {address['phone']} {address['address']}"
 
 
 def order_url(number: str) -> str:

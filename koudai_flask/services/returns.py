@@ -29,7 +29,7 @@ from koudai_flask.models import (
     StockMovement,
     TrackingEvent,
 )
-from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_SENT
+from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_AGREED, RETURN_SENT
 from koudai_flask.services import inventory
 from koudai_flask.services.shipping import TRACKING_NUMBER, end_line_hold
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -177,8 +177,9 @@ def _put_back(order: Order, sku_id: int, code: str, units: int, key: str) -> Non
 
 
 def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "buyer") -> None:
-    """The buyer has posted the goods of a return (退货退款): the parcel's waybill goes on the
-    request for staff, who refund once it arrives, and is tracked like a parcel we sent
+    """The buyer has posted the goods of a return (退货退款) the seller agreed to
+    (``return_not_agreed`` before): the parcel's waybill goes on the request for staff, who
+    refund once it arrives, and is tracked like a parcel we sent
     (``order.return_sent`` subscribes it to Kuaidi100). Given again, the latest one counts: a
     corrected waybill replaces the one before, which is no longer followed; once the parcel
     was signed for, nothing changes (``return_arrived``)."""
@@ -199,6 +200,11 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         asked = orders.refund_request(session, order)
         if asked is None or not asked.returning:
             raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        if _agreed(session, order, asked) is None:
+            raise ValidationError(
+                f"order {number}: the seller has not agreed to the return yet",
+                reason="return_not_agreed",
+            )
         check_not_arrived(session, order)
         waybill = {"carrier": carrier, "tracking_number": tracking_number}
         _track_return(session, order, asked.created_at, carrier, tracking_number)
@@ -211,6 +217,57 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
             extra=waybill,
             detail={"return_waybill": waybill},
         )
+
+
+def agree(number: str, *, actor: str = "system", address: dict[str, str] | None = None) -> Order:
+    """The seller agrees to take the goods of a return back (同意退货) and tells the buyer
+    where to send them: ``address``, else the shop's return address (``no_return_address``
+    when there is none). Only then may the buyer give the parcel's waybill. Agreeing again
+    changes nothing."""
+    from koudai_flask.services import orders, theme
+
+    address = theme.check_return_address(address) if address else theme.current().return_address
+    if not address:
+        raise ValidationError(
+            "set the shop's return address before agreeing to a return",
+            reason="no_return_address",
+        )
+    with unit_of_work() as session:
+        order = orders.get_order(session, number)
+        session.refresh(order)
+        asked = orders.refund_request(session, order)
+        if asked is None or not asked.returning:
+            raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        if asked.by_channel:
+            raise ValidationError(
+                f"order {number}: the return was asked on {order.channel}, answer it there",
+                reason="refund_on_channel",
+                detail={"channel": order.channel},
+            )
+        if _agreed(session, order, asked) is None:
+            orders.record_in_place(
+                session,
+                order,
+                actor=actor,
+                note=f"{RETURN_AGREED} {address['address']}",
+                topic="order.return_agreed",
+                extra={"return_address": dict(address)},
+                detail={"return_address": dict(address)},
+            )
+        return order
+
+
+def _agreed(session: Session, order: Order, asked: OrderEvent) -> int | None:
+    """The timeline entry of the seller's agreement to the return ``asked`` requested."""
+    return session.scalar(
+        select(OrderEvent.id)
+        .where(
+            OrderEvent.order_id == order.id,
+            OrderEvent.id > asked.id,
+            OrderEvent.note.startswith(RETURN_AGREED),
+        )
+        .limit(1)
+    )
 
 
 def check_not_arrived(session: Session, order: Order) -> None:
@@ -288,6 +345,11 @@ def _track_return(
             )
         )
     session.flush()
+
+
+def return_address(order: Order) -> dict[str, str] | None:
+    """Where the seller, agreeing to the return ``order`` waits on, told the buyer to send it."""
+    return (order.open_refund_request or {}).get("return_address")
 
 
 def return_waybill(order: Order) -> dict[str, str] | None:

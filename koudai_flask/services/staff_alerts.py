@@ -140,7 +140,12 @@ def _asked(order: Order, asked: OrderEvent) -> list[str]:
         )
         said.append(_k("Items: %(items)s", items=items))
     if asked.returning:
-        said.append(_k("The buyer sends the goods back: refund when they arrive."))
+        said.append(
+            _k(
+                "The buyer wants to send the goods back: agree to the return on the order, "
+                "which tells them the return address, and refund when the goods arrive."
+            )
+        )
     return said
 
 

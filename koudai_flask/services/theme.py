@@ -151,7 +151,7 @@ def update(
         raise ValidationError("the colour must be written #rrggbb", reason="theme_colour")
     if name is not None and not 1 <= len(name.strip()) <= 120:
         raise ValidationError("the shop name must be 1 to 120 characters", reason="shop_name")
-    address = _return_address(return_address) if return_address is not None else None
+    address = check_return_address(return_address) if return_address is not None else None
     with unit_of_work() as session:
         profile = session.scalar(select(ShopProfile).order_by(ShopProfile.id).limit(1))
         if profile is None:
@@ -171,7 +171,7 @@ def update(
         return profile
 
 
-def _return_address(given: dict[str, str]) -> dict[str, str]:
+def check_return_address(given: dict[str, str]) -> dict[str, str]:
     """The parts of a return address, checked: all of them, or none (no address)."""
     parts = {key: " ".join(str(given.get(key) or "").split()) for key in RETURN_ADDRESS_PARTS}
     if not any(parts.values()):

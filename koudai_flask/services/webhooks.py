@@ -44,6 +44,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.refund_declined": "order.refund_declined",
     "order.refund_settled": "order.refund_settled",
     "order.refund_withdrawn": "order.refund_withdrawn",
+    "order.return_agreed": "order.return_agreed",
     "order.return_sent": "order.return_sent",
     "order.return_arrived": "order.return_arrived",
     "stock.changed": "stock.changed",

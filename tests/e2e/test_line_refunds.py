@@ -114,6 +114,18 @@ def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shot
         shop.locator("#ask-refund").click()
         expect(shop.locator("#asked-items")).to_contain_text("退货退款")
         expect(shop.locator("#asked-items")).to_contain_text("× 1")
+        expect(shop.locator("#return-to")).to_contain_text("等待商家同意退货")
+        expect(shop.locator("#return-form")).to_have_count(0)
+
+        admin = browser.new_context(**PHONE).new_page()
+        staff_login(admin, server.url, "owner@shop.cn", PASSWORD)
+        admin.goto(f"{server.url}/shop-admin/orders/{number}")
+        expect(admin.locator("#agree-return-form")).to_contain_text("杭州市西湖区文三路 90 号")
+        found += fits_and_reads(admin)
+        admin.locator("#agree-return").click()
+        expect(admin.locator("#return-agreed")).to_contain_text("茶铺售后")
+
+        shop.reload()
         to = shop.locator("#return-to address")
         expect(to).to_contain_text("茶铺售后 0571-88886666")
         expect(to).to_contain_text("杭州市西湖区文三路 90 号")
@@ -140,8 +152,6 @@ def test_the_buyer_returns_one_item_on_a_phone(make_app, tmp_path, browser, shot
         found += fits_and_reads(shop)
         shots(shop, "return-signed-for")
 
-        admin = browser.new_context(**PHONE).new_page()
-        staff_login(admin, server.url, "owner@shop.cn", PASSWORD)
         admin.goto(f"{server.url}/shop-admin/orders/{number}")
         expect(admin.locator("#refund-request #asked-items")).to_contain_text("退货退款")
         expect(admin.locator("#refund-request #return-waybill")).to_contain_text("YT9876543210")

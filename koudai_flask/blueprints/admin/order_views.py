@@ -26,7 +26,15 @@ from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel
-from koudai_flask.services import backoffice, notifications, order_csv, orders, returns, staff
+from koudai_flask.services import (
+    backoffice,
+    notifications,
+    order_csv,
+    orders,
+    returns,
+    staff,
+    theme,
+)
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import remaining
 from koudai_flask.services.transaction import current_session
@@ -179,6 +187,8 @@ def register(bp: Blueprint) -> None:
             notifications=_notifications(order.number),
             refund_request=asked,
             return_waybill=returns.return_waybill(order),
+            return_address=returns.return_address(order),
+            shop_return_address=theme.current().return_address,
             previous_status=orders.state_before(current_session(), order) if asked else None,
             # Paid on a marketplace: its refunds are made there, and mirrored here.
             marketplace=order.channel
@@ -275,6 +285,17 @@ def register(bp: Blueprint) -> None:
                 actor_id(), number, reason=request.form.get("reason", "")
             ),
             _k("Refund declined; the buyer sees your reason on the order."),
+        )
+
+    @bp.post("/orders/<number>/return/agree")
+    @staff_required("orders.refund")
+    def order_agree_return(number: str) -> ResponseReturnValue:
+        checked_form()
+        _order_or_404(number, "orders.refund")
+        return _act(
+            number,
+            lambda: backoffice.agree_return(actor_id(), number),
+            _k("Return agreed; the buyer is told where to send the goods."),
         )
 
     @bp.post("/orders/<number>/note")

@@ -29,6 +29,7 @@ EVENT_LABELS = {
     "order.refund_declined": _l("Refund declined"),
     "order.refund_settled": _l("Refund request settled"),
     "order.refund_withdrawn": _l("Refund request withdrawn"),
+    "order.return_agreed": _l("Return agreed"),
     "order.return_sent": _l("Goods sent back"),
     "order.return_arrived": _l("Returned goods arrived"),
     "stock.changed": _l("Stock changed"),

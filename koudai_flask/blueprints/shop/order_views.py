@@ -103,6 +103,7 @@ def _order_page(
         refund_form=refund_form or RefundRequestForm(formdata=None),
         refund_request=orders.refund_request(current_session(), order),
         return_waybill=returns.return_waybill(order),
+        return_address=returns.return_address(order),
         carriers=CARRIERS,
         # The seller's answer, while the order stays where it went back to.
         declined=answer if answer is not None and answer is order.events[-1] else None,
