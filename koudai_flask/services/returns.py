@@ -195,11 +195,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
             detail={"tracking_number": tracking_number},
         )
     with unit_of_work() as session:
-        order = orders.get_order(session, number)
-        session.refresh(order)
-        asked = orders.refund_request(session, order)
-        if asked is None or not asked.returning:
-            raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        order, asked = _return_asked(session, number)
         if _agreed(session, order, asked) is None:
             raise ValidationError(
                 f"order {number}: the seller has not agreed to the return yet",
@@ -233,11 +229,7 @@ def agree(number: str, *, actor: str = "system", address: dict[str, str] | None 
             reason="no_return_address",
         )
     with unit_of_work() as session:
-        order = orders.get_order(session, number)
-        session.refresh(order)
-        asked = orders.refund_request(session, order)
-        if asked is None or not asked.returning:
-            raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+        order, asked = _return_asked(session, number)
         if asked.by_channel:
             raise ValidationError(
                 f"order {number}: the return was asked on {order.channel}, answer it there",
@@ -255,6 +247,18 @@ def agree(number: str, *, actor: str = "system", address: dict[str, str] | None 
                 detail={"return_address": dict(address)},
             )
         return order
+
+
+def _return_asked(session: Session, number: str) -> tuple[Order, OrderEvent]:
+    """The order, fresh, and the refund request it waits on, which must send goods back."""
+    from koudai_flask.services import orders
+
+    order = orders.get_order(session, number)
+    session.refresh(order)
+    asked = orders.refund_request(session, order)
+    if asked is None or not asked.returning:
+        raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
+    return order, asked
 
 
 def _agreed(session: Session, order: Order, asked: OrderEvent) -> int | None:
