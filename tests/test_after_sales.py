@@ -3,6 +3,7 @@ refund, staff refund or decline with a reason the buyer reads."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -485,24 +486,39 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
     )
     assert "商家尚未同意退货：同意后本页会显示退货地址。" in early.get_data(as_text=True)
     owner = login(app, "owner")
-    # Without a return address on the shop's profile, staff are told to set one first.
+    agree = f"/shop-admin/orders/{number}/return/agree"
+    # No return address on the shop's profile: staff type one, and an empty form is refused.
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
-    assert 'id="no-return-address"' in order_page and 'id="agree-return"' not in order_page
+    assert 'id="no-return-address"' in order_page
+    assert re.search(r'name="return_name"[^>]*value=""', order_page)
+    empty = {"csrf_token": owner.csrf, "return_name": "", "return_phone": "", "return_address": ""}
+    unchanged = counts(app)
+    refused = owner.post(agree, data=empty, follow_redirects=True).get_data(as_text=True)
+    assert "请填写买家寄回商品的地址：收件人、电话和地址" in refused
+    assert counts(app) == unchanged
     with app.app_context():
         theme.update(
             return_address={"name": "售后组", "phone": "0571-88886666", "address": "文三路 90 号"}
         )
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
-    assert "同意后将告知买家把商品寄回：售后组 0571-88886666 文三路 90 号" in order_page
+    assert re.search(r'name="return_phone"[^>]*value="0571-88886666"', order_page)
+    assert 'id="no-return-address"' not in order_page
+    # This order's goods go to the other warehouse: staff change the address before agreeing.
     agreed = owner.post(
-        f"/shop-admin/orders/{number}/return/agree", data={"csrf_token": owner.csrf}
+        agree,
+        data={
+            **empty,
+            "return_name": "售后组",
+            "return_phone": "0571-88886666",
+            "return_address": "文三路 90 号 B 仓",
+        },
     )
     assert agreed.status_code in (302, 303)
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
     assert 'id="return-agreed"' in order_page and 'id="agree-return"' not in order_page
     page = client.text(f"/orders/{number}")
     assert 'id="return-form"' in page and "商家已同意退货，请将商品寄回：" in page
-    assert "<address>售后组 0571-88886666<br>文三路 90 号</address>" in page
+    assert "<address>售后组 0571-88886666<br>文三路 90 号 B 仓</address>" in page
     assert "已同意退货" in page  # on the timeline
     before = counts(app)
     for form, said in (

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from koudai_flask.blueprints.api import SCOPES
-from koudai_flask.services import identities, merges, orders, segments, staff, tags
+from koudai_flask.services import identities, merges, orders, segments, staff, tags, theme
 from tests.api_support import ALL_SCOPES, API, OWNER, make_key, seed_shop
 
 # (view, method, path, body, status with the scope). {ext} / {paid} / {asked} (refunding)
@@ -54,6 +54,13 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         "POST",
         "/orders/{asked}/refund-request/decline",
         {"reason": "in transit"},
+        200,
+    ),
+    (
+        "order_agree_return",
+        "POST",
+        "/orders/{returning}/refund-request/agree-return",
+        None,
         200,
     ),
     ("channels_list", "GET", "/channels", None, 200),
@@ -107,7 +114,21 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
         ).number
         orders.mark_paid(asked, amount=13900, transaction_id="T-C", provider="api:ext-b")
         orders.request_refund(asked, reason="too big")
-    return app, {"ext": numbers["ext"], "paid": numbers["ext-b"], "asked": asked}
+        returning = orders.place(
+            channel="ext-b",
+            lines=[{"sku": "SHIRT-B", "quantity": 1, "unit_price": 13900}],
+            external_id="ext-b-3",
+        ).number
+        orders.mark_paid(returning, amount=13900, transaction_id="T-D", provider="api:ext-b")
+        orders.ship(returning, carrier="shunfeng", tracking_number="SF100200399")
+        orders.request_refund(returning, reason="too big", returning=True)
+        theme.update(return_address={"name": "售后", "phone": "0571-88886666", "address": "杭州"})
+    return app, {
+        "ext": numbers["ext"],
+        "paid": numbers["ext-b"],
+        "asked": asked,
+        "returning": returning,
+    }
 
 
 def test_every_endpoint_declares_a_scope_and_has_a_case(make_app, database_url):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Sku, StockLevel
-from koudai_flask.services import inventory, orders
+from koudai_flask.services import inventory, orders, theme
 from koudai_flask.services.shipping import remaining
 from tests.helpers import assert_ledger_consistent
 from tests.test_admin import build, login
@@ -281,7 +281,16 @@ def test_the_api_shows_what_a_refunding_order_waits_on(shop):
         orders.request_refund(
             number, reason="破损", actor="buyer", lines={"KET": 1}, returning=True
         )
-        returns.agree(number, actor="staff:owner@shop.cn", address=RETURN_TO)
+    refunds = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    agree = f"{API}/orders/{number}/refund-request/agree-return"
+    refused = client.post(agree, headers=refunds)  # the shop has no return address yet
+    assert (refused.status_code, refused.get_json()["reason"]) == (422, "no_return_address")
+    with app.app_context():
+        theme.update(return_address=RETURN_TO)
+    agreed = client.post(agree, headers=refunds)
+    assert agreed.status_code == 200
+    assert agreed.get_json()["refund_request"]["return_address"] == RETURN_TO
+    with app.app_context():
         returns.send_back(number, carrier="yuantong", tracking_number="YT900002")
     asked = client.get(f"{API}/orders/{number}", headers=headers).get_json()["refund_request"]
     assert asked.pop("return_agreed_at") >= asked["asked_at"]
@@ -298,6 +307,5 @@ def test_the_api_shows_what_a_refunding_order_waits_on(shop):
             "delivered_at": None,
         },
     }
-    refunds = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
     empty = client.post(f"{API}/orders/{number}/refunds", json={"lines": {}}, headers=refunds)
     assert empty.status_code == 422

@@ -231,8 +231,8 @@ _REASONS = {
     "unknown_carrier": lazy_gettext("Choose the carrier from the list."),
     "no_return_asked": lazy_gettext("This order waits on no return of goods."),
     "no_return_address": lazy_gettext(
-        "To agree to a return, the shop needs a return address: the owner sets it with the "
-        "shop profile."
+        "Enter where the buyer sends the goods: a recipient, a phone and an address (the "
+        "shop's return address, set with its profile, fills them in)."
     ),
     "return_not_agreed": lazy_gettext(
         "The seller has not agreed to the return yet: the address to send the goods to shows "

@@ -287,12 +287,13 @@ def decline_refund(user_id: str, number: str, *, reason: str) -> Order:
         return order
 
 
-def agree_return(user_id: str, number: str) -> Order:
-    """Staff agree to take back the goods of a return and send the buyer the shop's return
-    address (``orders.refund`` permission, like refunding)."""
+def agree_return(user_id: str, number: str, *, address: dict[str, str] | None = None) -> Order:
+    """Staff agree to take back the goods of a return and send the buyer ``address`` (all
+    parts empty or None: the shop's return address), with the ``orders.refund`` permission,
+    like refunding."""
     with unit_of_work() as session:
         order = order_for(user_id, number, "orders.refund")
-        returns.agree(number, actor=f"staff:{user_id}")
+        returns.agree(number, actor=f"staff:{user_id}", address=address)
         session.refresh(order)
         staff.audit(
             f"staff:{user_id}",

@@ -179,6 +179,12 @@ def decline_refund(who: Principal, number: str, *, reason: str) -> Order:
     return order(who, number)
 
 
+def agree_return(who: Principal, number: str) -> Order:
+    order(who, number, "orders.refund")
+    backoffice.agree_return(who.user_id, number)
+    return order(who, number)
+
+
 def refund(
     who: Principal,
     number: str,

@@ -217,12 +217,14 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
 
 def agree(number: str, *, actor: str = "system", address: dict[str, str] | None = None) -> Order:
     """The seller agrees to take the goods of a return back (同意退货) and tells the buyer
-    where to send them: ``address``, else the shop's return address (``no_return_address``
-    when there is none). Only then may the buyer give the parcel's waybill. Agreeing again
-    changes nothing."""
+    where to send them: ``address`` (checked; all parts empty counts as none), else the
+    shop's return address (``no_return_address`` when there is none either). Only then may
+    the buyer give the parcel's waybill. Agreeing again changes nothing."""
     from koudai_flask.services import orders, theme
 
-    address = theme.check_return_address(address) if address else theme.current().return_address
+    address = (
+        theme.check_return_address(address) if address else None
+    ) or theme.current().return_address
     if not address:
         raise ValidationError(
             "set the shop's return address before agreeing to a return",

@@ -294,7 +294,14 @@ def register(bp: Blueprint) -> None:
         _order_or_404(number, "orders.refund")
         return _act(
             number,
-            lambda: backoffice.agree_return(actor_id(), number),
+            lambda: backoffice.agree_return(
+                actor_id(),
+                number,
+                address={
+                    key: request.form.get(f"return_{key}", "")
+                    for key in ("name", "phone", "address")
+                },
+            ),
             _k("Return agreed; the buyer is told where to send the goods."),
         )
 

@@ -1,4 +1,5 @@
-"""Order endpoints: list, read, create for an external channel, pay, ship, cancel, refund."""
+"""Order endpoints: list, read, create for an external channel, pay, ship, cancel, refund,
+and answer a refund request (decline it, agree to a return)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,16 @@ def register(bp: Blueprint) -> None:
         """Decline the buyer's refund request: the order goes back to the state it was
         asked from, and the buyer reads `reason` on it."""
         return platform_actions.decline_refund(principal(), number, reason=data["reason"])
+
+    @bp.route("/orders/<number>/refund-request/agree-return", methods=["POST"])
+    @requires("orders.refund")
+    @idempotent
+    @bp.response(200, OrderOut)
+    def order_agree_return(number: str) -> Any:
+        """Agree to take back the goods the buyer asked to return: the buyer is sent the
+        shop's return address (`refund_request.return_address`) and may then give the
+        parcel's waybill. Agreeing again changes nothing."""
+        return platform_actions.agree_return(principal(), number)
 
     @bp.route("/orders/<number>/refunds", methods=["POST"])
     @requires("orders.refund")
