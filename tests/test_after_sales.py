@@ -516,6 +516,8 @@ def test_the_buyer_gives_the_return_waybill_and_staff_read_it(shop):
     assert agreed.status_code in (302, 303)
     order_page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
     assert 'id="return-agreed"' in order_page and 'id="agree-return"' not in order_page
+    waiting = owner.get("/shop-admin/orders?status=refunding").get_data(as_text=True)
+    assert f'data-number="{number}"' in waiting and "kd-return-arrived" not in waiting
     page = client.text(f"/orders/{number}")
     assert 'id="return-form"' in page and "商家已同意退货，请将商品寄回：" in page
     assert "<address>售后组 0571-88886666<br>文三路 90 号 B 仓</address>" in page

@@ -873,6 +873,9 @@ def test_the_buyer_and_staff_see_where_the_return_parcel_is(
     assert re.search(r'<dd id="returns-arrived"><a href="[^"]*returns=arrived[^"]*">1</a>', home)
     listed = staff_client.get("/shop-admin/orders?returns=arrived").get_data(as_text=True)
     assert f'data-number="{number}"' in listed
+    every = staff_client.get("/shop-admin/orders?lang=zh_CN").get_data(as_text=True)
+    row = every.split(f'data-number="{number}"')[1].split("</tr>")[0]
+    assert '<small class="kd-muted kd-return-arrived">退货已签收</small>' in row
 
 
 def logistics_checkpoints(events: list[dict[str, str]]) -> list[Any]:
@@ -980,3 +983,36 @@ def test_goods_arrived_counts_the_request_waiting_now_only(shop: Flask) -> None:
     assert waiting_with_goods() == []
     returns.agree(number, actor="staff:owner", address=RETURN_TO)
     assert waiting_with_goods() == []
+
+
+def test_agreeing_to_a_return_waits_for_the_order_s_lock_on_postgresql(
+    make_app, postgres_url, sandbox, live
+):
+    """Two clicks on "agree" (or a waybill given meanwhile) apply one after the other: while
+    another transaction holds the order's row, agreeing waits (here: gives up after 300 ms),
+    writing nothing; once it is released, it goes through, once. The holder takes FOR NO
+    KEY UPDATE, which the timeline entry's foreign-key check (KEY SHARE) does not wait on:
+    only the order lock taken on purpose does."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    assert postgres_url.endswith("synchronous_commit%3Doff")  # options come last
+    app = _tracking_app(make_app, postgres_url + "%20-clock_timeout%3D300", sandbox, live)
+    with app.app_context():
+        number, _ = ship_order()
+        orders.request_refund(number, reason="尺码不合适", actor="buyer", returning=True)
+    holder = create_engine(postgres_url)
+    try:
+        with holder.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT id FROM koudai_order WHERE number = :n FOR NO KEY UPDATE"),
+                {"n": number},
+            )
+            with app.app_context(), pytest.raises(OperationalError, match="lock timeout"):
+                returns.agree(number, actor="staff:owner", address=RETURN_TO)
+        with app.app_context():
+            assert topics("order.return_agreed") == []
+            returns.agree(number, actor="staff:owner", address=RETURN_TO)
+            assert len(topics("order.return_agreed")) == 1
+    finally:
+        holder.dispose()

@@ -252,11 +252,13 @@ def agree(number: str, *, actor: str = "system", address: dict[str, str] | None 
 
 
 def _return_asked(session: Session, number: str) -> tuple[Order, OrderEvent]:
-    """The order, fresh, and the refund request it waits on, which must send goods back."""
+    """The order, fresh and locked (two clicks on "agree", or a waybill given while staff
+    agree, apply one after the other), and the refund request it waits on, which must send
+    goods back."""
     from koudai_flask.services import orders
 
     order = orders.get_order(session, number)
-    session.refresh(order)
+    session.refresh(order, with_for_update=True)
     asked = orders.refund_request(session, order)
     if asked is None or not asked.returning:
         raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")

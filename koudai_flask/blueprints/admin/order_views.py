@@ -25,7 +25,7 @@ from koudai_flask.blueprints.common import page_number, refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k
-from koudai_flask.models import Channel
+from koudai_flask.models import Channel, Order
 from koudai_flask.services import (
     backoffice,
     notifications,
@@ -99,6 +99,17 @@ def register(bp: Blueprint) -> None:
         session = current_session()
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
         rows = session.scalars(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+        waiting = [order.id for order in rows if order.status == "refunding"]
+        # Refund requests whose returned goods are back: flagged on their rows.
+        arrived = (
+            set(
+                session.scalars(
+                    select(Order.number).where(Order.id.in_(waiting), returns.goods_arrived())
+                )
+            )
+            if waiting
+            else set()
+        )
         scope = staff.visible_channels(acting())
         channels = [
             c
@@ -108,6 +119,7 @@ def register(bp: Blueprint) -> None:
         return render_template(
             "koudai/admin/orders.html",
             orders=rows,
+            returns_arrived=arrived,
             total=total,
             page=page,
             pages=max(1, -(-(total or 0) // PER_PAGE)),
