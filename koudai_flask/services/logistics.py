@@ -29,7 +29,7 @@ from koudai_flask.errors import InvalidTransition, NotFound
 from koudai_flask.models import Order, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
 from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_ARRIVED
-from koudai_flask.services import orders
+from koudai_flask.services import orders, returns
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 log = logging.getLogger("koudai_flask.logistics")
@@ -196,7 +196,7 @@ def _return_arrived(session: Session, parcel: Shipment) -> None:
     are told to check the goods and refund), while the order waits on that return."""
     order = session.get(Order, parcel.order_id, with_for_update=True, populate_existing=True)
     assert order is not None
-    waybill = (order.open_refund_request or {}).get("return_waybill") or {}
+    waybill = returns.return_waybill(order) or {}
     if (waybill.get("carrier"), waybill.get("tracking_number")) != (
         parcel.carrier,
         parcel.tracking_number,

@@ -28,7 +28,7 @@ from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Order, OrderEvent, StaffMember
 from koudai_flask.notifications.email import mailer_from_config
 from koudai_flask.notifications.render import yuan
-from koudai_flask.services import orders, staff
+from koudai_flask.services import orders, returns, staff
 from koudai_flask.services.transaction import unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")
@@ -93,7 +93,7 @@ def on_return(topic: str, payload: dict[str, Any]) -> None:
     subject, happened, to_do, prefix = _RETURN_MESSAGES[topic]
     with unit_of_work() as session:
         order = orders.get_order(session, payload["number"])
-        waybill = (order.open_refund_request or {}).get("return_waybill")
+        waybill = returns.return_waybill(order)
         if waybill is None or waybill["tracking_number"] != payload["tracking_number"]:
             return  # the request ended, or the buyer corrected the waybill, meanwhile
         figures = {
