@@ -22,6 +22,7 @@ from koudai_flask.services import (
     customers,
     inventory,
     order_csv,
+    order_search,
     orders,
     staff,
 )
@@ -288,8 +289,8 @@ def test_channel_scope_isolation(make_app, sqlite_url):
     assert response.status_code == 404
     with app.app_context():
         assert (
-            backoffice.order_query(
-                staff.get_member("staff:agent@shop.cn"), backoffice.OrderFilters()
+            order_search.order_query(
+                staff.get_member("staff:agent@shop.cn"), order_search.OrderFilters()
             ).whereclause
             is not None
         )
@@ -626,7 +627,7 @@ def test_csv_export_of_10000_orders_in_bounded_memory(make_app, database_url):
             )
         tracemalloc.start()
         size = rows = 0
-        for chunk in order_csv.export_orders("staff:boss", backoffice.OrderFilters()):
+        for chunk in order_csv.export_orders("staff:boss", order_search.OrderFilters()):
             size += len(chunk.encode())
             rows += chunk.count("\n")
         _, peak = tracemalloc.get_traced_memory()

@@ -9,100 +9,22 @@ of what it changed, in the same transaction.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import selectinload
 
-from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import (
     Customer,
-    Notification,
     Order,
-    OrderLine,
     OrderNote,
-    Shipment,
     StaffMember,
 )
-from koudai_flask.services import orders, refunds, returns, staff
+from koudai_flask.services import order_search, orders, refunds, returns, staff
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
-
-
-@dataclass(frozen=True)
-class OrderFilters:
-    status: str | None = None
-    channel: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    buyer: str | None = None
-    sku: str | None = None
-    tracking_number: str | None = None
-    q: str | None = None
-    # Only orders with a buyer message that failed (WeChat template, SMS), to send again.
-    message_failed: bool = False
-    # Only refund requests whose returned goods were signed for: check them and refund.
-    return_arrived: bool = False
-
-
-def _local_day_start(day: date) -> datetime:
-    zone = ZoneInfo(config_value("TIMEZONE"))
-    return datetime.combine(day, time.min, tzinfo=zone)
-
-
-def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
-    """The orders ``member`` may see that match ``filters``, newest first."""
-    query = select(Order)
-    scope = staff.visible_channels(member)
-    if scope is not None:
-        query = query.where(Order.channel.in_(scope))
-    if filters.status:
-        query = query.where(Order.status == filters.status)
-    if filters.channel:
-        query = query.where(Order.channel == filters.channel)
-    if filters.date_from:
-        query = query.where(Order.created_at >= _local_day_start(filters.date_from))
-    if filters.date_to:
-        end = _local_day_start(filters.date_to) + timedelta(days=1)
-        query = query.where(Order.created_at < end)
-    if filters.buyer:
-        term = f"%{filters.buyer.strip().lower()}%"
-        buyers = select(Customer.id).where(
-            or_(Customer.name.ilike(term), Customer.phone.ilike(term), Customer.email.ilike(term))
-        )
-        query = query.where(
-            or_(
-                Order.customer_id.in_(buyers),
-                Order.address["name"].as_string().ilike(term),
-                Order.address["phone"].as_string().ilike(term),
-            )
-        )
-    if filters.sku:
-        query = query.where(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.sku_code == filters.sku)
-        )
-    if filters.tracking_number:
-        query = query.where(
-            exists().where(
-                Shipment.order_id == Order.id,
-                Shipment.tracking_number == filters.tracking_number.strip(),
-            )
-        )
-    if filters.q:
-        term = filters.q.strip()
-        query = query.where(or_(Order.number == term, Order.external_id == term))
-    if filters.message_failed:
-        query = query.where(
-            exists().where(Notification.order_id == Order.id, Notification.status == "failed")
-        )
-    if filters.return_arrived:
-        query = query.where(returns.goods_arrived())
-    return query.order_by(Order.created_at.desc(), Order.id.desc())
 
 
 def order_for(user_id: str, number: str, permission: str = "orders.view") -> Order:
@@ -414,6 +336,8 @@ def customer_for(user_id: str, customer_id: int) -> tuple[Customer, list[Order]]
     if customer is None:
         raise NotFound(f"unknown customer {customer_id}")
     rows = session.scalars(
-        order_query(member, OrderFilters()).where(Order.customer_id == customer.id).limit(100)
+        order_search.order_query(member, order_search.OrderFilters())
+        .where(Order.customer_id == customer.id)
+        .limit(100)
     ).all()
     return customer, list(rows)

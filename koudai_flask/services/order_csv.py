@@ -16,7 +16,7 @@ from koudai_flask.config import config_value
 from koudai_flask.connectors.logistics.carriers import resolve_carrier
 from koudai_flask.errors import KoudaiError
 from koudai_flask.models import Order
-from koudai_flask.services import backoffice, staff
+from koudai_flask.services import backoffice, order_search, staff
 from koudai_flask.services.transaction import current_session
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def _yuan(fen: int) -> str:
 
 
 def export_orders(
-    user_id: str, filters: backoffice.OrderFilters, *, batch: int = 500
+    user_id: str, filters: order_search.OrderFilters, *, batch: int = 500
 ) -> Iterator[str]:
     """CSV text of the matching orders, produced batch by batch (bounded memory)."""
     member = staff.require(user_id, "orders.export")
@@ -54,7 +54,7 @@ def export_orders(
     yield "\ufeff" + out.getvalue()  # a BOM, so spreadsheet programs read UTF-8 Chinese
     zone = ZoneInfo(config_value("TIMEZONE"))
     last: tuple[datetime, int] | None = None
-    base = backoffice.order_query(member, filters)
+    base = order_search.order_query(member, filters)
     while True:
         query = base
         if last is not None:  # keyset pagination: stable and cheap on big tables

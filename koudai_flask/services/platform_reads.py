@@ -28,10 +28,10 @@ from koudai_flask.models import (
     Sku,
     StockLevel,
 )
-from koudai_flask.services import backoffice, identities, staff, sync_log
+from koudai_flask.services import backoffice, identities, order_search, staff, sync_log
 from koudai_flask.services.api_keys import Principal
-from koudai_flask.services.backoffice import OrderFilters
 from koudai_flask.services.channels import all_channels
+from koudai_flask.services.order_search import OrderFilters
 from koudai_flask.services.transaction import current_session
 
 T = TypeVar("T")
@@ -199,7 +199,7 @@ def orders(
         sku=sku_code,
         q=q,
     )
-    query = backoffice.order_query(member, filters).options(
+    query = order_search.order_query(member, filters).options(
         selectinload(Order.lines),
         selectinload(Order.shipments),
         selectinload(Order.payments),

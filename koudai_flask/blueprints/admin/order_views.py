@@ -30,6 +30,7 @@ from koudai_flask.services import (
     backoffice,
     notifications,
     order_csv,
+    order_search,
     orders,
     returns,
     staff,
@@ -49,9 +50,9 @@ def _day(value: str | None) -> date | None:
         return None
 
 
-def filters_from_request() -> backoffice.OrderFilters:
+def filters_from_request() -> order_search.OrderFilters:
     args = request.args
-    return backoffice.OrderFilters(
+    return order_search.OrderFilters(
         status=args.get("status") or None,
         channel=args.get("channel") or None,
         date_from=_day(args.get("from")),
@@ -95,7 +96,7 @@ def register(bp: Blueprint) -> None:
     def orders_list() -> ResponseReturnValue:
         filters = filters_from_request()
         page = page_number()
-        query = backoffice.order_query(acting(), filters)
+        query = order_search.order_query(acting(), filters)
         session = current_session()
         total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
         rows = session.scalars(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
