@@ -11,8 +11,8 @@ from flask import Flask
 from marshmallow import Schema, ValidationError, fields, validate
 
 from koudai_flask import Koudai
-from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.blueprints.field_messages import _FIXED, field_refusal, problem_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import ValidationError as KoudaiValidationError
 
 
@@ -151,7 +151,7 @@ def test_every_reason_a_service_names_is_said_with_its_figures(site):
     """A ``reason=`` in the code without words in ``_REASONS`` would show English."""
     from pathlib import Path
 
-    from koudai_flask.blueprints.common import _REASONS
+    from koudai_flask.blueprints.refusals import _REASONS
 
     package = Path(__file__).parent.parent / "koudai_flask"
     named = {

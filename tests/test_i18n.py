@@ -96,7 +96,7 @@ def test_the_compiled_catalog_matches_the_po_file():
 def test_a_refusal_is_said_in_the_reader_s_language(
     make_app, database_url, language, transition, short, missing
 ):
-    from koudai_flask.blueprints.common import refusal_text
+    from koudai_flask.blueprints.refusals import refusal_text
     from koudai_flask.errors import InvalidTransition, NotFound, OutOfStock, ValidationError
     from koudai_flask.extension import get_state
     from koudai_flask.services import inventory

@@ -16,7 +16,7 @@ from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import func, select
 
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import (

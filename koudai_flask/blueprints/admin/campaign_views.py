@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.admin.funnel_views import STEP_LABELS, funnel_chart
 from koudai_flask.blueprints.admin.message_views import CHANNEL_LABELS
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l

@@ -20,7 +20,8 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number, refusal_text
+from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k

@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 
 from koudai_flask.blueprints.admin.common import acting
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.connectors.base import (
     EVENTS,
     FETCH_ORDERS,

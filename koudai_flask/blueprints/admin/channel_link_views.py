@@ -30,7 +30,7 @@ from koudai_flask.blueprints.admin.channel_common import (
     to_channel,
 )
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.connectors.base import connector_kinds
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.connectors.taobao.client import PRODUCTION_GATEWAY, SIGN_METHODS

@@ -24,7 +24,7 @@ from koudai_flask.blueprints.admin.channel_common import (
     to_channel,
 )
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.connectors.base import FETCH_STOCK
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k

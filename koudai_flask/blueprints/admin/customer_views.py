@@ -15,7 +15,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number, refusal_text
+from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 
 from koudai_flask.blueprints.admin import marketing_forms as forms
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Coupon, Sku

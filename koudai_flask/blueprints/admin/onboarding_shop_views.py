@@ -42,7 +42,7 @@ from koudai_flask.blueprints.admin.channel_link_views import (
 )
 from koudai_flask.blueprints.admin.channel_views import import_progress
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.connectors.errors import ConnectorError
 from koudai_flask.connectors.taobao.client import SIGN_METHODS
 from koudai_flask.connectors.taobao.oauth import OAUTH_BASE, TaobaoOAuth

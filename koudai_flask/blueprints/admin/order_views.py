@@ -21,7 +21,8 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import page_number, refusal_text
+from koudai_flask.blueprints.common import page_number
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import CARRIERS, carrier_label
 from koudai_flask.i18n import gettext as _k

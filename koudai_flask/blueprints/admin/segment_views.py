@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin import rule_help
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Channel, Segment

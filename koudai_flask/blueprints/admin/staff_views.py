@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from koudai_flask import identity
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import PERMISSION_LABELS, role_label
 from koudai_flask.i18n import gettext as _k

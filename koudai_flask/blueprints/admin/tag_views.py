@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from koudai_flask.blueprints.admin import rule_help
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.services import rule_tags, tags

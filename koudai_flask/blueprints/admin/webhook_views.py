@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l

@@ -27,7 +27,8 @@ from flask.signals import Namespace
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.common import current_path, refusal_text
+from koudai_flask.blueprints.common import current_path
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.blueprints.shop.common import safe_next
 from koudai_flask.blueprints.shop.forms import (
     ActionForm,

@@ -23,8 +23,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.common import refusal_text
 from koudai_flask.blueprints.field_messages import field_errors
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.blueprints.shop import tracking_views
 from koudai_flask.blueprints.shop.common import (
     current_items,

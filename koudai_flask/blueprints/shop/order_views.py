@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from koudai_flask import identity, payments
-from koudai_flask.blueprints.common import refusal_text
+from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.blueprints.shop.common import guest_orders, login_redirect, page_number
 from koudai_flask.blueprints.shop.forms import (
     REFUND_REASONS,
