@@ -572,6 +572,8 @@ def test_a_chinese_spreadsheet_ships_by_carrier_names(make_app, sqlite_url):
         f"{numbers['web']},顺丰,SF100",
         f"{numbers['tb-a']},圆通速递,YT100",
         f"{numbers['tb-b']},德邦,DB100",
+        f"{numbers['tb-b']},闪送侠,XX100",
+        "KD-NOT-OURS,顺丰,SF200",
     ]
     client = login(app, "warehouse")
     page = client.post(
@@ -582,8 +584,11 @@ def test_a_chinese_spreadsheet_ships_by_carrier_names(make_app, sqlite_url):
         },
         content_type="multipart/form-data",
     ).get_data(as_text=True)
-    assert "could be debangkuaidi or debangwuliu" in page
-    assert "unknown order" not in page  # the header row is not an order
+    # Each refusal in the warehouse's language, naming what the row said.
+    assert "「德邦」可能是 德邦快递、德邦物流：请写快递公司全称。" in page
+    assert "无法识别快递公司「闪送侠」：请写快递公司名称，如 顺丰 或 中通。" in page
+    assert "没有订单 KD-NOT-OURS。" in page
+    assert "没有订单 订单号" not in page  # the header row is not an order
     with app.app_context():
         shipped = get_state().session.execute(
             select(Order.number, Shipment.carrier, Shipment.tracking_number)

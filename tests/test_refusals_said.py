@@ -23,6 +23,7 @@ from koudai_flask.models import (
     ApiKey,
     AutoReplyRule,
     Campaign,
+    CustomerIdentity,
     CustomerMerge,
     CustomerNote,
     Order,
@@ -111,6 +112,12 @@ def post(client: Any, path: str, **form: Any) -> Any:
             ApiKey,
         ),
         ("/customers/tags", {"name": "老客"}, "已有名为 老客 的标签。", None),
+        (
+            "/customers/tags",
+            {"name": "回头客", "description": "买过两次以上" * 40},
+            "描述最多 200 个字符。",
+            None,
+        ),
         (
             "/customers/segments",
             {"name": "大客户", "min_spent_yuan": "五百"},
@@ -303,3 +310,34 @@ def test_channel_and_inbox_refusals_have_words(shop: tuple[Flask, Any, dict[str,
         with pytest.raises(ValidationError) as off:
             inbox.reply("staff:owner@shop.cn", facts["customer"], "您好")
         assert refusal_text(off.value) == "尚未配置微信公众号，无法发送回复。"
+
+
+def test_a_weibo_user_id_that_is_not_a_number_is_refused(shop: tuple[Flask, Any, dict[str, Any]]):
+    app, client, facts = shop
+    before = count(app, CustomerIdentity)
+    response = post(client, "/weibo/link", customer_id=str(facts["customer"]), uid="李雷的微博")
+    assert "微博用户 ID 是一串数字（即其微博主页网址中的数字）。" in said(response)
+    assert count(app, CustomerIdentity) == before
+
+
+def test_something_deleted_meanwhile_is_said_so(shop: tuple[Flask, Any, dict[str, Any]]):
+    """A page open in another tab, its webhook deleted since: the 404 says so in Chinese."""
+    app, client, _ = shop
+    before = count(app, WebhookSubscription)
+    response = post(client, "/webhooks/424242/delete")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "内容已不存在，可能刚被删除。请刷新页面。" in page
+    assert "no webhook subscription" not in page
+    assert count(app, WebhookSubscription) == before
+
+
+def test_a_paused_channel_is_not_imported_and_says_why(shop: tuple[Flask, Any, dict[str, Any]]):
+    app, client, _ = shop
+    with app.app_context():
+        channels.create("taobao", "tb-main", settings={})
+        channels.set_active("tb-main", False)
+    response = post(client, "/channels/tb-main/import")
+    assert "渠道 tb-main 已暂停：请先恢复，再导入商品。" in said(response)
+    with app.app_context():
+        assert "catalog_import" not in channels.info("tb-main").settings

@@ -12,7 +12,13 @@ from typing import Any
 
 from koudai_flask.blueprints.common import format_fen
 from koudai_flask.blueprints.field_messages import FIELD_LABELS, field_refusal
-from koudai_flask.errors import InvalidTransition, KoudaiError, OutOfStock, ValidationError
+from koudai_flask.errors import (
+    InvalidTransition,
+    KoudaiError,
+    NotFound,
+    OutOfStock,
+    ValidationError,
+)
 from koudai_flask.i18n import PERMISSION_LABELS, gettext, lazy_gettext, role_label, status_label
 
 # What a refusal with a known ``reason`` says, in the reader's language.
@@ -261,6 +267,23 @@ _REASONS = {
     "not_dead": lazy_gettext(
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),
+    "sku_not_bound": lazy_gettext("%(sku)s is not bound on %(channel)s (any more)."),
+    "tag_description": lazy_gettext("A description has at most %(most)s characters."),
+    "weibo_uid": lazy_gettext(
+        "A Weibo user ID is a number (the digits in the address of their Weibo page)."
+    ),
+    "channel_paused": lazy_gettext(
+        "The channel %(channel)s is paused: resume it before importing its items."
+    ),
+    "import_taobao_only": lazy_gettext(
+        "%(channel)s is not a Taobao shop: only a Taobao shop's items can be imported."
+    ),
+    "carrier_unknown": lazy_gettext(
+        "%(text)s is not a carrier koudai knows: write its name, such as 顺丰 or 中通."
+    ),
+    "carrier_ambiguous": lazy_gettext(
+        "%(text)s could be %(names)s: write the carrier's full name."
+    ),
 }
 
 # An order action, as the refusal of an impossible transition names it.
@@ -280,8 +303,9 @@ _ACTIONS = {
 def refusal_text(error: KoudaiError) -> str:
     """A service's refusal for a page, in the reader's language where koudai knows it: a
     ``reason`` it names, an order action its state does not allow, stock that is short, a
-    form field marshmallow refused (``field_messages``). Anything else keeps the service's
-    English ``message`` (as the API and the CLI say it)."""
+    form field marshmallow refused (``field_messages``), something no longer there
+    (``NotFound``). Anything else keeps the service's English ``message`` (as the API and
+    the CLI say it)."""
     if isinstance(error, InvalidTransition) and error.action in _ACTIONS:
         return gettext(
             "Order %(number)s is %(status)s: it cannot be %(action)s.",
@@ -301,6 +325,8 @@ def refusal_text(error: KoudaiError) -> str:
         return str(found) % _shown(error.detail or {})
     if isinstance(error, ValidationError) and error.messages:
         return field_refusal(error.messages) or error.message
+    if isinstance(error, NotFound):  # a page's link to something deleted meanwhile
+        return gettext("This is no longer here: it may have just been deleted. Reload the page.")
     return error.message
 
 
@@ -321,6 +347,9 @@ def _shown(detail: dict[str, Any]) -> _Figures:
     label = FIELD_LABELS.get(str(detail.get("field")))
     if label is not None:
         shown["field"] = str(label)
+    for key, value in detail.items():  # names: 德邦快递、德邦物流
+        if isinstance(value, list) and key != "permissions":
+            shown[key] = gettext(", ").join(map(str, value))
     if isinstance(detail.get("permissions"), list):
         names = [str(PERMISSION_LABELS.get(p, p)) for p in detail["permissions"]]
         shown["permissions"] = gettext(", ").join(names)

@@ -126,7 +126,9 @@ def _save(channel: ChannelInfo, report: ImportReport, state: str, message: str =
 def _adapter(connector: Connector) -> TaobaoAdapter:
     if not isinstance(connector, TaobaoConnector):
         raise ValidationError(
-            f"channel {connector.name} is not a Taobao shop: only Taobao catalogs can be imported"
+            f"channel {connector.name} is not a Taobao shop: only Taobao catalogs can be imported",
+            reason="import_taobao_only",
+            detail={"channel": connector.name},
         )
     return connector.adapter
 
@@ -135,10 +137,16 @@ def _check_channel(channel: ChannelInfo) -> None:
     if channel.kind != TaobaoConnector.kind:
         raise ValidationError(
             f"channel {channel.name} is a {channel.kind} channel: "
-            "only Taobao catalogs can be imported"
+            "only Taobao catalogs can be imported",
+            reason="import_taobao_only",
+            detail={"channel": channel.name},
         )
     if not channel.active:
-        raise ValidationError(f"channel {channel.name} is paused: activate it before importing")
+        raise ValidationError(
+            f"channel {channel.name} is paused: activate it before importing",
+            reason="channel_paused",
+            detail={"channel": channel.name},
+        )
 
 
 def import_catalog(connector: Connector, channel: ChannelInfo, after: int = 0) -> int:

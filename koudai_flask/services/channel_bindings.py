@@ -173,7 +173,11 @@ def unlink(user_id: str, name: str, sku_code: str) -> None:
             .where(ChannelListing.channel_id == channel.id, Sku.code == sku_code)
         )
         if listing is None:
-            raise NotFound(f"SKU {sku_code!r} is not bound on {name}")
+            raise NotFound(
+                f"SKU {sku_code!r} is not bound on {name}",
+                reason="sku_not_bound",
+                detail={"sku": sku_code, "channel": name},
+            )
         before = {
             "external_item_id": listing.external_item_id,
             "external_sku_id": listing.external_sku_id,

@@ -81,7 +81,9 @@ def get_order(session: Session, number: str) -> Order:
         select(Order).where(Order.number == number).options(selectinload(Order.lines))
     )
     if order is None:
-        raise NotFound(f"unknown order {number!r}")
+        raise NotFound(
+            f"unknown order {number!r}", reason="unknown_order", detail={"number": number}
+        )
     return order
 
 

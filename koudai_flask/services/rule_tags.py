@@ -35,7 +35,12 @@ def save_rule_tag(
     rule = tag_rules.validate(rule) if rule is not None else None
     description = " ".join(str(description or "").split())
     if len(description) > 200:
-        raise ValidationError("a description is at most 200 characters", {"description": ["long"]})
+        raise ValidationError(
+            "a description is at most 200 characters",
+            {"description": ["long"]},
+            reason="tag_description",
+            detail={"most": 200},
+        )
     with unit_of_work() as session:
         staff.require(user_id, "customers.edit")
         clash = session.scalar(select(Tag).where(Tag.name == name))

@@ -112,7 +112,9 @@ def _resolve(failure_id: int, status: str, by: str) -> SyncFailure:
     if failure is None:
         raise NotFound(f"no dead letter {failure_id}")
     if failure.status != "dead":
-        error = KoudaiError(f"dead letter {failure_id} is already {failure.status}")
+        error = KoudaiError(
+            f"dead letter {failure_id} is already {failure.status}", reason="not_dead"
+        )
         error.http_status = 409
         raise error
     failure.status = status

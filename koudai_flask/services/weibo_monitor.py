@@ -287,7 +287,9 @@ def link_user(user_id: str, uid: str, customer_id: int) -> int:
     customer id the uid belongs to afterwards, and marks that user's stored posts."""
     uid = uid.strip()
     if not uid.isdigit() or len(uid) > 20:
-        raise ValidationError("a Weibo uid is a number", {"uid": ["not a number"]})
+        raise ValidationError(
+            "a Weibo uid is a number", {"uid": ["not a number"]}, reason="weibo_uid"
+        )
     with unit_of_work() as session:
         member = staff.require(user_id, "customers.edit")
         if not sees_weibo(member):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from koudai_flask.connectors.errors import PermanentFailure
 
@@ -25,8 +26,19 @@ class UnknownCarrier(PermanentFailure):
 
     http_status = 422
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        super().__init__(message or f"unknown carrier {code!r}; known: {', '.join(CARRIERS)}")
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            message or f"unknown carrier {code!r}; known: {', '.join(CARRIERS)}",
+            reason=reason,
+            detail=detail,
+        )
         self.code = code
 
 
@@ -99,8 +111,13 @@ def resolve_carrier(text: str) -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        raise UnknownCarrier(wanted, f"carrier {wanted!r} could be {' or '.join(found)}")
-    raise UnknownCarrier(wanted)
+        raise UnknownCarrier(
+            wanted,
+            f"carrier {wanted!r} could be {' or '.join(found)}",
+            reason="carrier_ambiguous",
+            detail={"text": wanted, "names": [CARRIERS[code].name_zh for code in found]},
+        )
+    raise UnknownCarrier(wanted, reason="carrier_unknown", detail={"text": wanted})
 
 
 def top_code(code: str) -> str:
