@@ -103,8 +103,9 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
 
 
 def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: Any) -> None:
-    """An owner on a phone: no back-office page scrolls sideways, not the order list's wide
-    table (it scrolls in its own box) nor a note holding a pasted 300-character link."""
+    """An owner on a phone: no back-office page scrolls sideways, nor a note holding a pasted
+    300-character link; the order and stock lists are cards whose every figure is on the
+    screen (no table to scroll inside), with the order list's rarer filters folded away."""
     app, base, number = served
     with app.app_context():
         buyer_id = orders.get_order(get_state().session, number).customer_id
@@ -131,5 +132,29 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 375:
             wide.append(f"{path}: {width}px")
+        if path in ("/orders", "/stock"):
+            table = "#orders" if path == "/orders" else "#stock"
+            cut = page.evaluate(
+                """table => [...document.querySelectorAll(table + ' tbody td')]
+                    .filter(td => td.getBoundingClientRect().right > 375)
+                    .map(td => td.textContent.trim())""",
+                table,
+            )
+            inner = page.evaluate(f"document.querySelector('{table}').scrollWidth")
+            if cut or inner > 375:
+                wide.append(f"{path}: cells past the screen {cut[:3]}, table {inner}px")
+    page.goto(f"{base}/shop-admin/orders")
+    assert page.get_by_placeholder("买家").is_hidden()  # folded under 更多筛选
+    named = page.evaluate(
+        """number => [...document.querySelectorAll(`#orders tr[data-number="${number}"] td`)]
+            .map(td => getComputedStyle(td, '::before').content)""",
+        number,
+    )
+    assert '"买家 "' in named and '"实付款 "' in named, named  # each figure says what it is
+    page.get_by_text("更多筛选").click()
+    page.get_by_placeholder("买家").fill("nobody-like-this")
+    page.get_by_role("button", name="筛选").click()
+    assert page.get_by_placeholder("买家").is_visible()  # a filter in use stays in sight
+    assert page.locator("#orders .kd-empty").is_visible()
     context.close()
     assert not wide, wide
