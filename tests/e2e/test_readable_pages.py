@@ -45,7 +45,12 @@ def served(make_app: Any, tmp_path: Path) -> Iterator[tuple[Flask, str, str]]:
         staff.grant("staff:owner@shop.cn", "owner", email="owner@shop.cn", password=PASSWORD)
         buyer = customers.register(password=BUYER[1], email=BUYER[0], name="韩梅梅")
         order = orders.place(channel="web", lines=[{"sku": "GW-S", "quantity": 1}], customer=buyer)
-        orders.mark_paid(order.number, amount=order.total, transaction_id="t1", provider="offline")
+        orders.mark_paid(
+            order.number,
+            amount=order.total,
+            transaction_id="4200002026112700001234567890",
+            provider="offline",
+        )
         number = order.number
     server = LoopbackServer(app)
     try:
@@ -132,8 +137,9 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 375:
             wide.append(f"{path}: {width}px")
-        if path in ("/orders", "/stock"):
-            table = "#orders" if path == "/orders" else "#stock"
+        cards = {"/orders": "#orders", "/stock": "#stock", f"/orders/{number}": "#lines"}
+        if path in cards:
+            table = cards[path]
             cut = page.evaluate(
                 """table => [...document.querySelectorAll(table + ' tbody td')]
                     .filter(td => td.getBoundingClientRect().right > 375)
@@ -143,6 +149,16 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
             inner = page.evaluate(f"document.querySelector('{table}').scrollWidth")
             if cut or inner > 375:
                 wide.append(f"{path}: cells past the screen {cut[:3]}, table {inner}px")
+    page.goto(f"{base}/shop-admin/orders/{number}")
+    # The totals' names on one line each, the payment's long transaction id wrapping instead.
+    tall = page.evaluate(
+        """[...document.querySelectorAll('.kd-summary dt')].filter(dt => {
+            const words = document.createRange();
+            words.selectNodeContents(dt);
+            return words.getClientRects().length > 1;  // one box per line of text
+        }).map(dt => dt.textContent)"""
+    )
+    assert not tall, tall
     page.goto(f"{base}/shop-admin/orders")
     assert page.get_by_placeholder("买家").is_hidden()  # folded under 更多筛选
     named = page.evaluate(
