@@ -109,8 +109,9 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
 
 def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: Any) -> None:
     """An owner on a phone: no back-office page scrolls sideways, nor a note holding a pasted
-    300-character link; the order and stock lists are cards whose every figure is on the
-    screen (no table to scroll inside), with the order list's rarer filters folded away."""
+    300-character link; the order, stock, product and channel lists are cards whose every
+    figure is on the screen (no table to scroll inside), with the order list's rarer filters
+    folded away."""
     app, base, number = served
     with app.app_context():
         buyer_id = orders.get_order(get_state().session, number).customer_id
@@ -132,12 +133,19 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         "/audit",
         "/marketing",
         "/funnel",
+        "/channels",
     ):
         page.goto(f"{base}/shop-admin{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 375:
             wide.append(f"{path}: {width}px")
-        cards = {"/orders": "#orders", "/stock": "#stock", f"/orders/{number}": "#lines"}
+        cards = {
+            "/orders": "#orders",
+            "/stock": "#stock",
+            f"/orders/{number}": "#lines",
+            "/products": "#products",
+            "/channels": "#channels",
+        }
         if path in cards:
             table = cards[path]
             cut = page.evaluate(
