@@ -279,6 +279,8 @@ def print_after_sales_walkthrough(base: str) -> None:
     print("  4. owner: once the parcel is signed for, 'the parcel came back' is ticked and the")
     print("     items are filled in: refund, and the order is shipped again, one unit back on")
     print("     the shelf, the buyer reads 已退 1 件")
+    print(f"Packing: {base}/shop-admin/orders?status=paid  tick orders, 打印所选订单的发货单")
+    print("  (the pick list, then a slip per order, each on its own page when printed)")
 
 
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:

@@ -268,6 +268,10 @@ _REASONS = {
         "This event was already sent again, handled or discarded; the list is up to date now."
     ),
     "sku_not_bound": lazy_gettext("%(sku)s is not bound on %(channel)s (any more)."),
+    "too_many_slips": lazy_gettext("At most %(most)s orders at a time: print them in parts."),
+    "nothing_to_pack": lazy_gettext(
+        "None of these orders is paid with items left to send: nothing to print."
+    ),
     "tag_description": lazy_gettext("A description has at most %(most)s characters."),
     "weibo_uid": lazy_gettext(
         "A Weibo user ID is a number (the digits in the address of their Weibo page)."

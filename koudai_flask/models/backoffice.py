@@ -35,6 +35,20 @@ class OrderNote(Base, Timestamped):
     body: Mapped[str] = mapped_column(Text)
 
 
+class PackingSlip(Base):
+    """An order's packing slip (发货单) was printed: when first and last, by whom, how often.
+
+    Kept beside the order, not on it: placing an order writes none of this."""
+
+    __tablename__ = "koudai_packing_slip"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), primary_key=True)
+    first_printed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_printed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    printed_by: Mapped[str] = mapped_column(String(80))
+    times: Mapped[int] = mapped_column(default=1)
+
+
 class ShipmentLine(Base):
     """How much of an order line one shipment carried (partial shipments)."""
 

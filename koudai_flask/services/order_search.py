@@ -11,7 +11,7 @@ from sqlalchemy import Select, exists, or_, select
 
 from koudai_flask.config import config_value
 from koudai_flask.models import Customer, Notification, Order, OrderLine, Shipment, StaffMember
-from koudai_flask.services import returns, staff
+from koudai_flask.services import packing, returns, staff
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class OrderFilters:
     message_failed: bool = False
     # Only refund requests whose returned goods were signed for: check them and refund.
     return_arrived: bool = False
+    # Only orders whose packing slip (发货单) was never printed.
+    slip_unprinted: bool = False
 
 
 def _local_day_start(day: date) -> datetime:
@@ -82,4 +84,6 @@ def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
         )
     if filters.return_arrived:
         query = query.where(returns.goods_arrived())
+    if filters.slip_unprinted:
+        query = query.where(packing.unprinted())
     return query.order_by(Order.created_at.desc(), Order.id.desc())

@@ -182,3 +182,32 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
     assert page.locator("#orders .kd-empty").is_visible()
     context.close()
     assert not wide, wide
+
+
+def test_packing_slips_print_one_sheet_each(served: tuple[Flask, str, str], browser: Any) -> None:
+    """The warehouse ticks an order and prints: a document of its own in a new tab, readable,
+    whose pick list and slips each take a sheet of paper, without the screen's buttons."""
+    _, base, number = served
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
+    page = context.new_page()
+    staff_login(page, base, "owner@shop.cn", PASSWORD)
+    page.wait_for_url("**/shop-admin/")
+    page.goto(f"{base}/shop-admin/orders")
+    page.check(f'#orders input[name=numbers][value="{number}"]')
+    with context.expect_page() as opened:
+        page.get_by_role("button", name="打印所选订单的发货单").click()
+    slips = opened.value
+    slips.wait_for_load_state()
+    assert slips.title().startswith("发货单")
+    assert slips.locator(f'.kd-slip[data-number="{number}"]').is_visible()
+    assert slips.get_by_role("button", name="打印").is_visible()  # shown once the script runs
+    assert slips.evaluate(CHECK) == []
+    slips.emulate_media(media="print")
+    sheets = slips.evaluate(
+        "[...document.querySelectorAll('.kd-sheet')].map(s => getComputedStyle(s).breakAfter)"
+    )
+    assert sheets == ["page", "auto"]  # the pick list, then the one slip
+    assert slips.locator(".kd-print-bar").is_hidden()
+    page.reload()
+    assert "发货单已打印" in page.locator(f'#orders tr[data-number="{number}"]').inner_text()
+    context.close()

@@ -33,6 +33,7 @@ from koudai_flask.services import (
     order_csv,
     order_search,
     orders,
+    packing,
     returns,
     staff,
     theme,
@@ -64,6 +65,7 @@ def filters_from_request() -> order_search.OrderFilters:
         q=args.get("q") or None,
         message_failed=args.get("messages") == "failed",
         return_arrived=args.get("returns") == "arrived",
+        slip_unprinted=args.get("slip") == "unprinted",
     )
 
 
@@ -122,6 +124,7 @@ def register(bp: Blueprint) -> None:
             "koudai/admin/orders.html",
             orders=rows,
             returns_arrived=arrived,
+            printed=packing.printed(order.id for order in rows),
             total=total,
             page=page,
             pages=max(1, -(-(total or 0) // PER_PAGE)),

@@ -92,5 +92,10 @@
     if (book && fields) addressChoice(book, fields);
     var pay = document.getElementById("wechat-pay");
     if (pay) wechatPay(pay);
+    /* Packing slips: a print button, shown only where it can work. */
+    document.querySelectorAll("[data-kd-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
   });
 })();

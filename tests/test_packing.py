@@ -1,0 +1,184 @@
+"""Packing slips (发货单) and the pick list (拣货单): what is printed, who may, and the marks.
+
+Over the back office's pages on SQLite and PostgreSQL: staff who ship tick orders (or take
+every paid order not printed yet) and get one document with the pick list and a slip per
+order; only what is still to send is on it, each print is remembered on the order and
+audited, and nothing is marked when nothing could be printed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from koudai_flask.extension import get_state
+from koudai_flask.models import AuditEntry, PackingSlip
+from koudai_flask.services import catalog, orders, packing
+from koudai_flask.services.order_search import OrderFilters, order_query
+from koudai_flask.services.staff import get_member
+from tests.test_admin import build, login
+from tests.test_refusals_said import said
+
+
+def text(response: Any) -> str:
+    page = response.get_data(as_text=True)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def slips(response: Any) -> list[str]:
+    """The order numbers of the printed slips, in their order."""
+    return re.findall(r'class="kd-sheet kd-slip" data-number="([^"]+)"', response.get_data(True))
+
+
+def marks(app: Flask) -> dict[str, tuple[int, str]]:
+    """Order number -> (times printed, by whom)."""
+    from koudai_flask.models import Order
+
+    with app.app_context():
+        rows = get_state().session.execute(
+            select(Order.number, PackingSlip.times, PackingSlip.printed_by).join(
+                PackingSlip, PackingSlip.order_id == Order.id
+            )
+        )
+        return {number: (times, by) for number, times, by in rows}
+
+
+def print_slips(client: Any, which: str, numbers: tuple[str, ...] | list[str] = ()) -> Any:
+    return client.post(
+        "/shop-admin/orders/slips",
+        data={"csrf_token": client.csrf, "which": which, "numbers": list(numbers)},
+    )
+
+
+@pytest.fixture
+def shop(make_app: Any, database_url: str) -> tuple[Flask, dict[str, str]]:
+    app, numbers = build(make_app, database_url)
+    with app.app_context():
+        catalog.create_product(title="Mug", skus=[{"code": "MUG", "price": 2500, "stock": 9}])
+        order = orders.place(
+            channel="web",
+            lines=[{"sku": "KET", "quantity": 3}, {"sku": "MUG", "quantity": 1}],
+            address={"name": "韩梅梅", "phone": "13900139000", "street": "文三路 1 号"},
+            note="请用纸箱",
+        )
+        orders.mark_paid(order.number, amount=order.total, transaction_id="p1", provider="offline")
+        # One kettle went out already: two are left to pack.
+        orders.ship(order.number, carrier="shunfeng", tracking_number="SF1", lines={"KET": 1})
+        numbers["partly"] = order.number
+    return app, numbers
+
+
+def test_the_ticked_orders_print_with_their_pick_list_and_are_marked(shop):
+    app, numbers = shop
+    client = login(app, "warehouse")
+    ticked = [numbers["partly"], numbers["web"], numbers["pending"]]
+    response = print_slips(client, "ticked", ticked)
+    assert response.status_code == 200
+    page = text(response)
+    assert slips(response) == [numbers["partly"], numbers["web"]]  # as ticked
+    assert "共 2 张发货单，4 件商品。" in page  # 2 kettles and a mug left, and 1 kettle
+    # The pick list adds up the shelves: 2 + 1 kettles for two orders, one mug.
+    picked = re.findall(
+        r'<tr data-sku="(\w+)">.*?kd-pick-quantity">(\d+)</td><td>(\d+)</td>',
+        response.get_data(True),
+    )
+    assert picked == [("KET", "3", "2"), ("MUG", "1", "1")]
+    assert "韩梅梅 13900139000" in page and "买家留言: 请用纸箱" in page
+    assert f"{numbers['pending']} (待付款)" in page  # left out, saying why
+    assert marks(app) == {
+        numbers["partly"]: (1, "staff:warehouse@shop.cn"),
+        numbers["web"]: (1, "staff:warehouse@shop.cn"),
+    }
+    with app.app_context():
+        entry = (
+            get_state()
+            .session.scalars(select(AuditEntry).where(AuditEntry.action == "orders.slips_printed"))
+            .one()
+        )
+        assert entry.after == {"orders": [numbers["partly"], numbers["web"]]}
+
+    again = print_slips(login(app, "owner"), "ticked", [numbers["web"]])
+    assert "第 2 次打印" in text(again)
+    assert marks(app)[numbers["web"]] == (2, "staff:owner@shop.cn")
+
+    listed = client.get("/shop-admin/orders?slip=unprinted").get_data(as_text=True)
+    assert numbers["tb-a"] in listed and numbers["web"] not in listed
+    assert "发货单已打印" in client.get("/shop-admin/orders").get_data(as_text=True)
+
+
+def test_every_paid_order_not_printed_yet_prints_once(shop):
+    app, numbers = shop
+    client = login(app, "owner")
+    print_slips(client, "ticked", [numbers["tb-a"]])
+    response = print_slips(client, "unprinted")
+    # Oldest first, the one printed before left out; unpaid ones are not packed.
+    assert slips(response) == [numbers["web"], numbers["tb-b"], numbers["partly"]]
+    with app.app_context():
+        member = get_member("staff:owner@shop.cn")
+        unprinted = OrderFilters(status="paid", slip_unprinted=True)
+        assert get_state().session.scalars(order_query(member, unprinted)).all() == []
+    before = marks(app)
+    refused = client.post(
+        "/shop-admin/orders/slips",
+        data={"csrf_token": client.csrf, "which": "unprinted"},
+        follow_redirects=True,
+    )
+    assert "这些订单都不是有待发商品的已付款订单，没有可打印的发货单。" in said(refused)
+    assert marks(app) == before
+
+
+def test_staff_print_only_what_they_may_ship(shop):
+    app, numbers = shop
+    agent = login(app, "agent")  # customer service on tb-a only
+    response = print_slips(agent, "ticked", [numbers["tb-b"], numbers["tb-a"]])
+    assert slips(response) == [numbers["tb-a"]]
+    assert numbers["tb-b"] in text(response)  # named as not printed, nothing said of it
+    assert "Buyer tb-b" not in text(response)
+    assert set(marks(app)) == {numbers["tb-a"]}
+
+    assert print_slips(login(app, "viewer"), "ticked", [numbers["web"]]).status_code == 403
+    assert print_slips(login(app, "marketing"), "unprinted").status_code == 403
+    no_token = login(app, "owner").post(
+        "/shop-admin/orders/slips", data={"which": "ticked", "numbers": [numbers["web"]]}
+    )
+    assert no_token.status_code == 400
+    assert print_slips(login(app, "owner"), "everything").status_code == 400
+    assert set(marks(app)) == {numbers["tb-a"]}
+
+
+def test_too_many_at_once_is_refused_and_marks_nothing(shop):
+    app, numbers = shop
+    client = login(app, "owner")
+    many = [numbers["web"]] + [f"KD-NONE-{i}" for i in range(packing.MAX_ORDERS)]
+    response = client.post(
+        "/shop-admin/orders/slips",
+        data={"csrf_token": client.csrf, "which": "ticked", "numbers": many},
+        follow_redirects=True,
+    )
+    assert "每次最多打印 200 个订单，请分批打印。" in said(response)
+    assert marks(app) == {}
+    with app.app_context():
+        actions = get_state().session.scalars(select(AuditEntry.action)).all()
+        assert "orders.slips_printed" not in actions
+
+
+def test_two_prints_of_one_order_at_once_both_count(shop):
+    """Two members printing the same slip at the same moment: one row, printed twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app, numbers = shop
+
+    def one(who: str) -> int:
+        with app.app_context():
+            run = packing.print_slips(who, [numbers["web"]])
+            return run.slips[0].times
+
+    with ThreadPoolExecutor(2) as pool:
+        seen = sorted(pool.map(one, ["staff:owner@shop.cn", "staff:admin@shop.cn"]))
+    assert seen == [1, 2]
+    assert marks(app)[numbers["web"]][0] == 2
