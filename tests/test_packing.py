@@ -182,3 +182,18 @@ def test_two_prints_of_one_order_at_once_both_count(shop):
         seen = sorted(pool.map(one, ["staff:owner@shop.cn", "staff:admin@shop.cn"]))
     assert seen == [1, 2]
     assert marks(app)[numbers["web"]][0] == 2
+
+
+def test_the_dashboard_counts_the_slips_left_to_print(shop):
+    app, numbers = shop
+    client = login(app, "warehouse")
+    figure = re.compile(r'<dd id="slips-to-print"><a href="([^"]+)">(\d+)</a>')
+    link, count = figure.search(client.get("/shop-admin/").get_data(as_text=True)).groups()
+    assert count == "4"  # four paid orders, one of them partly shipped
+    listed = client.get(html.unescape(link)).get_data(as_text=True)
+    assert all(numbers[name] in listed for name in ("web", "tb-a", "tb-b", "partly"))
+    print_slips(client, "ticked", [numbers["web"], numbers["partly"]])
+    assert figure.search(client.get("/shop-admin/").get_data(as_text=True)).group(2) == "2"
+    # An agent on one Taobao shop counts that shop's only.
+    agent = login(app, "agent").get("/shop-admin/").get_data(as_text=True)
+    assert figure.search(agent).group(2) == "1"

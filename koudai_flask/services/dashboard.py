@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 
 from koudai_flask.config import config_value
 from koudai_flask.models import Notification, Order, Product, Sku, StaffMember, StockLevel
-from koudai_flask.services import returns, staff
+from koudai_flask.services import packing, returns, staff
 from koudai_flask.services.transaction import current_session
 
 PAID_STATES = ("paid", "shipped", "delivered", "completed")
@@ -21,6 +21,7 @@ PAID_STATES = ("paid", "shipped", "delivered", "completed")
 class Dashboard:
     today: list[tuple[str, int, int]]  # channel, orders, revenue in fen
     waiting_to_ship: int
+    slips_to_print: int  # of those, the ones whose packing slip was never printed
     refund_requests: int  # orders whose buyer asked for the money back, waiting on staff
     returns_arrived: int  # of those, the ones whose goods came back (signed for)
     low_stock: list[tuple[str, str, int]]  # sku code, product title, available
@@ -87,12 +88,20 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
     arrived = session.scalar(
         scoped(select(func.count()).select_from(Order).where(returns.goods_arrived()))
     )
+    unprinted = session.scalar(
+        scoped(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.status == packing.PACKABLE, packing.unprinted())
+        )
+    )
     products = session.scalar(
         select(func.count()).select_from(Product).where(Product.status == "active")
     )
     return Dashboard(
         today=[(c, n, int(r)) for c, n, r in today],
         waiting_to_ship=waiting.get("paid", 0),
+        slips_to_print=unprinted or 0,
         refund_requests=waiting.get("refunding", 0),
         returns_arrived=arrived or 0,
         low_stock=[(code, title, int(left)) for code, title, left in low],
