@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import zxingcpp
 from flask import Flask
 
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
@@ -22,6 +24,23 @@ from koudai_flask.services import catalog, crm_profile, customers, orders, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop, staff_login
 
 CHECK = (Path(__file__).parent / "readability.js").read_text()
+# A slip's barcode drawn onto a canvas at its size on the page (twice as wide), as grey values.
+DRAW_BARCODE = """async number => {
+  const svg = document.querySelector(`.kd-slip[data-number="${number}"] svg.kd-barcode`);
+  const box = svg.getBoundingClientRect();
+  const image = new Image();
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg.outerHTML);
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(box.width * 2);
+  canvas.height = Math.round(box.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0, canvas.width, canvas.height);
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const grey = [];
+  for (let i = 0; i < rgba.length; i += 4) grey.push(rgba[i]);
+  return [canvas.width, canvas.height, grey];
+}"""
 PASSWORD = "correct-horse-battery"
 BUYER = ("mei@buyers.cn", "buyer-pass-1")
 
@@ -202,6 +221,12 @@ def test_packing_slips_print_one_sheet_each(served: tuple[Flask, str, str], brow
     assert slips.locator(f'.kd-slip[data-number="{number}"]').is_visible()
     assert slips.get_by_role("button", name="打印").is_visible()  # shown once the script runs
     assert slips.evaluate(CHECK) == []
+    # The barcode as Chromium draws it, read by an independent decoder.
+    width, height, grey = slips.evaluate(DRAW_BARCODE, number)
+    drawn = np.array(grey, dtype=np.uint8).reshape(height, width)
+    assert [(found.text, found.format.name) for found in zxingcpp.read_barcodes(drawn)] == [
+        (number, "Code128")
+    ]
     slips.emulate_media(media="print")
     sheets = slips.evaluate(
         "[...document.querySelectorAll('.kd-sheet')].map(s => getComputedStyle(s).breakAfter)"

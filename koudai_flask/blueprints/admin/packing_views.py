@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from koudai_flask import barcodes
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, PermissionDenied
@@ -29,4 +30,4 @@ def register(bp: Blueprint) -> None:
         except KoudaiError as exc:
             flash(refusal_text(exc), "error")
             return redirect(url_for(".orders_list"), 303)
-        return render_template("koudai/admin/packing.html", run=run)
+        return render_template("koudai/admin/packing.html", run=run, barcode=barcodes.svg)
