@@ -197,3 +197,70 @@ def test_the_dashboard_counts_the_slips_left_to_print(shop):
     # An agent on one Taobao shop counts that shop's only.
     agent = login(app, "agent").get("/shop-admin/").get_data(as_text=True)
     assert figure.search(agent).group(2) == "1"
+
+
+def test_scan_a_slip_then_the_waybill_to_ship(shop):
+    """At the packing table: the slip's barcode finds the order, the waybill ships it, and
+    the page is back for the next slip with the same carrier chosen."""
+    from koudai_flask.models import Order, Shipment
+
+    app, numbers = shop
+    client = login(app, "warehouse")
+    page = client.get(f"/shop-admin/orders/scan?number={numbers['partly']}")
+    assert page.status_code == 200
+    shown = text(page)
+    assert "韩梅梅 13900139000" in shown and "KET Kettle 2 MUG Mug 1" in shown  # what goes in
+    assert re.search(r'name="tracking_number"[^>]*autofocus', page.get_data(True))
+    done = client.post(
+        f"/shop-admin/orders/{numbers['partly']}/ship",
+        data={
+            "csrf_token": client.csrf,
+            "next": "scan",
+            "carrier": "zhongtong",
+            "tracking_number": "ZT2000",
+        },
+    )
+    assert done.status_code == 303 and done.headers["Location"] == "/shop-admin/orders/scan"
+    after = client.get("/shop-admin/orders/scan").get_data(as_text=True)
+    assert "已发货。请扫描下一张发货单。" in after
+    nxt = client.get(f"/shop-admin/orders/scan?number={numbers['web']}").get_data(as_text=True)
+    assert '<option value="zhongtong" selected>' in nxt  # the last carrier again
+    with app.app_context():
+        session = get_state().session
+        parcel = session.execute(
+            select(Order.status, Shipment.carrier, Shipment.tracking_number)
+            .join(Shipment, Shipment.order_id == Order.id)
+            .where(Order.number == numbers["partly"], Shipment.tracking_number == "ZT2000")
+        ).one()
+        assert tuple(parcel) == ("shipped", "zhongtong", "ZT2000")
+
+
+def test_scanning_what_cannot_be_shipped_says_why_and_ships_nothing(shop):
+    from koudai_flask.models import Shipment
+
+    app, numbers = shop
+    client = login(app, "warehouse")
+    unknown = client.get("/shop-admin/orders/scan?number=KD000")
+    assert unknown.status_code == 404 and "没有订单 KD000。" in text(unknown)
+    unpaid = text(client.get(f"/shop-admin/orders/scan?number={numbers['pending']}"))
+    assert "这里只能发货已付款的订单；此订单当前为「待付款」。" in unpaid
+    agent = login(app, "agent")  # tb-a only: tb-b's order is not there for them
+    other = agent.get(f"/shop-admin/orders/scan?number={numbers['tb-b']}")
+    assert other.status_code == 404 and "Buyer tb-b" not in text(other)
+    refused = client.post(
+        f"/shop-admin/orders/{numbers['web']}/ship",
+        data={
+            "csrf_token": client.csrf,
+            "next": "scan",
+            "carrier": "shunfeng",
+            "tracking_number": "x",
+        },
+        follow_redirects=True,
+    )
+    assert refused.request.path == "/shop-admin/orders/scan"  # the same order, to try again
+    assert refused.request.args["number"] == numbers["web"]
+    assert any("运单号" in words or "快递单号" in words for words in said(refused)), said(refused)
+    assert login(app, "viewer").get("/shop-admin/orders/scan").status_code == 403
+    with app.app_context():
+        count = get_state().session.scalars(select(Shipment.tracking_number)).all()
+        assert "x" not in count and len(count) == 1  # only the partly shipped order's parcel

@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
+from koudai_flask.blueprints.admin import packing_views
 from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import page_number
 from koudai_flask.blueprints.refusals import refusal_text
@@ -224,17 +225,30 @@ def register(bp: Blueprint) -> None:
             if key.startswith("qty-") and value.strip().isdigit()
         }
         partial = request.form.get("partial") == "1"
-        return _act(
-            number,
-            lambda: backoffice.ship(
+        carrier = request.form.get("carrier", "")
+
+        scanning = request.form.get("next") == "scan"  # from the scan page: back there
+
+        def ship() -> None:
+            backoffice.ship(
                 actor_id(),
                 number,
-                carrier=request.form.get("carrier", ""),
+                carrier=carrier,
                 tracking_number=request.form.get("tracking_number", ""),
                 lines=lines if partial else None,
-            ),
-            _k("Shipped."),
-        )
+            )
+            if scanning:
+                packing_views.remember_carrier(carrier)
+
+        if scanning:
+            return _act(
+                number,
+                ship,
+                _k("Shipped. Scan the next slip."),
+                back=url_for(".orders_scan"),
+                retry=url_for(".orders_scan", number=number),
+            )
+        return _act(number, ship, _k("Shipped."))
 
     @bp.post("/orders/<number>/cancel")
     @staff_required("orders.cancel")
@@ -359,16 +373,21 @@ def _fen(text: str) -> int:
     return int(value * 100)
 
 
-def _act(number: str, action: Any, done: str) -> ResponseReturnValue:
+def _act(
+    number: str, action: Any, done: str, *, back: str | None = None, retry: str | None = None
+) -> ResponseReturnValue:
+    """Run a staff action on an order; then to ``back`` (refused: ``retry``), by default the
+    order's page, saying what happened."""
+    page = url_for(".order_detail", number=number)
     try:
         action()
     except KoudaiError as exc:
         if exc.http_status == 403:
             abort(403)
         flash(refusal_text(exc), "error")
-        return redirect(url_for(".order_detail", number=number)), 303
+        return redirect(retry or page), 303
     flash(done, "success")
-    return redirect(url_for(".order_detail", number=number)), 303
+    return redirect(back or page), 303
 
 
 def _notifications(number: str) -> list[Any]:
