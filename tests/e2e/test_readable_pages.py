@@ -120,6 +120,7 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
         "/funnel",
         "/staff",
         "/onboarding",
+        "/orders/scan",
     ):
         found += problems(page, f"{base}/shop-admin{path}")
     staff_side.close()
@@ -153,6 +154,7 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         "/marketing",
         "/funnel",
         "/channels",
+        f"/orders/scan?number={number}",
     ):
         page.goto(f"{base}/shop-admin{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
