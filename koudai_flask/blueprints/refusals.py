@@ -272,6 +272,15 @@ _REASONS = {
     "nothing_to_pack": lazy_gettext(
         "None of these orders is paid with items left to send: nothing to print."
     ),
+    "count_quantity": lazy_gettext("A count is a whole number from 0 to %(most)s."),
+    "count_moved": lazy_gettext(
+        "The book for %(sku)s went from %(seen)s to %(now)s while you counted (an order was "
+        "shipped or stock came in): count it again."
+    ),
+    "count_below_reserved": lazy_gettext(
+        "%(reserved)s of %(sku)s are held for open orders: the count cannot be below that. "
+        "Ship or cancel those orders first."
+    ),
     "tag_description": lazy_gettext("A description has at most %(most)s characters."),
     "weibo_uid": lazy_gettext(
         "A Weibo user ID is a number (the digits in the address of their Weibo page)."

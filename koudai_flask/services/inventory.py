@@ -151,16 +151,7 @@ def set_on_hand(
             if previous is not None:
                 return _snapshot_of_movement(session, previous)
             sku = get_sku(session, sku_code)
-            level = stock_level(session, sku, get_location(session, location))
-            # A no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) first,
-            # so the count we read cannot change before we write the difference.
-            session.execute(
-                update(StockLevel)
-                .execution_options(synchronize_session=False)
-                .where(StockLevel.id == level.id)
-                .values(on_hand=StockLevel.on_hand)
-            )
-            session.refresh(level)
+            level = lock_level(session, stock_level(session, sku, get_location(session, location)))
             if quantity < level.reserved:
                 raise OutOfStock(sku_code, level.reserved, quantity)
             delta = quantity - level.on_hand
@@ -180,6 +171,19 @@ def set_on_hand(
             )
     except IntegrityError as exc:
         return _after_key_race(idempotency_key, exc)
+
+
+def lock_level(session: Session, level: StockLevel) -> StockLevel:
+    """``level``, held and read afresh: a no-op UPDATE takes the row lock (PostgreSQL) or
+    the write lock (SQLite), so its figures cannot change before this transaction ends."""
+    session.execute(
+        update(StockLevel)
+        .execution_options(synchronize_session=False)
+        .where(StockLevel.id == level.id)
+        .values(on_hand=StockLevel.on_hand)
+    )
+    session.refresh(level)
+    return level
 
 
 def _after_key_race(idempotency_key: str | None, exc: IntegrityError) -> StockSnapshot:

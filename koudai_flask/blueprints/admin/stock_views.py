@@ -24,6 +24,7 @@ from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.models import Location, Product, Sku, StockLevel, StockMovement
 from koudai_flask.services import catalog_admin, inventory
+from koudai_flask.services import stocktake as stocktake_service
 from koudai_flask.services.transaction import current_session
 
 PER_PAGE = 50
@@ -103,6 +104,54 @@ def register(bp: Blueprint) -> None:
             pages=max(1, -(-total // PER_PAGE)),
             location=location,
         )
+
+    @bp.get("/stocktake")
+    @staff_required("stock.adjust")
+    def stocktake() -> ResponseReturnValue:
+        """Stocktake by scanner: a scan finds the SKU, its count is entered below."""
+        scanned = request.args.get("scan", "").strip()[:64]
+        found = stocktake_service.find(scanned) if scanned else []
+        level = None
+        if len(found) == 1:
+            session = current_session()
+            level = inventory.stock_level(session, found[0], inventory.get_location(session))
+        return render_template(
+            "koudai/admin/stocktake.html",
+            scanned=scanned,
+            found=found,
+            level=level,
+            form=FlaskForm(),
+        ), (404 if scanned and not found else 200)
+
+    @bp.post("/stocktake")
+    @staff_required("stock.adjust")
+    def stocktake_count() -> ResponseReturnValue:
+        checked_form()
+        code = request.form.get("code", "")
+        raw, seen = request.form.get("counted", "").strip(), request.form.get("seen", "")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 8):
+            flash(_k("Enter how many you counted, a whole number."), "error")
+            return redirect(url_for(".stocktake", scan=code), 303)
+        try:
+            done = stocktake_service.count(
+                actor_id(), code, int(raw), seen=int(seen) if seen.isdigit() else None
+            )
+        except PermissionDenied:
+            abort(403)
+        except KoudaiError as exc:
+            flash(refusal_text(exc), "error")
+            return redirect(url_for(".stocktake", scan=code), 303)
+        flash(
+            _k(
+                "%(sku)s: %(before)d → %(after)d (%(change)+d). Scan the next.",
+                sku=done.sku,
+                before=done.before,
+                after=done.on_hand,
+                change=done.change,
+            ),
+            "success",
+        )
+        return redirect(url_for(".stocktake"), 303)
 
     @bp.get("/stock/<code>")
     @staff_required("stock.adjust")
