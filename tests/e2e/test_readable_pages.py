@@ -121,6 +121,7 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
         "/staff",
         "/onboarding",
         "/orders/scan",
+        "/stocktake?scan=GW-S",
     ):
         found += problems(page, f"{base}/shop-admin{path}")
     staff_side.close()
@@ -155,6 +156,7 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         "/funnel",
         "/channels",
         f"/orders/scan?number={number}",
+        "/stocktake?scan=GW-S",
     ):
         page.goto(f"{base}/shop-admin{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
