@@ -137,3 +137,41 @@ def test_only_who_adjusts_stock_takes_stock(shop):
     )
     assert no_token.status_code == 400
     assert ledger(app, "KET") == (50, 4, 50, 0)
+
+
+def test_shelf_labels_carry_what_the_stocktake_scan_finds(shop):
+    """A label's barcode, read by an independent decoder, finds its SKU on the stocktake
+    page: its own barcode when it has one, else its code."""
+    from tests.test_barcodes import read
+
+    app, _ = shop
+    client = login(app, "warehouse")
+    page = client.get("/shop-admin/stock/labels?code=MUG-R&code=KET&code=GONE&copies=2")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    labels = re.findall(r'<div class="kd-label" data-sku="([\w-]+)">', body)
+    assert labels == ["MUG-R", "MUG-R", "KET", "KET"]  # as ticked; an unknown code left out
+    assert "共 4 张标签。" in text(page)
+    drawn = re.findall(r"<svg class=\"kd-barcode\".*?</svg>", body)
+    read_back = [read(svg) for svg in drawn[::2]]
+    assert read_back == [[("6901234567892", "Code128")], [("KET", "Code128")]]
+    # Scanned at the shelf: the shared barcode asks which of its two items; the code finds KET.
+    shared = client.get("/shop-admin/stocktake?scan=6901234567892").get_data(as_text=True)
+    assert re.findall(r'href="/shop-admin/stocktake\?scan=([\w-]+)"', shared) == [
+        "MUG-BOX",
+        "MUG-R",
+    ]
+    own = client.get("/shop-admin/stocktake?scan=KET").get_data(as_text=True)
+    assert '<section id="counting" data-sku="KET">' in own
+
+
+def test_labels_need_a_ticked_item_and_a_sensible_number_of_copies(shop):
+    app, _ = shop
+    client = login(app, "warehouse")
+    for query in ("copies=1", "code=KET&copies=0", "code=KET&copies=51", "code=KET&copies=二"):
+        refused = client.get(f"/shop-admin/stock/labels?{query}", follow_redirects=True)
+        assert refused.request.path == "/shop-admin/stock"
+        assert "请勾选要打印标签的商品，每个商品 1 到 50 张。" in said(refused)
+    assert (
+        login(app, "customer_service").get("/shop-admin/stock/labels?code=KET").status_code == 403
+    )

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, func, or_, select
 
+from koudai_flask import barcodes
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.common import page_number
 from koudai_flask.blueprints.refusals import refusal_text
@@ -28,6 +29,8 @@ from koudai_flask.services import stocktake as stocktake_service
 from koudai_flask.services.transaction import current_session
 
 PER_PAGE = 50
+MAX_LABEL_SKUS = 100
+MAX_LABEL_COPIES = 50
 LEDGER_PER_PAGE = 30
 _DELTA = re.compile(r"^[+-]?[0-9]{1,6}$")
 REASON_LABELS = {
@@ -39,6 +42,18 @@ REASON_LABELS = {
     "shipment": _l("Shipped"),
     "return": _l("Came back with a refund"),
 }
+
+
+def _label_value(sku: Sku) -> str | None:
+    """What a SKU's label barcode carries: its own barcode, else its code; None when
+    neither is printable ASCII (the label then shows the code as text only)."""
+    for value in (sku.barcode or "", sku.code):
+        try:
+            barcodes.symbols(value)
+        except barcodes.BarcodeError:
+            continue
+        return value
+    return None
 
 
 def _sku_or_404(code: str) -> Sku:
@@ -103,6 +118,32 @@ def register(bp: Blueprint) -> None:
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
             location=location,
+        )
+
+    @bp.get("/stock/labels")
+    @staff_required("stock.adjust")
+    def stock_labels() -> ResponseReturnValue:
+        """Shelf labels of the ticked SKUs, ``copies`` of each: a document to print whose
+        barcodes the stocktake scanner reads (the SKU's own barcode, else its code)."""
+        codes = list(dict.fromkeys(request.args.getlist("code")))[:MAX_LABEL_SKUS]
+        raw = request.args.get("copies", "1").strip()
+        copies = int(raw) if raw.isascii() and raw.isdigit() else 0
+        if not codes or not 1 <= copies <= MAX_LABEL_COPIES:
+            flash(
+                _k(
+                    "Tick the items to label, and ask for 1 to %(most)d copies of each.",
+                    most=MAX_LABEL_COPIES,
+                ),
+                "error",
+            )
+            return redirect(url_for(".stock_list"), 303)
+        found = {
+            sku.code: sku
+            for sku in current_session().scalars(select(Sku).where(Sku.code.in_(codes)))
+        }
+        labels = [(found[code], _label_value(found[code])) for code in codes if code in found]
+        return render_template(
+            "koudai/admin/labels.html", labels=labels, copies=copies, barcode=barcodes.svg
         )
 
     @bp.get("/stocktake")
