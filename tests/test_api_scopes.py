@@ -48,6 +48,7 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         201,
     ),
     ("order_cancel", "POST", "/orders/{ext}/cancel", {"reason": "asked"}, 200),
+    ("order_slip", "POST", "/orders/{paid}/slip", None, 200),
     ("order_refund", "POST", "/orders/{paid}/refunds", {"amount": 100}, 201),
     (
         "order_decline_refund",

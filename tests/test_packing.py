@@ -264,3 +264,43 @@ def test_scanning_what_cannot_be_shipped_says_why_and_ships_nothing(shop):
     with app.app_context():
         count = get_state().session.scalars(select(Shipment.tracking_number)).all()
         assert "x" not in count and len(count) == 1  # only the partly shipped order's parcel
+
+
+def test_a_printing_system_lists_what_to_pack_and_records_its_prints(shop):
+    """Through the REST API: the paid orders never printed, then "printed" for one of
+    them, which the back office's list and filter then show."""
+    from tests.api_support import API, make_key
+
+    app, numbers = shop
+    key = make_key(app, ["orders.view", "orders.ship"])
+    limited = make_key(app, ["orders.view", "orders.ship"], channels=["tb-a"])
+    reader = make_key(app, ["orders.view"])
+    api = app.test_client()
+
+    def call(method: str, path: str, headers: dict[str, str]) -> Any:
+        return api.open(f"{API}{path}", method=method, headers=headers)
+
+    def listed(query: str) -> set[str]:
+        return {o["number"] for o in call("GET", f"/orders?{query}", key).get_json()["items"]}
+
+    to_pack = listed("status=paid&slip=unprinted")
+    assert to_pack == {numbers[n] for n in ("web", "tb-a", "tb-b", "partly")}
+    printed = call("POST", f"/orders/{numbers['partly']}/slip", key)
+    assert printed.status_code == 200
+    assert printed.get_json() == {
+        "number": numbers["partly"],
+        "times": 1,
+        "lines": [
+            {"sku": "KET", "title": "Kettle", "variant": "", "quantity": 2},
+            {"sku": "MUG", "title": "Mug", "variant": "", "quantity": 1},
+        ],
+    }
+    assert listed("slip=printed") == {numbers["partly"]}
+    assert numbers["partly"] not in listed("status=paid&slip=unprinted")
+    assert marks(app)[numbers["partly"]] == (1, "staff:owner@shop.cn")
+
+    assert call("POST", f"/orders/{numbers['tb-b']}/slip", limited).status_code == 404
+    assert call("POST", f"/orders/{numbers['web']}/slip", reader).status_code == 403
+    unpaid = call("POST", f"/orders/{numbers['pending']}/slip", key)
+    assert unpaid.status_code == 422 and unpaid.get_json()["code"] == "ValidationError"
+    assert set(marks(app)) == {numbers["partly"]}

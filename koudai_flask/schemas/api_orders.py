@@ -136,6 +136,11 @@ class OrderListArgs(PageArgs):
         validate=Length(min=1, max=64),
         metadata={"description": "An order number or a channel's order id."},
     )
+    slip = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["printed", "unprinted"]),
+        metadata={"description": "Orders whose packing slip was printed, or never was."},
+    )
     customer_id = fields.Integer(
         load_default=None,
         validate=validate.Range(min=1, max=MAX_INT),
@@ -202,6 +207,21 @@ class ShipIn(Schema):
         load_default=None,
         metadata={"description": "Part of the order: {sku: quantity}; omit to ship the rest."},
     )
+
+
+class SlipLineOut(Schema):
+    sku = fields.String(required=True, attribute="sku_code")
+    title = fields.String(required=True)
+    variant = fields.String(required=True)
+    quantity = fields.Integer(required=True, metadata={"description": "still to send"})
+
+
+class SlipOut(Schema):
+    number = fields.String(required=True, attribute="order.number")
+    times = fields.Integer(
+        required=True, metadata={"description": "how often its slip was printed, this included"}
+    )
+    lines = fields.List(fields.Nested(SlipLineOut), required=True)
 
 
 class CancelIn(Schema):

@@ -28,7 +28,7 @@ from koudai_flask.models import (
     Sku,
     StockLevel,
 )
-from koudai_flask.services import backoffice, identities, order_search, staff, sync_log
+from koudai_flask.services import backoffice, identities, order_search, packing, staff, sync_log
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.channels import all_channels
 from koudai_flask.services.order_search import OrderFilters
@@ -189,6 +189,7 @@ def orders(
     cursor: str | None,
     limit: int,
     customer_id: int | None = None,
+    slip: str | None = None,
 ) -> Page[Order]:
     member = staff.require(who.user_id, "orders.view")
     filters = OrderFilters(
@@ -198,6 +199,7 @@ def orders(
         date_to=created_to,
         sku=sku_code,
         q=q,
+        slip_unprinted=slip == "unprinted",
     )
     query = order_search.order_query(member, filters).options(
         selectinload(Order.lines),
@@ -207,6 +209,8 @@ def orders(
     )
     if who.channels is not None:
         query = query.where(Order.channel.in_(sorted(who.channels)))
+    if slip == "printed":
+        query = query.where(~packing.unprinted())
     if customer_id is not None:
         # A merge moved the orders to the customer that stands now.
         query = query.where(Order.customer_id == identities.resolve(customer_id))

@@ -18,8 +18,9 @@ from koudai_flask.schemas.api_orders import (
     PaymentIn,
     RefundIn,
     ShipIn,
+    SlipOut,
 )
-from koudai_flask.services import platform_actions, platform_reads
+from koudai_flask.services import packing, platform_actions, platform_reads
 
 
 def register(bp: Blueprint) -> None:
@@ -40,6 +41,7 @@ def register(bp: Blueprint) -> None:
             cursor=args["cursor"],
             limit=args["limit"],
             customer_id=args["customer_id"],
+            slip=args["slip"],
         )
 
     @bp.route("/orders", methods=["POST"])
@@ -84,6 +86,15 @@ def register(bp: Blueprint) -> None:
             tracking_number=data["tracking_number"],
             lines=data["lines"],
         )
+
+    @bp.route("/orders/<number>/slip", methods=["POST"])
+    @requires("orders.ship")
+    @idempotent
+    @bp.response(200, SlipOut)
+    def order_slip(number: str) -> Any:
+        """Record that a paid order's packing slip was printed (by a printing or packing
+        system), and say what is still to send; the back office's list then marks it."""
+        return packing.record_print(principal(), number)
 
     @bp.route("/orders/<number>/cancel", methods=["POST"])
     @requires("orders.cancel")
