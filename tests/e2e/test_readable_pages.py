@@ -130,9 +130,9 @@ def test_shop_and_back_office_pages_read_in_the_owners_colour(
 
 def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: Any) -> None:
     """An owner on a phone: no back-office page scrolls sideways, nor a note holding a pasted
-    300-character link; the order, stock, product and channel lists are cards whose every
-    figure is on the screen (no table to scroll inside), with the order list's rarer filters
-    folded away."""
+    300-character link; the order, stock, product and channel lists, a SKU's ledger and a
+    customer's identities are cards whose every figure is on the screen (no table to scroll
+    inside), with the order list's rarer filters folded away."""
     app, base, number = served
     with app.app_context():
         buyer_id = orders.get_order(get_state().session, number).customer_id
@@ -157,6 +157,7 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
         "/channels",
         f"/orders/scan?number={number}",
         "/stocktake?scan=GW-S",
+        "/stock/GW-S",
     ):
         page.goto(f"{base}/shop-admin{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -168,6 +169,8 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
             f"/orders/{number}": "#lines",
             "/products": "#products",
             "/channels": "#channels",
+            "/stock/GW-S": "#ledger",
+            f"/customers/{buyer_id}": "#identities",
         }
         if path in cards:
             table = cards[path]
