@@ -598,3 +598,87 @@ def test_agreeing_to_a_return_is_refused_when_it_cannot_be_and_changes_nothing(s
     )
     assert answer.status_code == 403
     assert counts(app) == middle
+
+
+def test_a_part_refunded_as_agreed_settles_the_buyer_s_request(shop):
+    """The buyer asks for all of it back; the seller agrees with them on part and ticks
+    that it settles the request: the order goes back to shipped, nothing is left open, and
+    the buyer reads no refusal. Without an open request, the tick is refused first."""
+    app, numbers = shop
+    number = numbers["web"]
+    with app.app_context():
+        orders.ship(number, carrier="shunfeng", tracking_number="SF2001")
+    client = buyer(app)
+    ask_refund(client, number, reason="damaged", details="壶盖有划痕")
+    owner = login(app, "owner")
+    page = owner.get(f"/shop-admin/orders/{number}").get_data(as_text=True)
+    assert 'name="settles"' in page
+
+    done = owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={
+            "csrf_token": owner.csrf,
+            "amount": "30",
+            "reason": "划痕，协商退 30 元",
+            "settles": "1",
+        },
+    )
+    assert done.status_code == 303
+    assert status(app, number) == "shipped"
+    with app.app_context():
+        session = get_state().session
+        order = session.scalar(select(Order).where(Order.number == number))
+        assert order.refunded_amount == 3000
+        assert orders.refund_request(session, order) is None
+        last = order.events[-1]
+        assert (last.from_status, last.to_status, last.detail) == (
+            "refunding",
+            "shipped",
+            {"ended": "settled"},
+        )
+    shown = client.text(f"/orders/{number}")
+    assert "¥30.00" in shown and "商家未同意退款" not in shown and "您已申请退款" not in shown
+
+    # Nothing open any more: the same tick is refused before any money moves.
+    before = counts(app)
+    again = owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={"csrf_token": owner.csrf, "amount": "10", "settles": "1"},
+        follow_redirects=True,
+    )
+    assert f"订单 {number} 没有待处理的退款申请，无需了结。" in again.get_data(as_text=True)
+    assert counts(app) == before
+    with app.app_context():
+        order = get_state().session.scalar(select(Order).where(Order.number == number))
+        assert order.refunded_amount == 3000
+
+
+def test_without_the_tick_a_part_refunded_leaves_the_request_open(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    ask_refund(buyer(app), number, reason="damaged", details="壶盖有划痕")
+    owner = login(app, "owner")
+    owner.post(
+        f"/shop-admin/orders/{number}/refund",
+        data={"csrf_token": owner.csrf, "amount": "30", "reason": "先退 30 元"},
+    )
+    assert status(app, number) == "refunding"  # the rest is still asked for
+
+
+def test_an_erp_settles_a_request_with_part_of_the_money_through_the_api(shop):
+    from tests.api_support import API, make_key
+
+    app, numbers = shop
+    number = numbers["web"]
+    headers = make_key(app, ["orders.refund"], owner="staff:owner@shop.cn")
+    client = app.test_client()
+    path = f"{API}/orders/{number}/refunds"
+    before = counts(app)
+    nothing = client.post(path, json={"amount": 1000, "settles": True}, headers=headers)
+    assert nothing.status_code == 422
+    assert nothing.get_json()["detail"] == {"number": number}
+    assert counts(app) == before and status(app, number) == "paid"
+    ask_refund(buyer(app), number, reason="changed_mind")
+    settled = client.post(path, json={"amount": 1000, "settles": True}, headers=headers)
+    assert settled.status_code == 201 and settled.get_json()["status"] == "paid"
+    assert settled.get_json()["refunded_amount"] == 1000

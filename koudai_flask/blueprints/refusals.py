@@ -281,6 +281,9 @@ _REASONS = {
         "%(reserved)s of %(sku)s are held for open orders: the count cannot be below that. "
         "Ship or cancel those orders first."
     ),
+    "nothing_to_settle": lazy_gettext(
+        "Order %(number)s has no refund request open: there is nothing to settle."
+    ),
     "tag_description": lazy_gettext("A description has at most %(most)s characters."),
     "weibo_uid": lazy_gettext(
         "A Weibo user ID is a number (the digits in the address of their Weibo page)."

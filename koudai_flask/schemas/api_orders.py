@@ -237,6 +237,13 @@ class DeclineRefundIn(Schema):
 
 
 class RefundIn(Schema):
+    settles = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "a partial refund agreed with the buyer ends their open refund "
+            "request, as settled; `nothing_to_settle` when none is open"
+        },
+    )
     restock = fields.Boolean(
         load_default=False,
         metadata={

@@ -114,6 +114,7 @@ def refund(
     reason: str,
     restock: bool = False,
     lines: dict[str, int] | None = None,
+    settles: bool = False,
 ) -> Order:
     """Refund through the provider that took the money, then record it on the order.
 
@@ -122,7 +123,9 @@ def refund(
     that staff recorded as paid offline (``mark_paid_offline``) went back the same way, by
     hand: the refund is recorded only. With ``restock`` the parcel came back: for a full
     refund, what the order shipped goes back on the shelf it left; with ``lines``, their
-    shipped units (``services.returns``); in the same transaction either way.
+    shipped units (``services.returns``); in the same transaction either way. ``settles``:
+    this partial refund, agreed with the buyer, ends their open request (checked before
+    the provider is asked).
     """
     from koudai_flask import payments
     from koudai_flask.payments.offline import OfflineProvider
@@ -131,6 +134,8 @@ def refund(
         order = order_for(user_id, number, "orders.refund")
         before = _snapshot(order)
         value, left, wanted = refunds.value_of(order, amount, lines, restock=restock)
+        if settles and value < left:
+            refunds.check_settles(session, order)
         provider_name = order.payments[0].provider
         if provider_name == CHANNEL_PROVIDER:
             raise ValidationError(
@@ -171,6 +176,7 @@ def refund(
             actor=actor,
             restock=restock,
             asked=reason or "refund by staff",
+            settles=settles,
         )
         session.refresh(order)
         staff.audit(

@@ -508,6 +508,7 @@ def refund(
     actor: str = "system",
     lines: Mapping[str, int] | None = None,
     restock: bool = False,
+    settles: bool = False,
 ) -> Order:
     """Refund money through the order, or for some of its units (``lines``); see
     ``services.refunds.refund``."""
@@ -521,6 +522,7 @@ def refund(
         actor=actor,
         lines=lines,
         restock=restock,
+        settles=settles,
     )
 
 

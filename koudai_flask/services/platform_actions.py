@@ -193,6 +193,7 @@ def refund(
     reason: str,
     restock: bool = False,
     lines: dict[str, int] | None = None,
+    settles: bool = False,
 ) -> Order:
     """Refund through the provider that took the money; a channel's payment is recorded only.
 
@@ -209,12 +210,20 @@ def refund(
         # A marketplace order synced here is refunded there and mirrored (channel_refunds):
         # the back office refuses it (refund_on_channel) rather than record it twice.
         backoffice.refund(
-            who.user_id, number, amount=amount, reason=reason, restock=restock, lines=lines
+            who.user_id,
+            number,
+            amount=amount,
+            reason=reason,
+            restock=restock,
+            lines=lines,
+            settles=settles,
         )
         return order(who, number)
     with unit_of_work() as session:
         found = order(who, number, "orders.refund")
         value, left, wanted = refunds.value_of(found, amount, lines, restock=restock)
+        if settles and value < left:
+            refunds.check_settles(session, found)
         before = {"status": found.status, "refunded": found.refunded_amount}
         refund_no = f"{number}-R{secrets.token_hex(4)}"
         returned = refunds.record(
@@ -227,6 +236,7 @@ def refund(
             actor=_actor(who),
             restock=restock,
             asked=reason or "refund on the channel",
+            settles=settles,
         )
         session.refresh(found)
         staff.audit(

@@ -25,6 +25,7 @@ def refund(
     actor: str = "system",
     lines: Mapping[str, int] | None = None,
     restock: bool = False,
+    settles: bool = False,
 ) -> Order:
     """Refund money through the order. ``amount=None`` refunds all that is left, or what
     ``lines`` cost (see ``returns.lines_amount``).
@@ -36,6 +37,8 @@ def refund(
     refund is for those units: the ones not shipped yet are no longer to ship and their
     stock goes back; shipped ones go back on the shelf with ``restock`` (the parcel came
     back). A paid order whose last units to ship are refunded this way counts as shipped.
+    ``settles``: a partial refund agreed with the buyer ends their open request, as settled
+    (the order goes back to where it was asked from); ``nothing_to_settle`` without one.
     """
     if amount is not None and (
         isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
@@ -63,6 +66,8 @@ def refund(
             )
         if not partial and order.status != "refunding":
             raise InvalidTransition(order.number, order.status, "refund")
+        if settles and partial:
+            check_settles(session, order)
         if partial and wanted and _nothing_would_ship(order, wanted):
             raise ValidationError(
                 f"order {number}: these are all its goods and none has shipped; refund all "
@@ -88,12 +93,34 @@ def refund(
             )
             if wanted:
                 _settle_if_done(session, order, actor=actor)
+            if settles and order.status == "refunding":
+                orders._transition(
+                    session,
+                    order,
+                    "settle_refund",
+                    actor=actor,
+                    note=f"settled with a partial refund of {amount}",
+                    detail=orders.SETTLED,
+                )
+            if wanted:
                 ship_if_all_sent(session, order, actor=actor)
             return order
         orders._transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
         for reservation in orders._reservations(session, order):
             inventory.close_reservation(session, reservation, "released")
         return order
+
+
+def check_settles(session: Session, order: Order) -> None:
+    """A refund may settle the buyer's request only while one is open."""
+    from koudai_flask.services import orders
+
+    if orders.refund_request(session, order) is None:
+        raise ValidationError(
+            f"order {order.number} has no refund request open to settle",
+            reason="nothing_to_settle",
+            detail={"number": order.number},
+        )
 
 
 def _settle_if_done(session: Session, order: Order, *, actor: str) -> None:
@@ -160,6 +187,7 @@ def record(
     actor: str,
     restock: bool,
     asked: str,
+    settles: bool = False,
 ) -> dict[str, int]:
     """Record a refund whose money has moved (or moves elsewhere), in the caller's
     transaction: all that is left passes through ``refunding`` (``asked`` its note). With
@@ -177,5 +205,6 @@ def record(
         actor=actor,
         lines=lines or None,
         restock=restock,
+        settles=settles,
     )
     return returns.restock_shipped(order, refund_no) if restock and not lines else {}

@@ -301,6 +301,7 @@ def register(bp: Blueprint) -> None:
                 reason=request.form.get("reason", ""),
                 restock=request.form.get("restock") == "1",
                 lines=lines or None,
+                settles=request.form.get("settles") == "1",
             ),
             _k("Refunded."),
         )

@@ -140,4 +140,5 @@ def register(bp: Blueprint) -> None:
             reason=data["reason"],
             restock=data["restock"],
             lines=data["lines"],
+            settles=data["settles"],
         )
