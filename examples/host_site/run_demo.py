@@ -280,7 +280,9 @@ def print_after_sales_walkthrough(base: str) -> None:
     print("     items are filled in: refund, and the order is shipped again, one unit back on")
     print("     the shelf, the buyer reads 已退 1 件")
     print(f"Packing: {base}/shop-admin/orders?status=paid  tick orders, 打印所选订单的发货单")
-    print("  (the pick list, then a slip per order, each on its own page when printed)")
+    print("  (the pick list, then a slip per order, each on its own page when printed);")
+    print(f"  then {base}/shop-admin/orders/scan  scan (or type) a slip's number, then a waybill")
+    print(f"Stocktake: {base}/shop-admin/stocktake  scan (or type) a SKU code, e.g. DEMO-001-0-S")
 
 
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:
