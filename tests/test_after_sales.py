@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent
-from koudai_flask.services import orders, theme
+from koudai_flask.services import order_clock, orders, theme
 from tests.shop_client import ShopClient
 from tests.test_admin import build, login
 
@@ -233,8 +233,8 @@ def test_orders_the_buyer_never_confirms_complete_after_ten_days(shop):
         _age(app, number, 11)
     _age(app, recent, 9)
     with app.app_context():
-        assert orders.complete_overdue() == [web]
-        assert orders.complete_overdue() == []  # done once
+        assert order_clock.complete_overdue() == [web]
+        assert order_clock.complete_overdue() == []  # done once
         last = (
             get_state().session.scalars(select(OrderEvent).order_by(OrderEvent.id.desc())).first()
         )
@@ -254,7 +254,7 @@ def test_auto_completion_can_be_turned_off(make_app, database_url):
         orders.ship(numbers["web"], carrier="shunfeng", tracking_number="SF123456")
     _age(app, numbers["web"], 100)
     with app.app_context():
-        assert orders.complete_overdue() == []
+        assert order_clock.complete_overdue() == []
     assert status(app, numbers["web"]) == "shipped"
 
 

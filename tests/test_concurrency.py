@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from koudai_flask.errors import OutOfStock
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, Payment, StockMovement
-from koudai_flask.services import catalog, inventory, orders
+from koudai_flask.services import catalog, inventory, order_clock, orders
 from tests.helpers import assert_ledger_consistent
 
 BUYERS = 200
@@ -155,7 +155,7 @@ def test_expiry_racing_itself_releases_once(pg_app):
         catalog.create_product(title="Cap", skus=[{"code": "CAP", "price": 900, "stock": 9}])
         orders.place(channel="web", lines=[{"sku": "CAP", "quantity": 3}])
     later = utcnow() + timedelta(hours=1)
-    results = run_concurrently(pg_app, 8, lambda i: orders.expire_unpaid(later))
+    results = run_concurrently(pg_app, 8, lambda i: order_clock.expire_unpaid(later))
     assert sum(len(r) for r in results) == 1
     with pg_app.app_context():
         session = get_state().session

@@ -25,7 +25,7 @@ from koudai_flask.models import (
     Promotion,
 )
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import cart, catalog, checkout, customers, inventory, orders
+from koudai_flask.services import cart, catalog, checkout, customers, inventory, order_clock, orders
 from koudai_flask.services import marketing as mk
 from koudai_flask.services.marketing import plugins as registry
 from tests.helpers import assert_ledger_consistent
@@ -321,7 +321,7 @@ def test_a_cancelled_order_gives_its_use_back_once(app, shirt):
 def test_an_expired_reservation_gives_the_use_back(app, shirt):
     c = coupon(total_limit=1)
     order = buy(coupon_code="SAVE10")
-    assert orders.expire_unpaid(utcnow() + timedelta(days=2)) == [order.number]
+    assert order_clock.expire_unpaid(utcnow() + timedelta(days=2)) == [order.number]
     assert fresh(Coupon, c.id).used == 0
 
 

@@ -28,7 +28,7 @@ from koudai_flask.models import (
 from koudai_flask.models.base import utcnow
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import PlaceOrderInput
-from koudai_flask.services import catalog, channels, inventory, order_input, orders
+from koudai_flask.services import catalog, channels, inventory, order_clock, order_input, orders
 from tests.helpers import assert_ledger_consistent
 
 pytestmark = pytest.mark.services_only
@@ -359,9 +359,9 @@ def test_expired_reservation_releases_its_stock_exactly_once(app, shirt):
     paid = orders.place(channel="web", lines=[{"sku": "SHIRT-B", "quantity": 1}])
     act(paid, "pay")
     later = utcnow() + timedelta(seconds=1801)
-    assert orders.expire_unpaid(utcnow()) == []
-    assert orders.expire_unpaid(later) == [order.number]
-    assert orders.expire_unpaid(later) == []
+    assert order_clock.expire_unpaid(utcnow()) == []
+    assert order_clock.expire_unpaid(later) == [order.number]
+    assert order_clock.expire_unpaid(later) == []
     assert inventory.available("SHIRT-W") == 10
     assert inventory.available("SHIRT-B") == 9  # paid stock is never expired
     session = get_state(app).session

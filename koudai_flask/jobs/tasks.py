@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from koudai_flask.jobs.outbox import relay_outbox
-from koudai_flask.services import inventory, orders
+from koudai_flask.services import inventory, order_clock
 
 
 def expire_reservations() -> int:
     """Cancel unpaid orders past their hold and release other expired holds."""
-    return len(orders.expire_unpaid()) + inventory.expire_holds()
+    return len(order_clock.expire_unpaid()) + inventory.expire_holds()
 
 
 def complete_overdue() -> int:
     """Complete the own shop's orders whose buyers never confirmed receipt."""
-    return len(orders.complete_overdue())
+    return len(order_clock.complete_overdue())
 
 
 def run_relay() -> int:
