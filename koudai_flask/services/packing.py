@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, selectinload
 
-from koudai_flask.errors import PermissionDenied, ValidationError
+from koudai_flask.errors import ValidationError
 from koudai_flask.models import Order, OrderLine, PackingSlip
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import staff
@@ -104,9 +104,7 @@ def print_slips(
             detail={"most": MAX_ORDERS},
         )
     with unit_of_work() as session:
-        member = staff.get_member(user_id)
-        if not staff.allows(member, "orders.ship"):
-            raise PermissionDenied(f"staff {user_id} may not orders.ship")
+        member = staff.require(user_id, "orders.ship")
         query = select(Order).options(selectinload(Order.lines))
         scope = staff.visible_channels(member)
         if scope is not None:
