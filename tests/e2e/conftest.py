@@ -26,6 +26,18 @@ PHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
+# Every cell of every table on the page that reaches past the screen's right edge, and every
+# table wider than the screen (one that scrolls inside its own box).
+PAST_THE_SCREEN = """width => [...document.querySelectorAll('table')]
+    .filter(table => table.offsetParent !== null)
+    .flatMap(table => {
+        const name = '#' + (table.id || table.className);
+        const cut = [...table.querySelectorAll('td')]
+            .filter(td => td.offsetParent !== null)
+            .filter(td => td.getBoundingClientRect().right > width + 1)
+            .map(td => `${name} cell "${td.textContent.trim().slice(0, 30)}"`);
+        return table.scrollWidth > width ? [`${name}: ${table.scrollWidth}px`, ...cut] : cut;
+    })"""
 FLAGS = [
     "--headless=new",
     "--no-sandbox",

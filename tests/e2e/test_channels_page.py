@@ -8,7 +8,7 @@ from koudai_flask.connectors.base import RemoteStock
 from koudai_flask.connectors.sandbox.taobao import TaobaoSandbox
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.services import catalog, channels, stock_sync, sync_log
-from tests.e2e.conftest import PHONE, PHONE_UA, sqlite_shop, staff_login
+from tests.e2e.conftest import PAST_THE_SCREEN, PHONE, PHONE_UA, sqlite_shop, staff_login
 from tests.sync_support import link_shop, seed_shirts
 from tests.test_admin import PASSWORD, build
 
@@ -55,10 +55,13 @@ def test_the_channels_pages_on_a_phone(make_app, tmp_path, browser, shots):
         )
         expect(page.locator("#letters tr[data-letter]")).to_have_count(1)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # Listings, drift and dead letters are cards: every figure on the screen.
+        assert not page.evaluate(PAST_THE_SCREEN, PHONE["width"])
         shots(page, "channel")
 
         page.locator("#mapping-link").click()
         page.wait_for_url("**/shop-admin/channels/tb/mapping")
+        assert not page.evaluate(PAST_THE_SCREEN, PHONE["width"])
         shots(page, "mapping")
         page.locator("#auto-bind").click()
         page.wait_for_url("**/shop-admin/channels/tb/mapping")
