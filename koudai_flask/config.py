@@ -104,10 +104,14 @@ SETTINGS: dict[str, Setting] = {
         "zh_CN", "Language of the shop unless the buyer picks another.", one_of("zh_CN", "en")
     ),
     "KOUDAI_GUEST_CHECKOUT": Setting(True, "Let buyers check out without an account.", boolean),
-    "KOUDAI_SHIPPING_FEE": Setting(1000, "Flat shipping fee in fen.", non_negative_int),
+    "KOUDAI_SHIPPING_FEE": Setting(
+        1000,
+        "Flat shipping fee in fen, once per order, for goods without a shipping template.",
+        non_negative_int,
+    ),
     "KOUDAI_FREE_SHIPPING_OVER": Setting(
         9900,
-        "Order subtotal in fen from which shipping is free; None: never.",
+        "Order subtotal in fen from which the whole order ships free; None: never.",
         optional_non_negative_int,
     ),
     "KOUDAI_PASSWORD_HASH": Setting(

@@ -9,11 +9,11 @@ import os
 import random
 from xml.sax.saxutils import escape
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from koudai_flask.models import Category, Product
-from koudai_flask.services import catalog
-from koudai_flask.services.transaction import current_session
+from koudai_flask.models import Category, Product, ShippingTemplate
+from koudai_flask.services import catalog, freight
+from koudai_flask.services.transaction import current_session, unit_of_work
 
 CATEGORIES = [
     (
@@ -74,6 +74,27 @@ def _svg(title: str, color: str, index: int) -> str:
     )
 
 
+# Shoes and bags ship dearer to the far west, and not to 港澳台 (a shipping template).
+REMOTE_TEMPLATE = {
+    "name": "鞋包快递",
+    "basis": "piece",
+    "first": 1,
+    "first_fee": 800,
+    "additional": 1,
+    "additional_fee": 400,
+    "areas": [
+        {
+            "provinces": ["新疆", "西藏", "青海", "内蒙古", "甘肃", "宁夏"],
+            "first": 1,
+            "first_fee": 2000,
+            "additional": 1,
+            "additional_fee": 1000,
+        }
+    ],
+    "excluded": ["台湾", "香港", "澳门"],
+}
+
+
 def seed_catalog(count: int = 36, *, seed: int = 2013) -> int:
     """Create ``count`` demo products unless demo products exist; returns how many."""
     from koudai_flask.blueprints.shop import media_folder
@@ -82,6 +103,7 @@ def seed_catalog(count: int = 36, *, seed: int = 2013) -> int:
     if session.scalar(select(func.count()).select_from(Product)):
         return 0
     rng = random.Random(seed)
+    bags = []  # shoes and bags ship by REMOTE_TEMPLATE
     folder = os.path.join(media_folder(), "demo")
     os.makedirs(folder, exist_ok=True)
     for position, (slug, name, _) in enumerate(CATEGORIES):
@@ -131,5 +153,14 @@ def seed_catalog(count: int = 36, *, seed: int = 2013) -> int:
             images=images,
             skus=skus,
             source="demo",
+        )
+        if slug == "shoes-bags":
+            bags.append(f"demo-{n + 1:03d}")
+    with unit_of_work() as session:
+        remote = ShippingTemplate(**freight.check_template(REMOTE_TEMPLATE))
+        session.add(remote)
+        session.flush()
+        session.execute(
+            update(Product).where(Product.slug.in_(bags)).values(shipping_template_id=remote.id)
         )
     return count

@@ -21,6 +21,7 @@ ANSWER_FIRST = {
     "koudai_admin.batch_edit": 404,
     "koudai_admin.promotion_edit": 404,
     "koudai_admin.limited_price_edit": 404,
+    "koudai_admin.shipping_edit": 404,
     "koudai_admin.message_template_edit": 404,
     "koudai_shop.checkout_page": 302,
     "koudai_shop.pay": 404,  # the signed-in staff member is no buyer of this order

@@ -283,6 +283,10 @@ def print_after_sales_walkthrough(base: str) -> None:
     print("  (the pick list, then a slip per order, each on its own page when printed);")
     print(f"  then {base}/shop-admin/orders/scan  scan (or type) a slip's number, then a waybill")
     print(f"Stocktake: {base}/shop-admin/stocktake  scan (or type) a SKU code, e.g. DEMO-001-0-S")
+    print(
+        f"Shipping templates: {base}/shop-admin/shipping  shoes and bags ship by 鞋包快递:"
+        " check out to 新疆 and the fee rises, to 香港 and the order is refused"
+    )
 
 
 def print_welcome(port: int, *, sandboxes: dict[str, str] | None) -> None:

@@ -300,6 +300,32 @@ _REASONS = {
     "carrier_ambiguous": lazy_gettext(
         "%(text)s could be %(names)s: write the carrier's full name."
     ),
+    "not_delivered": lazy_gettext(
+        "%(titles)s cannot be delivered to %(province)s; choose another address or take them "
+        "out of the cart."
+    ),
+    "unknown_province": lazy_gettext(
+        "%(name)s is not a province: write provinces as 浙江, 新疆 or 内蒙古, separated by commas."
+    ),
+    "province_twice": lazy_gettext(
+        "%(name)s is named twice: a province belongs to one area at most, and not also to the "
+        "provinces not delivered to."
+    ),
+    "area_without_provinces": lazy_gettext(
+        "An area with its own figures needs at least one province."
+    ),
+    "template_name": lazy_gettext("A shipping template needs a name of at most 40 characters."),
+    "template_basis": lazy_gettext("Choose whether shipping is charged by the piece or by weight."),
+    "template_figure": lazy_gettext(
+        "Shipping figures: the first and each further step are whole numbers from 1 (pieces or "
+        "grams), the fees amounts in yuan up to ¥100,000.00."
+    ),
+    "template_areas": lazy_gettext("A shipping template has at most %(most)s areas."),
+    "template_name_taken": lazy_gettext("A shipping template named %(name)s already exists."),
+    "template_in_use": lazy_gettext(
+        "%(count)s products use the shipping template %(name)s: give them another one first."
+    ),
+    "unknown_template": lazy_gettext("This shipping template no longer exists."),
 }
 
 # An order action, as the refusal of an impossible transition names it.

@@ -13,7 +13,7 @@ from koudai_flask.models.backoffice import (
     TrackingEvent,
 )
 from koudai_flask.models.base import Base, metadata
-from koudai_flask.models.catalog import Category, Product, ProductImage, Sku
+from koudai_flask.models.catalog import Category, Product, ProductImage, ShippingTemplate, Sku
 from koudai_flask.models.channels import (
     Channel,
     ChannelListing,
@@ -132,6 +132,7 @@ __all__ = [
     "Refund",
     "Reservation",
     "Shipment",
+    "ShippingTemplate",
     "Sku",
     "StaffMember",
     "StockLevel",

@@ -1,4 +1,4 @@
-"""Catalog: categories, products, their SKUs and images."""
+"""Catalog: categories, products, their SKUs and images, and shipping templates."""
 
 from __future__ import annotations
 
@@ -31,6 +31,32 @@ class Category(Base, Timestamped):
     products: Mapped[list[Product]] = relationship(back_populates="category")
 
 
+class ShippingTemplate(Base, Timestamped):
+    """A shipping template (运费模板): what sending the products that name it costs.
+
+    ``basis`` counts the goods by the piece or by weight in grams. The first ``first`` of
+    them cost ``first_fee`` and each further ``additional`` (or part of it) costs
+    ``additional_fee``, in fen; ``areas`` give other figures for some provinces
+    (``[{"provinces": ["新疆", ...], "first": 1, "first_fee": 2000, "additional": 1,
+    "additional_fee": 1000}]``), ``excluded`` names the provinces not delivered to, and the
+    template's goods ship free from ``free_over`` fen.
+    """
+
+    __tablename__ = "koudai_shipping_template"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    basis: Mapped[str] = mapped_column(String(8), default="piece")
+    first: Mapped[int] = mapped_column(default=1)
+    first_fee: Mapped[int] = mapped_column(default=0)
+    additional: Mapped[int] = mapped_column(default=1)
+    additional_fee: Mapped[int] = mapped_column(default=0)
+    free_over: Mapped[int | None] = mapped_column(default=None)
+    areas: Mapped[list[Any]] = mapped_column(default=list)
+    excluded: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Product(Base, Timestamped):
     __tablename__ = "koudai_product"
     __table_args__ = (Index("ix_koudai_product_status_created", "status", "created_at"),)
@@ -47,8 +73,13 @@ class Product(Base, Timestamped):
     options: Mapped[list[Any]] = mapped_column(default=list)
     sales_count: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # None: the shop's flat fee (KOUDAI_SHIPPING_FEE).
+    shipping_template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("koudai_shipping_template.id"), index=True
+    )
 
     category: Mapped[Category | None] = relationship(back_populates="products")
+    shipping_template: Mapped[ShippingTemplate | None] = relationship()
     skus: Mapped[list[Sku]] = relationship(
         back_populates="product", order_by="Sku.id", cascade="all, delete-orphan"
     )

@@ -16,7 +16,7 @@ from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import CartLine, Sku, StockLevel
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import inventory, marketing
+from koudai_flask.services import freight, inventory, marketing
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 MAX_QUANTITY = 99
@@ -67,6 +67,9 @@ class CartView:
     subtotal: int
     shipping_fee: int
     quote: marketing.Quote | None = None
+    undeliverable: tuple[str, ...] = ()  # titles of goods not sent to the address's province
+    province: str | None = None  # the province the shipping fee is for; None: not known yet
+    by_province: bool = False  # the fee or the delivery depends on the province
 
     @property
     def discount(self) -> int:
@@ -106,21 +109,19 @@ class CartView:
         return {line.sku.code: line.quantity for line in self.lines}
 
 
-def shipping_fee(subtotal: int) -> int:
-    """Flat fee, free from ``KOUDAI_FREE_SHIPPING_OVER`` (a subtotal of 0 ships nothing)."""
-    free_over = config_value("FREE_SHIPPING_OVER")
-    if subtotal <= 0 or (free_over is not None and subtotal >= free_over):
-        return 0
-    return int(config_value("SHIPPING_FEE"))
-
-
 def view(
-    items: dict[str, int], *, customer_id: int | None = None, coupon_code: str | None = None
+    items: dict[str, int],
+    *,
+    customer_id: int | None = None,
+    coupon_code: str | None = None,
+    province: str | None = None,
 ) -> CartView:
     """Price ``items`` against today's catalog, stock and marketing; unknown SKUs are dropped.
 
     A coupon that cannot be used is left out, with the reason in ``coupon_error``. The
-    shipping fee is worked out on the goods after special prices, before order discounts.
+    shipping fee is worked out on the goods after special prices, before order discounts,
+    for ``province`` (``freight.province_of`` of the address; None: each shipping
+    template's default figures); goods not delivered there are in ``undeliverable``.
     """
     session = current_session()
     if not items:
@@ -166,9 +167,19 @@ def view(
             else line
             for line in lines
         ]
-    subtotal = sum(line.line_total for line in lines if line.problem != "unavailable")
+    bought = [line for line in lines if line.problem != "unavailable"]
+    subtotal = sum(line.line_total for line in bought)
+    shipping = freight.quote(
+        [freight.Goods(line.sku.id, line.quantity, line.line_total) for line in bought], province
+    )
     return CartView(
-        lines=lines, subtotal=subtotal, shipping_fee=shipping_fee(subtotal), quote=quote
+        lines=lines,
+        subtotal=subtotal,
+        shipping_fee=shipping.fee,
+        quote=quote,
+        undeliverable=shipping.undeliverable,
+        province=province,
+        by_province=shipping.by_province,
     )
 
 

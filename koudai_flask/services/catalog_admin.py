@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from koudai_flask.errors import ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import Category, MessageTemplate, Product, ProductImage, Sku
-from koudai_flask.services import catalog, inventory, staff
+from koudai_flask.services import catalog, freight, inventory, staff
 from koudai_flask.services.inventory import StockSnapshot
 from koudai_flask.services.product_form import (
     MAX_OPTIONS,
@@ -52,6 +52,7 @@ def _snapshot(product: Product) -> dict[str, Any]:
         "status": product.status,
         "featured": product.featured,
         "category": product.category.slug if product.category else None,
+        "shipping_template": product.shipping_template.name if product.shipping_template else None,
         "options": list(product.options),
         "skus": {
             sku.code: {
@@ -124,6 +125,11 @@ def save_product(user_id: str, product_id: int | None, draft: ProductDraft) -> P
             )
             product.options = names
             _save_skus(product, draft.rows, actor)
+        product.shipping_template_id = (
+            None
+            if draft.shipping_template is None
+            else freight.get_template(draft.shipping_template).id
+        )
         session.flush()
         session.expire(product)
         staff.audit(

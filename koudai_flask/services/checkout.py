@@ -1,5 +1,5 @@
-"""Turning a cart into an order: shipping fee, address, marketing (special prices, full
-reductions, a coupon) and a token against double submits."""
+"""Turning a cart into an order: shipping fee (by the address's province), address,
+marketing (special prices, full reductions, a coupon) and a token against double submits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from koudai_flask.errors import ValidationError
 from koudai_flask.models import Order
-from koudai_flask.services import cart, orders
+from koudai_flask.services import cart, freight, orders
 from koudai_flask.services.transaction import current_session
 
 SHOP_CHANNEL = "web"  # the channel of the orders this shop places
@@ -33,9 +33,17 @@ def place_order(
     """
     if not token:
         raise ValidationError("the checkout form has no token; reload the page")
-    priced = cart.view(items, customer_id=customer_id, coupon_code=coupon_code)
+    province = freight.province_of(address.get("province"))
+    priced = cart.view(items, customer_id=customer_id, coupon_code=coupon_code, province=province)
     if not priced.lines:
         raise ValidationError("your cart is empty")
+    if priced.undeliverable:
+        titles = ", ".join(priced.undeliverable)
+        raise ValidationError(
+            f"{titles}: not delivered to {province}",
+            reason="not_delivered",
+            detail={"titles": list(priced.undeliverable), "province": province},
+        )
     if not priced.purchasable:
         problem = next(line for line in priced.lines if line.problem is not None)
         raise ValidationError(

@@ -117,6 +117,7 @@ class ProductDraft:
     category: str | None = None
     featured: bool = False
     options: list[tuple[str, list[str]]] = field(default_factory=list)
+    shipping_template: int | None = None  # its ShippingTemplate's id; None: the flat fee
     rows: list[SkuRow] = field(default_factory=list)
 
 

@@ -26,7 +26,7 @@ from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, Validat
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Category, Product
-from koudai_flask.services import catalog, catalog_admin
+from koudai_flask.services import catalog, catalog_admin, freight
 from koudai_flask.services.catalog_admin import MAX_OPTIONS, MAX_SKUS, ProductDraft, SkuRow
 from koudai_flask.services.transaction import current_session
 
@@ -60,6 +60,7 @@ def _fields(form: MultiDict[str, str], product: Product | None) -> dict[str, Any
             "title": title,
             "description": product.description if product else "",
             "category": product.category.slug if product and product.category else "",
+            "shipping": str(product.shipping_template_id or "") if product else "",
             "featured": bool(product and product.featured),
             "prefix": catalog_admin.code_prefix(title, product) if product else "",
             "default_price": "",
@@ -68,6 +69,7 @@ def _fields(form: MultiDict[str, str], product: Product | None) -> dict[str, Any
         "title": form.get("title", "").strip(),
         "description": form.get("description", "").strip(),
         "category": form.get("category", ""),
+        "shipping": form.get("shipping", ""),
         "featured": form.get("featured") == "1",
         "prefix": _PREFIX_JUNK.sub("", form.get("prefix", "").upper())[:24]
         or catalog_admin.code_prefix(form.get("title", ""), product),
@@ -163,6 +165,7 @@ def _render_form(product: Product | None, status: int = 200, **context: Any) -> 
         "koudai/admin/product_form.html",
         product=product,
         categories=_categories(),
+        shipping_templates=[template for template, _ in freight.templates()],
         image_url=get_state().storage.url,
         form=FlaskForm(),
         **context,
@@ -200,6 +203,7 @@ def product_form(product: Product | None) -> ResponseReturnValue:
         title=fields["title"],
         description=fields["description"],
         category=fields["category"] or None,
+        shipping_template=_whole(fields["shipping"]),
         featured=fields["featured"],
         options=options,
         rows=rows,

@@ -44,7 +44,7 @@ from koudai_flask.errors import KoudaiError, NotFound, OutOfStock, ValidationErr
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import AddressInput
-from koudai_flask.services import cart, checkout, customers, marketing
+from koudai_flask.services import cart, checkout, customers, freight, marketing
 
 _address_input = AddressInput()
 
@@ -143,11 +143,22 @@ def register(bp: Blueprint) -> None:
                 return redirect(url_for(".pay", number=placed.number))
         items = current_items()
         coupon = _coupon_typed(request.args if request.method == "GET" else request.form)
-        priced = cart.view(items, customer_id=customer.id if customer else None, coupon_code=coupon)
-        if not priced.lines:
-            return redirect(url_for(".cart_page"))
         book = customers.addresses(customer.id) if customer is not None else []
         form = CheckoutForm()
+        # The fee shown is for the address chosen: the first saved one, or the one posted.
+        province = freight.province_of(
+            _province_given(form, book)
+            if form.is_submitted()
+            else (book[0].province if book else None)
+        )
+        priced = cart.view(
+            items,
+            customer_id=customer.id if customer else None,
+            coupon_code=coupon,
+            province=province,
+        )
+        if not priced.lines:
+            return redirect(url_for(".cart_page"))
         if request.method == "GET":
             form.token.data = secrets.token_hex(16)
             if book:
@@ -181,7 +192,9 @@ def register(bp: Blueprint) -> None:
                 message = _k("Not enough stock left for one of the items; check your cart.")
             if isinstance(exc, marketing.CouponRefused):
                 # Priced again without the coupon, so the page shows what would be paid.
-                priced = cart.view(items, customer_id=customer.id if customer else None)
+                priced = cart.view(
+                    items, customer_id=customer.id if customer else None, province=province
+                )
             return render_template(
                 "koudai/shop/checkout.html",
                 form=form,
@@ -205,6 +218,12 @@ def _is_own(order: Any, customer: Any) -> bool:
 
 
 _NEW_ADDRESS = ("name", "phone", "province", "city", "district", "street", "postcode")
+
+
+def _province_given(form: CheckoutForm, book: list[Any]) -> str:
+    """The province of the address a checkout posted: the saved one chosen, or the new one's."""
+    chosen = next((a for a in book if str(a.id) == form.address_id.data), None)
+    return chosen.province if chosen is not None else (form.province.data or "")
 
 
 def _checkout_address(form: CheckoutForm, customer: Any) -> dict[str, Any]:

@@ -1,0 +1,373 @@
+"""Shipping templates (运费模板): the fee of an order by the piece or by weight and by province,
+provinces not delivered to, the back office's form, and checkout with them, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from koudai_flask.extension import get_state
+from koudai_flask.models import AuditEntry, Order, Product, ShippingTemplate, Sku, StockLevel
+from koudai_flask.services import catalog, freight, staff
+from koudai_flask.services.freight import Goods, Rule
+from tests.shop_client import ShopClient
+from tests.test_admin import PASSWORD, login
+from tests.test_refusals_said import said
+
+OWNER = "staff:owner@shop.cn"
+# ¥10 for the first piece, ¥5 each further; ¥20 and ¥10 to 新疆 and 西藏; nothing to 台湾.
+BY_PIECE = {
+    "name": "常规快递",
+    "basis": "piece",
+    "first": 1,
+    "first_fee": 1000,
+    "additional": 1,
+    "additional_fee": 500,
+    "areas": [
+        {
+            "provinces": ["新疆", "西藏"],
+            "first": 1,
+            "first_fee": 2000,
+            "additional": 1,
+            "additional_fee": 1000,
+        }
+    ],
+    "excluded": ["台湾"],
+}
+# ¥12 for the first kilogram, ¥3 each further 500 g or part of it.
+BY_WEIGHT = {
+    "name": "按重量",
+    "basis": "weight",
+    "first": 1000,
+    "first_fee": 1200,
+    "additional": 500,
+    "additional_fee": 300,
+}
+
+
+def text(response: Any) -> str:
+    page = response.get_data(as_text=True)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_a_rule_charges_the_first_units_then_each_further_step_or_part_of_it() -> None:
+    piece = Rule(first=1, first_fee=1000, additional=1, additional_fee=500)
+    assert [piece.fee(n) for n in (1, 2, 3)] == [1000, 1500, 2000]
+    weight = Rule(first=1000, first_fee=1200, additional=500, additional_fee=300)
+    assert [weight.fee(g) for g in (0, 1000, 1001, 1500, 1501)] == [1200, 1200, 1500, 1500, 1800]
+
+
+@given(
+    first=st.integers(1, 5000),
+    first_fee=st.integers(0, 10_000),
+    additional=st.integers(1, 5000),
+    additional_fee=st.integers(0, 10_000),
+    units=st.integers(0, 50_000),
+)
+def test_each_further_step_adds_its_fee_and_never_less(
+    first: int, first_fee: int, additional: int, additional_fee: int, units: int
+) -> None:
+    rule = Rule(first, first_fee, additional, additional_fee)
+    assert rule.fee(units) >= first_fee
+    assert rule.fee(units + 1) >= rule.fee(units)
+    if units >= first:
+        assert rule.fee(units + additional) == rule.fee(units) + additional_fee
+
+
+@pytest.mark.parametrize(
+    ("typed", "province"),
+    [
+        ("浙江省", "浙江"),
+        ("内蒙古自治区", "内蒙古"),
+        ("新疆维吾尔自治区", "新疆"),
+        ("广西壮族自治区", "广西"),
+        ("香港特别行政区", "香港"),
+        (" 上海市 ", "上海"),
+        ("Zhejiang", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_address_names_its_province_by_its_start(
+    typed: str | None, province: str | None
+) -> None:
+    assert freight.province_of(typed) == province
+
+
+def test_provinces_are_typed_with_any_separator_and_checked() -> None:
+    assert freight.split_provinces("新疆维吾尔自治区、西藏, 青海，宁夏 西藏") == [
+        "新疆",
+        "西藏",
+        "青海",
+        "宁夏",
+    ]
+    with pytest.raises(Exception) as refused:
+        freight.split_provinces("新疆、新僵")
+    assert refused.value.reason == "unknown_province"  # type: ignore[attr-defined]
+    assert refused.value.detail == {"name": "新僵"}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def shop(make_app: Any, database_url: str) -> Flask:
+    app = make_app(database_url, KOUDAI_SHIPPING_FEE=800, KOUDAI_FREE_SHIPPING_OVER=None)
+    with app.app_context():
+        staff.grant(OWNER, "owner", email="owner@shop.cn", password=PASSWORD)
+        staff.grant(
+            "staff:warehouse@shop.cn", "warehouse", email="warehouse@shop.cn", password=PASSWORD
+        )
+        piece = freight.save_template(OWNER, None, BY_PIECE)
+        weight = freight.save_template(OWNER, None, BY_WEIGHT)
+        for title, code, template, grams in (
+            ("茶杯 Cup", "CUP", piece, 200),
+            ("茶壶 Pot", "POT", piece, 900),
+            ("茶叶 Tea", "TEA", weight, 600),
+            ("茶巾 Cloth", "CLOTH", None, 50),
+        ):
+            product = catalog.create_product(
+                title=title,
+                skus=[{"code": code, "price": 5000, "stock": 20, "weight_grams": grams}],
+            )
+            session = get_state().session
+            session.get(Product, product.id).shipping_template_id = template and template.id
+            session.commit()
+    return app
+
+
+def fee(app: Flask, province: str | None, **quantities: int) -> freight.Freight:
+    with app.app_context():
+        session = get_state().session
+        ids = dict(session.execute(select(Sku.code, Sku.id)).all())
+        goods = [Goods(ids[code], n, 5000 * n) for code, n in quantities.items()]
+        return freight.quote(goods, province)
+
+
+def test_the_fee_adds_up_each_templates_goods_by_province(shop: Flask) -> None:
+    assert fee(shop, "浙江", CUP=3) == freight.Freight(2000, (), True)  # 10 + 2 × 5
+    assert fee(shop, "浙江", CUP=2, POT=1).fee == 2000  # one template: three pieces
+    assert fee(shop, "新疆", CUP=3).fee == 4000  # 20 + 2 × 10
+    assert fee(shop, None, CUP=3).fee == 2000  # not known yet: the default figures
+    assert fee(shop, "浙江", TEA=2).fee == 1200 + 300  # 1,200 g: 1 kg, then 500 g
+    assert fee(shop, "浙江", TEA=3).fee == 1200 + 2 * 300  # 1,800 g
+    assert fee(shop, "浙江", CLOTH=5).fee == 800  # no template: the flat fee, once
+    # Three templates' goods in one order: each template's fee, and the flat fee once.
+    assert fee(shop, "浙江", CUP=1, TEA=1, CLOTH=2).fee == 1000 + 1200 + 800
+
+
+def test_goods_not_delivered_to_a_province_are_named(shop: Flask) -> None:
+    quoted = fee(shop, "台湾", CUP=1, POT=1, TEA=1)
+    assert quoted.undeliverable == ("茶壶 Pot", "茶杯 Cup")
+    assert fee(shop, None, CUP=1).undeliverable == ()  # no address yet: nothing refused
+
+
+def test_free_shipping_from_a_templates_amount_or_the_shops(shop: Flask) -> None:
+    with shop.app_context():
+        template = get_state().session.scalars(select(ShippingTemplate)).first()
+        assert template is not None
+        freight.save_template(
+            OWNER, template.id, {**BY_PIECE, "free_over": 15000}
+        )  # the cups' own: from ¥150
+    assert fee(shop, "浙江", CUP=3).fee == 0  # ¥150 of cups
+    assert fee(shop, "浙江", CUP=2, TEA=1).fee == 1000 + 500 + 1200  # ¥100 of cups: not yet
+    shop.config["KOUDAI_FREE_SHIPPING_OVER"] = 10000
+    assert fee(shop, "新疆", CUP=1, TEA=1) == freight.Freight(0, (), True)  # the whole order
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"name": ""}, "template_name"),
+        ({"name": "按重量"}, "template_name_taken"),
+        ({"basis": "volume"}, "template_basis"),
+        ({"first": 0}, "template_figure"),
+        ({"additional_fee": -1}, "template_figure"),
+        ({"free_over": 0}, "template_figure"),
+        ({"excluded": ["新疆"]}, "province_twice"),
+        ({"areas": [{**BY_PIECE["areas"][0], "provinces": []}]}, "area_without_provinces"),
+        ({"areas": [{**BY_PIECE["areas"][0], "provinces": ["火星"]}]}, "unknown_province"),
+    ],
+)
+def test_a_template_the_service_cannot_take_changes_nothing(
+    shop: Flask, change: dict[str, Any], reason: str
+) -> None:
+    with shop.app_context():
+        session = get_state().session
+        template = session.scalars(
+            select(ShippingTemplate).where(ShippingTemplate.name == "常规快递")
+        ).one()
+        before = (template.name, template.areas, template.excluded, template.first)
+        audits = session.scalar(select(func.count()).select_from(AuditEntry))
+        with pytest.raises(Exception) as refused:
+            freight.save_template(OWNER, template.id, {**BY_PIECE, **change})
+        assert refused.value.reason == reason  # type: ignore[attr-defined]
+        session.expire_all()
+        template = session.get(ShippingTemplate, template.id)
+        assert (template.name, template.areas, template.excluded, template.first) == before
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == audits
+
+
+def checkout_to(app: Flask, province: str, **quantities: int) -> tuple[Any, ShopClient]:
+    buyer = ShopClient(app)
+    for code, quantity in quantities.items():
+        buyer.add_to_cart(code, quantity)
+    return buyer.checkout(province=province), buyer
+
+
+def test_checkout_charges_the_addresses_province(shop: Flask) -> None:
+    response, _ = checkout_to(shop, "新疆维吾尔自治区", CUP=2, CLOTH=1)
+    assert response.status_code == 302, text(response)
+    with shop.app_context():
+        order = get_state().session.scalars(select(Order)).one()
+        assert order.shipping_fee == 2000 + 1000 + 800  # the cups to 新疆, the cloth flat
+        assert order.total == 3 * 5000 + order.shipping_fee
+
+
+def test_checkout_to_a_province_not_delivered_to_is_refused_and_places_nothing(
+    shop: Flask,
+) -> None:
+    response, buyer = checkout_to(shop, "台湾省", CUP=1, TEA=1)
+    assert response.status_code == 422
+    assert "茶杯 Cup 不配送到台湾，请换一个收货地址，或从购物车中移除。" in text(response)
+    with shop.app_context():
+        session = get_state().session
+        assert session.scalar(select(func.count()).select_from(Order)) == 0
+        assert session.scalar(select(func.sum(StockLevel.reserved))) == 0
+    page = text(buyer.get("/cart"))
+    assert "茶杯 Cup" in page and "茶叶 Tea" in page  # the cart is as it was
+    # The same goods to another province go through.
+    assert buyer.checkout(province="浙江省").status_code == 302
+
+
+def test_the_checkout_page_shows_the_fee_for_the_address_chosen(shop: Flask) -> None:
+    buyer = ShopClient(shop)
+    buyer.add_to_cart("CUP", 3)
+    assert "估算，按收货地址计算" in text(buyer.get("/cart"))
+    response, _ = checkout_to(shop, "西藏自治区", CUP=1)
+    with shop.app_context():
+        assert get_state().session.scalars(select(Order)).one().shipping_fee == 2000
+
+
+def form(**typed: str) -> dict[str, str]:
+    values = {
+        "name": "偏远加价",
+        "basis": "piece",
+        "first": "1",
+        "first_fee": "8.00",
+        "additional": "2",
+        "additional_fee": "3.50",
+        "excluded": "台湾、香港、澳门",
+        "free_over": "",
+        "area-0-provinces": "新疆维吾尔自治区、西藏",
+        "area-0-first": "1",
+        "area-0-first_fee": "25.00",
+        "area-0-additional": "1",
+        "area-0-additional_fee": "12.00",
+    }
+    values.update(typed)
+    return values
+
+
+def test_the_owner_makes_a_template_in_the_back_office(shop: Flask) -> None:
+    owner = login(shop, "owner")
+    page = owner.post("/shop-admin/shipping/new", data={"csrf_token": owner.csrf, **form()})
+    assert page.status_code == 303, text(page)
+    listed = text(owner.get("/shop-admin/shipping"))
+    assert "偏远加价" in listed
+    assert "首 1 件 ¥8.00，续件每 2 件 ¥3.50" in listed
+    assert "新疆、西藏: 首 1 件 ¥25.00，续件每 1 件 ¥12.00" in listed
+    with shop.app_context():
+        session = get_state().session
+        made = session.scalars(
+            select(ShippingTemplate).where(ShippingTemplate.name == "偏远加价")
+        ).one()
+        assert (made.first_fee, made.additional, made.additional_fee) == (800, 2, 350)
+        assert made.areas == [
+            {
+                "provinces": ["新疆", "西藏"],
+                "first": 1,
+                "first_fee": 2500,
+                "additional": 1,
+                "additional_fee": 1200,
+            }
+        ]
+        assert made.excluded == ["台湾", "香港", "澳门"]
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "catalog.save_shipping_template")
+        ).all()
+        assert (audit[-1].object_id, audit[-1].actor) == (str(made.id), f"staff:{OWNER}")
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ({"area-0-provinces": "新僵"}, "「新僵」不是省份名称"),
+        ({"excluded": "新疆"}, "「新疆」出现了两次"),
+        ({"first_fee": "八块"}, "八块"),
+        ({"first": "1.5"}, "运费数字"),
+        ({"name": "常规快递"}, "已有名为「常规快递」的运费模板。"),
+        ({"area-0-provinces": "", "area-0-first_fee": "25.00"}, "指定地区运费至少要有一个省份。"),
+    ],
+)
+def test_a_form_the_service_cannot_take_is_said_in_chinese_and_saves_nothing(
+    shop: Flask, typed: dict[str, str], words: str
+) -> None:
+    owner = login(shop, "owner")
+    page = owner.post("/shop-admin/shipping/new", data={"csrf_token": owner.csrf, **form(**typed)})
+    assert page.status_code == 422
+    assert any(words in line for line in said(page)), said(page)
+    kept = typed.get("name", "偏远加价")
+    assert f'value="{kept}"' in page.get_data(as_text=True)  # what was typed stays
+    with shop.app_context():
+        assert get_state().session.scalar(select(func.count()).select_from(ShippingTemplate)) == 2
+
+
+def test_only_staff_who_edit_the_catalog_see_the_templates(shop: Flask) -> None:
+    warehouse = login(shop, "warehouse")
+    assert warehouse.get("/shop-admin/shipping").status_code == 403
+    page = warehouse.post("/shop-admin/shipping/new", data={"csrf_token": warehouse.csrf, **form()})
+    assert page.status_code == 403
+    with shop.app_context():
+        assert get_state().session.scalar(select(func.count()).select_from(ShippingTemplate)) == 2
+
+
+def test_a_product_chooses_its_template_and_one_in_use_is_not_deleted(shop: Flask) -> None:
+    owner = login(shop, "owner")
+    with shop.app_context():
+        session = get_state().session
+        cloth = session.scalars(select(Product).where(Product.title == "茶巾 Cloth")).one()
+        cloth_id = cloth.id
+        weight_id = session.scalars(
+            select(ShippingTemplate.id).where(ShippingTemplate.name == "按重量")
+        ).one()
+    page = owner.get(f"/shop-admin/products/{cloth_id}").get_data(as_text=True)
+    assert '<option value="">统一运费</option>' in page  # chosen: no template yet
+    fields = {
+        "csrf_token": owner.csrf,
+        "title": "茶巾 Cloth",
+        "action": "save",
+        "rows": "1",
+        "row-0-key": "{}",
+        "row-0-code": "CLOTH",
+        "row-0-price": "50.00",
+        "shipping": str(weight_id),
+    }
+    saved = owner.post(f"/shop-admin/products/{cloth_id}", data=fields)
+    assert saved.status_code == 303, said(saved)
+    with shop.app_context():
+        session = get_state().session
+        assert session.get(Product, cloth_id).shipping_template_id == weight_id
+    refused = owner.post(
+        f"/shop-admin/shipping/{weight_id}/delete",
+        data={"csrf_token": owner.csrf},
+        follow_redirects=True,
+    )
+    assert "有 2 个商品使用运费模板「按重量」：请先为它们改用其他模板。" in said(refused)
+    with shop.app_context():
+        assert get_state().session.get(ShippingTemplate, weight_id) is not None
