@@ -371,3 +371,33 @@ def test_a_product_chooses_its_template_and_one_in_use_is_not_deleted(shop: Flas
     assert "有 2 个商品使用运费模板「按重量」：请先为它们改用其他模板。" in said(refused)
     with shop.app_context():
         assert get_state().session.get(ShippingTemplate, weight_id) is not None
+
+
+def test_the_form_keeps_every_area_of_a_template_and_offers_two_more(shop: Flask) -> None:
+    """Six areas made through the service: the form shows all six and two empty rows, and
+    saving it unchanged keeps all six."""
+    groups = [["北京", "天津"], ["河北"], ["山西"], ["辽宁"], ["吉林"], ["黑龙江"]]
+    areas = [
+        {
+            "provinces": g,
+            "first": 1,
+            "first_fee": 100 * (i + 1),
+            "additional": 1,
+            "additional_fee": 50,
+        }
+        for i, g in enumerate(groups)
+    ]
+    with shop.app_context():
+        made = freight.save_template(OWNER, None, {**BY_PIECE, "name": "北方", "areas": areas})
+        made_id = made.id
+    owner = login(shop, "owner")
+    page = owner.get(f"/shop-admin/shipping/{made_id}").get_data(as_text=True)
+    assert page.count('class="kd-area-row"') == 8
+    fields = dict(re.findall(r'name="([^"]+)"[^>]*? value="([^"]*)"', page))
+    fields.update({"csrf_token": owner.csrf, "basis": "piece"})
+    saved = owner.post(f"/shop-admin/shipping/{made_id}", data=fields)
+    assert saved.status_code == 303, said(saved)
+    with shop.app_context():
+        kept = get_state().session.get(ShippingTemplate, made_id)
+        assert [a["provinces"] for a in kept.areas] == groups
+        assert [a["first_fee"] for a in kept.areas] == [100, 200, 300, 400, 500, 600]

@@ -1,7 +1,8 @@
 """Shipping templates (运费模板) in the back office (``catalog.edit``): the list, a form to
-create or change one (by the piece or by weight, the default figures, up to five areas with
-their own, the provinces not delivered to, free from an amount), and deleting one that no
-product names. The product form chooses a product's template.
+create or change one (by the piece or by weight, the default figures, areas of provinces
+with figures of their own — the template's areas and two empty rows each time —, the
+provinces not delivered to, free from an amount), and deleting one that no product names.
+The product form chooses a product's template.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from koudai_flask.services import freight
 from koudai_flask.services.product_form import fen_to_yuan, yuan_to_fen
 
 PERMISSION = "catalog.edit"
-AREA_ROWS = 5  # area rows on the form; a template may hold more through the service
+BLANK_AREAS = 2  # empty area rows the form offers after the template's own
 _RULE = ("first", "first_fee", "additional", "additional_fee")
 
 
@@ -57,7 +58,7 @@ def template_values(template: ShippingTemplate | None) -> dict[str, Any]:
         areas = list(template.areas)
     rows = [{"provinces": "、".join(a["provinces"]), **_rule_values(a)} for a in areas]
     blank = dict.fromkeys(("provinces", *_RULE), "")
-    values["areas"] = rows + [blank] * max(0, AREA_ROWS - len(rows))
+    values["areas"] = rows + [blank] * min(BLANK_AREAS, freight.MAX_AREAS - len(rows))
     return values
 
 
@@ -68,7 +69,8 @@ def posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
     }
     values["areas"] = [
         {key: form.get(f"area-{i}-{key}", "") for key in ("provinces", *_RULE)}
-        for i in range(AREA_ROWS)
+        for i in range(freight.MAX_AREAS)
+        if f"area-{i}-provinces" in form
     ]
     return values
 
@@ -98,7 +100,7 @@ def template_input(form: MultiDict[str, str]) -> dict[str, Any]:
     """The service's values from the posted form; an area row left empty is no area."""
     free_over = form.get("free_over", "").strip()
     areas = []
-    for i in range(AREA_ROWS):
+    for i in range(freight.MAX_AREAS):
         prefix = f"area-{i}-"
         typed = [form.get(prefix + key, "").strip() for key in ("provinces", *_RULE)]
         if not any(typed):
