@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Product, ShippingTemplate, Sku, StockLevel
-from koudai_flask.services import catalog, freight, staff
+from koudai_flask.services import catalog, customers, freight, staff
 from koudai_flask.services.freight import Goods, Rule
-from tests.shop_client import ShopClient
+from tests.shop_client import CHECKOUT_TOKEN, ShopClient
 from tests.test_admin import PASSWORD, login
 from tests.test_refusals_said import said
 
@@ -401,3 +401,30 @@ def test_the_form_keeps_every_area_of_a_template_and_offers_two_more(shop: Flask
         kept = get_state().session.get(ShippingTemplate, made_id)
         assert [a["provinces"] for a in kept.areas] == groups
         assert [a["first_fee"] for a in kept.areas] == [100, 200, 300, 400, 500, 600]
+
+
+def test_a_buyer_choosing_another_saved_address_sees_its_fee(shop: Flask) -> None:
+    """The checkout page shows the fee to the saved address chosen (the page reloads with
+    ``address_id`` when another is picked), and the order is charged the same."""
+    with shop.app_context():
+        buyer = customers.register(password="buyer-pass-1", email="mei@buyers.cn", name="韩梅梅")
+        home = {"name": "韩梅梅", "phone": "13800138000", "city": "杭州市", "street": "文三路 1 号"}
+        zhejiang = customers.add_address(buyer.id, province="浙江省", **home).id
+        xinjiang = customers.add_address(buyer.id, province="新疆维吾尔自治区", **home).id
+    client = ShopClient(shop)
+    client.get("/account/login")
+    client.post("/account/login", {"login": "mei@buyers.cn", "password": "buyer-pass-1"})
+    client.add_to_cart("CUP", 2)
+    first = client.get("/checkout")
+    assert "运费 寄往浙江 ¥15.00" in text(first)  # the first saved address: 10 + 5
+    radios = first.get_data(as_text=True).replace('type="radio" name="address_id" ', "")
+    assert f'value="{zhejiang}" checked' in radios
+    page = client.get(f"/checkout?address_id={xinjiang}").get_data(as_text=True)
+    assert "运费 寄往新疆 ¥30.00" in text(client.get(f"/checkout?address_id={xinjiang}"))
+    assert f'value="{xinjiang}" checked' in page.replace('type="radio" name="address_id" ', "")
+    assert "估算，按收货地址计算" in text(client.get("/checkout?address_id="))  # a new one
+    token = CHECKOUT_TOKEN.search(page).group(1)  # type: ignore[union-attr]
+    placed = client.post("/checkout", {"token": token, "address_id": str(xinjiang)})
+    assert placed.status_code == 302, text(placed)
+    with shop.app_context():
+        assert get_state().session.scalars(select(Order)).one().shipping_fee == 3000

@@ -145,12 +145,14 @@ def register(bp: Blueprint) -> None:
         coupon = _coupon_typed(request.args if request.method == "GET" else request.form)
         book = customers.addresses(customer.id) if customer is not None else []
         form = CheckoutForm()
-        # The fee shown is for the address chosen: the first saved one, or the one posted.
-        province = freight.province_of(
-            _province_given(form, book)
-            if form.is_submitted()
-            else (book[0].province if book else None)
-        )
+        if request.method == "GET":
+            # The saved address asked for (the page reloads with it when another is
+            # chosen, the fee depending on the province), else the first; "" is a new one.
+            form.address_id.data = request.args.get(
+                "address_id", str(book[0].id) if book else ""
+            )
+        # The fee shown is for the address chosen, saved or posted.
+        province = freight.province_of(_province_given(form, book))
         priced = cart.view(
             items,
             customer_id=customer.id if customer else None,
@@ -161,8 +163,6 @@ def register(bp: Blueprint) -> None:
             return redirect(url_for(".cart_page"))
         if request.method == "GET":
             form.token.data = secrets.token_hex(16)
-            if book:
-                form.address_id.data = str(book[0].id)
             return render_template(
                 "koudai/shop/checkout.html", form=form, cart=priced, addresses=book, coupon=coupon
             )
@@ -221,7 +221,7 @@ _NEW_ADDRESS = ("name", "phone", "province", "city", "district", "street", "post
 
 
 def _province_given(form: CheckoutForm, book: list[Any]) -> str:
-    """The province of the address a checkout posted: the saved one chosen, or the new one's."""
+    """The province of the address chosen: the saved one, or the new one as posted."""
     chosen = next((a for a in book if str(a.id) == form.address_id.data), None)
     return chosen.province if chosen is not None else (form.province.data or "")
 

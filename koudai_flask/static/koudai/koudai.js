@@ -82,6 +82,15 @@
     }
     book.addEventListener("change", sync);
     sync();
+    /* Where the shipping fee depends on the province, choosing another address reloads
+       the page with it, so the fee shown is that address's. */
+    if (document.getElementById("shipping-to")) {
+      book.addEventListener("change", function (event) {
+        var url = new URL(window.location.href);
+        url.searchParams.set("address_id", event.target.value);
+        window.location.replace(url.toString());
+      });
+    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
