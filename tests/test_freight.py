@@ -428,3 +428,31 @@ def test_a_buyer_choosing_another_saved_address_sees_its_fee(shop: Flask) -> Non
     assert placed.status_code == 302, text(placed)
     with shop.app_context():
         assert get_state().session.scalars(select(Order)).one().shipping_fee == 3000
+
+
+def test_the_product_page_says_what_shipping_costs(shop: Flask) -> None:
+    buyer = ShopClient(shop)
+    with shop.app_context():
+        slugs = dict(get_state().session.execute(select(Product.title, Product.slug)).all())
+
+    def line(title: str) -> str:
+        page = buyer.get(f"/products/{slugs[title]}").get_data(as_text=True)
+        found = re.search(r'<p class="kd-muted" id="shipping-offer">(.*?)</p>', page, re.S)
+        assert found is not None
+        return " ".join(html.unescape(found.group(1)).split())
+
+    assert line("茶杯 Cup") == "运费 ¥10.00 起 （部分地区另计） · 不配送 台湾"
+    assert line("茶叶 Tea") == "运费 ¥12.00 起"
+    assert line("茶巾 Cloth") == "运费 ¥8.00"  # the flat fee; the shop never ships free here
+    shop.config["KOUDAI_FREE_SHIPPING_OVER"] = 9900
+    assert line("茶巾 Cloth") == "运费 ¥8.00 · 满 ¥99.00 包邮"
+    with shop.app_context():
+        template = (
+            get_state()
+            .session.scalars(select(ShippingTemplate).where(ShippingTemplate.name == "按重量"))
+            .one()
+        )
+        freight.save_template(
+            OWNER, template.id, {**BY_WEIGHT, "first_fee": 0, "additional_fee": 0}
+        )
+    assert line("茶叶 Tea") == "包邮"

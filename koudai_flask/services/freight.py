@@ -75,6 +75,35 @@ class Freight:
     by_province: bool = False
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What a product page says about shipping: the fee of one piece (``from_fee`` when
+    more cost more), free from ``free_over``, ``elsewhere`` when some provinces differ,
+    and the provinces not delivered to."""
+
+    fee: int
+    from_fee: bool = False
+    free_over: int | None = None
+    elsewhere: bool = False
+    excluded: tuple[str, ...] = ()
+
+
+def offer(template_id: int | None) -> Offer:
+    """The shipping line of a product with this template (None: the shop's flat fee)."""
+    shop_free = config_value("FREE_SHIPPING_OVER")
+    if template_id is None:
+        return Offer(int(config_value("SHIPPING_FEE")), free_over=shop_free)
+    template = get_template(template_id)
+    frees = [amount for amount in (template.free_over, shop_free) if amount is not None]
+    return Offer(
+        template.first_fee,
+        from_fee=template.additional_fee > 0,
+        free_over=min(frees, default=None),
+        elsewhere=bool(template.areas),
+        excluded=tuple(template.excluded),
+    )
+
+
 def province_of(text: str | None) -> str | None:
     """The province an address's province field names ("浙江省" → "浙江"), or None."""
     text = (text or "").strip()

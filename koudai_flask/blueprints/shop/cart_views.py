@@ -148,9 +148,7 @@ def register(bp: Blueprint) -> None:
         if request.method == "GET":
             # The saved address asked for (the page reloads with it when another is
             # chosen, the fee depending on the province), else the first; "" is a new one.
-            form.address_id.data = request.args.get(
-                "address_id", str(book[0].id) if book else ""
-            )
+            form.address_id.data = request.args.get("address_id", str(book[0].id) if book else "")
         # The fee shown is for the address chosen, saved or posted.
         province = freight.province_of(_province_given(form, book))
         priced = cart.view(

@@ -143,7 +143,11 @@ def category(slug: str) -> CategoryRow | None:
 
 
 # What the product page shows; a SKU's or an image's product_id is the product's id.
-_PRODUCT = _Columns(Product, "p_", ["id", "slug", "title", "description", "status", "options"])
+_PRODUCT = _Columns(
+    Product,
+    "p_",
+    ["id", "slug", "title", "description", "status", "options", "shipping_template_id"],
+)
 _SKU = _Columns(Sku, "s_", ["id", "code", "attributes", "price", "active"])
 _IMAGE = _Columns(ProductImage, "i_", ["id", "path", "alt"])
 # Where each model's cells sit in a row of the product statement.

@@ -19,7 +19,7 @@ from koudai_flask.blueprints.shop.common import page_number, per_page
 from koudai_flask.blueprints.shop.forms import AddToCartForm, form_token, lazy_form
 from koudai_flask.models import Category
 from koudai_flask.models.catalog import Cover
-from koudai_flask.services import catalog
+from koudai_flask.services import catalog, freight
 from koudai_flask.services.transaction import current_session
 
 
@@ -161,6 +161,7 @@ def register(bp: Blueprint) -> None:
             form=lazy_form(lambda: AddToCartForm(sku=first_in_stock, quantity=1)),
             chosen_sku=first_in_stock,
             form_token=form_token(),
+            shipping=freight.offer(row.shipping_template_id),
         )
 
     @bp.get("/media/<path:filename>")
