@@ -18,6 +18,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Product, ShippingTemplate, Sku, StockLevel
 from koudai_flask.services import catalog, customers, freight, staff
 from koudai_flask.services.freight import Goods, Rule
+from tests.api_support import API, make_key
 from tests.shop_client import CHECKOUT_TOKEN, ShopClient
 from tests.test_admin import PASSWORD, login
 from tests.test_refusals_said import said
@@ -456,3 +457,51 @@ def test_the_product_page_says_what_shipping_costs(shop: Flask) -> None:
             OWNER, template.id, {**BY_WEIGHT, "first_fee": 0, "additional_fee": 0}
         )
     assert line("茶叶 Tea") == "包邮"
+
+
+def test_the_api_quotes_as_the_checkout_charges_and_lists_the_templates(shop: Flask) -> None:
+    """A storefront elsewhere asks what some goods cost to send before placing the order."""
+    with shop.app_context():
+        staff.grant("staff:api@shop.cn", "admin", granted_by=OWNER)
+    headers = make_key(shop, ["orders.view"], owner="staff:api@shop.cn")
+    client = shop.test_client()
+
+    def quote(body: dict[str, Any]) -> Any:
+        return client.post(f"{API}/shipping/quote", json=body, headers=headers)
+
+    lines = [{"sku": "CUP", "quantity": 2}, {"sku": "CLOTH", "quantity": 1}]
+    assert quote({"lines": lines, "province": "新疆维吾尔自治区"}).get_json() == {
+        "fee": 2000 + 1000 + 800,
+        "province": "新疆",
+        "undeliverable": [],
+    }
+    assert quote({"lines": lines, "province": "台湾省"}).get_json()["undeliverable"] == ["茶杯 Cup"]
+    # The same goods through the shop's checkout: the same fee.
+    response, _ = checkout_to(shop, "新疆维吾尔自治区", CUP=2, CLOTH=1)
+    assert response.status_code == 302
+    with shop.app_context():
+        assert get_state().session.scalars(select(Order)).one().shipping_fee == 3800
+    # What the buyer pays decides a template's free shipping: a price of the storefront's own.
+    with shop.app_context():
+        cups = (
+            get_state()
+            .session.scalars(select(ShippingTemplate).where(ShippingTemplate.name == "常规快递"))
+            .one()
+        )
+        freight.save_template(OWNER, cups.id, {**BY_PIECE, "free_over": 9000})
+    cheap = [{"sku": "CUP", "quantity": 2, "unit_price": 4000}]
+    assert quote({"lines": cheap, "province": None}).get_json()["fee"] == 1500
+    assert quote({"lines": [{"sku": "CUP", "quantity": 2}]}).get_json()["fee"] == 0
+    refused = quote({"lines": [{"sku": "NOPE", "quantity": 1}]})
+    assert refused.status_code == 404 and refused.get_json()["code"] == "NotFound"
+    assert quote({"lines": [{"sku": "CUP", "quantity": 0}]}).status_code == 422
+    listed = client.get(f"{API}/shipping-templates", headers=headers).get_json()["items"]
+    assert [t["name"] for t in listed] == ["常规快递", "按重量"]
+    assert listed[0]["areas"][0]["provinces"] == ["新疆", "西藏"] and listed[0]["free_over"] == 9000
+    products = client.get(f"{API}/products", headers=headers).get_json()["items"]
+    assert {p["title"]: p["shipping_template"] for p in products} == {
+        "茶杯 Cup": "常规快递",
+        "茶壶 Pot": "常规快递",
+        "茶叶 Tea": "按重量",
+        "茶巾 Cloth": None,
+    }

@@ -58,6 +58,15 @@ class ProductOut(Schema):
         "category_slug", required=True, metadata={"type": "string", "nullable": True}
     )
     options = fields.List(fields.String(), required=True)
+    shipping_template = fields.Method(
+        "shipping_template_name",
+        required=True,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "its shipping template's name; null: the shop's flat fee",
+        },
+    )
     images = fields.Method(
         "image_paths", required=True, metadata={"type": "array", "items": {"type": "string"}}
     )
@@ -67,6 +76,10 @@ class ProductOut(Schema):
 
     def image_paths(self, product: Product) -> list[str]:
         return [image.path for image in product.images]
+
+    def shipping_template_name(self, product: Product) -> str | None:
+        template = product.shipping_template
+        return template.name if template is not None else None
 
     def category_slug(self, product: Product) -> str | None:
         return product.category.slug if product.category is not None else None

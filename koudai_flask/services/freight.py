@@ -213,6 +213,31 @@ def quote(goods: Sequence[Goods], province: str | None) -> Freight:
     return Freight(fee, tuple(undeliverable), by_province)
 
 
+def quote_codes(lines: Sequence[dict[str, Any]], province_text: str | None) -> dict[str, Any]:
+    """``quote`` for lines of ``{"sku": code, "quantity": n, "unit_price": fen or None}``
+    and an address's province as written; an unknown SKU is ``NotFound``."""
+    session = current_session()
+    codes = {line["sku"] for line in lines}
+    found = {sku.code: sku for sku in session.scalars(select(Sku).where(Sku.code.in_(codes)))}
+    missing = sorted(codes - set(found))
+    if missing:
+        raise NotFound(
+            f"unknown SKU {missing[0]!r}", reason="unknown_sku", detail={"sku": missing[0]}
+        )
+    province = province_of(province_text)
+    goods = [
+        Goods(
+            found[line["sku"]].id,
+            line["quantity"],
+            line["quantity"]
+            * (found[line["sku"]].price if line.get("unit_price") is None else line["unit_price"]),
+        )
+        for line in lines
+    ]
+    quoted = quote(goods, province)
+    return {"fee": quoted.fee, "province": province, "undeliverable": list(quoted.undeliverable)}
+
+
 # -- templates -------------------------------------------------------------------------------
 
 

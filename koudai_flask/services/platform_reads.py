@@ -84,7 +84,10 @@ def _page(
 
 def products(*, status: str | None, cursor: str | None, limit: int) -> Page[Product]:
     query = select(Product).options(
-        selectinload(Product.skus), selectinload(Product.images), selectinload(Product.category)
+        selectinload(Product.skus),
+        selectinload(Product.images),
+        selectinload(Product.category),
+        selectinload(Product.shipping_template),
     )
     if status is not None:
         query = query.where(Product.status == status)

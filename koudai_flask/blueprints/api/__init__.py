@@ -25,6 +25,7 @@ from koudai_flask.blueprints.api import (
     customer_endpoints,
     order_endpoints,
     segment_endpoints,
+    shipping_endpoints,
     stock_endpoints,
     tag_endpoints,
 )
@@ -37,6 +38,7 @@ from koudai_flask.schemas.api_common import ApiRoot
 ENDPOINT_MODULES = [
     catalog_endpoints,
     stock_endpoints,
+    shipping_endpoints,
     order_endpoints,
     channel_endpoints,
     customer_endpoints,
