@@ -555,6 +555,33 @@ def test_a_partial_refund_is_texted_and_one_made_on_a_marketplace_is_not(make_ap
         assert summary(number)[-1] == ("partially_refunded", "sms", "sent", 1)
 
 
+def test_each_partial_refund_is_texted_with_what_was_refunded_up_to_it(make_app, database_url):
+    """Two parts refunded one after the other: two texts, ¥10.00 then ¥30.00 in all; the
+    outbox event of the first delivered again sends nothing more, and sending the first
+    text again later still says ¥10.00."""
+    app = make_app(database_url, KOUDAI_SMS={"provider": "log"})
+    with app.app_context():
+        stock()
+        number = place(buyer(openid=None, phone=PHONE).id)
+        pay(number)
+        orders.refund(number, amount=1000, actor="staff:1")
+        orders.refund(number, amount=2000, actor="staff:1")
+        texts = [m.text for m in sms.get_provider().sent if "部分退款" in m.text]
+        assert texts == [
+            f"【Koudai Shop】您的订单{number}已部分退款，累计退款¥10.00，款项将原路退回。",
+            f"【Koudai Shop】您的订单{number}已部分退款，累计退款¥30.00，款项将原路退回。",
+        ]
+        first, second = [n for n in rows(number) if n.event == "partially_refunded"]
+        assert first.occurrence < second.occurrence
+        notifications.on_order_event(
+            "order.partially_refunded", {"number": number, "refund_id": first.occurrence}
+        )
+        assert [n.event for n in rows(number)].count("partially_refunded") == 2
+        assert len([m for m in sms.get_provider().sent if "部分退款" in m.text]) == 2
+        notifications.resend(first.id, actor="staff:1")
+        assert sms.get_provider().sent[-1].text == texts[0]
+
+
 def test_an_agreed_return_texts_the_buyer_where_to_send_the_goods(make_app, database_url):
     from koudai_flask.services import returns
 

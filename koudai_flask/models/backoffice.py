@@ -84,11 +84,15 @@ class TrackingEvent(Base):
 
 
 class Notification(Base, Timestamped):
-    """One message to a buyer about an order event, on one channel: the notification log."""
+    """One message to a buyer about an order event, on one channel: the notification log.
+
+    ``occurrence`` tells apart the times one order has an event that can happen more than
+    once: a partial refund's is its ``Refund`` id; every other event's is 0.
+    """
 
     __tablename__ = "koudai_notification"
     __table_args__ = (
-        UniqueConstraint("order_id", "event", "channel"),
+        UniqueConstraint("order_id", "event", "channel", "occurrence"),
         Index("ix_koudai_notification_status", "status"),
     )
 
@@ -98,6 +102,7 @@ class Notification(Base, Timestamped):
     event: Mapped[str] = mapped_column(String(20))
     # wechat | sms | email
     channel: Mapped[str] = mapped_column(String(16))
+    occurrence: Mapped[int] = mapped_column(default=0)
     recipient: Mapped[str] = mapped_column(String(254))
     # pending | sent | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")

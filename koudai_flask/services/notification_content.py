@@ -56,7 +56,7 @@ def prepare(session: Session, notification_id: int) -> Outgoing:
     locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
     wording = render.effective_wording(notification.event, notification.channel, template, locale)
     with force_locale(locale):  # the shop's language, whoever's request this runs in
-        context = order_context(order, notification.event)
+        context = order_context(order, notification.event, notification.occurrence)
     template_id = template.wechat_template_id if template else None
     if notification.channel == "wechat" and not template_id:
         raise PermanentFailure(f"no WeChat template id for {notification.event!r} messages")
@@ -72,8 +72,10 @@ def prepare(session: Session, notification_id: int) -> Outgoing:
     )
 
 
-def order_context(order: Order, event: str) -> dict[str, Any]:
-    """The template variables for one order event (see ``render.VARIABLES``)."""
+def order_context(order: Order, event: str, occurrence: int = 0) -> dict[str, Any]:
+    """The template variables for one order event (see ``render.VARIABLES``); a partial
+    refund's ``occurrence`` is its refund's id: its message gives what was refunded up to
+    that refund, also when it is sent again later."""
     session = current_session()
     # Queried, not read from the relationships: the session may hold this order from
     # before it shipped or was refunded.
@@ -82,9 +84,10 @@ def order_context(order: Order, event: str) -> dict[str, Any]:
         .where(Shipment.order_id == order.id, Shipment.direction == OUTBOUND)
         .order_by(Shipment.id.desc())
     )
-    refunded = session.scalar(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.order_id == order.id)
-    )
+    refunds = select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.order_id == order.id)
+    if event == "partially_refunded" and occurrence:
+        refunds = refunds.where(Refund.id <= occurrence)  # refunded up to this one
+    refunded = session.scalar(refunds)
     paid = session.scalar(
         select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.order_id == order.id)
     )

@@ -62,10 +62,12 @@ CLAIMABLE = ("pending", "failed")
 # -- planning --------------------------------------------------------------------------------
 
 
-def plan(order_number: str, event: str) -> list[Notification]:
+def plan(order_number: str, event: str, occurrence: int = 0) -> list[Notification]:
     """Create the pending notifications of one order event; returns all of that event's rows.
 
-    Idempotent: a second call (a replayed outbox event, or a concurrent one) adds nothing.
+    ``occurrence`` tells apart the times of an event that can happen again (a partial
+    refund: its refund's id). Idempotent: a second call (a replayed outbox event, or a
+    concurrent one) adds nothing.
     """
     check_event(event)
     for attempt in (1, 2):
@@ -76,7 +78,9 @@ def plan(order_number: str, event: str) -> list[Notification]:
                     n.channel
                     for n in session.scalars(
                         select(Notification).where(
-                            Notification.order_id == order.id, Notification.event == event
+                            Notification.order_id == order.id,
+                            Notification.event == event,
+                            Notification.occurrence == occurrence,
                         )
                     )
                 }
@@ -87,12 +91,13 @@ def plan(order_number: str, event: str) -> list[Notification]:
                                 order_id=order.id,
                                 event=event,
                                 channel=channel,
+                                occurrence=occurrence,
                                 recipient=recipient,
                                 status="pending",
                             )
                         )
                 session.flush()
-                return _rows(session, order.id, event)
+                return _rows(session, order.id, event, occurrence)
         except IntegrityError:
             # A concurrent plan of the same event committed first; look again.
             if attempt == 2:
@@ -100,11 +105,15 @@ def plan(order_number: str, event: str) -> list[Notification]:
     raise AssertionError("unreachable")
 
 
-def _rows(session: Session, order_id: int, event: str) -> list[Notification]:
+def _rows(session: Session, order_id: int, event: str, occurrence: int) -> list[Notification]:
     return list(
         session.scalars(
             select(Notification)
-            .where(Notification.order_id == order_id, Notification.event == event)
+            .where(
+                Notification.order_id == order_id,
+                Notification.event == event,
+                Notification.occurrence == occurrence,
+            )
             .order_by(Notification.id)
             .execution_options(populate_existing=True)
         )
@@ -304,7 +313,10 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
     ):
         return  # the marketplace told its buyer itself; ours would be a second, odd message
     failed = 0
-    for notification in plan(payload["number"], event):
+    # Each partial refund is told on its own (an event written before refunds carried
+    # their id counts as the order's first).
+    occurrence = int(payload.get("refund_id") or 0) if event == "partially_refunded" else 0
+    for notification in plan(payload["number"], event, occurrence):
         if notification.status not in CLAIMABLE:
             continue
         try:

@@ -76,7 +76,8 @@ def refund(
                 detail={"refundable_fen": remaining_fen},
             )
         key = idempotency_key or f"refund:{secrets.token_hex(12)}"
-        session.add(Refund(order_id=order.id, amount=amount, reason=reason, idempotency_key=key))
+        made = Refund(order_id=order.id, amount=amount, reason=reason, idempotency_key=key)
+        session.add(made)
         session.flush()
         if wanted:
             returns.take_back(session, order, wanted, refund_no=key, restock=restock)
@@ -89,7 +90,11 @@ def refund(
                 actor=actor,
                 note=f"{what}: {reason}",
                 topic="order.partially_refunded",
-                extra={"amount": amount, **({"lines": wanted} if wanted else {})},
+                extra={
+                    "amount": amount,
+                    "refund_id": made.id,
+                    **({"lines": wanted} if wanted else {}),
+                },
             )
             if wanted:
                 _settle_if_done(session, order, actor=actor)
