@@ -442,7 +442,7 @@ def test_the_product_page_says_what_shipping_costs(shop: Flask) -> None:
         assert found is not None
         return " ".join(html.unescape(found.group(1)).split())
 
-    assert line("茶杯 Cup") == "运费 ¥10.00 起 （部分地区另计） · 不配送 台湾"
+    assert line("茶杯 Cup") == "运费 ¥10.00 起（部分地区另计） · 不配送 台湾"
     assert line("茶叶 Tea") == "运费 ¥12.00 起"
     assert line("茶巾 Cloth") == "运费 ¥8.00"  # the flat fee; the shop never ships free here
     shop.config["KOUDAI_FREE_SHIPPING_OVER"] = 9900
@@ -505,3 +505,26 @@ def test_the_api_quotes_as_the_checkout_charges_and_lists_the_templates(shop: Fl
         "茶叶 Tea": "按重量",
         "茶巾 Cloth": None,
     }
+
+
+def test_the_checkout_warns_before_the_order_and_refuses_once(shop: Flask) -> None:
+    """A saved address where the goods are not delivered: the page says so before the order
+    is placed; placing it is refused with the same news said once, not twice."""
+    with shop.app_context():
+        buyer = customers.register(password="buyer-pass-1", email="lin@buyers.cn", name="林")
+        home = {"name": "林", "phone": "13800138000", "city": "台北市", "street": "信义路 1 号"}
+        customers.add_address(buyer.id, province="台湾省", **home)
+    client = ShopClient(shop)
+    client.get("/account/login")
+    client.post("/account/login", {"login": "lin@buyers.cn", "password": "buyer-pass-1"})
+    client.add_to_cart("CUP", 1)
+    page = client.get("/checkout")
+    warned = "不配送到台湾。请换一个收货地址，或从购物车中移除。"
+    assert warned in text(page)
+    token = CHECKOUT_TOKEN.search(page.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    address_id = re.search(r'name="address_id" value="(\d+)"', page.get_data(as_text=True))
+    assert address_id is not None
+    refused = client.post("/checkout", {"token": token, "address_id": address_id.group(1)})
+    assert refused.status_code == 422
+    said_on_page = text(refused)
+    assert said_on_page.count("不配送到台湾") == 1 and warned not in said_on_page
