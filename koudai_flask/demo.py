@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 from sqlalchemy import func, select, update
 
 from koudai_flask.models import Category, Product, ShippingTemplate
-from koudai_flask.services import catalog, freight
+from koudai_flask.services import catalog, shipping_templates
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 CATEGORIES = [
@@ -157,7 +157,7 @@ def seed_catalog(count: int = 36, *, seed: int = 2013) -> int:
         if slug == "shoes-bags":
             bags.append(f"demo-{n + 1:03d}")
     with unit_of_work() as session:
-        remote = ShippingTemplate(**freight.check_template(REMOTE_TEMPLATE))
+        remote = ShippingTemplate(**shipping_templates.check_template(REMOTE_TEMPLATE))
         session.add(remote)
         session.flush()
         session.execute(

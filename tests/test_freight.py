@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Product, ShippingTemplate, Sku, StockLevel
-from koudai_flask.services import catalog, customers, freight, staff
+from koudai_flask.services import catalog, customers, freight, shipping_templates, staff
 from koudai_flask.services.freight import Goods, Rule
 from tests.api_support import API, make_key
 from tests.shop_client import CHECKOUT_TOKEN, ShopClient
@@ -124,8 +124,8 @@ def shop(make_app: Any, database_url: str) -> Flask:
         staff.grant(
             "staff:warehouse@shop.cn", "warehouse", email="warehouse@shop.cn", password=PASSWORD
         )
-        piece = freight.save_template(OWNER, None, BY_PIECE)
-        weight = freight.save_template(OWNER, None, BY_WEIGHT)
+        piece = shipping_templates.save_template(OWNER, None, BY_PIECE)
+        weight = shipping_templates.save_template(OWNER, None, BY_WEIGHT)
         for title, code, template, grams in (
             ("茶杯 Cup", "CUP", piece, 200),
             ("茶壶 Pot", "POT", piece, 900),
@@ -172,7 +172,7 @@ def test_free_shipping_from_a_templates_amount_or_the_shops(shop: Flask) -> None
     with shop.app_context():
         template = get_state().session.scalars(select(ShippingTemplate)).first()
         assert template is not None
-        freight.save_template(
+        shipping_templates.save_template(
             OWNER, template.id, {**BY_PIECE, "free_over": 15000}
         )  # the cups' own: from ¥150
     assert fee(shop, "浙江", CUP=3).fee == 0  # ¥150 of cups
@@ -206,7 +206,7 @@ def test_a_template_the_service_cannot_take_changes_nothing(
         before = (template.name, template.areas, template.excluded, template.first)
         audits = session.scalar(select(func.count()).select_from(AuditEntry))
         with pytest.raises(Exception) as refused:
-            freight.save_template(OWNER, template.id, {**BY_PIECE, **change})
+            shipping_templates.save_template(OWNER, template.id, {**BY_PIECE, **change})
         assert refused.value.reason == reason  # type: ignore[attr-defined]
         session.expire_all()
         template = session.get(ShippingTemplate, template.id)
@@ -389,7 +389,9 @@ def test_the_form_keeps_every_area_of_a_template_and_offers_two_more(shop: Flask
         for i, g in enumerate(groups)
     ]
     with shop.app_context():
-        made = freight.save_template(OWNER, None, {**BY_PIECE, "name": "北方", "areas": areas})
+        made = shipping_templates.save_template(
+            OWNER, None, {**BY_PIECE, "name": "北方", "areas": areas}
+        )
         made_id = made.id
     owner = login(shop, "owner")
     page = owner.get(f"/shop-admin/shipping/{made_id}").get_data(as_text=True)
@@ -453,7 +455,7 @@ def test_the_product_page_says_what_shipping_costs(shop: Flask) -> None:
             .session.scalars(select(ShippingTemplate).where(ShippingTemplate.name == "按重量"))
             .one()
         )
-        freight.save_template(
+        shipping_templates.save_template(
             OWNER, template.id, {**BY_WEIGHT, "first_fee": 0, "additional_fee": 0}
         )
     assert line("茶叶 Tea") == "包邮"
@@ -488,7 +490,7 @@ def test_the_api_quotes_as_the_checkout_charges_and_lists_the_templates(shop: Fl
             .session.scalars(select(ShippingTemplate).where(ShippingTemplate.name == "常规快递"))
             .one()
         )
-        freight.save_template(OWNER, cups.id, {**BY_PIECE, "free_over": 9000})
+        shipping_templates.save_template(OWNER, cups.id, {**BY_PIECE, "free_over": 9000})
     cheap = [{"sku": "CUP", "quantity": 2, "unit_price": 4000}]
     assert quote({"lines": cheap, "province": None}).get_json()["fee"] == 1500
     assert quote({"lines": [{"sku": "CUP", "quantity": 2}]}).get_json()["fee"] == 0
@@ -528,3 +530,53 @@ def test_the_checkout_warns_before_the_order_and_refuses_once(shop: Flask) -> No
     assert refused.status_code == 422
     said_on_page = text(refused)
     assert said_on_page.count("不配送到台湾") == 1 and warned not in said_on_page
+
+
+def test_the_owner_gives_ticked_products_a_template_from_the_list(shop: Flask) -> None:
+    owner = login(shop, "owner")
+    with shop.app_context():
+        session = get_state().session
+        ids = dict(session.execute(select(Product.title, Product.id)).all())
+        weight_id = session.scalars(
+            select(ShippingTemplate.id).where(ShippingTemplate.name == "按重量")
+        ).one()
+    listed = text(owner.get("/shop-admin/products"))
+    assert "茶巾 Cloth 1 ¥50.00 统一运费 在售" in listed and "茶杯 Cup 1 ¥50.00 常规快递" in listed
+
+    def tick(*titles: str, shipping: str) -> Any:
+        body = {"csrf_token": owner.csrf, "products": [str(ids[t]) for t in titles]}
+        body["shipping"] = shipping
+        return owner.post("/shop-admin/products/shipping", data=body, follow_redirects=True)
+
+    done = tick("茶杯 Cup", "茶巾 Cloth", shipping=str(weight_id))
+    assert "已为 2 个商品设置运费。" in said(done)
+
+    def templates_now() -> dict[str, int | None]:
+        with shop.app_context():
+            rows = get_state().session.execute(select(Product.title, Product.shipping_template_id))
+            return dict(rows.all())
+
+    assert templates_now()["茶杯 Cup"] == weight_id == templates_now()["茶巾 Cloth"]
+    with shop.app_context():
+        audit = (
+            get_state()
+            .session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "catalog.set_shipping_template")
+            )
+            .all()
+        )
+        assert sorted((a.object_id, a.before["shipping_template"]) for a in audit) == sorted(
+            [(str(ids["茶杯 Cup"]), "常规快递"), (str(ids["茶巾 Cloth"]), None)]
+        )
+    # Back to the flat fee; nothing ticked is refused and changes nothing.
+    assert "已为 1 个商品设置运费。" in said(tick("茶巾 Cloth", shipping=""))
+    before = templates_now()
+    assert "请先勾选 1 到 200 个商品。" in said(tick(shipping=str(weight_id)))
+    assert templates_now() == before
+    assert templates_now()["茶巾 Cloth"] is None
+    warehouse = login(shop, "warehouse")
+    refused = warehouse.post(
+        "/shop-admin/products/shipping",
+        data={"csrf_token": warehouse.csrf, "products": [str(ids["茶壶 Pot"])], "shipping": ""},
+    )
+    assert refused.status_code == 403 and templates_now() == before

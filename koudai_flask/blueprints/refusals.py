@@ -325,6 +325,7 @@ _REASONS = {
     "template_in_use": lazy_gettext(
         "%(count)s products use the shipping template %(name)s: give them another one first."
     ),
+    "products_to_assign": lazy_gettext("Tick 1 to %(most)s products first."),
     "unknown_template": lazy_gettext("This shipping template no longer exists."),
 }
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from koudai_flask.errors import ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import Category, MessageTemplate, Product, ProductImage, Sku
-from koudai_flask.services import catalog, freight, inventory, staff
+from koudai_flask.services import catalog, inventory, shipping_templates, staff
 from koudai_flask.services.inventory import StockSnapshot
 from koudai_flask.services.product_form import (
     MAX_OPTIONS,
@@ -128,7 +128,7 @@ def save_product(user_id: str, product_id: int | None, draft: ProductDraft) -> P
         product.shipping_template_id = (
             None
             if draft.shipping_template is None
-            else freight.get_template(draft.shipping_template).id
+            else shipping_templates.get_template(draft.shipping_template).id
         )
         session.flush()
         session.expire(product)

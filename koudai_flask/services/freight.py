@@ -11,25 +11,24 @@ cost ``first_fee`` and each further ``additional`` or part of it ``additional_fe
 the provinces it does not deliver to (the order is refused, naming the goods).
 
 Provinces are the 34 provincial-level names as short names (浙江, 内蒙古, 香港); an address's
-province matches by its start ("浙江省", "内蒙古自治区"). Every change is audited and needs
-``catalog.edit``.
+province matches by its start ("浙江省", "内蒙古自治区"). The templates themselves are made,
+changed and given to products by :mod:`koudai_flask.services.shipping_templates`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Product, ShippingTemplate, Sku
-from koudai_flask.services import staff
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import current_session
 
 PROVINCES = (
     "北京", "天津", "河北", "山西", "内蒙古", "辽宁", "吉林", "黑龙江", "上海", "江苏", "浙江",
@@ -37,10 +36,6 @@ PROVINCES = (
     "四川", "贵州", "云南", "西藏", "陕西", "甘肃", "青海", "宁夏", "新疆", "台湾", "香港",
     "澳门",
 )  # fmt: skip
-BASES = ("piece", "weight")
-MAX_AREAS = 20
-MAX_FEE = 100_000_00  # ¥100,000: a typo, not a fee
-MAX_UNITS = 1_000_000  # pieces or grams
 _SEPARATORS = re.compile(r"[\s,，、;；/]+")
 
 
@@ -93,7 +88,9 @@ def offer(template_id: int | None) -> Offer:
     shop_free = config_value("FREE_SHIPPING_OVER")
     if template_id is None:
         return Offer(int(config_value("SHIPPING_FEE")), free_over=shop_free)
-    template = get_template(template_id)
+    template = current_session().get(ShippingTemplate, template_id)
+    if template is None:  # deleted meanwhile: its products ship at the flat fee
+        return Offer(int(config_value("SHIPPING_FEE")), free_over=shop_free)
     frees = [amount for amount in (template.free_over, shop_free) if amount is not None]
     return Offer(
         template.first_fee,
@@ -236,191 +233,3 @@ def quote_codes(lines: Sequence[dict[str, Any]], province_text: str | None) -> d
     ]
     quoted = quote(goods, province)
     return {"fee": quoted.fee, "province": province, "undeliverable": list(quoted.undeliverable)}
-
-
-# -- templates -------------------------------------------------------------------------------
-
-
-def templates() -> list[tuple[ShippingTemplate, int]]:
-    """Every template by name, with how many products name it."""
-    session = current_session()
-    counts = dict(
-        session.execute(
-            select(Product.shipping_template_id, func.count())
-            .where(Product.shipping_template_id.is_not(None))
-            .group_by(Product.shipping_template_id)
-        ).all()
-    )
-    found = session.scalars(select(ShippingTemplate).order_by(ShippingTemplate.name))
-    return [(template, counts.get(template.id, 0)) for template in found]
-
-
-def get_template(template_id: int) -> ShippingTemplate:
-    template = current_session().get(ShippingTemplate, template_id)
-    if template is None:
-        raise NotFound(f"no shipping template {template_id}", reason="unknown_template")
-    return template
-
-
-def _figure(value: Any, field: str, *, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(
-            f"shipping template: {field} must be a whole number from {low} to {high}",
-            {field: [f"must be from {low} to {high}"]},
-            reason="template_figure",
-            detail={"field": field},
-        )
-    return value
-
-
-def _rule(values: dict[str, Any], field: str) -> dict[str, int]:
-    return {
-        "first": _figure(values.get("first"), f"{field}first", low=1, high=MAX_UNITS),
-        "first_fee": _figure(values.get("first_fee"), f"{field}first_fee", low=0, high=MAX_FEE),
-        "additional": _figure(
-            values.get("additional"), f"{field}additional", low=1, high=MAX_UNITS
-        ),
-        "additional_fee": _figure(
-            values.get("additional_fee"), f"{field}additional_fee", low=0, high=MAX_FEE
-        ),
-    }
-
-
-def _provinces(names: Iterable[str]) -> list[str]:
-    return split_provinces("、".join(names))
-
-
-def check_template(values: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a template from ``values``, or a ValidationError naming what is wrong."""
-    name = (values.get("name") or "").strip()
-    if not 1 <= len(name) <= 40:
-        raise ValidationError(
-            "a shipping template needs a name of at most 40 characters",
-            {"name": ["1 to 40 characters"]},
-            reason="template_name",
-        )
-    basis = values.get("basis")
-    if basis not in BASES:
-        raise ValidationError(
-            f"basis must be one of {', '.join(BASES)}",
-            {"basis": ["unknown"]},
-            reason="template_basis",
-        )
-    free_over = values.get("free_over")
-    if free_over is not None:
-        free_over = _figure(free_over, "free_over", low=1, high=MAX_FEE)
-    areas, seen = [], set()
-    given = list(values.get("areas") or [])
-    if len(given) > MAX_AREAS:
-        raise ValidationError(
-            f"at most {MAX_AREAS} areas",
-            {"areas": ["too many"]},
-            reason="template_areas",
-            detail={"most": MAX_AREAS},
-        )
-    excluded = _provinces(values.get("excluded") or [])
-    seen.update(excluded)
-    for index, area in enumerate(given):
-        provinces = _provinces(area.get("provinces") or [])
-        if not provinces:
-            raise ValidationError(
-                "an area names no province",
-                {"areas": ["no province"]},
-                reason="area_without_provinces",
-            )
-        twice = [name for name in provinces if name in seen]
-        if twice:
-            raise ValidationError(
-                f"{twice[0]} is named twice in the template",
-                {"areas": [f"{twice[0]} twice"]},
-                reason="province_twice",
-                detail={"name": twice[0]},
-            )
-        seen.update(provinces)
-        areas.append({"provinces": provinces, **_rule(area, f"area_{index}_")})
-    return {
-        "name": name,
-        "basis": basis,
-        **_rule(values, ""),
-        "free_over": free_over,
-        "areas": areas,
-        "excluded": excluded,
-    }
-
-
-def _snapshot(template: ShippingTemplate) -> dict[str, Any]:
-    return {
-        "name": template.name,
-        "basis": template.basis,
-        "first": template.first,
-        "first_fee": template.first_fee,
-        "additional": template.additional,
-        "additional_fee": template.additional_fee,
-        "free_over": template.free_over,
-        "areas": template.areas,
-        "excluded": template.excluded,
-    }
-
-
-def save_template(
-    user_id: str, template_id: int | None, values: dict[str, Any]
-) -> ShippingTemplate:
-    """Create (``template_id=None``) or change a template, audited."""
-    staff.require(user_id, "catalog.edit")
-    columns = check_template(values)
-    with unit_of_work() as session:
-        taken = session.scalar(
-            select(ShippingTemplate.id).where(ShippingTemplate.name == columns["name"])
-        )
-        if taken is not None and taken != template_id:
-            raise ValidationError(
-                f"a shipping template named {columns['name']!r} exists",
-                {"name": ["taken"]},
-                reason="template_name_taken",
-                detail={"name": columns["name"]},
-            )
-        before = None
-        if template_id is None:
-            template = ShippingTemplate(**columns)
-            session.add(template)
-        else:
-            template = get_template(template_id)
-            before = _snapshot(template)
-            for key, value in columns.items():
-                setattr(template, key, value)
-        session.flush()
-        staff.audit(
-            f"staff:{user_id}",
-            "catalog.save_shipping_template",
-            "shipping_template",
-            str(template.id),
-            before,
-            _snapshot(template),
-        )
-        return template
-
-
-def delete_template(user_id: str, template_id: int) -> None:
-    """Delete a template no product names (one in use is refused: its products' fees would
-    change without anyone choosing so)."""
-    staff.require(user_id, "catalog.edit")
-    with unit_of_work() as session:
-        template = get_template(template_id)
-        used = session.scalar(
-            select(func.count()).where(Product.shipping_template_id == template.id)
-        )
-        if used:
-            raise ValidationError(
-                f"{used} products use shipping template {template.name!r}",
-                reason="template_in_use",
-                detail={"name": template.name, "count": used},
-            )
-        staff.audit(
-            f"staff:{user_id}",
-            "catalog.delete_shipping_template",
-            "shipping_template",
-            str(template.id),
-            _snapshot(template),
-            None,
-        )
-        session.delete(template)

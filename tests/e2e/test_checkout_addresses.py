@@ -9,7 +9,7 @@ from sqlalchemy import select
 from koudai_flask.connectors.sandbox.wechatpay import LoopbackServer
 from koudai_flask.extension import get_state
 from koudai_flask.models import Order, Product
-from koudai_flask.services import catalog, customers, freight, staff
+from koudai_flask.services import catalog, customers, shipping_templates, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop
 
 
@@ -56,7 +56,7 @@ def test_choosing_another_address_shows_its_shipping_fee(make_app, tmp_path, pho
     app = make_app(sqlite_shop(tmp_path, "fees.db"), KOUDAI_FREE_SHIPPING_OVER=None)
     with app.app_context():
         staff.grant("staff:owner@shop.cn", "owner")
-        template = freight.save_template(
+        template = shipping_templates.save_template(
             "staff:owner@shop.cn",
             None,
             {

@@ -26,7 +26,7 @@ from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, Validat
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Category, Product
-from koudai_flask.services import catalog, catalog_admin, freight
+from koudai_flask.services import catalog, catalog_admin, shipping_templates
 from koudai_flask.services.catalog_admin import MAX_OPTIONS, MAX_SKUS, ProductDraft, SkuRow
 from koudai_flask.services.transaction import current_session
 
@@ -165,7 +165,7 @@ def _render_form(product: Product | None, status: int = 200, **context: Any) -> 
         "koudai/admin/product_form.html",
         product=product,
         categories=_categories(),
-        shipping_templates=[template for template, _ in freight.templates()],
+        shipping_templates=[template for template, _ in shipping_templates.templates()],
         image_url=get_state().storage.url,
         form=FlaskForm(),
         **context,
@@ -238,7 +238,11 @@ def register(bp: Blueprint) -> None:
         products = session.scalars(
             select(Product)
             .where(*conditions)
-            .options(selectinload(Product.skus), selectinload(Product.category))
+            .options(
+                selectinload(Product.skus),
+                selectinload(Product.category),
+                selectinload(Product.shipping_template),
+            )
             .order_by(Product.id.desc())
             .limit(PER_PAGE)
             .offset((page - 1) * PER_PAGE)
@@ -246,6 +250,8 @@ def register(bp: Blueprint) -> None:
         return render_template(
             "koudai/admin/products.html",
             products=products,
+            shipping_templates=[template for template, _ in shipping_templates.templates()],
+            form=FlaskForm(),
             total=total,
             q=q,
             status=status,
@@ -253,6 +259,25 @@ def register(bp: Blueprint) -> None:
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
         )
+
+    @bp.post("/products/shipping")
+    @staff_required("catalog.edit")
+    def products_shipping() -> ResponseReturnValue:
+        """The ticked products get the chosen shipping template (or the flat fee)."""
+        checked_form()
+        ids = [int(v) for v in request.form.getlist("products") if v.isdigit()]
+        chosen = request.form.get("shipping", "")
+        try:
+            changed = shipping_templates.assign(
+                actor_id(), ids, int(chosen) if chosen.isdigit() else None
+            )
+        except PermissionDenied:
+            abort(403)
+        except KoudaiError as exc:
+            flash(refusal_text(exc), "error")
+        else:
+            flash(_k("Shipping set for %(n)d products.", n=changed), "success")
+        return redirect(url_for(".products_list"), 303)
 
     @bp.route("/products/new", methods=["GET", "POST"])
     @staff_required("catalog.edit")

@@ -22,7 +22,7 @@ from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, PermissionDenied, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import ShippingTemplate
-from koudai_flask.services import freight
+from koudai_flask.services import freight, shipping_templates
 from koudai_flask.services.product_form import fen_to_yuan, yuan_to_fen
 
 PERMISSION = "catalog.edit"
@@ -58,7 +58,7 @@ def template_values(template: ShippingTemplate | None) -> dict[str, Any]:
         areas = list(template.areas)
     rows = [{"provinces": "、".join(a["provinces"]), **_rule_values(a)} for a in areas]
     blank = dict.fromkeys(("provinces", *_RULE), "")
-    values["areas"] = rows + [blank] * min(BLANK_AREAS, freight.MAX_AREAS - len(rows))
+    values["areas"] = rows + [blank] * min(BLANK_AREAS, shipping_templates.MAX_AREAS - len(rows))
     return values
 
 
@@ -69,7 +69,7 @@ def posted_values(form: MultiDict[str, str]) -> dict[str, Any]:
     }
     values["areas"] = [
         {key: form.get(f"area-{i}-{key}", "") for key in ("provinces", *_RULE)}
-        for i in range(freight.MAX_AREAS)
+        for i in range(shipping_templates.MAX_AREAS)
         if f"area-{i}-provinces" in form
     ]
     return values
@@ -100,7 +100,7 @@ def template_input(form: MultiDict[str, str]) -> dict[str, Any]:
     """The service's values from the posted form; an area row left empty is no area."""
     free_over = form.get("free_over", "").strip()
     areas = []
-    for i in range(freight.MAX_AREAS):
+    for i in range(shipping_templates.MAX_AREAS):
         prefix = f"area-{i}-"
         typed = [form.get(prefix + key, "").strip() for key in ("provinces", *_RULE)]
         if not any(typed):
@@ -129,7 +129,7 @@ def register(bp: Blueprint) -> None:
     def shipping_list() -> ResponseReturnValue:
         return render_template(
             "koudai/admin/shipping.html",
-            templates=freight.templates(),
+            templates=shipping_templates.templates(),
             areas_of=freight.areas_of,
             flat_fee=config_value("SHIPPING_FEE"),
             free_over=config_value("FREE_SHIPPING_OVER"),
@@ -140,7 +140,7 @@ def register(bp: Blueprint) -> None:
         template = None
         if template_id is not None:
             try:
-                template = freight.get_template(template_id)
+                template = shipping_templates.get_template(template_id)
             except NotFound:
                 abort(404)
         values, error = template_values(template), None
@@ -148,7 +148,9 @@ def register(bp: Blueprint) -> None:
             checked_form()
             values = posted_values(request.form)
             try:
-                freight.save_template(actor_id(), template_id, template_input(request.form))
+                shipping_templates.save_template(
+                    actor_id(), template_id, template_input(request.form)
+                )
             except PermissionDenied:
                 abort(403)
             except ValidationError as exc:
@@ -180,7 +182,7 @@ def register(bp: Blueprint) -> None:
     def shipping_delete(template_id: int) -> ResponseReturnValue:
         checked_form()
         try:
-            freight.delete_template(actor_id(), template_id)
+            shipping_templates.delete_template(actor_id(), template_id)
         except PermissionDenied:
             abort(403)
         except NotFound:

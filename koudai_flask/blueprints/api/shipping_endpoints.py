@@ -14,6 +14,7 @@ from koudai_flask.schemas.api_shipping import (
     ShippingTemplateList,
 )
 from koudai_flask.services import freight
+from koudai_flask.services.shipping_templates import templates as every_template
 
 
 def register(bp: Blueprint) -> None:
@@ -22,7 +23,7 @@ def register(bp: Blueprint) -> None:
     @bp.response(200, ShippingTemplateList)
     def shipping_templates() -> Any:
         """Every shipping template, by name."""
-        return {"items": [template for template, _ in freight.templates()]}
+        return {"items": [template for template, _ in every_template()]}
 
     @bp.route("/shipping/quote", methods=["POST"])
     @requires(None)
