@@ -3,7 +3,8 @@
 A refusal names its ``reason`` in one word and its figures in ``detail``
 (``koudai_flask.errors.KoudaiError``); the words for each reason are in ``refusal_words``,
 said here with the figures put in as a page shows them (amounts in yuan, field and
-permission names as the forms label them). The API and the CLI say the service's English ``message`` instead.
+permission names as the forms label them). The API and the CLI say the service's English
+``message`` instead.
 """
 
 from __future__ import annotations
