@@ -13,6 +13,16 @@ from koudai_flask.services import catalog, customers, shipping_templates, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop
 
 
+def to_checkout(phone, base):
+    """The buyer li@example.com signs in, puts the tea in the cart and opens the checkout."""
+    buyer_login(phone, base, "li@example.com", "buyer-pass-1")
+    phone.goto(f"{base}/shop/products/longjing")
+    phone.locator("#add-to-cart").click()
+    phone.wait_for_url("**/shop/cart")
+    phone.locator("#checkout").click()
+    phone.wait_for_url("**/shop/checkout")
+
+
 def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, shots):
     app = make_app(sqlite_shop(tmp_path, "addresses.db"), KOUDAI_SHIPPING_FEE=0)
     with app.app_context():
@@ -23,12 +33,7 @@ def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, sho
         customers.add_address(buyer.id, name="李雷", phone="13800138000", street="文三路 100 号")
     server = LoopbackServer(app)
     try:
-        buyer_login(phone, server.url, "li@example.com", "buyer-pass-1")
-        phone.goto(f"{server.url}/shop/products/longjing")
-        phone.locator("#add-to-cart").click()
-        phone.wait_for_url("**/shop/cart")
-        phone.locator("#checkout").click()
-        phone.wait_for_url("**/shop/checkout")
+        to_checkout(phone, server.url)
         street = phone.locator("#checkout-form input[name=street]")
         expect(street).to_be_hidden()  # the saved address is chosen
         shots(phone, "saved-address")
@@ -88,12 +93,7 @@ def test_choosing_another_address_shows_its_shipping_fee(make_app, tmp_path, pho
         far = customers.add_address(buyer.id, province="新疆维吾尔自治区", **home).id
     server = LoopbackServer(app)
     try:
-        buyer_login(phone, server.url, "li@example.com", "buyer-pass-1")
-        phone.goto(f"{server.url}/shop/products/longjing")
-        phone.locator("#add-to-cart").click()
-        phone.wait_for_url("**/shop/cart")
-        phone.locator("#checkout").click()
-        phone.wait_for_url("**/shop/checkout")
+        to_checkout(phone, server.url)
         expect(phone.locator("#shipping-to")).to_have_text("寄往浙江")
         expect(phone.locator("#shipping")).to_have_text("¥10.00")
         phone.locator(f'input[name=address_id][value="{far}"]').check()
