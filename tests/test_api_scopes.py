@@ -8,9 +8,26 @@ import pytest
 from flask import Flask
 
 from koudai_flask.blueprints.api import SCOPES
-from koudai_flask.services import identities, merges, orders, segments, staff, tags, theme
+from koudai_flask.services import (
+    identities,
+    merges,
+    orders,
+    segments,
+    shipping_templates,
+    staff,
+    tags,
+    theme,
+)
 from tests.api_support import ALL_SCOPES, API, OWNER, make_key, seed_shop
 
+SHIPPING_TEMPLATE = {
+    "name": "快递",
+    "basis": "piece",
+    "first": 1,
+    "first_fee": 800,
+    "additional": 1,
+    "additional_fee": 200,
+}
 # (view, method, path, body, status with the scope). {ext} / {paid} / {asked} (refunding)
 # are order numbers.
 CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
@@ -65,6 +82,23 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         200,
     ),
     ("shipping_templates", "GET", "/shipping-templates", None, 200),
+    ("shipping_template_create", "POST", "/shipping-templates", SHIPPING_TEMPLATE, 201),
+    ("shipping_template_read", "GET", "/shipping-templates/1", None, 200),
+    (
+        "shipping_template_replace",
+        "PUT",
+        "/shipping-templates/1",
+        {**SHIPPING_TEMPLATE, "first_fee": 900},
+        200,
+    ),
+    ("shipping_template_delete", "DELETE", "/shipping-templates/1", None, 204),
+    (
+        "product_shipping_template",
+        "PUT",
+        "/products/1/shipping-template",
+        {"shipping_template": None},
+        200,
+    ),
     (
         "shipping_quote",
         "POST",
@@ -132,6 +166,7 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
         orders.ship(returning, carrier="shunfeng", tracking_number="SF100200399")
         orders.request_refund(returning, reason="too big", returning=True)
         theme.update(return_address={"name": "售后", "phone": "0571-88886666", "address": "杭州"})
+        shipping_templates.save_template(OWNER, None, {**SHIPPING_TEMPLATE, "name": "平邮"})  # 1
     return app, {
         "ext": numbers["ext"],
         "paid": numbers["ext-b"],

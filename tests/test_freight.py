@@ -118,6 +118,11 @@ def test_provinces_are_typed_with_any_separator_and_checked() -> None:
 
 @pytest.fixture
 def shop(make_app: Any, database_url: str) -> Flask:
+    return tea_shop(make_app, database_url)
+
+
+def tea_shop(make_app: Any, database_url: str) -> Flask:
+    """Four tea things: two by the piece, one by weight, one at the flat ¥8.00."""
     app = make_app(database_url, KOUDAI_SHIPPING_FEE=800, KOUDAI_FREE_SHIPPING_OVER=None)
     with app.app_context():
         staff.grant(OWNER, "owner", email="owner@shop.cn", password=PASSWORD)

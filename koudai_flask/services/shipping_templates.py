@@ -43,6 +43,23 @@ def get_template(template_id: int) -> ShippingTemplate:
     return template
 
 
+def template_named(name: str | None) -> int | None:
+    """The id of the template called ``name`` (None for None); an unknown name is refused."""
+    if name is None:
+        return None
+    found = current_session().scalar(
+        select(ShippingTemplate.id).where(ShippingTemplate.name == name.strip())
+    )
+    if found is None:
+        raise ValidationError(
+            f"no shipping template named {name!r}",
+            {"shipping_template": ["unknown"]},
+            reason="template_unknown",
+            detail={"name": name},
+        )
+    return found
+
+
 def _figure(value: Any, field: str, *, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValidationError(
