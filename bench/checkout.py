@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import re
 import signal
 import sys
@@ -33,6 +32,17 @@ from typing import Any
 
 import psycopg
 import sqlalchemy
+from checkout_floor import capture, statement_cpu, statement_side
+from checkout_measure import (
+    CpuCost,
+    SideResult,
+    ThreadResult,
+    Window,
+    cpu_per_order,
+    place_until_closed,
+    print_table,
+    timed_threads,
+)
 from flask import Flask
 from pg import bench_schema, default_database_url, server_version
 from sqlalchemy import Engine, create_engine, event, make_url, text
@@ -54,127 +64,6 @@ RAW_RESERVE = (
 RAW_ORDER = "INSERT INTO bench_raw_order (sku_id, quantity) VALUES (%s, 1)"
 
 
-# -- measuring -------------------------------------------------------------------------------
-
-
-@dataclass
-class ThreadResult:
-    """What one thread did: orders finished inside the timed window, and all of them."""
-
-    ok: int = 0
-    errors: int = 0
-    all_ok: int = 0  # warm-up included: what the database must show afterwards
-    latencies: list[float] = field(default_factory=list)
-    error_kinds: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class SideResult:
-    name: str
-    seconds: float
-    threads: list[ThreadResult]
-
-    @property
-    def ok(self) -> int:
-        return sum(t.ok for t in self.threads)
-
-    @property
-    def errors(self) -> int:
-        return sum(t.errors for t in self.threads)
-
-    @property
-    def all_ok(self) -> int:
-        return sum(t.all_ok for t in self.threads)
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.seconds
-
-    def percentile(self, fraction: float) -> float:
-        samples = sorted(s for t in self.threads for s in t.latencies)
-        if not samples:
-            return float("nan")
-        return samples[min(len(samples) - 1, int(fraction * len(samples)))]
-
-    @property
-    def error_kinds(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for t in self.threads:
-            total.update(t.error_kinds)
-        return total
-
-
-class Window:
-    """The shared clock: warm-up, then ``seconds`` of counting, then stop."""
-
-    def __init__(self, warmup: float, seconds: float) -> None:
-        self.warmup = warmup
-        self.seconds = seconds
-        self.opens = 0.0  # perf_counter() at which counting starts
-        self.stop = threading.Event()
-
-    def open(self) -> None:  # the barrier's action: runs once, when every thread is ready
-        self.opens = time.perf_counter() + self.warmup
-
-    @property
-    def closes(self) -> float:
-        return self.opens + self.seconds
-
-
-def timed_threads(
-    name: str,
-    count: int,
-    window: Window,
-    body: Callable[[int, ThreadResult, Window, threading.Barrier], None],
-) -> SideResult:
-    """Start ``count`` threads running ``body`` and wait for them (interruptibly)."""
-    barrier = threading.Barrier(count, action=window.open)
-    results = [ThreadResult() for _ in range(count)]
-    failures: list[BaseException] = []
-
-    def target(index: int) -> None:
-        try:
-            body(index, results[index], window, barrier)
-        except BaseException as exc:  # a setup failure: stop everyone, report it
-            failures.append(exc)
-            window.stop.set()
-            barrier.abort()
-
-    workers = [
-        threading.Thread(target=target, args=(i,), name=f"{name}-{i}", daemon=True)
-        for i in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        for worker in workers:
-            while worker.is_alive():
-                worker.join(0.2)
-    finally:
-        window.stop.set()
-        for worker in workers:
-            worker.join(30)
-    if failures:  # the first real failure, not the broken barrier it caused elsewhere
-        failures.sort(key=lambda f: isinstance(f, threading.BrokenBarrierError))
-        raise RuntimeError(f"{name} side failed: {failures[0]!r}") from failures[0]
-    return SideResult(name, window.seconds, results)
-
-
-def record(result: ThreadResult, window: Window, began: float, error: BaseException | None) -> bool:
-    """Count one attempt; returns False once the window is over."""
-    ended = time.perf_counter()
-    counted = window.opens <= ended <= window.closes
-    if error is None:
-        result.all_ok += 1
-        if counted:
-            result.ok += 1
-            result.latencies.append(ended - began)
-    elif counted:
-        result.errors += 1
-        result.error_kinds[type(error).__name__] += 1
-    return ended < window.closes and not window.stop.is_set()
-
-
 # -- the two sides ---------------------------------------------------------------------------
 
 
@@ -182,44 +71,47 @@ def raw_side(
     conninfo: str, schema: str, sku_ids: list[int], location_id: int, threads: int, window: Window
 ) -> SideResult:
     def body(index: int, result: ThreadResult, window: Window, barrier: threading.Barrier) -> None:
-        rng = random.Random(index)
         with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as connection:
             cursor = connection.cursor()
-            barrier.wait()
-            running = True
-            while running:
-                sku_id = sku_ids[rng.randrange(len(sku_ids))]
-                began = time.perf_counter()
-                error: BaseException | None = None
+
+            def place(sku_id: int) -> None:
                 try:
                     cursor.execute(RAW_RESERVE, (sku_id, location_id))
                     if cursor.rowcount != 1:
                         raise LookupError("out of stock")
                     cursor.execute(RAW_ORDER, (sku_id,))
                     connection.commit()
-                except (psycopg.Error, LookupError) as exc:
+                except (psycopg.Error, LookupError):
                     connection.rollback()
-                    error = exc
-                running = record(result, window, began, error)
+                    raise
+
+            place_until_closed(
+                result,
+                window,
+                barrier,
+                seed=index,
+                items=sku_ids,
+                place=place,
+                refusals=(psycopg.Error, LookupError),
+            )
 
     return timed_threads("raw", threads, window, body)
 
 
 def library_side(app: Flask, codes: list[str], threads: int, window: Window) -> SideResult:
     def body(index: int, result: ThreadResult, window: Window, barrier: threading.Barrier) -> None:
-        rng = random.Random(index)
         with app.app_context():
-            barrier.wait()
-            running = True
-            while running:
-                code = codes[rng.randrange(len(codes))]
-                began = time.perf_counter()
-                error: BaseException | None = None
-                try:
-                    orders.place(channel="web", lines=[{"sku": code, "quantity": 1}])
-                except Exception as exc:  # noqa: BLE001 - counted and reported
-                    error = exc
-                running = record(result, window, began, error)
+            place_until_closed(
+                result,
+                window,
+                barrier,
+                seed=index,
+                items=codes,
+                place=lambda code: orders.place(
+                    channel="web", lines=[{"sku": code, "quantity": 1}]
+                ),
+                refusals=(Exception,),  # counted and reported
+            )
 
     return timed_threads("library", threads, window, body)
 
@@ -302,50 +194,6 @@ def profile_place(app: Flask, engine: Engine, codes: list[str], count: int) -> P
 # -- CPU per order, one thread ---------------------------------------------------------------
 
 
-def server_cpu() -> float | None:
-    """CPU seconds used so far by every PostgreSQL process of this machine (backends, WAL
-    writer, ...), or None when none can be seen (no /proc)."""
-    total, seen = 0.0, False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    for pid in entries:
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as stat_file:
-                stat = stat_file.read()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if stat[stat.index("(") + 1 : stat.rindex(")")] != "postgres":
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        seen = True
-    return total if seen else None
-
-
-@dataclass
-class CpuCost:
-    client: float  # ms of this process's CPU per order
-    server: float | None  # ms of PostgreSQL's CPU per order, None if it cannot be seen
-
-
-def cpu_per_order(place_one: Callable[[int], None], count: int) -> CpuCost:
-    """CPU per order of ``count`` calls of ``place_one`` on this thread, after 10% warm-up."""
-    for i in range(max(1, count // 10)):
-        place_one(i)
-    server_before, client_before = server_cpu(), time.process_time()
-    for i in range(count):
-        place_one(i)
-    server_after, client_after = server_cpu(), time.process_time()
-    server = None
-    if server_before is not None and server_after is not None:
-        server = (server_after - server_before) / count * 1000
-    return CpuCost((client_after - client_before) / count * 1000, server)
-
-
 def raw_cpu(
     conninfo: str, schema: str, sku_ids: list[int], location_id: int, count: int
 ) -> CpuCost:
@@ -370,11 +218,11 @@ def library_cpu(app: Flask, codes: list[str], count: int) -> CpuCost:
         return cpu_per_order(place_one, count)
 
 
-def print_cpu(raw: CpuCost, lib: CpuCost, count: int, local: bool) -> None:
+def print_cpu(raw: CpuCost, lib: CpuCost, bare: CpuCost, count: int, local: bool) -> None:
     print(f"CPU per order, one thread, {count} orders a side (read with the table above):")
-    for name, cost in (("raw", raw), ("library", lib)):
+    for name, cost in (("raw", raw), ("library", lib), ("statement", bare)):
         server = "n/a" if cost.server is None or not local else f"{cost.server:.3f}"
-        line = f"  {name:<8} client {cost.client:.3f} ms, PostgreSQL {server} ms"
+        line = f"  {name:<10} client {cost.client:.3f} ms, PostgreSQL {server} ms"
         if cost.server is not None and local:
             line += f", together {cost.client + cost.server:.3f} ms"
         print(line)
@@ -484,18 +332,6 @@ def seed(app: Flask, prefix: str, count: int) -> tuple[list[str], list[int], int
 # -- reporting -------------------------------------------------------------------------------
 
 
-def print_table(sides: list[SideResult]) -> None:
-    header = f"{'side':<10}{'orders':>10}{'errors':>8}{'seconds':>9}{'orders/s':>10}"
-    print(header + f"{'p50 ms':>9}{'p95 ms':>9}")
-    for side in sides:
-        print(
-            f"{side.name:<10}{side.ok:>10}{side.errors:>8}{side.seconds:>9.1f}{side.rate:>10.1f}"
-            f"{side.percentile(0.50) * 1000:>9.2f}{side.percentile(0.95) * 1000:>9.2f}"
-        )
-        for kind, n in side.error_kinds.most_common(3):
-            print(f"{'':<10}  error {kind}: {n}")
-
-
 def print_profile(profile: Profile) -> None:
     n = profile.orders
     total = profile.in_transaction + profile.after_commit
@@ -602,16 +438,33 @@ def main(argv: list[str] | None = None) -> int:
                 Window(args.warmup, args.seconds),
             )
             lib = library_side(app, lib_codes, args.threads, Window(args.warmup, args.seconds))
-            print_table([raw, lib])
+            captured = capture(app, lib_codes[0])
+            bare = statement_side(
+                libpq_conninfo(base),
+                schema,
+                captured,
+                lib_codes,
+                args.threads,
+                Window(args.warmup, args.seconds),
+            )
+            print_table([raw, lib, bare])
             ratio = lib.rate / raw.rate if raw.rate else float("nan")
             verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
             print(f"ratio library / raw: {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})")
+            floor = bare.rate / raw.rate if raw.rate else float("nan")
+            print(
+                f"statement / raw: {floor:.2f} (place's one statement sent bare by psycopg: the "
+                "most the library could reach here if its Python cost nothing)"
+            )
             print()
 
             local = base.host in (None, "", "127.0.0.1", "localhost", "::1")
             raw_cost = raw_cpu(libpq_conninfo(base), schema, raw_ids, location_id, args.cpu_orders)
             lib_cost = library_cpu(app, lib_codes, args.cpu_orders)
-            print_cpu(raw_cost, lib_cost, args.cpu_orders, local)
+            bare_cost = statement_cpu(
+                libpq_conninfo(base), schema, captured, lib_codes, args.cpu_orders
+            )
+            print_cpu(raw_cost, lib_cost, bare_cost, args.cpu_orders, local)
             print()
 
             engine = get_state(app).get_engine()
@@ -619,13 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             print_profile(profile)
             print()
 
-            placed = (
-                lib.all_ok
-                + args.cpu_orders
-                + max(1, args.cpu_orders // 10)
-                + PROFILE_WARMUP
-                + profile.orders
-            )
+            cpu_pass = args.cpu_orders + max(1, args.cpu_orders // 10)  # with its warm-up
+            placed = lib.all_ok + 1 + bare.all_ok + 2 * cpu_pass + PROFILE_WARMUP + profile.orders
             consistent, summary = check_ledger(setup, lib_ids, placed)
             print(f"ledger check (library SKUs): {summary}")
             setup.dispose()
