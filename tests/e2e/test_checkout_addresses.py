@@ -11,6 +11,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import Order, Product
 from koudai_flask.services import catalog, customers, shipping_templates, staff
 from tests.e2e.conftest import buyer_login, sqlite_shop
+from tests.test_freight import BY_PIECE
 
 
 def to_checkout(phone, base):
@@ -21,6 +22,14 @@ def to_checkout(phone, base):
     phone.wait_for_url("**/shop/cart")
     phone.locator("#checkout").click()
     phone.wait_for_url("**/shop/checkout")
+
+
+def placed_order(phone, app):
+    """Place the order on the checkout page; the order, once the pay page shows."""
+    phone.locator("#place-order").click()
+    phone.wait_for_url("**/pay")
+    with app.app_context():
+        return get_state().session.scalar(select(Order))
 
 
 def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, shots):
@@ -46,47 +55,32 @@ def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, sho
         phone.locator('input[name=address_id]:not([value=""])').check()
         expect(street).to_be_hidden()
         shots(phone, "typed-then-saved")
-        phone.locator("#place-order").click()
-        phone.wait_for_url("**/pay")
+        order = placed_order(phone, app)
     finally:
         server.stop()
-    with app.app_context():
-        order = get_state().session.scalar(select(Order))
-        assert order.address["street"] == "文三路 100 号"
+    assert order.address["street"] == "文三路 100 号"
 
 
-def test_choosing_another_address_shows_its_shipping_fee(make_app, tmp_path, phone, shots):
-    """With a shipping template dearer to 新疆, picking the 新疆 address reloads the page
-    with that address chosen and its fee; the order is charged it."""
-    app = make_app(sqlite_shop(tmp_path, "fees.db"), KOUDAI_FREE_SHIPPING_OVER=None)
+def tea_by_template(make_app, tmp_path, name):
+    """A shop whose one tea (¥88, 5 in stock) ships by ``BY_PIECE`` (¥10; ¥20 to 新疆; not to
+    台湾)."""
+    app = make_app(sqlite_shop(tmp_path, name), KOUDAI_FREE_SHIPPING_OVER=None)
     with app.app_context():
         staff.grant("staff:owner@shop.cn", "owner")
-        template = shipping_templates.save_template(
-            "staff:owner@shop.cn",
-            None,
-            {
-                "name": "常规",
-                "basis": "piece",
-                "first": 1,
-                "first_fee": 1000,
-                "additional": 1,
-                "additional_fee": 500,
-                "areas": [
-                    {
-                        "provinces": ["新疆"],
-                        "first": 1,
-                        "first_fee": 2500,
-                        "additional": 1,
-                        "additional_fee": 1000,
-                    }
-                ],
-            },
-        )
+        template = shipping_templates.save_template("staff:owner@shop.cn", None, BY_PIECE)
         product = catalog.create_product(
             title="龙井茶", slug="longjing", skus=[{"code": "LJ", "price": 8800, "stock": 5}]
         )
         get_state().session.get(Product, product.id).shipping_template_id = template.id
         get_state().session.commit()
+    return app
+
+
+def test_choosing_another_address_shows_its_shipping_fee(make_app, tmp_path, phone, shots):
+    """With a shipping template dearer to 新疆, picking the 新疆 address reloads the page
+    with that address chosen and its fee; the order is charged it."""
+    app = tea_by_template(make_app, tmp_path, "fees.db")
+    with app.app_context():
         buyer = customers.register(password="buyer-pass-1", email="li@example.com", name="李雷")
         home = {"name": "李雷", "phone": "13800138000", "street": "文三路 100 号"}
         customers.add_address(buyer.id, province="浙江省", **home)
@@ -99,13 +93,43 @@ def test_choosing_another_address_shows_its_shipping_fee(make_app, tmp_path, pho
         phone.locator(f'input[name=address_id][value="{far}"]').check()
         phone.wait_for_url(f"**/shop/checkout?address_id={far}")
         expect(phone.locator("#shipping-to")).to_have_text("寄往新疆")
-        expect(phone.locator("#shipping")).to_have_text("¥25.00")
+        expect(phone.locator("#shipping")).to_have_text("¥20.00")
         expect(phone.locator(f'input[name=address_id][value="{far}"]')).to_be_checked()
         shots(phone, "far-address")
-        phone.locator("#place-order").click()
-        phone.wait_for_url("**/pay")
+        order = placed_order(phone, app)
     finally:
         server.stop()
+    assert (order.shipping_fee, order.total) == (2000, 8800 + 2000)
+
+
+def test_a_typed_province_prices_the_totals_before_the_order(make_app, tmp_path, phone, shots):
+    """A buyer with no saved address types one: the fee and total follow the province as it
+    is typed, goods not delivered there are named at once, and the order is charged the fee
+    that was shown."""
+    app = tea_by_template(make_app, tmp_path, "typed.db")
     with app.app_context():
-        order = get_state().session.scalar(select(Order))
-        assert (order.shipping_fee, order.total) == (2500, 8800 + 2500)
+        customers.register(password="buyer-pass-1", email="li@example.com", name="李雷")
+    server = LoopbackServer(app)
+    try:
+        to_checkout(phone, server.url)
+        expect(phone.locator("#shipping-to")).to_have_text("估算，按收货地址计算")
+        province = phone.locator("#checkout-form input[name=province]")
+        province.fill("新疆维吾尔自治区")
+        expect(phone.locator("#shipping-to")).to_have_text("寄往新疆")
+        expect(phone.locator("#shipping")).to_have_text("¥20.00")
+        expect(phone.locator("#total")).to_have_text("¥108.00")
+        province.fill("台湾")
+        expect(phone.locator("#undeliverable")).to_contain_text("龙井茶")
+        shots(phone, "typed-not-delivered")
+        province.fill("浙江省")
+        expect(phone.locator("#shipping-to")).to_have_text("寄往浙江")
+        expect(phone.locator("#undeliverable")).to_have_count(0)
+        expect(phone.locator("#total")).to_have_text("¥98.00")
+        shots(phone, "typed-province")
+        typed = {"name": "李雷", "phone": "13800138000", "city": "杭州市", "street": "文三路 1 号"}
+        for name, value in typed.items():
+            phone.fill(f"#checkout-form input[name={name}]", value)
+        order = placed_order(phone, app)
+    finally:
+        server.stop()
+    assert (order.shipping_fee, order.total) == (1000, 9800)

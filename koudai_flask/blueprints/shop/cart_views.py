@@ -208,6 +208,25 @@ def register(bp: Blueprint) -> None:
             save_guest_items({})
         return redirect(url_for(".pay", number=order.number))
 
+    @bp.get("/checkout/totals")
+    def checkout_totals() -> ResponseReturnValue:
+        """The checkout's totals priced for the province typed in the new address's form,
+        so that the fee shown follows it before the order is placed (the page's script
+        asks as the buyer types; the order is priced again when it is placed)."""
+        customer = identity.current_customer()
+        if customer is None and not current_app.config["KOUDAI_GUEST_CHECKOUT"]:
+            return "", 401
+        typed = request.args.get("province", "")
+        priced = cart.view(
+            current_items(),
+            customer_id=customer.id if customer else None,
+            coupon_code=_coupon_typed(request.args),
+            province=freight.province_of(typed) if len(typed) <= 40 else None,
+        )
+        if not priced.lines:
+            return "", 409
+        return render_template("koudai/shop/_checkout_totals.html", cart=priced)
+
 
 def _is_own(order: Any, customer: Any) -> bool:
     if customer is not None:

@@ -93,12 +93,43 @@
     }
   }
 
+  /* Checkout: a province typed in the new address's form prices the totals for it, so the
+     fee shown is the one the order will be charged. Only the newest answer is shown. */
+  function followProvince(input, totals) {
+    var asked = 0, timer = null;
+    function update() {
+      var url = new URL(totals.getAttribute("data-src"), window.location.href);
+      var coupon = document.querySelector('#checkout-form input[name="coupon_code"]');
+      if (coupon && coupon.value) url.searchParams.set("coupon", coupon.value);
+      url.searchParams.set("province", input.value);
+      var mine = ++asked;
+      fetch(url.toString(), { credentials: "same-origin" })
+        .then(function (response) {
+          return response.ok && !response.redirected ? response.text() : null;
+        })
+        .then(function (html) {
+          if (html !== null && mine === asked) totals.innerHTML = html;
+        })
+        .catch(function () { /* offline: the order is priced when it is placed */ });
+    }
+    input.addEventListener("change", update);
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(update, 400);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("buy");
     if (form) skuPicker(form);
     var book = document.querySelector(".kd-addresses");
     var fields = document.querySelector(".kd-new-address");
     if (book && fields) addressChoice(book, fields);
+    var totals = document.getElementById("checkout-totals");
+    var province = fields && fields.querySelector('input[name="province"]');
+    if (totals && province && document.getElementById("shipping-to")) {
+      followProvince(province, totals);
+    }
     var pay = document.getElementById("wechat-pay");
     if (pay) wechatPay(pay);
     /* Packing slips: a print button, shown only where it can work. */
