@@ -304,3 +304,42 @@ def test_a_printing_system_lists_what_to_pack_and_records_its_prints(shop):
     unpaid = call("POST", f"/orders/{numbers['pending']}/slip", key)
     assert unpaid.status_code == 422 and unpaid.get_json()["code"] == "ValidationError"
     assert set(marks(app)) == {numbers["partly"]}
+
+
+def test_a_channel_order_id_finds_its_order_at_the_scan_page(shop):
+    """A slip printed from the marketplace's own tools carries its order id (the Taobao
+    订单号), not ours: the scan finds the order by it, within the member's channels."""
+    app, numbers = shop
+    client = login(app, "warehouse")
+    page = client.get("/shop-admin/orders/scan?number=T-tb-a")
+    assert page.status_code == 200
+    assert re.search(rf'id="scanned" data-number="{numbers["tb-a"]}"', page.get_data(True))
+    assert re.search(r'name="tracking_number"[^>]*autofocus', page.get_data(True))
+    agent = login(app, "agent")  # tb-a only
+    assert agent.get("/shop-admin/orders/scan?number=T-tb-a").status_code == 200
+    hidden = agent.get("/shop-admin/orders/scan?number=T-tb-b")
+    assert hidden.status_code == 404 and "没有订单 T-tb-b。" in text(hidden)
+    assert 'id="scanned"' not in hidden.get_data(True)
+
+
+def test_a_channel_order_id_two_channels_carry_offers_both(shop):
+    from koudai_flask.services import orders as order_service
+
+    app, numbers = shop
+    with app.app_context():
+        twin = order_service.place(
+            channel="tb-b",
+            lines=[{"sku": "KET", "quantity": 1, "unit_price": 9900}],
+            external_id="T-tb-a",  # the same id on the other shop
+        ).number
+    client = login(app, "warehouse")
+    page = client.get("/shop-admin/orders/scan?number=T-tb-a")
+    assert page.status_code == 409
+    assert "有 2 个订单的渠道订单号是 T-tb-a，请选择一个：" in text(page)
+    offered = re.findall(r"/shop-admin/orders/scan\?number=(KD\w+)", page.get_data(True))
+    assert offered == sorted([numbers["tb-a"], twin])
+    assert 'id="scanned"' not in page.get_data(True)
+    # The agent works on tb-a only: for them the id names one order.
+    agent = login(app, "agent")
+    mine = agent.get("/shop-admin/orders/scan?number=T-tb-a")
+    assert mine.status_code == 200 and f'data-number="{numbers["tb-a"]}"' in mine.get_data(True)

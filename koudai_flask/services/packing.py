@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, selectinload
 
-from koudai_flask.errors import ValidationError
-from koudai_flask.models import Order, OrderLine, PackingSlip
+from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.models import Channel, Order, OrderLine, PackingSlip
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import staff
 from koudai_flask.services.api_keys import Principal
+from koudai_flask.services.backoffice import order_for
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 # At most this many orders in one print: a day's parcels, not a month's.
@@ -211,3 +212,52 @@ __all__ = [
     "printed",
     "unprinted",
 ]
+
+
+# -- scan to ship ----------------------------------------------------------------------------
+
+MAX_SCANNED = 64  # characters of a scan: an order number, a waybill, a channel's order id
+
+
+class ScanAmbiguous(ValidationError):
+    """A channel's order id that orders of two or more channels carry: the scan names no
+    one order, and the page offers ``numbers``, ours, to choose from."""
+
+    def __init__(self, scanned: str, numbers: list[str]) -> None:
+        super().__init__(
+            f"orders {', '.join(numbers)} all carry the channel order id {scanned!r}",
+            reason="scan_ambiguous",
+            detail={"id": scanned, "count": len(numbers)},
+        )
+        self.numbers = numbers
+
+
+def scanned_order(user_id: str, scanned: str) -> Order:
+    """The order a scan at the packing table names, for ``orders.ship``: our order number
+    (our slip's barcode), else a channel's own order id (``external_id``: the 订单号 on a
+    slip printed from the marketplace's tools) among the channels the member works on.
+    Unknown or out of their scope is NotFound; an id on orders of two channels is
+    ``ScanAmbiguous``."""
+    scanned = scanned.strip()[:MAX_SCANNED]
+    try:
+        return order_for(user_id, scanned, "orders.ship")
+    except NotFound:
+        pass
+    session = current_session()
+    scope = staff.visible_channels(staff.get_member(user_id))
+    if scope is None:  # every channel, named, so that (channel, external_id)'s index serves
+        scope = list(session.scalars(select(Channel.name)))
+    numbers = sorted(
+        session.scalars(
+            select(Order.number)
+            .where(Order.channel.in_(scope), Order.external_id == scanned)
+            .limit(10)
+        )
+    )
+    if len(numbers) > 1:
+        raise ScanAmbiguous(scanned, numbers)
+    if not numbers:
+        raise NotFound(
+            f"unknown order {scanned!r}", reason="unknown_order", detail={"number": scanned}
+        )
+    return order_for(user_id, numbers[0], "orders.ship")

@@ -21,7 +21,7 @@ from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_r
 from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied
 from koudai_flask.i18n import CARRIERS
-from koudai_flask.services import backoffice, packing
+from koudai_flask.services import packing
 
 # The carrier of the parcel shipped last from the scan page, chosen again for the next.
 SCAN_CARRIER = "koudai_scan_carrier"
@@ -50,13 +50,16 @@ def register(bp: Blueprint) -> None:
     @bp.get("/orders/scan")
     @staff_required("orders.ship")
     def orders_scan() -> ResponseReturnValue:
-        """Scan to ship: the slip's order number finds the order; a paid one shows what goes
-        in the parcel and asks for the waybill, which ships it and comes back here."""
-        number = request.args.get("number", "").strip()
-        order, error, status = None, None, 200
+        """Scan to ship: the slip's order number (ours, or the channel's own order id) finds
+        the order; a paid one shows what goes in the parcel and asks for the waybill, which
+        ships it and comes back here."""
+        number = request.args.get("number", "").strip()[: packing.MAX_SCANNED]
+        order, error, status, choices = None, None, 200, []
         if number:
             try:
-                order = backoffice.order_for(actor_id(), number, "orders.ship")
+                order = packing.scanned_order(actor_id(), number)
+            except packing.ScanAmbiguous as exc:
+                error, status, choices = refusal_text(exc), 409, exc.numbers
             except (NotFound, PermissionDenied):  # another channel's order: not theirs
                 gone = NotFound(number, reason="unknown_order", detail={"number": number})
                 error, status = refusal_text(gone), 404
@@ -65,6 +68,7 @@ def register(bp: Blueprint) -> None:
             number=number,
             order=order,
             error=error,
+            choices=choices,
             carriers=CARRIERS,
             carrier=session.get(SCAN_CARRIER, "shunfeng"),
             form=FlaskForm(),
