@@ -28,6 +28,7 @@ from koudai_flask.jobs.handlers import WEBHOOK_HANDLER, resolve
 from koudai_flask.models import (
     AuditEntry,
     OutboxEvent,
+    Refund,
     WebhookDelivery,
     WebhookSubscription,
 )
@@ -586,3 +587,46 @@ def test_a_return_reaches_the_receiver_with_its_items_and_waybill(hooked, receiv
     assert (events[2][1]["carrier"], events[2][1]["tracking_number"]) == ("yuantong", "YT910002")
     assert (events[3][1]["status"], events[3][1]["previous_status"]) == ("shipped", "refunding")
     assert "refund_request" not in events[3][1]
+
+
+def test_every_parcel_delivery_and_refund_of_an_order_reaches_the_receiver(hooked, receiver):
+    """What an ERP keeping the books needs: each parcel with its waybill, the delivery and
+    completion, and each refund with its amount, partial ones too."""
+    subscribe(
+        receiver,
+        "order.partially_shipped",
+        "order.shipped",
+        "order.delivered",
+        "order.completed",
+        "order.partially_refunded",
+        "order.refunded",
+    )
+    order = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 3}])
+    orders.mark_paid(order.number, amount=order.total, transaction_id="T-3", provider="offline")
+    orders.ship(order.number, carrier="shunfeng", tracking_number="SF920001", lines={"KET": 1})
+    orders.refund(order.number, amount=1000, reason="a dent", actor="staff:1")
+    orders.ship(order.number, carrier="yuantong", tracking_number="YT920002")
+    orders.deliver(order.number)
+    orders.complete(order.number)
+    other = orders.place(channel="web", lines=[{"sku": "KET", "quantity": 1}])
+    orders.mark_paid(other.number, amount=other.total, transaction_id="T-4", provider="offline")
+    orders.request_refund(other.number, reason="changed their mind", actor="buyer")
+    orders.refund(other.number, reason="changed their mind", actor="staff:1")
+    events = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
+    assert [(name, data["number"], data["status"]) for name, data in events] == [
+        ("order.partially_shipped", order.number, "paid"),
+        ("order.partially_refunded", order.number, "paid"),
+        ("order.shipped", order.number, "shipped"),
+        ("order.delivered", order.number, "delivered"),
+        ("order.completed", order.number, "completed"),
+        ("order.refunded", other.number, "refunded"),
+    ]
+    data = [data for _, data in events]
+    assert (data[0]["carrier"], data[0]["tracking_number"]) == ("shunfeng", "SF920001")
+    assert (data[2]["carrier"], data[2]["tracking_number"]) == ("yuantong", "YT920002")
+    assert data[2]["previous_status"] == "paid"
+    refunds = get_state().session.scalars(select(Refund.id).order_by(Refund.id)).all()
+    assert (data[1]["amount"], data[1]["refund_id"]) == (1000, refunds[0])
+    assert (data[5]["amount"], data[5]["refund_id"]) == (other.total, refunds[1])
+    assert "carrier" not in data[3] and "amount" not in data[4]
+    assert all(r.verified for r in receiver.received)

@@ -95,9 +95,11 @@ def _transition(
     actor: str,
     note: str = "",
     detail: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Move ``order`` by ``action`` or raise ``InvalidTransition``; returns the new state.
-    ``detail`` is kept on the timeline entry (what a refund request asked for)."""
+    ``detail`` is kept on the timeline entry (what a refund request asked for); ``extra``
+    goes into the outbox event beside the order (the parcel of a shipment, a refund)."""
     session.refresh(order)
     current = order.status
     target = TRANSITIONS.get((current, action))
@@ -129,7 +131,7 @@ def _transition(
     payload = placing.event_payload(order, current)
     if detail is not None and "ended" not in detail:  # what a refund request asked for
         payload["refund_request"] = {**detail, "lines": detail.get("lines") or {}}
-    outbox.record(session, topic, payload)
+    outbox.record(session, topic, {**payload, **(extra or {})})
     return target
 
 

@@ -110,7 +110,14 @@ def refund(
             if wanted:
                 ship_if_all_sent(session, order, actor=actor)
             return order
-        orders._transition(session, order, "refund", actor=actor, note=f"refund {amount}: {reason}")
+        orders._transition(
+            session,
+            order,
+            "refund",
+            actor=actor,
+            note=f"refund {amount}: {reason}",
+            extra={"amount": amount, "refund_id": made.id},
+        )
         for reservation in orders._reservations(session, order):
             inventory.close_reservation(session, reservation, "released")
         return order

@@ -79,8 +79,9 @@ def ship(
             _send_line(session, order, line, quantity, shipment)
         session.flush()
         note = f"{carrier} {tracking_number}"
+        parcel = {"carrier": carrier, "tracking_number": tracking_number}
         if not remaining(order):
-            _transition(session, order, "ship", actor=actor, note=note)
+            _transition(session, order, "ship", actor=actor, note=note, extra=parcel)
         else:
             record_in_place(
                 session,
@@ -88,7 +89,7 @@ def ship(
                 actor=actor,
                 note=f"{PARTIAL_SHIPMENT} {note}",
                 topic="order.partially_shipped",
-                extra={"carrier": carrier, "tracking_number": tracking_number},
+                extra=parcel,
             )
         session.flush()
         return order

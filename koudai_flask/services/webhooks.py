@@ -37,8 +37,12 @@ from koudai_flask.services.webhook_wire import check_url
 TOPIC_EVENTS: dict[str, str] = {
     "order.placed": "order.created",
     "order.paid": "order.paid",
+    "order.partially_shipped": "order.partially_shipped",
     "order.shipped": "order.shipped",
+    "order.delivered": "order.delivered",
+    "order.completed": "order.completed",
     "order.cancelled": "order.cancelled",
+    "order.partially_refunded": "order.partially_refunded",
     "order.refunded": "order.refunded",
     "order.refunding": "order.refund_requested",
     "order.refund_declined": "order.refund_declined",

@@ -22,8 +22,12 @@ from koudai_flask.services import webhooks
 EVENT_LABELS = {
     "order.created": _l("Order created"),
     "order.paid": _l("Order paid"),
+    "order.partially_shipped": _l("A parcel of an order shipped"),
     "order.shipped": _l("Order shipped"),
+    "order.delivered": _l("Order delivered"),
+    "order.completed": _l("Order completed"),
     "order.cancelled": _l("Order cancelled"),
+    "order.partially_refunded": _l("Order partly refunded"),
     "order.refunded": _l("Order refunded"),
     "order.refund_requested": _l("Refund requested"),
     "order.refund_declined": _l("Refund declined"),
