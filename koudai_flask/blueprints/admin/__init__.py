@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, Response, g, render_template
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -83,6 +83,13 @@ def create_admin_blueprint(name: str = "koudai_admin") -> Blueprint:
             if member is not None
             else (lambda codename: False),
         }
+
+    @bp.after_request
+    def staff_pages_not_stored(response: Response) -> Response:
+        # Customers' names, phones and orders: no cache keeps them, nor the browser's back
+        # button after a sign-out on a shared computer.
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     @bp.errorhandler(403)
     def forbidden(exc: HTTPException) -> ResponseReturnValue:

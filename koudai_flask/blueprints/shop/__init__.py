@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +23,24 @@ from koudai_flask.blueprints.shop.common import closed_shop_gate, current_items,
 from koudai_flask.i18n import bound_catalog
 from koudai_flask.services import theme
 
+# Pages of one buyer (their cart, orders, payments) or with a form bound to their session:
+# kept by no cache, the browser's back button after a sign-out on a shared phone included.
+PRIVATE_VIEWS = frozenset(
+    {
+        "cart_page",
+        "checkout_page",
+        "checkout_totals",
+        "my_orders",
+        "order_detail",
+        "pay",
+        "payment_result",
+        "login",
+        "register_account",
+        "reset_request",
+        "reset_password",
+    }
+)
+
 
 def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     bp = Blueprint(name, __name__)
@@ -36,6 +54,12 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     bp.before_request(closed_shop_gate)  # then: a closed shop starts no login either
     bp.before_request(account_views.wechat_silent_login)
     bp.before_request(merge_guest_cart)
+
+    @bp.after_request
+    def private_pages_not_stored(response: Response) -> Response:
+        if (request.endpoint or "").rpartition(".")[2] in PRIVATE_VIEWS:
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
 
     @bp.context_processor
     def shop_context() -> dict[str, Any]:
@@ -68,4 +92,4 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     return bp
 
 
-__all__ = ["create_shop_blueprint", "media_folder"]
+__all__ = ["PRIVATE_VIEWS", "create_shop_blueprint", "media_folder"]
