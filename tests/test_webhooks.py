@@ -630,3 +630,20 @@ def test_every_parcel_delivery_and_refund_of_an_order_reaches_the_receiver(hooke
     assert (data[5]["amount"], data[5]["refund_id"]) == (other.total, refunds[1])
     assert "carrier" not in data[3] and "amount" not in data[4]
     assert all(r.verified for r in receiver.received)
+
+
+def test_a_printed_packing_slip_reaches_the_receiver_with_its_count(hooked, receiver):
+    from koudai_flask.services import packing
+
+    subscribe(receiver, "order.slip_printed")
+    number = paid_order()
+    packing.print_slips(OWNER, [number])
+    packing.print_slips(OWNER, [number])
+    sent = [r.document["data"] for r in receiver.received]
+    assert [(d["number"], d["status"], d["times"], d["printed_by"]) for d in sent] == [
+        (number, "paid", 1, OWNER),
+        (number, "paid", 2, OWNER),
+    ]
+    assert [r.headers["Koudai-Webhook-Event"] for r in receiver.received] == [
+        "order.slip_printed"
+    ] * 2

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, selectinload
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Channel, Order, OrderLine, PackingSlip
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import staff
+from koudai_flask.services import outbox, staff
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.backoffice import order_for
+from koudai_flask.services.placing import event_payload
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 # At most this many orders in one print: a day's parcels, not a month's.
@@ -128,7 +129,18 @@ def print_slips(
             if order.status != PACKABLE or not lines:
                 run.skipped.append((number, order.status))
                 continue
-            run.slips.append(Slip(order, lines, _mark(session, order, member.user_id)))
+            times = _mark(session, order, member.user_id)
+            run.slips.append(Slip(order, lines, times))
+            # A warehouse or ERP system subscribed to it learns that packing began.
+            outbox.record(
+                session,
+                "order.slip_printed",
+                {
+                    **event_payload(order, order.status),
+                    "times": times,
+                    "printed_by": member.user_id,
+                },
+            )
         if not run.slips:
             raise ValidationError(
                 "none of these orders is paid with something left to send",

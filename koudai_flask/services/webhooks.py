@@ -37,6 +37,7 @@ from koudai_flask.services.webhook_wire import check_url
 TOPIC_EVENTS: dict[str, str] = {
     "order.placed": "order.created",
     "order.paid": "order.paid",
+    "order.slip_printed": "order.slip_printed",
     "order.partially_shipped": "order.partially_shipped",
     "order.shipped": "order.shipped",
     "order.delivered": "order.delivered",
