@@ -7,6 +7,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from koudai_flask.config import config_value
 from koudai_flask.errors import NotFound, ValidationError
@@ -236,9 +237,55 @@ def get_address(customer_id: int, address_id: int) -> Address:
     return address
 
 
-def delete_address(customer_id: int, address_id: int) -> None:
+def update_address(customer_id: int, address_id: int, **fields: Any) -> Address:
+    """Change one of the customer's addresses; ``is_default`` true makes it the default.
+    Orders placed to it keep the address they were placed with."""
+    data = load(_address_input, fields, "address")
     with unit_of_work() as session:
-        session.delete(get_address(customer_id, address_id))
+        address = get_address(customer_id, address_id)
+        make_default = data.pop("is_default") and not address.is_default
+        for key, value in data.items():
+            setattr(address, key, value)
+        if make_default:
+            _only_default(session, customer_id, address)
+        session.flush()
+        return address
+
+
+def set_default_address(customer_id: int, address_id: int) -> Address:
+    """The address checkout offers first."""
+    with unit_of_work() as session:
+        address = get_address(customer_id, address_id)
+        _only_default(session, customer_id, address)
+        return address
+
+
+def _only_default(session: Session, customer_id: int, address: Address) -> None:
+    session.execute(
+        update(Address)
+        .where(Address.customer_id == customer_id, Address.id != address.id)
+        .values(is_default=False)
+    )
+    address.is_default = True
+
+
+def delete_address(customer_id: int, address_id: int) -> None:
+    """Delete one of the customer's addresses; when it was the default, the newest left
+    becomes the default (orders placed to it keep their copy)."""
+    with unit_of_work() as session:
+        address = get_address(customer_id, address_id)
+        was_default = address.is_default
+        session.delete(address)
+        session.flush()
+        if was_default:
+            newest = session.scalar(
+                select(Address)
+                .where(Address.customer_id == customer_id)
+                .order_by(Address.id.desc())
+                .limit(1)
+            )
+            if newest is not None:
+                newest.is_default = True
 
 
 def find_by_login(login: str) -> Customer | None:

@@ -17,11 +17,7 @@ from tests.test_freight import BY_PIECE
 def to_checkout(phone, base):
     """The buyer li@example.com signs in, puts the tea in the cart and opens the checkout."""
     buyer_login(phone, base, "li@example.com", "buyer-pass-1")
-    phone.goto(f"{base}/shop/products/longjing")
-    phone.locator("#add-to-cart").click()
-    phone.wait_for_url("**/shop/cart")
-    phone.locator("#checkout").click()
-    phone.wait_for_url("**/shop/checkout")
+    to_checkout_as_signed_in(phone, base)
 
 
 def placed_order(phone, app):
@@ -30,6 +26,15 @@ def placed_order(phone, app):
     phone.wait_for_url("**/pay")
     with app.app_context():
         return get_state().session.scalar(select(Order))
+
+
+def to_checkout_as_signed_in(phone, base):
+    """The signed-in buyer puts the tea in the cart and opens the checkout."""
+    phone.goto(f"{base}/shop/products/longjing")
+    phone.locator("#add-to-cart").click()
+    phone.wait_for_url("**/shop/cart")
+    phone.locator("#checkout").click()
+    phone.wait_for_url("**/shop/checkout")
 
 
 def test_the_new_address_fields_follow_the_choice(make_app, tmp_path, phone, shots):
@@ -133,3 +138,46 @@ def test_a_typed_province_prices_the_totals_before_the_order(make_app, tmp_path,
     finally:
         server.stop()
     assert (order.shipping_fee, order.total) == (1000, 9800)
+
+
+def test_the_address_book_on_a_phone(make_app, tmp_path, phone, shots):
+    """From 我的订单 to 收货地址: add two addresses, make the second the default, delete the
+    first; the checkout then offers the one left."""
+    app = make_app(sqlite_shop(tmp_path, "book.db"), KOUDAI_SHIPPING_FEE=0)
+    with app.app_context():
+        catalog.create_product(
+            title="龙井茶", slug="longjing", skus=[{"code": "LJ", "price": 8800, "stock": 5}]
+        )
+        customers.register(password="buyer-pass-1", email="li@example.com", name="李雷")
+    server = LoopbackServer(app)
+    try:
+        buyer_login(phone, server.url, "li@example.com", "buyer-pass-1")
+        phone.goto(f"{server.url}/shop/orders")
+        phone.locator("#my-addresses").click()
+        phone.wait_for_url("**/shop/account/addresses")
+        for name, street in (("李雷", "文三路 1 号"), ("韩梅梅", "龙井路 2 号")):
+            form = phone.locator("#new-address")
+            form.locator("input[name=name]").fill(name)
+            form.locator("input[name=phone]").fill("13800138000")
+            form.locator("input[name=province]").fill("浙江省")
+            form.locator("input[name=street]").fill(street)
+            form.locator("button[type=submit]").click()
+            expect(phone.locator("#addresses")).to_contain_text(street)
+        cards = phone.locator("#addresses .kd-address")
+        expect(cards).to_have_count(2)
+        second = cards.filter(has_text="龙井路 2 号")
+        second.get_by_role("button", name="设为默认").click()
+        expect(phone.locator("#addresses .kd-address").first).to_contain_text("龙井路 2 号")
+        expect(phone.locator("#addresses .kd-address").first.locator(".kd-default")).to_have_text(
+            "默认"
+        )
+        shots(phone, "address-book")
+        phone.locator("#addresses .kd-address", has_text="文三路 1 号").get_by_role(
+            "button", name="删除"
+        ).click()
+        expect(phone.locator("#addresses .kd-address")).to_have_count(1)
+        to_checkout_as_signed_in(phone, server.url)
+        expect(phone.locator(".kd-addresses")).to_contain_text("龙井路 2 号")
+        expect(phone.locator(".kd-addresses")).not_to_contain_text("文三路 1 号")
+    finally:
+        server.stop()

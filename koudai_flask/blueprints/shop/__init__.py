@@ -12,6 +12,7 @@ from koudai_flask import identity
 from koudai_flask.blueprints.common import secret_key_gate
 from koudai_flask.blueprints.shop import (
     account_views,
+    address_views,
     cart_views,
     catalog_views,
     order_views,
@@ -38,6 +39,9 @@ PRIVATE_VIEWS = frozenset(
         "register_account",
         "reset_request",
         "reset_password",
+        "addresses_page",
+        "address_add",
+        "address_edit",
     }
 )
 
@@ -48,6 +52,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     cart_views.register(bp)
     order_views.register(bp)
     account_views.register(bp)
+    address_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
     bp.before_request(secret_key_gate)  # first: without the key no form or session works

@@ -38,6 +38,7 @@ from koudai_flask.blueprints.shop.forms import (
     AddToCartForm,
     CartUpdateForm,
     CheckoutForm,
+    typed_address,
 )
 from koudai_flask.blueprints.shop.order_views import own_order
 from koudai_flask.errors import KoudaiError, NotFound, OutOfStock, ValidationError
@@ -234,9 +235,6 @@ def _is_own(order: Any, customer: Any) -> bool:
     return order.customer_id is None and order.number in guest_orders()
 
 
-_NEW_ADDRESS = ("name", "phone", "province", "city", "district", "street", "postcode")
-
-
 def _province_given(form: CheckoutForm, book: list[Any]) -> str:
     """The province of the address chosen: the saved one, or the new one as posted."""
     chosen = next((a for a in book if str(a.id) == form.address_id.data), None)
@@ -244,7 +242,7 @@ def _province_given(form: CheckoutForm, book: list[Any]) -> str:
 
 
 def _checkout_address(form: CheckoutForm, customer: Any) -> dict[str, Any]:
-    fields = {name: (getattr(form, name).data or "").strip() for name in _NEW_ADDRESS}
+    fields = typed_address(form)
     if form.address_id.data and customer is not None:
         if fields["street"]:
             # A saved address chosen and a new one typed (the page hides the new one's

@@ -153,13 +153,10 @@ def _address(name: str, autocomplete: str, most: int | None = None) -> dict[str,
     return {"autocomplete": autocomplete, "maxlength": most or _most(AddressInput, name)}
 
 
-class CheckoutForm(ShopForm):
-    """The new address and the note are checked by the services' schemas (the address's
-    and the order's), whose refusals the page shows beside each field; a saved address
-    chosen instead leaves them unread."""
+class AddressFields(ShopForm):
+    """An address's fields, checked by the address schema, whose refusals the page shows
+    beside each field."""
 
-    token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
-    address_id = HiddenField()
     name = StringField(_l("Recipient"), render_kw=_address("name", "shipping name"))
     # The address schema checks the phone by a pattern of 5 to 20 characters, not by Length.
     phone = TelField(_l("Phone"), render_kw=_address("phone", "shipping tel", most=20))
@@ -173,10 +170,32 @@ class CheckoutForm(ShopForm):
         _l("Postcode"),
         render_kw={**_address("postcode", "shipping postal-code"), "inputmode": "numeric"},
     )
+
+
+class CheckoutForm(AddressFields):
+    """The new address and the note are checked by the services' schemas (the address's
+    and the order's); a saved address chosen instead leaves the address fields unread."""
+
+    token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+    address_id = HiddenField()
     save_address = BooleanField(_l("Save to my address book"), default=True)
     note = TextAreaField(
         _l("Note to the seller"), render_kw={"maxlength": _most(PlaceOrderInput, "note")}
     )
+
+
+class AddressForm(AddressFields):
+    """An address of the buyer's address book, new or changed."""
+
+    is_default = BooleanField(_l("Make it my default address"))
+
+
+ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "street", "postcode")
+
+
+def typed_address(form: AddressFields) -> dict[str, str]:
+    """The address as typed in ``form``'s fields, each stripped."""
+    return {name: (getattr(form, name).data or "").strip() for name in ADDRESS_FIELDS}
 
 
 class PayForm(ShopForm):
