@@ -21,7 +21,6 @@ from koudai_flask.models import Channel, Order, OrderLine, PackingSlip
 from koudai_flask.models.base import utcnow
 from koudai_flask.services import outbox, staff
 from koudai_flask.services.api_keys import Principal
-from koudai_flask.services.backoffice import order_for
 from koudai_flask.services.placing import event_payload
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
@@ -250,6 +249,9 @@ def scanned_order(user_id: str, scanned: str) -> Order:
     slip printed from the marketplace's tools) among the channels the member works on.
     Unknown or out of their scope is NotFound; an id on orders of two channels is
     ``ScanAmbiguous``."""
+    # backoffice imports order_search, which imports this module.
+    from koudai_flask.services.backoffice import order_for
+
     scanned = scanned.strip()[:MAX_SCANNED]
     try:
         return order_for(user_id, scanned, "orders.ship")
