@@ -186,6 +186,23 @@ def test_the_customer_page_shows_the_profile(shop):
     assert "R5 F1 M3" in page
     assert 'data-tag="vip"' in page
     assert 'data-kind="taobao_nick"' in page
+    assert 'id="customer-addresses"' not in page  # no saved address: no section
+
+
+def test_the_customer_page_shows_the_saved_addresses_default_first(shop):
+    from koudai_flask.services import customers
+
+    ids = shop.config["ids"]
+    with shop.app_context():
+        home = {"name": "李雷", "phone": "13800138000", "province": "浙江省"}
+        customers.add_address(ids["b"], **home, street="文三路 1 号")
+        newer = customers.add_address(ids["b"], **home, street="龙井路 2 号", is_default=True)
+    page = login(shop, "boss").get(f"/shop-admin/customers/{ids['b']}").get_data(as_text=True)
+    section = page[page.index('id="customer-addresses"') :]
+    rows = re.findall(r'<tr data-id="(\d+)">(.*?)</tr>', section)
+    assert [int(row_id) for row_id, _ in rows[:2]] == [newer.id, newer.id - 1]
+    assert "浙江省龙井路 2 号" in rows[0][1] and "默认" in rows[0][1]
+    assert "默认" not in rows[1][1]
 
 
 def test_staff_actions_on_a_customer_need_csrf_permission_and_scope(shop):

@@ -1,4 +1,5 @@
-"""A customer's page in the back office: identities, orders, figures, tags and a timeline.
+"""A customer's page in the back office: identities, saved addresses, orders, figures, tags
+and a timeline.
 
 The timeline merges staff notes, tag changes and merges/splits, newest first.
 """
@@ -11,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from koudai_flask.errors import ValidationError
-from koudai_flask.models import Customer, CustomerIdentity, CustomerNote, Order
-from koudai_flask.services import backoffice, merges, staff, tags
+from koudai_flask.models import Address, Customer, CustomerIdentity, CustomerNote, Order
+from koudai_flask.services import backoffice, customers, merges, staff, tags
 from koudai_flask.services.customer_stats import CustomerStats, stats_of
 from koudai_flask.services.identities import identities_of
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -37,6 +38,7 @@ class Profile:
     rule_tags: set[str]
     timeline: list[TimelineEntry]
     open_merges: list[int]
+    addresses: list[Address]  # the buyer's address book, the default first
 
 
 def profile(user_id: str, customer_id: int) -> Profile:
@@ -85,6 +87,7 @@ def profile(user_id: str, customer_id: int) -> Profile:
         rule_tags=rule_tags,
         timeline=entries,
         open_merges=[r.id for r in records if r.split_at is None],
+        addresses=customers.addresses(customer.id),
     )
 
 
