@@ -131,6 +131,34 @@ def test_a_customer_reads_with_identities_tags_and_figures(app, people):
         "message": "unknown customer 999",
         "errors": {},
     }
+    assert body["addresses"] == []
+
+
+def test_a_customer_reads_with_the_address_book_default_first(app, people):
+    from koudai_flask.services import customers
+
+    with app.app_context():
+        home = {"name": "Ann", "phone": "13800138000", "province": "浙江省", "city": "杭州市"}
+        first = customers.add_address(people["ann"], **home, street="文三路 1 号")
+        second = customers.add_address(people["ann"], **home, street="龙井路 2 号")
+        customers.set_default_address(people["ann"], second.id)
+    headers = make_key(app, ["customers.view"])
+    body = app.test_client().get(f"{API}/customers/{people['ann']}", headers=headers).get_json()
+    assert [(a["id"], a["street"], a["is_default"]) for a in body["addresses"]] == [
+        (second.id, "龙井路 2 号", True),
+        (first.id, "文三路 1 号", False),
+    ]
+    assert body["addresses"][0] == {
+        "id": second.id,
+        "name": "Ann",
+        "phone": "13800138000",
+        "province": "浙江省",
+        "city": "杭州市",
+        "district": "",
+        "street": "龙井路 2 号",
+        "postcode": "",
+        "is_default": True,
+    }
 
 
 def test_create_a_customer_once_and_change_their_contact(app, people):

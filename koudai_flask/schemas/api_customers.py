@@ -46,8 +46,27 @@ class CustomerSummaryOut(Schema):
     tags = fields.List(fields.String(), required=True)
 
 
+class SavedAddressOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    phone = fields.String(required=True)
+    province = fields.String(required=True)
+    city = fields.String(required=True)
+    district = fields.String(required=True)
+    street = fields.String(required=True)
+    postcode = fields.String(required=True)
+    is_default = fields.Boolean(
+        required=True, metadata={"description": "the one the shop's checkout offers first"}
+    )
+
+
 class CustomerOut(CustomerSummaryOut):
     identities = fields.List(fields.Nested(IdentityOut), required=True)
+    addresses = fields.List(
+        fields.Nested(SavedAddressOut),
+        required=True,
+        metadata={"description": "The buyer's address book in the shop, the default first."},
+    )
     rule_tags = fields.List(
         fields.String(),
         required=True,

@@ -30,6 +30,7 @@ from koudai_flask.services import (
 )
 from koudai_flask.services.api_keys import Principal
 from koudai_flask.services.customer_stats import CustomerStats, stats_of
+from koudai_flask.services.customers import addresses as address_book
 from koudai_flask.services.platform_reads import Page, _page
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -57,6 +58,7 @@ class CustomerView(CustomerSummary):
     identities: list[IdentityView]
     rule_tags: list[str]
     stats: CustomerStats
+    addresses: list[dict[str, Any]]  # the buyer's address book, the default first
 
 
 def _actor(who: Principal) -> str:
@@ -171,6 +173,10 @@ def customer(who: Principal, customer_id: int) -> CustomerView:
         ],
         rule_tags=[name for name in names if name in by_rule],
         stats=stats_of(found.id),
+        addresses=[
+            {**address.as_dict(), "id": address.id, "is_default": address.is_default}
+            for address in address_book(found.id)
+        ],
     )
 
 
