@@ -64,8 +64,9 @@ def test_worker_command_runs_jobs_inside_the_app(make_app, database_url, redis_u
         KOUDAI_REDIS_URL=redis_url,
         KOUDAI_QUEUE_NAME=f"koudai-test-{uuid.uuid4().hex[:8]}",
     )
-    # A subscriber, so the event is queued (one nobody listens to is written done).
-    Koudai.subscribe(app, "stock.changed", lambda topic, payload: None)
+    # Subscribers, so the events are queued (one nobody listens to is written done).
+    for topic in ("stock.changed", "product.created"):
+        Koudai.subscribe(app, topic, lambda topic, payload: None)
     with app.app_context():
         catalog.create_product(title="Drum", skus=[{"code": "DRUM", "price": 100, "stock": 1}])
         queued = len(get_queue())

@@ -202,7 +202,7 @@ def test_redis_down_at_commit_keeps_the_events_for_the_relay(make_app, database_
         KOUDAI_REDIS_URL="redis://127.0.0.1:1/0",
     )
     recorder = Recorder()  # events nobody subscribes to are written done, never queued
-    for topic in ("stock.changed", "order.placed"):
+    for topic in ("stock.changed", "order.placed", "product.created"):
         Koudai.subscribe(down, topic, recorder)
     with down.app_context():
         catalog.create_product(title="Lamp", skus=[{"code": "LAMP", "price": 100, "stock": 3}])
@@ -213,7 +213,7 @@ def test_redis_down_at_commit_keeps_the_events_for_the_relay(make_app, database_
     up = make_app(
         database_url, KOUDAI_JOBS="rq", KOUDAI_QUEUE_NAME=queue_name, KOUDAI_REDIS_URL=redis_url
     )
-    for topic in ("stock.changed", "order.placed"):
+    for topic in ("stock.changed", "order.placed", "product.created"):
         Koudai.subscribe(up, topic, recorder)
     with up.app_context():
         get_queue().empty()

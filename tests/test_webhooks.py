@@ -647,3 +647,58 @@ def test_a_printed_packing_slip_reaches_the_receiver_with_its_count(hooked, rece
     assert [r.headers["Koudai-Webhook-Event"] for r in receiver.received] == [
         "order.slip_printed"
     ] * 2
+
+
+def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(hooked, receiver):
+    """A channel listing the catalog learns of new products, each save once with the final
+    titles and prices however many steps made it, archiving, and nothing of a refused
+    change."""
+    from koudai_flask.errors import ValidationError
+
+    subscribe(receiver, "product.created", "product.updated", "product.archived")
+    made = catalog.create_product(
+        title="Teapot",
+        slug="teapot",
+        options=["color"],
+        skus=[{"code": "POT-R", "price": 5000, "attributes": {"color": "red"}, "stock": 2}],
+    )
+    catalog.update_sku("POT-R", price=5500)
+    with unit_of_work():  # one call of two steps: one event, as the steps left it
+        catalog.update_product(made.id, title="Red teapot")
+        catalog.add_sku(made.id, {"code": "POT-B", "price": 5200, "attributes": {"color": "blue"}})
+    with pytest.raises(ValidationError), unit_of_work():
+        catalog.update_sku("POT-R", price=9900)
+        catalog.add_sku(made.id, {"code": "POT-R", "price": 1, "attributes": {"color": "red"}})
+    catalog.archive_product(made.id)
+    catalog.update_product(made.id, title="Old teapot")  # a later call: its own event
+    events = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
+    assert [name for name, _ in events] == [
+        "product.created",
+        "product.updated",
+        "product.updated",
+        "product.archived",
+        "product.updated",
+    ]
+    created, priced, saved, archived, renamed = (data for _, data in events)
+    assert created == {
+        "product_id": made.id,
+        "slug": "teapot",
+        "title": "Teapot",
+        "status": "active",
+        "category": None,
+        "skus": [
+            {
+                "sku": "POT-R",
+                "price": 5000,
+                "active": True,
+                "attributes": {"color": "red"},
+                "barcode": None,
+                "weight_grams": 0,
+            }
+        ],
+    }
+    assert [s["price"] for s in priced["skus"]] == [5500]
+    assert saved["title"] == "Red teapot"
+    assert [(s["sku"], s["price"]) for s in saved["skus"]] == [("POT-R", 5500), ("POT-B", 5200)]
+    assert archived["status"] == "archived" and renamed["title"] == "Old teapot"
+    assert all(r.verified for r in receiver.received)

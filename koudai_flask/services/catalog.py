@@ -23,7 +23,7 @@ from koudai_flask.schemas.catalog import (
     SkuInput,
     SkuUpdate,
 )
-from koudai_flask.services import inventory
+from koudai_flask.services import catalog_events, inventory
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 _product_input = ProductInput()
@@ -163,6 +163,7 @@ def create_product(
         session.flush()
         for sku_data in data["skus"]:
             _add_sku(session, product, sku_data, source=source)
+        catalog_events.touched(session, product.id, "created")
         return product
 
 
@@ -193,7 +194,9 @@ def add_sku(product: str | int, sku: dict[str, Any], *, source: str = "catalog")
                 reason="sku_code_taken",
                 detail={"code": data["code"]},
             )
-        return _add_sku(session, get_product(session, product), data, source=source)
+        row = get_product(session, product)
+        catalog_events.touched(session, row.id, "updated")
+        return _add_sku(session, row, data, source=source)
 
 
 def update_product(product: str | int, **changes: Any) -> Product:
@@ -206,6 +209,7 @@ def update_product(product: str | int, **changes: Any) -> Product:
         for key, value in data.items():
             setattr(row, key, value)
         session.flush()
+        catalog_events.touched(session, row.id, "updated")
         return row
 
 
@@ -216,6 +220,7 @@ def update_sku(code: str, **changes: Any) -> Sku:
         for key, value in data.items():
             setattr(sku, key, value)
         session.flush()
+        catalog_events.touched(session, sku.product_id, "updated")
         return sku
 
 
@@ -225,6 +230,7 @@ def archive_product(product: str | int) -> Product:
         row = get_product(session, product)
         row.status = "archived"
         session.flush()
+        catalog_events.touched(session, row.id, "archived")
         return row
 
 

@@ -7,7 +7,7 @@ commit succeeded, so nothing is ever enqueued for a change that was rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -20,6 +20,7 @@ from koudai_flask.models.base import upsert_dialect
 
 _DEPTH = "koudai_depth"
 _OUTBOX = "koudai_outbox_ids"
+_BEFORE_COMMIT = "koudai_before_commit"
 
 
 def current_session() -> Session:
@@ -34,11 +35,14 @@ def unit_of_work() -> Iterator[Session]:
     try:
         yield session
         if depth == 0:
+            for callback in session.info.pop(_BEFORE_COMMIT, {}).values():
+                callback(session)
             session.commit()
     except BaseException:
         if depth == 0:
             session.rollback()
             session.info.pop(_OUTBOX, None)
+            session.info.pop(_BEFORE_COMMIT, None)
         raise
     finally:
         session.info[_DEPTH] = depth
@@ -53,6 +57,19 @@ def unit_of_work() -> Iterator[Session]:
 def outermost(session: Session) -> bool:
     """Whether the running service call is the outermost: its commit is the transaction's."""
     return bool(session.info.get(_DEPTH) == 1)
+
+
+def before_commit(session: Session, key: Hashable, callback: Callable[[Session], None]) -> None:
+    """Run ``callback`` once, just before the outermost service call commits (the last one
+    given for ``key`` wins; none runs after a rollback): for what must show the state the
+    whole call left, however many of its steps changed it."""
+    session.info.setdefault(_BEFORE_COMMIT, {})[key] = callback
+
+
+def before_commit_pending(session: Session, key: Hashable) -> Callable[[Session], None] | None:
+    """The callback waiting for the commit under ``key``, if any."""
+    pending: dict[Hashable, Callable[[Session], None]] = session.info.get(_BEFORE_COMMIT, {})
+    return pending.get(key)
 
 
 def remember_outbox_event(session: Session, event_id: int) -> None:

@@ -1,0 +1,57 @@
+"""``product.created``, ``product.updated`` and ``product.archived``: one outbox event per
+product a service call changed, with the product as the whole call left it.
+
+A back-office save changes the product, then each of its SKUs, in one transaction: a
+subscriber (a webhook of a channel that lists the catalog) gets one event with the final
+titles and prices, not one per step. Created beats archived beats updated when one call did
+several. Stock is not here: ``stock.changed`` tells it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from koudai_flask.models import Product
+from koudai_flask.services import outbox
+from koudai_flask.services.transaction import before_commit, before_commit_pending
+
+KINDS = ("updated", "archived", "created")  # weakest first
+
+
+def touched(session: Session, product_id: int, kind: str) -> None:
+    """Product ``product_id`` was ``kind`` (one of :data:`KINDS`) in this transaction."""
+    key = ("product_event", product_id)
+    earlier = before_commit_pending(session, key)
+    if isinstance(earlier, functools.partial):
+        kind = max(kind, earlier.keywords["kind"], key=KINDS.index)
+    before_commit(session, key, functools.partial(_record, product_id=product_id, kind=kind))
+
+
+def _record(session: Session, *, product_id: int, kind: str) -> None:
+    product = session.get(Product, product_id)
+    if product is not None:
+        outbox.record(session, f"product.{kind}", product_payload(product))
+
+
+def product_payload(product: Product) -> dict[str, Any]:
+    return {
+        "product_id": product.id,
+        "slug": product.slug,
+        "title": product.title,
+        "status": product.status,
+        "category": product.category.slug if product.category is not None else None,
+        "skus": [
+            {
+                "sku": sku.code,
+                "price": sku.price,
+                "active": sku.active,
+                "attributes": sku.attributes,
+                "barcode": sku.barcode,
+                "weight_grams": sku.weight_grams,
+            }
+            for sku in sorted(product.skus, key=lambda sku: sku.id)
+        ],
+    }
