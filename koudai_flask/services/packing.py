@@ -213,18 +213,6 @@ def printed(order_ids: Iterable[int]) -> dict[int, PackingSlip]:
     return {row.order_id: row for row in rows}
 
 
-__all__ = [
-    "MAX_ORDERS",
-    "PackingRun",
-    "PickLine",
-    "Slip",
-    "SlipLine",
-    "print_slips",
-    "printed",
-    "unprinted",
-]
-
-
 # -- scan to ship ----------------------------------------------------------------------------
 
 MAX_SCANNED = 64  # characters of a scan: an order number, a waybill, a channel's order id
@@ -275,3 +263,18 @@ def scanned_order(user_id: str, scanned: str) -> Order:
             f"unknown order {scanned!r}", reason="unknown_order", detail={"number": scanned}
         )
     return order_for(user_id, numbers[0], "orders.ship")
+
+
+__all__ = [
+    "MAX_ORDERS",
+    "MAX_SCANNED",
+    "PackingRun",
+    "PickLine",
+    "ScanAmbiguous",
+    "Slip",
+    "SlipLine",
+    "print_slips",
+    "printed",
+    "scanned_order",
+    "unprinted",
+]
