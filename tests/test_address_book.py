@@ -127,3 +127,22 @@ def test_a_guest_is_sent_to_log_in(shop: Flask) -> None:
     guest = ShopClient(shop)
     for answer in (guest.get("/account/addresses"), guest.post("/account/addresses", HOME)):
         assert answer.status_code == 302 and "/shop/account/login" in answer.headers["Location"]
+
+
+def test_a_full_address_book_refuses_another_but_the_checkout_still_places_the_order(
+    shop: Flask,
+) -> None:
+    with shop.app_context():
+        li = customers.find_by_login("li@buyers.cn")
+        for n in range(customers.MAX_ADDRESSES):
+            customers.add_address(li.id, **HOME, street=f"文三路 {n} 号")
+    client = signed_in(shop, "li@buyers.cn")
+    refused = client.post("/account/addresses", {**HOME, "street": "第 21 个"})
+    assert refused.status_code == 422
+    assert "收货地址已满（最多 20 个），请先删除一个。" in refused.get_data(as_text=True)
+    # A new address typed at checkout with "save" ticked: the order is placed, unsaved.
+    client.add_to_cart("LJ", 1)
+    placed = client.checkout(address_id="", street="龙井路 9 号")
+    assert placed.status_code == 302 and "/pay" in placed.headers["Location"]
+    streets = [street for _, street, _ in book(shop, "li@buyers.cn")]
+    assert len(streets) == 20 and "龙井路 9 号" not in streets and "第 21 个" not in streets

@@ -314,6 +314,9 @@ REASONS = {
     "products_to_assign": lazy_gettext("Tick 1 to %(most)s products first."),
     "unknown_template": lazy_gettext("This shipping template no longer exists."),
     "template_unknown": lazy_gettext("There is no shipping template named %(name)s."),
+    "address_book_full": lazy_gettext(
+        "Your address book is full (%(most)s addresses): delete one first."
+    ),
     "scan_ambiguous": lazy_gettext(
         "%(count)s orders carry the channel order id %(id)s: choose one."
     ),

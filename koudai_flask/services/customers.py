@@ -214,10 +214,30 @@ def addresses(customer_id: int) -> list[Address]:
     )
 
 
+MAX_ADDRESSES = 20  # a buyer's address book, as marketplaces cap theirs
+
+
+class AddressBookFull(ValidationError):
+    """The customer's address book holds :data:`MAX_ADDRESSES` already."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"an address book holds at most {MAX_ADDRESSES} addresses",
+            {"address": ["the address book is full"]},
+            reason="address_book_full",
+            detail={"most": MAX_ADDRESSES},
+        )
+
+
 def add_address(customer_id: int, **fields: Any) -> Address:
+    """Save an address in the customer's book; the first one, or one marked ``is_default``,
+    becomes the default. A full book (:data:`MAX_ADDRESSES`) is refused."""
     data = load(_address_input, fields, "address")
     with unit_of_work() as session:
-        first = not addresses(customer_id)
+        book = addresses(customer_id)
+        if len(book) >= MAX_ADDRESSES:
+            raise AddressBookFull()
+        first = not book
         if data["is_default"] or first:
             session.execute(
                 update(Address).where(Address.customer_id == customer_id).values(is_default=False)

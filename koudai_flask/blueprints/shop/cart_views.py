@@ -7,6 +7,7 @@ redeems it.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -46,6 +47,7 @@ from koudai_flask.i18n import gettext as _k
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import AddressInput
 from koudai_flask.services import cart, checkout, customers, freight, marketing
+from koudai_flask.services.customers import AddressBookFull
 
 _address_input = AddressInput()
 
@@ -253,7 +255,8 @@ def _checkout_address(form: CheckoutForm, customer: Any) -> dict[str, Any]:
         return customers.get_address(customer.id, int(form.address_id.data)).as_dict()
     address: dict[str, Any] = load(_address_input, fields, "address")
     if customer is not None and form.save_address.data:
-        customers.add_address(customer.id, **address)
+        with contextlib.suppress(AddressBookFull):  # the order goes ahead, the book as it was
+            customers.add_address(customer.id, **address)
     return address
 
 
