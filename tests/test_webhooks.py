@@ -659,7 +659,9 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
     made = catalog.create_product(
         title="Teapot",
         slug="teapot",
+        description="Yixing clay",
         options=["color"],
+        images=["pots/teapot-1.jpg"],
         skus=[{"code": "POT-R", "price": 5000, "attributes": {"color": "red"}, "stock": 2}],
     )
     catalog.update_sku("POT-R", price=5500)
@@ -670,7 +672,9 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
         catalog.update_sku("POT-R", price=9900)
         catalog.add_sku(made.id, {"code": "POT-R", "price": 1, "attributes": {"color": "red"}})
     catalog.archive_product(made.id)
-    catalog.update_product(made.id, title="Old teapot")  # a later call: its own event
+    # In a request the links are absolute (a worker needs SERVER_NAME; without, they are "").
+    with hooked.test_request_context("/", base_url="https://shop.example.cn"):
+        catalog.update_product(made.id, title="Old teapot")  # a later call: its own event
     events = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
     assert [name for name, _ in events] == [
         "product.created",
@@ -684,8 +688,11 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
         "product_id": made.id,
         "slug": "teapot",
         "title": "Teapot",
+        "description": "Yixing clay",
         "status": "active",
         "category": None,
+        "url": "",
+        "images": [{"path": "pots/teapot-1.jpg", "url": ""}],
         "skus": [
             {
                 "sku": "POT-R",
@@ -701,4 +708,8 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
     assert saved["title"] == "Red teapot"
     assert [(s["sku"], s["price"]) for s in saved["skus"]] == [("POT-R", 5500), ("POT-B", 5200)]
     assert archived["status"] == "archived" and renamed["title"] == "Old teapot"
+    assert renamed["url"] == "https://shop.example.cn/shop/products/teapot"
+    assert renamed["images"] == [
+        {"path": "pots/teapot-1.jpg", "url": "https://shop.example.cn/shop/media/pots/teapot-1.jpg"}
+    ]
     assert all(r.verified for r in receiver.received)

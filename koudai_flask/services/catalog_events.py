@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from flask import url_for
 from sqlalchemy.orm import Session
+from werkzeug.routing import BuildError
 
 from koudai_flask.models import Product
 from koudai_flask.services import outbox
@@ -41,8 +43,14 @@ def product_payload(product: Product) -> dict[str, Any]:
         "product_id": product.id,
         "slug": product.slug,
         "title": product.title,
+        "description": product.description,
         "status": product.status,
         "category": product.category.slug if product.category is not None else None,
+        "url": _absolute("koudai_shop.product", slug=product.slug),
+        "images": [
+            {"path": image.path, "url": _absolute("koudai_shop.media", filename=image.path)}
+            for image in sorted(product.images, key=lambda image: image.position)
+        ],
         "skus": [
             {
                 "sku": sku.code,
@@ -55,3 +63,12 @@ def product_payload(product: Product) -> dict[str, Any]:
             for sku in sorted(product.skus, key=lambda sku: sku.id)
         ],
     }
+
+
+def _absolute(endpoint: str, **values: str) -> str:
+    """An absolute shop URL; empty where none can be built (a worker without
+    ``SERVER_NAME``, or a host that did not register the shop blueprint)."""
+    try:
+        return url_for(endpoint, **values, _external=True)
+    except (RuntimeError, BuildError):
+        return ""
