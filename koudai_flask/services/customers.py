@@ -237,15 +237,12 @@ def add_address(customer_id: int, **fields: Any) -> Address:
         book = addresses(customer_id)
         if len(book) >= MAX_ADDRESSES:
             raise AddressBookFull()
-        first = not book
-        if data["is_default"] or first:
-            session.execute(
-                update(Address).where(Address.customer_id == customer_id).values(is_default=False)
-            )
-            data["is_default"] = True
+        make_default = data.pop("is_default") or not book
         address = Address(customer_id=get(customer_id).id, **data)
         session.add(address)
         session.flush()
+        if make_default:
+            _only_default(session, customer_id, address)
         return address
 
 

@@ -95,8 +95,10 @@ def _act(address_id: int, change: Any, done: str) -> ResponseReturnValue:
         return login_redirect()
     if not ActionForm().validate():
         return _expired(), 400
-    _own(customer.id, address_id)
-    change(customer.id, address_id)
+    try:
+        change(customer.id, address_id)
+    except NotFound:  # not theirs, or gone
+        abort(404)
     flash(done, "success")
     return redirect(url_for(".addresses_page"), 303)
 
