@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent
-from koudai_flask.services import order_clock, orders, theme
+from koudai_flask.services import order_clock, order_states, orders, theme
 from tests.shop_client import ShopClient
 from tests.test_admin import build, login
 
@@ -176,7 +176,8 @@ def test_refund_events_reach_webhook_receivers_by_their_public_names():
     from koudai_flask.services.webhooks import TOPIC_EVENTS
 
     assert TOPIC_EVENTS["order.refunding"] == "order.refund_requested"
-    assert TOPIC_EVENTS[orders.RETURNS["refunding", "decline_refund"]] == "order.refund_declined"
+    declined = order_states.RETURNS["refunding", "decline_refund"]
+    assert TOPIC_EVENTS[declined] == "order.refund_declined"
 
 
 def test_an_erp_declines_through_the_api(shop):
@@ -416,8 +417,8 @@ def test_the_buyer_says_which_items_and_that_they_go_back(shop):
     asked = ask_refund(client, number, reason="damaged", returning="1", **{"item-KET": "2"})
     assert asked.status_code == 302 and status(app, number) == "refunding"
     with app.app_context():
-        request = orders.refund_request(
-            get_state().session, orders.get_order(get_state().session, number)
+        request = order_states.refund_request(
+            get_state().session, order_states.get_order(get_state().session, number)
         )
         assert (request.asked_lines, request.returning) == ({"KET": 2}, True)
     page = client.text(f"/orders/{number}")
@@ -629,7 +630,7 @@ def test_a_part_refunded_as_agreed_settles_the_buyer_s_request(shop):
         session = get_state().session
         order = session.scalar(select(Order).where(Order.number == number))
         assert order.refunded_amount == 3000
-        assert orders.refund_request(session, order) is None
+        assert order_states.refund_request(session, order) is None
         last = order.events[-1]
         assert (last.from_status, last.to_status, last.detail) == (
             "refunding",

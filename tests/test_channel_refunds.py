@@ -19,7 +19,7 @@ from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.jobs import sync
 from koudai_flask.models import Customer, Notification, Order, OrderEvent, Refund, StockMovement
-from koudai_flask.services import backoffice, inventory, orders, staff
+from koudai_flask.services import backoffice, inventory, order_states, orders, staff
 from tests.sync_support import LinkedShop, link_shop, seed_shirts
 from tests.test_admin import PASSWORD, login
 
@@ -88,7 +88,7 @@ def test_a_refund_asked_on_taobao_stops_shipping_until_the_seller_refuses_it(
     sync.sync_tick()
     order = _order(tid)
     assert order.status == "refunding"
-    request = orders.refund_request(get_state().session, order)
+    request = order_states.refund_request(get_state().session, order)
     assert request is not None and request.actor == "channel:tb"
     with pytest.raises(InvalidTransition):  # the seller may not ship what is being refunded
         orders.ship(number, carrier="yuantong", tracking_number="YT1000000001")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, Sku, StockLevel
-from koudai_flask.services import inventory, orders, theme
+from koudai_flask.services import inventory, order_states, orders, theme
 from koudai_flask.services.shipping import remaining
 from tests.helpers import assert_ledger_consistent
 from tests.test_admin import build, login
@@ -254,7 +254,7 @@ def test_refunding_the_items_a_request_named_settles_it(app, shirt):
     order = fresh(number)
     assert order.status == "shipped"
     assert order.events[-1].note == "the items asked for were refunded"
-    assert orders.last_declined(order.events) is None  # settled, not declined
+    assert order_states.last_declined(order.events) is None  # settled, not declined
     assert on_hand("SHIRT-W") == 9  # the returned one is back
 
 

@@ -34,7 +34,7 @@ from koudai_flask.errors import ConfigError, NotFound, ValidationError
 from koudai_flask.jobs import schedules
 from koudai_flask.models import Order, OrderEvent, OutboxEvent, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import catalog, logistics, orders, returns
+from koudai_flask.services import catalog, logistics, order_states, orders, returns
 from koudai_flask.services.transaction import current_session
 from tests.test_notifications import SmtpServer, mail_settings
 
@@ -744,7 +744,7 @@ def test_a_return_parcel_is_subscribed_and_its_signed_push_is_told_not_delivered
         "yuantong",
         BACK,
     )
-    order = orders.get_order(session, number)
+    order = order_states.get_order(session, number)
     assert order.open_refund_request["return_waybill"] == {
         "carrier": "yuantong",
         "tracking_number": BACK,
@@ -774,7 +774,7 @@ def test_a_corrected_waybill_replaces_the_one_before(shop: Flask) -> None:
     # Kuaidi100 may still push the first waybill: accepted, logged, nothing stored.
     with pytest.raises(NotFound, match="no shipment yuantong YT0000000001"):
         logistics.record_tracking("yuantong", "YT0000000001", events=[], state="3", source="t")
-    order = orders.get_order(current_session(), number)
+    order = order_states.get_order(current_session(), number)
     assert order.open_refund_request["return_waybill"]["carrier"] == "zhongtong"
 
 

@@ -7,20 +7,12 @@ from marshmallow import Schema, fields, validate
 from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.orders import AddressInput
+from koudai_flask.services.order_states import STATES as ORDER_STATES
 from koudai_flask.services.shipping import TRACKING_NUMBER
 
 _AMOUNT = validate.Range(min=1, max=MAX_INT)
 
-STATES = [
-    "pending_payment",
-    "paid",
-    "shipped",
-    "delivered",
-    "completed",
-    "cancelled",
-    "refunding",
-    "refunded",
-]
+STATES = list(ORDER_STATES)
 
 
 class OrderLineOut(Schema):

@@ -31,7 +31,7 @@ from koudai_flask.connectors.base import RemoteOrder
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.models import Refund
 from koudai_flask.models.orders import CHANNEL_ACTOR
-from koudai_flask.services import orders
+from koudai_flask.services import order_states, orders
 from koudai_flask.services.transaction import unit_of_work
 
 log = logging.getLogger("koudai_flask.sync")
@@ -91,8 +91,8 @@ def _ask(channel_name: str, number: str, remote: RemoteOrder, codes: Sequence[st
 def _where(number: str) -> tuple[str, str | None]:
     """The order's state, and who asked for the refund it waits on (None: it waits on none)."""
     with unit_of_work() as session:
-        order = orders.get_order(session, number)
-        request = orders.refund_request(session, order)
+        order = order_states.get_order(session, number)
+        request = order_states.refund_request(session, order)
         return order.status, request.actor if request is not None else None
 
 

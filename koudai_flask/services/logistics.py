@@ -29,7 +29,7 @@ from koudai_flask.errors import InvalidTransition, NotFound
 from koudai_flask.models import Order, Shipment, TrackingEvent
 from koudai_flask.models.base import utcnow
 from koudai_flask.models.orders import OUTBOUND, RETURN, RETURN_ARRIVED
-from koudai_flask.services import orders, returns
+from koudai_flask.services import order_states, orders, returns
 from koudai_flask.services.transaction import current_session, unit_of_work, upsert_dialect
 
 log = logging.getLogger("koudai_flask.logistics")
@@ -202,7 +202,7 @@ def _return_arrived(session: Session, parcel: Shipment) -> None:
         parcel.tracking_number,
     ):
         return  # the request ended, or another waybill replaced this one
-    orders.record_in_place(
+    order_states.record_in_place(
         session,
         order,
         actor=ACTOR,

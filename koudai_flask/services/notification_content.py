@@ -32,7 +32,7 @@ from koudai_flask.models.orders import OUTBOUND, RETURN_AGREED
 from koudai_flask.notifications import render
 from koudai_flask.notifications.delivery import Outgoing
 from koudai_flask.services import theme
-from koudai_flask.services.orders import last_declined
+from koudai_flask.services.order_states import last_declined
 from koudai_flask.services.transaction import current_session
 
 # The audit action of a staff resend; their count makes each resend a new WeChat message.

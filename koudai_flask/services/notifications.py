@@ -50,7 +50,7 @@ from koudai_flask.services.notification_content import (
     prepare,
     resend_count,
 )
-from koudai_flask.services.orders import get_order, last_declined
+from koudai_flask.services.order_states import get_order, last_declined
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")

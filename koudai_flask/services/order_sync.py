@@ -24,7 +24,7 @@ from koudai_flask.connectors.base import OrderExport, RemoteOrder, RemoteShipmen
 from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
 from koudai_flask.models import ChannelListing, ChannelOrder, Order, Sku
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import channel_refunds, orders
+from koudai_flask.services import channel_refunds, order_states, orders
 from koudai_flask.services.channels import get as get_channel
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -205,7 +205,7 @@ def order_export(number: str) -> OrderExport:
     """One of our orders as plain data for an ERP."""
     session = current_session()
     try:
-        order = orders.get_order(session, number)
+        order = order_states.get_order(session, number)
         return OrderExport(
             number=order.number,
             channel=order.channel,
@@ -267,7 +267,7 @@ def bind(channel_name: str, number: str, external_id: str, *, direction: str) ->
 def _add_binding(channel_name: str, number: str, external_id: str, direction: str) -> None:
     with unit_of_work() as session:
         channel = get_channel(channel_name)
-        order = orders.get_order(session, number)
+        order = order_states.get_order(session, number)
         binding = session.scalar(
             select(ChannelOrder).where(
                 ChannelOrder.channel_id == channel.id, ChannelOrder.order_id == order.id
@@ -329,7 +329,7 @@ def apply_remote_shipment(channel_name: str, shipment: RemoteShipment) -> bool:
     """Ship our order as the ERP did; False when it was already shipped with that waybill."""
     session = current_session()
     get_channel(channel_name)
-    order = orders.get_order(session, shipment.order_number)
+    order = order_states.get_order(session, shipment.order_number)
     if any(
         s.carrier == shipment.carrier and s.tracking_number == shipment.tracking_number
         for s in order.shipments

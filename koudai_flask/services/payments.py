@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from koudai_flask.errors import InvalidTransition, NotFound, ValidationError
 from koudai_flask.models import Order, OrderEvent, Payment, Refund, Reservation
 from koudai_flask.payments.base import PaymentAction, PaymentNotice, PaymentRequest
-from koudai_flask.services import orders
+from koudai_flask.services import order_states, orders
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 log = logging.getLogger("koudai_flask.payments")
@@ -25,7 +25,7 @@ def apply_notice(notice: PaymentNotice) -> Order:
     ``ValidationError`` and changes nothing.
     """
     try:
-        order = orders.get_order(current_session(), notice.order_number)
+        order = order_states.get_order(current_session(), notice.order_number)
     except NotFound:
         raise ValidationError(
             f"{notice.provider} notify for unknown order {notice.order_number!r}"
@@ -63,7 +63,7 @@ def start(
 
     provider = payments.get_provider(provider_name)
     with unit_of_work() as session:
-        order = orders.get_order(session, number)
+        order = order_states.get_order(session, number)
         if order.status != "pending_payment":
             raise InvalidTransition(order.number, order.status, "pay")
         order.payment_provider = provider.name
@@ -94,7 +94,7 @@ def confirm_from_query(number: str) -> Order:
     from koudai_flask import payments
 
     session = current_session()
-    order = orders.get_order(session, number)
+    order = order_states.get_order(session, number)
     if order.status != "pending_payment" or order.payment_provider in (None, "offline"):
         return order
     provider = payments.get_provider(order.payment_provider)
@@ -116,7 +116,7 @@ def close_on_cancel(topic: str, payload: dict[str, Any]) -> None:
     """Outbox handler: a cancelled order's payment is closed at its provider."""
     from koudai_flask import payments
 
-    order = orders.get_order(current_session(), payload["number"])
+    order = order_states.get_order(current_session(), payload["number"])
     if order.payment_provider in (None, "offline"):
         return
     provider = payments.enabled().get(order.payment_provider)
@@ -142,7 +142,7 @@ def _paid_after_cancel(notice: PaymentNotice) -> Order:
             )
             if replay is not None:
                 return replay
-            order = orders.get_order(session, notice.order_number)
+            order = order_states.get_order(session, notice.order_number)
             session.add(
                 Payment(
                     order_id=order.id,
@@ -151,7 +151,7 @@ def _paid_after_cancel(notice: PaymentNotice) -> Order:
                     amount=notice.amount,
                 )
             )
-            orders.record_in_place(
+            order_states.record_in_place(
                 session,
                 order,
                 actor="system",
@@ -166,7 +166,7 @@ def _paid_after_cancel(notice: PaymentNotice) -> Order:
             )
             return order
     except IntegrityError:  # the same notify, delivered twice at once, recorded it first
-        return orders.get_order(current_session(), notice.order_number)
+        return order_states.get_order(current_session(), notice.order_number)
 
 
 def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
@@ -201,7 +201,7 @@ def refund_late_payment(topic: str, payload: dict[str, Any]) -> None:
     if result.status == "failed":
         raise ValidationError(f"order {number}: {provider.name} refused refund {refund_no}")
     with unit_of_work() as session:
-        order = orders.get_order(session, number)
+        order = order_states.get_order(session, number)
         session.add(
             Refund(
                 order_id=order.id,

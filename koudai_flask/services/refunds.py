@@ -44,14 +44,14 @@ def refund(
         isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
     ):
         raise ValidationError(f"amount must be a positive integer of fen, got {amount!r}")
-    from koudai_flask.services import orders
+    from koudai_flask.services import order_states
 
     with unit_of_work() as session:
         if idempotency_key is not None:
             done = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
             if done is not None:
                 return done.order
-        order = orders.get_order(session, number)
+        order = order_states.get_order(session, number)
         session.refresh(order)
         remaining_fen = order.paid_amount - order.refunded_amount
         wanted = returns.check_lines(order, lines) if lines is not None else {}
@@ -84,7 +84,7 @@ def refund(
         if partial:
             items = ", ".join(f"{code} x{units}" for code, units in wanted.items())
             what = f"{PARTIAL_REFUND} {amount}" + (f" ({items})" if items else "")
-            orders.record_in_place(
+            order_states.record_in_place(
                 session,
                 order,
                 actor=actor,
@@ -99,18 +99,18 @@ def refund(
             if wanted:
                 _settle_if_done(session, order, actor=actor)
             if settles and order.status == "refunding":
-                orders._transition(
+                order_states.transition(
                     session,
                     order,
                     "settle_refund",
                     actor=actor,
                     note=f"settled with a partial refund of {amount}",
-                    detail=orders.SETTLED,
+                    detail=order_states.SETTLED,
                 )
             if wanted:
                 ship_if_all_sent(session, order, actor=actor)
             return order
-        orders._transition(
+        order_states.transition(
             session,
             order,
             "refund",
@@ -118,16 +118,16 @@ def refund(
             note=f"refund {amount}: {reason}",
             extra={"amount": amount, "refund_id": made.id},
         )
-        for reservation in orders._reservations(session, order):
+        for reservation in order_states.reservations(session, order):
             inventory.close_reservation(session, reservation, "released")
         return order
 
 
 def check_settles(session: Session, order: Order) -> None:
     """A refund may settle the buyer's request only while one is open."""
-    from koudai_flask.services import orders
+    from koudai_flask.services import order_states
 
-    if orders.refund_request(session, order) is None:
+    if order_states.refund_request(session, order) is None:
         raise ValidationError(
             f"order {order.number} has no refund request open to settle",
             reason="nothing_to_settle",
@@ -138,20 +138,20 @@ def check_settles(session: Session, order: Order) -> None:
 def _settle_if_done(session: Session, order: Order, *, actor: str) -> None:
     """A request that named its items ends once they are all refunded: the order goes back
     to where it was asked from, as settled (not declined)."""
-    from koudai_flask.services import orders
+    from koudai_flask.services import order_states
 
-    asked = orders.refund_request(session, order)
+    asked = order_states.refund_request(session, order)
     if asked is None or not asked.asked_lines:
         return
     refunded = {line.sku_code: line.refunded_quantity for line in order.lines}
     if all(refunded.get(code, 0) >= units for code, units in asked.asked_lines.items()):
-        orders._transition(
+        order_states.transition(
             session,
             order,
             "settle_refund",
             actor=actor,
             note="the items asked for were refunded",
-            detail=orders.SETTLED,
+            detail=order_states.SETTLED,
         )
 
 

@@ -183,7 +183,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
     (``order.return_sent`` subscribes it to Kuaidi100). Given again, the latest one counts: a
     corrected waybill replaces the one before, which is no longer followed; once the parcel
     was signed for, nothing changes (``return_arrived``)."""
-    from koudai_flask.services import orders
+    from koudai_flask.services import order_states
 
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not is_known(carrier):
@@ -204,7 +204,7 @@ def send_back(number: str, *, carrier: str, tracking_number: str, actor: str = "
         check_not_arrived(session, order)
         waybill = {"carrier": carrier, "tracking_number": tracking_number}
         _track_return(session, order, asked.created_at, carrier, tracking_number)
-        orders.record_in_place(
+        order_states.record_in_place(
             session,
             order,
             actor=actor,
@@ -220,7 +220,7 @@ def agree(number: str, *, actor: str = "system", address: dict[str, str] | None 
     where to send them: ``address`` (checked; all parts empty counts as none), else the
     shop's return address (``no_return_address`` when there is none either). Only then may
     the buyer give the parcel's waybill. Agreeing again changes nothing."""
-    from koudai_flask.services import orders, theme
+    from koudai_flask.services import order_states, theme
 
     address = (
         theme.check_return_address(address) if address else None
@@ -239,7 +239,7 @@ def agree(number: str, *, actor: str = "system", address: dict[str, str] | None 
                 detail={"channel": order.channel},
             )
         if _agreed(session, order, asked) is None:
-            orders.record_in_place(
+            order_states.record_in_place(
                 session,
                 order,
                 actor=actor,
@@ -255,11 +255,11 @@ def _return_asked(session: Session, number: str) -> tuple[Order, OrderEvent]:
     """The order, fresh and locked (two clicks on "agree", or a waybill given while staff
     agree, apply one after the other), and the refund request it waits on, which must send
     goods back."""
-    from koudai_flask.services import orders
+    from koudai_flask.services import order_states
 
-    order = orders.get_order(session, number)
+    order = order_states.get_order(session, number)
     session.refresh(order, with_for_update=True)
-    asked = orders.refund_request(session, order)
+    asked = order_states.refund_request(session, order)
     if asked is None or not asked.returning:
         raise ValidationError(f"order {number} waits on no return", reason="no_return_asked")
     return order, asked

@@ -23,6 +23,7 @@ from koudai_flask.models import (
 )
 from koudai_flask.models.orders import PARTIAL_SHIPMENT
 from koudai_flask.services import inventory
+from koudai_flask.services.order_states import get_order, record_in_place, transition
 from koudai_flask.services.transaction import unit_of_work
 
 
@@ -44,8 +45,6 @@ def ship(
     actor: str = "system",
 ) -> Order:
     """Send ``lines`` (``{sku: quantity}``; None: everything left) in one parcel."""
-    from koudai_flask.services.orders import _transition, get_order, record_in_place
-
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier or not tracking_number:
         raise ValidationError(
@@ -81,7 +80,7 @@ def ship(
         note = f"{carrier} {tracking_number}"
         parcel = {"carrier": carrier, "tracking_number": tracking_number}
         if not remaining(order):
-            _transition(session, order, "ship", actor=actor, note=note, extra=parcel)
+            transition(session, order, "ship", actor=actor, note=note, extra=parcel)
         else:
             record_in_place(
                 session,
@@ -118,14 +117,12 @@ def _check_lines(lines: dict[str, int], left: dict[str, int]) -> dict[str, int]:
 def ship_if_all_sent(session: Session, order: Order, *, actor: str) -> None:
     """A paid order with something shipped and nothing left to ship (the rest refunded)
     is shipped: it moves on instead of waiting for a parcel that will never leave."""
-    from koudai_flask.services.orders import _transition
-
     if (
         order.status == "paid"
         and not remaining(order)
         and any(line.shipped_quantity for line in order.lines)
     ):
-        _transition(session, order, "ship", actor=actor, note="the rest was refunded")
+        transition(session, order, "ship", actor=actor, note="the rest was refunded")
 
 
 def end_line_hold(

@@ -28,7 +28,7 @@ from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Order, OrderEvent, StaffMember
 from koudai_flask.notifications.email import mailer_from_config
 from koudai_flask.notifications.render import yuan
-from koudai_flask.services import orders, returns, staff
+from koudai_flask.services import order_states, returns, staff
 from koudai_flask.services.transaction import unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")
@@ -39,8 +39,8 @@ def on_refund_requested(topic: str, payload: dict[str, Any]) -> None:
     if not current_app.config["KOUDAI_MAIL"]:
         return
     with unit_of_work() as session:
-        order = orders.get_order(session, payload["number"])
-        asked = orders.refund_request(session, order)
+        order = order_states.get_order(session, payload["number"])
+        asked = order_states.refund_request(session, order)
         if asked is None or asked.actor != "buyer":
             return  # staff on the way to a refund, or a marketplace: nobody to tell
         subject = _k("Refund requested: order %(number)s", number=order.number)
@@ -92,7 +92,7 @@ def on_return(topic: str, payload: dict[str, Any]) -> None:
         return
     subject, happened, to_do, prefix = _RETURN_MESSAGES[topic]
     with unit_of_work() as session:
-        order = orders.get_order(session, payload["number"])
+        order = order_states.get_order(session, payload["number"])
         waybill = returns.return_waybill(order)
         if waybill is None or waybill["tracking_number"] != payload["tracking_number"]:
             return  # the request ended, or the buyer corrected the waybill, meanwhile

@@ -25,6 +25,7 @@ from koudai_flask.services import (
     catalog,
     crm_profile,
     customers,
+    order_states,
     orders,
     staff,
     tags,
@@ -173,7 +174,7 @@ def test_the_back_office_fits_a_phone(served: tuple[Flask, str, str], browser: A
     filters folded away."""
     app, base, number = served
     with app.app_context():
-        buyer_id = orders.get_order(get_state().session, number).customer_id
+        buyer_id = order_states.get_order(get_state().session, number).customer_id
         crm_profile.add_note("staff:owner@shop.cn", buyer_id, "https://t.cn/" + "x" * 300)
         owner = "staff:owner@shop.cn"
         rules = coupon_admin.CouponRules(name="老客回馈 Thank-you", kind="fixed", value=1000)

@@ -33,6 +33,7 @@ from koudai_flask.services import (
     notifications,
     order_csv,
     order_search,
+    order_states,
     orders,
     packing,
     returns,
@@ -193,7 +194,7 @@ def register(bp: Blueprint) -> None:
     def order_detail(number: str) -> ResponseReturnValue:
         order = _order_or_404(number)
         member = acting()
-        asked = orders.refund_request(current_session(), order)
+        asked = order_states.refund_request(current_session(), order)
         return render_template(
             "koudai/admin/order.html",
             order=order,
@@ -207,7 +208,7 @@ def register(bp: Blueprint) -> None:
             return_waybill=returns.return_waybill(order),
             return_address=returns.return_address(order),
             shop_return_address=theme.current().return_address,
-            previous_status=orders.state_before(current_session(), order) if asked else None,
+            previous_status=order_states.state_before(current_session(), order) if asked else None,
             # Paid on a marketplace: its refunds are made there, and mirrored here.
             marketplace=order.channel
             if any(p.provider == CHANNEL_PROVIDER for p in order.payments)

@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.schemas import Length as MarshmallowLength
 from koudai_flask.schemas.orders import AddressInput, PlaceOrderInput
-from koudai_flask.services.orders import MAX_REASON
+from koudai_flask.services.order_states import MAX_REASON
 
 _SIGNED = "koudai_signed_csrf"  # app.extensions key: (secret, session token) -> (time, signed)
 _MAX_SIGNED = 10_000

@@ -23,7 +23,7 @@ from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
-from koudai_flask.services import orders, returns
+from koudai_flask.services import order_states, orders, returns
 from koudai_flask.services import payments as payment_service
 from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session
@@ -90,7 +90,7 @@ def _asked_items(order: Order) -> dict[str, int] | None:
 def _order_page(
     order: Order, refund_form: RefundRequestForm | None = None, *, items_error: bool = False
 ) -> str:
-    answer = orders.last_declined(order.events)
+    answer = order_states.last_declined(order.events)
     return render_template(
         "koudai/shop/order.html",
         order=order,
@@ -101,7 +101,7 @@ def _order_page(
         pick_items=sum(line.refundable for line in order.lines) > 1,
         shipped=any(line.shipped_quantity for line in order.lines),
         refund_form=refund_form or RefundRequestForm(formdata=None),
-        refund_request=orders.refund_request(current_session(), order),
+        refund_request=order_states.refund_request(current_session(), order),
         return_waybill=returns.return_waybill(order),
         return_address=returns.return_address(order),
         carriers=CARRIERS,
