@@ -138,6 +138,7 @@ STATUS_LABELS = {
     "return_agreed": lazy_gettext("Return agreed"),
     "return_sent": lazy_gettext("Goods sent back"),
     "return_arrived": lazy_gettext("Returned goods arrived"),
+    "address_changed": lazy_gettext("Address changed"),
     # Not a state: the buyer message of a declined refund request is labelled by it.
     "refund_declined": lazy_gettext("Refund declined"),
 }
@@ -159,6 +160,7 @@ PERMISSION_LABELS = {
     "orders.refund": lazy_gettext("Refund orders"),
     "orders.mark_paid": lazy_gettext("Mark orders paid"),
     "orders.export": lazy_gettext("Export orders"),
+    "orders.edit": lazy_gettext("Change unshipped orders' addresses"),
     "catalog.edit": lazy_gettext("Edit products"),
     "stock.adjust": lazy_gettext("See and adjust stock"),
     "customers.view": lazy_gettext("See customers"),

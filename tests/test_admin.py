@@ -152,6 +152,9 @@ BARE_GET_STATUS = {
     "channel_oauth_callback": 400,
     "onboarding_taobao_callback": 400,
     "stock_labels": 303,  # nothing ticked: back to the stock list, saying so
+    # The order pages' bare POSTs, registered before it, refunded the order by then: its
+    # address can no longer change, and the page sends back to the order saying so.
+    "order_address_edit": 303,
 }
 
 

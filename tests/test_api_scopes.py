@@ -65,6 +65,13 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         201,
     ),
     ("order_cancel", "POST", "/orders/{ext}/cancel", {"reason": "asked"}, 200),
+    (
+        "order_address",
+        "PUT",
+        "/orders/{paid}/address",
+        {"name": "王芳", "phone": "13700137000", "street": "文二路 9 号"},
+        200,
+    ),
     ("order_slip", "POST", "/orders/{paid}/slip", None, 200),
     ("order_refund", "POST", "/orders/{paid}/refunds", {"amount": 100}, 201),
     (

@@ -209,6 +209,15 @@ REASONS = {
         "the parcel you sent back."
     ),
     "not_your_request": lazy_gettext("Only the one who asked can take the request back."),
+    "address_shipped": lazy_gettext(
+        "Part of this order has shipped to the address it has: it can no longer change."
+    ),
+    "address_on_channel": lazy_gettext(
+        "This order came from %(channel)s: the buyer changes its address there."
+    ),
+    "address_in_erp": lazy_gettext(
+        "This order went to %(channel)s, which ships it: change the address there."
+    ),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."
     ),

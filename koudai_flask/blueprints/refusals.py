@@ -34,6 +34,7 @@ _ACTIONS = {
     "refund": lazy_gettext("refunded"),
     "decline_refund": lazy_gettext("kept from a refund"),
     "withdraw_refund": lazy_gettext("taken out of its refund"),
+    "change_address": lazy_gettext("sent to another address"),
 }
 
 

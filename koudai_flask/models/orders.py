@@ -226,12 +226,14 @@ CHANNEL_ACTOR = "channel:"
 # The note of a timeline entry that keeps the order's state starts with its kind.
 PARTIAL_REFUND, PARTIAL_SHIPMENT = "partial refund", "partial shipment"
 RETURN_AGREED, RETURN_SENT, RETURN_ARRIVED = "return agreed", "return parcel", "return arrived"
+ADDRESS_CHANGED = "address changed"
 IN_PLACE_STEPS = {
     PARTIAL_REFUND: "partially_refunded",
     PARTIAL_SHIPMENT: "partially_shipped",
     RETURN_AGREED: "return_agreed",
     RETURN_SENT: "return_sent",
     RETURN_ARRIVED: "return_arrived",
+    ADDRESS_CHANGED: "address_changed",
 }
 
 

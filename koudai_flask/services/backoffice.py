@@ -21,7 +21,7 @@ from koudai_flask.models import (
     OrderNote,
     StaffMember,
 )
-from koudai_flask.services import order_search, orders, refunds, returns, staff
+from koudai_flask.services import order_address, order_search, orders, refunds, returns, staff
 from koudai_flask.services.order_sync import CHANNEL_PROVIDER
 from koudai_flask.services.shipping import TRACKING_NUMBER
 from koudai_flask.services.transaction import current_session, unit_of_work
@@ -256,6 +256,26 @@ def mark_paid_offline(user_id: str, number: str, *, reference: str = "") -> Orde
             before,
             {**_snapshot(order), "reference": reference},
         )
+        return order
+
+
+def change_address(user_id: str, number: str, address: dict[str, Any]) -> Order:
+    """The buyer asked for their unshipped order to go elsewhere (``orders.edit``); see
+    ``services.order_address``."""
+    with unit_of_work() as session:
+        order = order_for(user_id, number, "orders.edit")
+        before = dict(order.address or {})
+        order_address.change_address(number, address, actor=f"staff:{user_id}")
+        session.refresh(order)
+        if order.address != before:
+            staff.audit(
+                f"staff:{user_id}",
+                "orders.change_address",
+                "order",
+                number,
+                {"address": before},
+                {"address": order.address},
+            )
         return order
 
 

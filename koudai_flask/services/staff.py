@@ -23,6 +23,8 @@ PERMISSIONS = (
     "orders.refund",
     "orders.mark_paid",
     "orders.export",
+    # Change the address of an order that has not shipped (services.order_address).
+    "orders.edit",
     "catalog.edit",
     "stock.adjust",
     "customers.view",
@@ -49,6 +51,8 @@ ROLES: dict[str, tuple[int, frozenset[str]]] = {
                 "orders.cancel",
                 "orders.refund",
                 "orders.mark_paid",
+                # The buyer writes to service with a new address.
+                "orders.edit",
                 "customers.view",
                 "customers.edit",
             }

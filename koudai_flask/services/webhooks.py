@@ -38,6 +38,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.placed": "order.created",
     "order.paid": "order.paid",
     "order.slip_printed": "order.slip_printed",
+    "order.address_changed": "order.address_changed",
     "order.partially_shipped": "order.partially_shipped",
     "order.shipped": "order.shipped",
     "order.delivered": "order.delivered",

@@ -31,6 +31,7 @@ from koudai_flask.models import Channel, Order
 from koudai_flask.services import (
     backoffice,
     notifications,
+    order_address,
     order_csv,
     order_search,
     order_states,
@@ -88,7 +89,7 @@ def _row_text(result: order_csv.RowResult) -> str:
     return refusal_text(result.refusal) if result.refusal is not None else result.message
 
 
-def _order_or_404(number: str, permission: str = "orders.view") -> Any:
+def order_or_404(number: str, permission: str = "orders.view") -> Any:
     try:
         return backoffice.order_for(actor_id(), number, permission)
     except NotFound:
@@ -192,7 +193,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/orders/<number>")
     @staff_required("orders.view")
     def order_detail(number: str) -> ResponseReturnValue:
-        order = _order_or_404(number)
+        order = order_or_404(number)
         member = acting()
         asked = order_states.refund_request(current_session(), order)
         return render_template(
@@ -200,6 +201,7 @@ def register(bp: Blueprint) -> None:
             order=order,
             notes=backoffice.notes(order),
             left=remaining(order),
+            address_changeable=order_address.changeable(order),
             form=FlaskForm(),
             carriers=CARRIERS,
             can=lambda codename: staff.can(member.user_id, codename, channel=order.channel),
@@ -219,7 +221,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.ship")
     def order_ship(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.ship")
+        order_or_404(number, "orders.ship")
         lines = {
             key.removeprefix("qty-"): int(value)
             for key, value in request.form.items()
@@ -255,7 +257,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.cancel")
     def order_cancel(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.cancel")
+        order_or_404(number, "orders.cancel")
         return _act(
             number,
             lambda: backoffice.cancel(actor_id(), number, reason=request.form.get("reason", "")),
@@ -266,7 +268,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.mark_paid")
     def order_mark_paid(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.mark_paid")
+        order_or_404(number, "orders.mark_paid")
         return _act(
             number,
             lambda: backoffice.mark_paid_offline(
@@ -279,7 +281,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.refund")
     def order_refund(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.refund")
+        order_or_404(number, "orders.refund")
         raw = request.form.get("amount", "").strip()
         try:
             amount = _fen(raw) if raw else None
@@ -311,7 +313,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.refund")
     def order_decline_refund(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.refund")
+        order_or_404(number, "orders.refund")
         return _act(
             number,
             lambda: backoffice.decline_refund(
@@ -324,7 +326,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.refund")
     def order_agree_return(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number, "orders.refund")
+        order_or_404(number, "orders.refund")
         return _act(
             number,
             lambda: backoffice.agree_return(
@@ -342,7 +344,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.view")
     def order_note(number: str) -> ResponseReturnValue:
         checked_form()
-        _order_or_404(number)
+        order_or_404(number)
         return _act(
             number,
             lambda: backoffice.add_note(actor_id(), number, request.form.get("body", "")),
@@ -353,7 +355,7 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.view")
     def order_resend(number: str, notification_id: int) -> ResponseReturnValue:
         checked_form()
-        order = _order_or_404(number)
+        order = order_or_404(number)
         if not any(n.id == notification_id for n in notifications.for_order(order.number)):
             abort(404)  # another order's message: not reachable through this one
         return _act(

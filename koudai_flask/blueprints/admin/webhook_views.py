@@ -23,6 +23,7 @@ EVENT_LABELS = {
     "order.created": _l("Order created"),
     "order.paid": _l("Order paid"),
     "order.slip_printed": _l("Packing slip printed"),
+    "order.address_changed": _l("Order address changed"),
     "order.partially_shipped": _l("A parcel of an order shipped"),
     "order.shipped": _l("Order shipped"),
     "order.delivered": _l("Order delivered"),

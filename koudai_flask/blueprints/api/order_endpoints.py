@@ -1,5 +1,6 @@
 """Order endpoints: list, read, create for an external channel, pay, ship, cancel, refund,
-and answer a refund request (decline it, agree to a return)."""
+change an unshipped order's address, and answer a refund request (decline it, agree to a
+return)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from koudai_flask.schemas.api_orders import (
     ShipIn,
     SlipOut,
 )
-from koudai_flask.services import packing, platform_actions, platform_reads
+from koudai_flask.schemas.orders import AddressInput
+from koudai_flask.services import backoffice, packing, platform_actions, platform_reads
 
 
 def register(bp: Blueprint) -> None:
@@ -104,6 +106,19 @@ def register(bp: Blueprint) -> None:
     def order_cancel(data: dict[str, Any], number: str) -> Any:
         """Cancel an unpaid order; its reserved stock goes back."""
         return platform_actions.cancel(principal(), number, reason=data["reason"])
+
+    @bp.route("/orders/<number>/address", methods=["PUT"])
+    @requires("orders.edit")
+    @idempotent
+    @bp.arguments(AddressInput)
+    @bp.response(200, OrderOut)
+    def order_address(data: dict[str, Any], number: str) -> Any:
+        """Send an order that has not shipped to another address (unpaid or paid, not asking
+        for a refund, not a marketplace's order nor one handed to an ERP system). The same
+        address again changes nothing; receivers of `order.address_changed` learn both."""
+        platform_reads.order(principal(), number, "orders.edit")
+        backoffice.change_address(principal().user_id, number, data)
+        return platform_reads.order(principal(), number)
 
     @bp.route("/orders/<number>/refund-request/decline", methods=["POST"])
     @requires("orders.refund")
