@@ -252,6 +252,18 @@ SETTINGS: dict[str, Setting] = {
         "None turns e-mail off.",
         optional_dict,
     ),
+    "KOUDAI_STOCK_ALERT_INTERVAL": Setting(
+        300,
+        "Seconds between sweeps that tell buyers who asked (到货提醒) that a sold-out SKU is "
+        "back in stock.",
+        seconds,
+    ),
+    "KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE": Setting(
+        None,
+        "The Official Account's template id for back-in-stock messages (keyword1 the "
+        "product, keyword2 the variant, keyword3 the stock); None: those go by SMS or e-mail.",
+        optional_str,
+    ),
     "KOUDAI_WEBHOOKS": Setting(
         False,
         "Outbound webhooks: subscribe their fan-out to the order, stock and customer events "

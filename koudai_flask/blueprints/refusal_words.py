@@ -209,6 +209,11 @@ REASONS = {
         "the parcel you sent back."
     ),
     "not_your_request": lazy_gettext("Only the one who asked can take the request back."),
+    "alert_in_stock": lazy_gettext("It is in stock now: you can buy it straight away."),
+    "alert_unreachable": lazy_gettext(
+        "We have no way to reach you: add a phone number or an e-mail address to your account."
+    ),
+    "alert_limit": lazy_gettext("At most %(most)s alerts can wait at a time: remove some first."),
     "address_shipped": lazy_gettext(
         "Part of this order has shipped to the address it has: it can no longer change."
     ),

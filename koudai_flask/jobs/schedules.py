@@ -57,6 +57,11 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], int], int]]:
         from koudai_flask.services import outbox
 
         jobs.append(("koudai-outbox-prune", tasks.prune_outbox, outbox.PRUNE_INTERVAL))
+    from koudai_flask.services import stock_alerts
+
+    if stock_alerts.offered(app.config):  # some channel can tell buyers their SKU is back
+        every = app.config["KOUDAI_STOCK_ALERT_INTERVAL"]
+        jobs.append(("koudai-stock-alerts", stock_alerts.sweep, every))
     kuaidi100 = app.config["KOUDAI_KUAIDI100"]
     if kuaidi100 is not None:
         from koudai_flask.services.logistics import poll_due

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from koudai_flask.models.base import Base, Timestamped, utcnow
@@ -66,3 +66,29 @@ class ShopProfile(Base):
     # Where buyers send the goods of a return (退货地址): {"name", "phone", "address"}.
     return_address: Mapped[dict[str, str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StockAlert(Base, Timestamped):
+    """A buyer asked to be told when a sold-out SKU is back (到货提醒).
+
+    One per (SKU, buyer): asking again after being told arms the same row again. ``status``
+    is ``waiting`` until the SKU is back, then ``sending`` while one job tells the buyer,
+    then ``sent`` (on ``channel``) or ``failed`` (``last_error``)."""
+
+    __tablename__ = "koudai_stock_alert"
+    __table_args__ = (
+        UniqueConstraint("sku_id", "customer_id"),
+        Index("ix_koudai_stock_alert_status_sku", "status", "sku_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("koudai_sku.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("koudai_customer.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    # When the buyer last asked: a job's id carries it, so a row armed again is sent again.
+    armed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    notified_at: Mapped[datetime | None]

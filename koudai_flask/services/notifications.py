@@ -124,30 +124,37 @@ def reachable(session: Session, order: Order, event: str) -> list[tuple[str, str
     """(channel, recipient) for each channel that is configured and knows this buyer."""
     config = current_app.config
     customer = session.get(Customer, order.customer_id) if order.customer_id else None
-    known: dict[str, str] = {}
-    if customer is not None:
-        # The newest identity of each kind wins (e.g. the openid of the latest login).
-        for identity in session.scalars(
-            select(CustomerIdentity)
-            .where(CustomerIdentity.customer_id == customer.id)
-            .order_by(CustomerIdentity.id.desc())
-        ):
-            known.setdefault(identity.kind, identity.value)
+    known = contacts(session, customer)
     found: list[tuple[str, str]] = []
     openid = known.get("wechat_openid")
     if config["KOUDAI_WECHAT"] and openid and _wechat_template_id(session, event):
         found.append(("wechat", openid))
-    phone = (
-        (customer.phone if customer else None)
-        or known.get("phone")
-        or (order.address or {}).get("phone")
-    )
+    phone = known.get("phone") or (order.address or {}).get("phone")
     if config["KOUDAI_SMS"] and phone:
         found.append(("sms", str(phone).strip()))
-    email = (customer.email if customer else None) or known.get("email")
+    email = known.get("email")
     if config["KOUDAI_MAIL"] and email:
         found.append(("email", email.strip()))
     return found
+
+
+def contacts(session: Session, customer: Customer | None) -> dict[str, str]:
+    """How a buyer can be reached: identity kind → value, the newest identity of each kind
+    (the openid of the latest login), the customer's own phone and e-mail first."""
+    known: dict[str, str] = {}
+    if customer is None:
+        return known
+    if customer.phone:
+        known["phone"] = customer.phone
+    if customer.email:
+        known["email"] = customer.email
+    for identity in session.scalars(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == customer.id)
+        .order_by(CustomerIdentity.id.desc())
+    ):
+        known.setdefault(identity.kind, identity.value)
+    return known
 
 
 def _wechat_template_id(session: Session, event: str) -> str | None:
@@ -353,6 +360,7 @@ __all__ = [
     "order_context",
     "order_url",
     "plan",
+    "contacts",
     "reachable",
     "resend",
     "save_template",

@@ -24,7 +24,7 @@ from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.models import Location, Product, Sku, StockLevel, StockMovement
-from koudai_flask.services import catalog_admin, inventory
+from koudai_flask.services import catalog_admin, inventory, stock_alerts
 from koudai_flask.services import stocktake as stocktake_service
 from koudai_flask.services.transaction import current_session
 
@@ -231,6 +231,8 @@ def register(bp: Blueprint) -> None:
             default_threshold=config_value("LOW_STOCK_THRESHOLD"),
             reason_label=lambda reason: str(REASON_LABELS.get(reason, reason)),
             form=FlaskForm(),
+            # Buyers who asked to be told when it is back (到货提醒): demand the shelf lacks.
+            waiting=stock_alerts.waiting_for(sku.code),
         )
 
     @bp.post("/stock/<code>/adjust")

@@ -13,6 +13,7 @@ from koudai_flask.blueprints.common import secret_key_gate
 from koudai_flask.blueprints.shop import (
     account_views,
     address_views,
+    alert_views,
     cart_views,
     catalog_views,
     order_views,
@@ -42,6 +43,7 @@ PRIVATE_VIEWS = frozenset(
         "addresses_page",
         "address_add",
         "address_edit",
+        "alerts_page",
     }
 )
 
@@ -53,6 +55,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     order_views.register(bp)
     account_views.register(bp)
     address_views.register(bp)
+    alert_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
     bp.before_request(secret_key_gate)  # first: without the key no form or session works

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from koudai_flask import identity
 from koudai_flask.blueprints.field_messages import field_errors
 from koudai_flask.blueprints.refusals import refusal_text
-from koudai_flask.blueprints.shop.common import login_redirect
+from koudai_flask.blueprints.shop.common import expired_page, login_redirect, own_button
 from koudai_flask.blueprints.shop.forms import ActionForm, AddressForm, typed_address
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.i18n import gettext as _k
@@ -37,7 +37,7 @@ def register(bp: Blueprint) -> None:
             return login_redirect()
         form = AddressForm()
         if not form.validate():
-            return _expired(), 400
+            return expired_page(), 400
         try:
             customers.add_address(
                 customer.id, **typed_address(form), is_default=bool(form.is_default.data)
@@ -58,7 +58,7 @@ def register(bp: Blueprint) -> None:
             return render_template(EDIT, form=form, address=address)
         form = AddressForm()
         if not form.validate():
-            return _expired(), 400
+            return expired_page(), 400
         try:
             customers.update_address(
                 customer.id,
@@ -90,17 +90,9 @@ def _own(customer_id: int, address_id: int) -> Any:
 
 def _act(address_id: int, change: Any, done: str) -> ResponseReturnValue:
     """A button's POST on one of the buyer's addresses: checked, done, back to the book."""
-    customer = identity.current_customer()
-    if customer is None:
-        return login_redirect()
-    if not ActionForm().validate():
-        return _expired(), 400
-    try:
-        change(customer.id, address_id)
-    except NotFound:  # not theirs, or gone
-        abort(404)
-    flash(done, "success")
-    return redirect(url_for(".addresses_page"), 303)
+    return own_button(
+        lambda customer_id: change(customer_id, address_id), done, url_for(".addresses_page")
+    )
 
 
 def _book(customer_id: int, form: AddressForm, refused: ValidationError | None = None) -> str:
@@ -116,8 +108,3 @@ def _book(customer_id: int, form: AddressForm, refused: ValidationError | None =
 
 def _errors(form: AddressForm, refused: ValidationError) -> dict[str, str]:
     return field_errors(refused.messages, {field.name: str(field.label.text) for field in form})
-
-
-def _expired() -> str:
-    message = _k("This page expired. Go back, reload it and try again.")
-    return render_template("koudai/shop/error.html", message=message)

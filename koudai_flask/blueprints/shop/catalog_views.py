@@ -19,7 +19,7 @@ from koudai_flask.blueprints.shop.common import page_number, per_page
 from koudai_flask.blueprints.shop.forms import AddToCartForm, form_token, lazy_form
 from koudai_flask.models import Category
 from koudai_flask.models.catalog import Cover
-from koudai_flask.services import catalog, freight
+from koudai_flask.services import catalog, freight, stock_alerts
 from koudai_flask.services.transaction import current_session
 
 
@@ -162,6 +162,8 @@ def register(bp: Blueprint) -> None:
             chosen_sku=first_in_stock,
             form_token=form_token(),
             shipping=freight.offer(row.shipping_template_id),
+            # Sold-out SKUs offer 到货提醒 when some channel can tell the buyer.
+            sold_out=[s for s in skus if stock.get(s.id, 0) <= 0] if stock_alerts.offered() else [],
         )
 
     @bp.get("/media/<path:filename>")

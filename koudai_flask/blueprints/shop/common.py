@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, session, url_for
+from collections.abc import Callable
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
@@ -10,6 +21,7 @@ from koudai_flask.blueprints.common import (
     current_path,
     page_number,  # noqa: F401  (re-exported)
 )
+from koudai_flask.errors import NotFound
 from koudai_flask.services import cart, onboarding
 
 GUEST_CART_KEY = "koudai_cart"
@@ -49,12 +61,40 @@ def guest_orders() -> list[str]:
     return list(session.get(GUEST_ORDERS_KEY, []))
 
 
-def login_redirect() -> ResponseReturnValue:
-    """Send a visitor to log in and come back: the host's login when it has one."""
+def login_redirect(back: str | None = None) -> ResponseReturnValue:
+    """Send a visitor to log in and come back (to ``back``, by default this page): the
+    host's login when it has one."""
     manager = identity.host_login_manager()
     if manager is not None:
         return manager.unauthorized()
-    return redirect(url_for(".login", next=current_path()))
+    return redirect(url_for(".login", next=back or current_path()))
+
+
+def own_button(change: Callable[[int], object], done: str, back: str) -> ResponseReturnValue:
+    """A signed-in buyer's button on one of their own things: the token checked, ``change``
+    called with their customer id, then back to ``back`` saying ``done``. Another buyer's
+    thing (``NotFound``) is 404 and unchanged."""
+    from koudai_flask.blueprints.shop.forms import ActionForm
+
+    customer = identity.current_customer()
+    if customer is None:
+        return login_redirect()
+    if not ActionForm().validate():
+        return expired_page(), 400
+    try:
+        change(customer.id)
+    except NotFound:  # not theirs, or gone
+        abort(404)
+    flash(done, "success")
+    return redirect(back, 303)
+
+
+def expired_page() -> str:
+    """The page a form whose CSRF token expired (or never came) answers with (400)."""
+    from koudai_flask.i18n import gettext
+
+    message = gettext("This page expired. Go back, reload it and try again.")
+    return render_template("koudai/shop/error.html", message=message)
 
 
 def safe_next(default: str) -> str:

@@ -1,0 +1,386 @@
+"""Back-in-stock alerts (到货提醒): a signed-in buyer asks to be told when a sold-out SKU is
+back, and is told once, on the first channel that reaches them.
+
+A periodic sweep (``KOUDAI_STOCK_ALERT_INTERVAL``) finds the waiting alerts whose SKU the
+shop shows in stock again (on hand minus reserved at the default location, as the product
+page counts it; the product on sale) and gives each a job of its own, oldest first. The job
+claims its row with one conditional UPDATE (waiting → sending), so a job run twice, or a
+sweep that queued it again, tells the buyer once. No transaction is held while a channel
+answers. A buyer is told by WeChat (when the shop set ``KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE``
+and knows their openid), else by SMS, else by e-mail; a temporary failure is tried again by
+later sweeps up to ``MAX_ATTEMPTS``, a permanent one is kept on the row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, delete, func, select, update
+
+from koudai_flask.connectors.errors import PermanentFailure, TemporaryFailure
+from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.jobs.dispatch import enqueue
+from koudai_flask.models import Customer, Product, Sku, StockAlert, StockLevel
+from koudai_flask.models.base import utcnow
+from koudai_flask.notifications import sms
+from koudai_flask.notifications.delivery import Outgoing, deliver
+from koudai_flask.notifications.render import Wording, render
+from koudai_flask.services import theme
+from koudai_flask.services.ledger import get_location, get_sku
+from koudai_flask.services.notifications import contacts
+from koudai_flask.services.transaction import current_session, unit_of_work
+
+log = logging.getLogger("koudai_flask.stock_alerts")
+
+MAX_WAITING = 50  # alerts one buyer may have waiting at a time
+MAX_ATTEMPTS = 3  # sends of one alert that failed for a while before it is left failed
+SWEEP_BATCH = 500  # alerts one sweep queues at most; the next sweep takes the rest
+
+# The built-in words, by the shop's language. A WeChat template's fields read the same
+# whatever the language.
+_WECHAT = Wording("", "keyword1: {{ product }}\nkeyword2: {{ variant }}\nkeyword3: {{ stock }}")
+WORDS: dict[str, dict[str, Wording]] = {
+    "zh_CN": {
+        "sms": Wording(
+            "",
+            "【{{ shop_name }}】您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}"
+            "到货了，数量有限，欢迎选购。{% if order_url %}{{ order_url }}{% endif %}",
+        ),
+        "email": Wording(
+            "{{ shop_name }}：{{ product }}到货了",
+            "您好，\n\n您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}到货了，"
+            "数量有限，欢迎选购。{% if order_url %}\n\n{{ order_url }}{% endif %}"
+            "\n\n{{ shop_name }}",
+        ),
+        "wechat": _WECHAT,
+    },
+    "en": {
+        "sms": Wording(
+            "",
+            "[{{ shop_name }}] {{ product }}{% if variant %} ({{ variant }}){% endif %} is back "
+            "in stock.{% if order_url %} {{ order_url }}{% endif %}",
+        ),
+        "email": Wording(
+            "{{ shop_name }}: {{ product }} is back in stock",
+            "Hello,\n\n{{ product }}{% if variant %} ({{ variant }}){% endif %}, which you asked "
+            "about, is back in stock while it lasts.{% if order_url %}\n\n{{ order_url }}"
+            "{% endif %}\n\n{{ shop_name }}",
+        ),
+        "wechat": _WECHAT,
+    },
+}
+_BACK = {"zh_CN": "已到货", "en": "back in stock"}
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One of a buyer's alerts as their page lists it."""
+
+    id: int
+    status: str
+    sku: str
+    variant: str
+    product: str
+    slug: str
+    asked_at: datetime
+    notified_at: datetime | None
+
+
+def offered(config: Mapping[str, Any] | None = None) -> bool:
+    """Whether the shop can tell anyone anything: some channel is set up (in ``config``,
+    by default the current app's)."""
+    config = current_app.config if config is None else config
+    wechat = bool(config["KOUDAI_WECHAT"] and config["KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE"])
+    return bool(wechat or config["KOUDAI_SMS"] or config["KOUDAI_MAIL"])
+
+
+# -- the buyer -------------------------------------------------------------------------------
+
+
+def subscribe(customer_id: int, sku_code: str) -> StockAlert:
+    """Ask to be told when ``sku_code`` is back. Asking again while waiting changes nothing;
+    after being told, it waits again. Refused (``ValidationError``, nothing written) for a
+    SKU not on sale or in stock now, a buyer no channel of the shop reaches, or a buyer with
+    ``MAX_WAITING`` alerts waiting."""
+    with unit_of_work() as session:
+        sku = get_sku(session, sku_code)
+        product = session.get(Product, sku.product_id)
+        if not sku.active or product is None or product.status != "active":
+            raise ValidationError(f"SKU {sku_code} is not on sale", reason="not_on_sale")
+        if _available(sku.id) > 0:
+            raise ValidationError(
+                f"SKU {sku_code} is in stock: it can be bought now",
+                reason="alert_in_stock",
+                detail={"sku": sku_code},
+            )
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            raise NotFound(f"unknown customer {customer_id}")
+        if _channel(contacts(session, customer)) is None:
+            raise ValidationError(
+                "the shop has no way to reach this buyer: add a phone number or an e-mail "
+                "address to the account",
+                reason="alert_unreachable",
+            )
+        alert = session.scalar(
+            select(StockAlert).where(
+                StockAlert.sku_id == sku.id, StockAlert.customer_id == customer_id
+            )
+        )
+        if alert is not None and alert.status in ("waiting", "sending"):
+            return alert
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(StockAlert)
+            .where(StockAlert.customer_id == customer_id, StockAlert.status == "waiting")
+        )
+        if (waiting or 0) >= MAX_WAITING:
+            raise ValidationError(
+                f"at most {MAX_WAITING} alerts wait at a time",
+                reason="alert_limit",
+                detail={"most": MAX_WAITING},
+            )
+        if alert is None:
+            alert = StockAlert(sku_id=sku.id, customer_id=customer_id)
+            session.add(alert)
+        else:  # told before (or failed): wait again
+            alert.status, alert.attempts, alert.armed_at = "waiting", 0, utcnow()
+            alert.channel = alert.last_error = alert.provider_message_id = None
+            alert.notified_at = None
+        session.flush()
+        return alert
+
+
+def cancel(customer_id: int, alert_id: int) -> None:
+    """The buyer no longer wants to hear; another buyer's alert is ``NotFound``."""
+    with unit_of_work() as session:
+        removed = session.execute(
+            delete(StockAlert).where(
+                StockAlert.id == alert_id, StockAlert.customer_id == customer_id
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if removed != 1:
+            raise NotFound(f"unknown alert {alert_id}")
+
+
+def for_customer(customer_id: int) -> list[AlertRow]:
+    """The buyer's alerts, newest first."""
+    rows = (
+        current_session()
+        .execute(
+            select(StockAlert, Sku, Product)
+            .join(Sku, Sku.id == StockAlert.sku_id)
+            .join(Product, Product.id == Sku.product_id)
+            .where(StockAlert.customer_id == customer_id)
+            .order_by(StockAlert.armed_at.desc(), StockAlert.id.desc())
+        )
+        .all()
+    )
+    return [
+        AlertRow(
+            alert.id,
+            alert.status,
+            sku.code,
+            _variant(sku),
+            product.title,
+            product.slug,
+            alert.armed_at,
+            alert.notified_at,
+        )
+        for alert, sku, product in rows
+    ]
+
+
+def waiting_for(sku_code: str) -> int:
+    """How many buyers wait for ``sku_code`` (the stock page's demand figure)."""
+    session = current_session()
+    sku = get_sku(session, sku_code)
+    count = session.scalar(
+        select(func.count())
+        .select_from(StockAlert)
+        .where(StockAlert.sku_id == sku.id, StockAlert.status == "waiting")
+    )
+    return int(count or 0)
+
+
+# -- telling ---------------------------------------------------------------------------------
+
+
+def sweep() -> int:
+    """The periodic job: queue a send for each waiting alert whose SKU is back; returns how
+    many were queued (inline: sent). One that fails stays for the next sweep."""
+    if not offered():
+        return 0
+    queued = 0
+    for alert_id, armed_at, attempts in due_alerts():
+        try:
+            enqueue(
+                send,
+                alert_id,
+                job_id=f"stock-alert-{alert_id}-{armed_at.timestamp():.0f}-{attempts}",
+            )
+        except Exception as exc:  # one buyer's channel does not hold up the others
+            log.warning("stock alert %s not sent yet: %s", alert_id, _describe(exc))
+            continue
+        queued += 1
+    return queued
+
+
+def due_alerts(limit: int = SWEEP_BATCH) -> list[tuple[int, datetime, int]]:
+    """(id, armed_at, attempts) of the waiting alerts whose SKU is back, oldest first."""
+    session = current_session()
+    location = get_location(session, None)
+    rows = session.execute(
+        select(StockAlert.id, StockAlert.armed_at, StockAlert.attempts)
+        .join(Sku, Sku.id == StockAlert.sku_id)
+        .join(Product, Product.id == Sku.product_id)
+        .join(
+            StockLevel,
+            and_(StockLevel.sku_id == Sku.id, StockLevel.location_id == location.id),
+        )
+        .where(
+            StockAlert.status == "waiting",
+            Sku.active.is_(True),
+            Product.status == "active",
+            StockLevel.on_hand - StockLevel.reserved > 0,
+        )
+        .order_by(StockAlert.armed_at, StockAlert.id)
+        .limit(limit)
+    ).all()
+    session.rollback()  # a read: nothing held while the jobs are queued
+    return [(row.id, row.armed_at, row.attempts) for row in rows]
+
+
+def send(alert_id: int) -> str:
+    """Tell one buyer their SKU is back, unless that is done or being done; returns the
+    alert's status. A temporary failure is raised for the job layer to retry."""
+    with unit_of_work() as session:
+        claimed = session.execute(
+            update(StockAlert)
+            .execution_options(synchronize_session=False)
+            .where(StockAlert.id == alert_id, StockAlert.status == "waiting")
+            .values(status="sending", attempts=StockAlert.attempts + 1)
+        ).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
+        status = current_session().scalar(
+            select(StockAlert.status).where(StockAlert.id == alert_id)
+        )
+        current_session().rollback()
+        return status or "missing"
+    try:
+        outgoing = _prepare(alert_id)
+        current_session().rollback()  # a read: end it before the channel is called
+        message_id = deliver(outgoing)  # no transaction is held while the channel answers
+    except (PermanentFailure, ValidationError) as exc:
+        _failed(alert_id, exc, final=True)
+        return "failed"
+    except Exception as exc:
+        _failed(alert_id, exc, final=False)
+        raise TemporaryFailure(f"stock alert {alert_id}: {_describe(exc)}") from None
+    with unit_of_work() as session:
+        session.execute(
+            update(StockAlert)
+            .execution_options(synchronize_session=False)
+            .where(StockAlert.id == alert_id, StockAlert.status == "sending")
+            .values(
+                status="sent",
+                channel=outgoing.channel,
+                provider_message_id=message_id[:64],
+                notified_at=utcnow(),
+                last_error=None,
+            )
+        )
+    log.info("stock alert %s sent by %s", alert_id, outgoing.channel)
+    return "sent"
+
+
+def _prepare(alert_id: int) -> Outgoing:
+    session = current_session()
+    alert = session.get(StockAlert, alert_id)
+    sku = session.get(Sku, alert.sku_id) if alert is not None else None
+    product = session.get(Product, sku.product_id) if sku is not None else None
+    if alert is None or sku is None or product is None:
+        raise PermanentFailure(f"stock alert {alert_id} is gone")
+    found = _channel(contacts(session, session.get(Customer, alert.customer_id)))
+    if found is None:
+        raise PermanentFailure("the shop has no way to reach this buyer any more")
+    channel, recipient = found
+    locale = current_app.config["KOUDAI_DEFAULT_LOCALE"]
+    context = {
+        "shop_name": theme.current().name,
+        "product": product.title,
+        "variant": _variant(sku),
+        "stock": _BACK.get(locale, _BACK["zh_CN"]),
+        "order_url": _product_link(product.slug),  # the message's own link
+    }
+    return Outgoing(
+        id=alert_id,
+        channel=channel,
+        recipient=recipient,
+        message=render(channel, WORDS.get(locale, WORDS["zh_CN"])[channel], context),
+        wechat_template_id=current_app.config["KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE"],
+        # WeChat keeps one message per openid + client_msg_id: a retry after a lost answer
+        # reaches nobody twice, and a row armed again is a new message.
+        client_msg_id=f"kds{alert_id}-{alert.armed_at.timestamp():.0f}",
+    )
+
+
+def _variant(sku: Sku) -> str:
+    """The SKU as a buyer tells it from its siblings (红 / M), or nothing for a lone one."""
+    return "" if sku.label == sku.code else sku.label
+
+
+def _channel(known: dict[str, str]) -> tuple[str, str] | None:
+    """(channel, recipient) a back-in-stock message goes by, or None."""
+    config = current_app.config
+    openid = known.get("wechat_openid")
+    if config["KOUDAI_WECHAT"] and config["KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE"] and openid:
+        return "wechat", openid
+    if config["KOUDAI_SMS"] and known.get("phone", "").strip():
+        return "sms", known["phone"].strip()
+    if config["KOUDAI_MAIL"] and known.get("email", "").strip():
+        return "email", known["email"].strip()
+    return None
+
+
+def _product_link(slug: str) -> str | None:
+    from koudai_flask.services.campaigns import shop_link_base
+
+    try:
+        return f"{shop_link_base(None)}/products/{slug}"
+    except ValidationError:  # no request and no KOUDAI_CAMPAIGN_LINK_BASE: no link
+        return None
+
+
+def _available(sku_id: int) -> int:
+    session = current_session()
+    location = get_location(session, None)
+    level = session.scalar(
+        select(StockLevel.on_hand - StockLevel.reserved).where(
+            StockLevel.sku_id == sku_id, StockLevel.location_id == location.id
+        )
+    )
+    return int(level or 0)
+
+
+def _describe(exc: BaseException) -> str:
+    """An error for the log and the row: no phone numbers."""
+    return sms.mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
+
+
+def _failed(alert_id: int, exc: BaseException, *, final: bool) -> None:
+    """Record a failed send: for good, or back to waiting for a later sweep while it has
+    attempts left."""
+    current_session().rollback()
+    with unit_of_work() as session:
+        alert = session.get(StockAlert, alert_id)
+        if alert is None or alert.status != "sending":
+            return
+        alert.status = "failed" if final or alert.attempts >= MAX_ATTEMPTS else "waiting"
+        alert.last_error = _describe(exc)
+    log.warning("stock alert %s not sent: %s", alert_id, _describe(exc))
