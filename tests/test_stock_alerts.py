@@ -5,6 +5,7 @@ PostgreSQL, with real loopback servers for e-mail and WeChat."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.jobs import schedules
 from koudai_flask.models import CustomerIdentity, StockAlert
+from koudai_flask.models.base import utcnow
 from koudai_flask.notifications import sms
 from koudai_flask.services import catalog, customers, inventory, stock_alerts
 from koudai_flask.services.transaction import unit_of_work
@@ -295,3 +297,21 @@ def test_the_stock_page_shows_how_many_buyers_wait(texting):
         client.post("/alerts", {"sku": "LJ-L"})
     page = login(app, "warehouse").get("/shop-admin/stock/LJ-L").get_data(as_text=True)
     assert "有 2 位买家设置了到货提醒" in page
+
+
+def test_an_alert_a_dead_worker_left_sending_is_sent_by_a_later_sweep(texting):
+    app, _ = texting
+    _, customer_id = sign_up(app, phone=PHONE)
+    with app.app_context():
+        alert_id = stock_alerts.subscribe(customer_id, "LJ-L").id
+        inventory.adjust("LJ-L", 1, reason="delivery")
+        claimed = utcnow() - stock_alerts.STALE_SENDING
+        with unit_of_work() as session:  # claimed, then the worker died before sending
+            row = session.get(StockAlert, alert_id)
+            row.status, row.attempts, row.claimed_at = "sending", 1, claimed + timedelta(minutes=1)
+        assert stock_alerts.sweep() == 0  # a recent claim: its worker may still send it
+        with unit_of_work() as session:
+            session.get(StockAlert, alert_id).claimed_at = claimed - timedelta(seconds=1)
+        assert stock_alerts.sweep() == 1
+        assert len(sms.get_provider().sent) == 1
+    assert alerts(app) == [("sent", "sms", 2)]

@@ -88,6 +88,8 @@ class StockAlert(Base, Timestamped):
     # When the buyer last asked: a job's id carries it, so a row armed again is sent again.
     armed_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
+    # When a job last claimed it: a row still ``sending`` long after was left by a dead worker.
+    claimed_at: Mapped[datetime | None]
     channel: Mapped[str | None] = mapped_column(String(16))
     provider_message_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(500))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -40,6 +40,7 @@ log = logging.getLogger("koudai_flask.stock_alerts")
 MAX_WAITING = 50  # alerts one buyer may have waiting at a time
 MAX_ATTEMPTS = 3  # sends of one alert that failed for a while before it is left failed
 SWEEP_BATCH = 500  # alerts one sweep queues at most; the next sweep takes the rest
+STALE_SENDING = timedelta(minutes=10)  # a claim this old was left by a worker that died
 
 # The built-in words, by the shop's language. A WeChat template's fields read the same
 # whatever the language.
@@ -213,9 +214,20 @@ def waiting_for(sku_code: str) -> int:
 
 def sweep() -> int:
     """The periodic job: queue a send for each waiting alert whose SKU is back; returns how
-    many were queued (inline: sent). One that fails stays for the next sweep."""
+    many were queued (inline: sent). One that fails stays for the next sweep, and one a
+    dead worker left ``sending`` for ``STALE_SENDING`` waits again."""
     if not offered():
         return 0
+    with unit_of_work() as session:  # a worker died mid-send: the alert waits again
+        session.execute(
+            update(StockAlert)
+            .execution_options(synchronize_session=False)
+            .where(
+                StockAlert.status == "sending",
+                StockAlert.claimed_at < utcnow() - STALE_SENDING,
+            )
+            .values(status="waiting")
+        )
     queued = 0
     for alert_id, armed_at, attempts in due_alerts():
         try:
@@ -264,7 +276,7 @@ def send(alert_id: int) -> str:
             update(StockAlert)
             .execution_options(synchronize_session=False)
             .where(StockAlert.id == alert_id, StockAlert.status == "waiting")
-            .values(status="sending", attempts=StockAlert.attempts + 1)
+            .values(status="sending", attempts=StockAlert.attempts + 1, claimed_at=utcnow())
         ).rowcount  # type: ignore[attr-defined]
     if claimed != 1:
         status = current_session().scalar(

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("armed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=True),
         sa.Column("provider_message_id", sa.String(length=64), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
