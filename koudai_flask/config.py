@@ -366,8 +366,9 @@ SETTINGS: dict[str, Setting] = {
     ),
     "KOUDAI_CAMPAIGN_LINK_BASE": Setting(
         None,
-        "The shop's absolute URL campaign links start with (https://example.com/shop); None: "
-        "the host the campaign is sent from, with KOUDAI_SHOP_URL_PREFIX.",
+        "The shop's absolute URL (https://example.com/shop) that links made outside a request "
+        "start with: campaign links, back-in-stock messages, product webhooks' URLs; None: "
+        "the host of the request, with KOUDAI_SHOP_URL_PREFIX.",
         optional_str,
     ),
     "KOUDAI_CAMPAIGN_LINK_MAX_AGE": Setting(

@@ -672,7 +672,8 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
         catalog.update_sku("POT-R", price=9900)
         catalog.add_sku(made.id, {"code": "POT-R", "price": 1, "attributes": {"color": "red"}})
     catalog.archive_product(made.id)
-    # In a request the links are absolute (a worker needs SERVER_NAME; without, they are "").
+    # In a request the links are absolute (a worker needs SERVER_NAME or
+    # KOUDAI_CAMPAIGN_LINK_BASE; with neither, they are "").
     with hooked.test_request_context("/", base_url="https://shop.example.cn"):
         catalog.update_product(made.id, title="Old teapot")  # a later call: its own event
     events = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
@@ -712,4 +713,10 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
     assert renamed["images"] == [
         {"path": "pots/teapot-1.jpg", "url": "https://shop.example.cn/shop/media/pots/teapot-1.jpg"}
     ]
+    # Outside a request, the shop's address from KOUDAI_CAMPAIGN_LINK_BASE.
+    hooked.config["KOUDAI_CAMPAIGN_LINK_BASE"] = "https://m.shop.example.cn/shop/"
+    catalog.update_product(made.id, title="Teapot")
+    relinked = receiver.received[-1].document["data"]
+    assert relinked["url"] == "https://m.shop.example.cn/shop/products/teapot"
+    assert relinked["images"][0]["url"] == "https://m.shop.example.cn/shop/media/pots/teapot-1.jpg"
     assert all(r.verified for r in receiver.received)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
@@ -46,9 +46,12 @@ def product_payload(product: Product) -> dict[str, Any]:
         "description": product.description,
         "status": product.status,
         "category": product.category.slug if product.category is not None else None,
-        "url": _absolute("koudai_shop.product", slug=product.slug),
+        "url": _absolute("koudai_shop.product", f"products/{product.slug}", slug=product.slug),
         "images": [
-            {"path": image.path, "url": _absolute("koudai_shop.media", filename=image.path)}
+            {
+                "path": image.path,
+                "url": _absolute("koudai_shop.media", f"media/{image.path}", filename=image.path),
+            }
             for image in sorted(product.images, key=lambda image: image.position)
         ],
         "skus": [
@@ -65,10 +68,12 @@ def product_payload(product: Product) -> dict[str, Any]:
     }
 
 
-def _absolute(endpoint: str, **values: str) -> str:
-    """An absolute shop URL; empty where none can be built (a worker without
-    ``SERVER_NAME``, or a host that did not register the shop blueprint)."""
+def _absolute(endpoint: str, path: str, **values: str) -> str:
+    """An absolute shop URL: built from the request (or ``SERVER_NAME``), else
+    ``KOUDAI_CAMPAIGN_LINK_BASE`` and the page's ``path`` under it; empty where neither can
+    be had (a worker with neither, or a host that did not register the shop blueprint)."""
     try:
         return url_for(endpoint, **values, _external=True)
     except (RuntimeError, BuildError):
-        return ""
+        base = current_app.config["KOUDAI_CAMPAIGN_LINK_BASE"]
+        return f"{base.rstrip('/')}/{path}" if base else ""
