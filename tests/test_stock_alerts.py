@@ -4,6 +4,7 @@ PostgreSQL, with real loopback servers for e-mail and WeChat."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from typing import Any
@@ -295,8 +296,23 @@ def test_the_stock_page_shows_how_many_buyers_wait(texting):
     for phone in (PHONE, "13900139000"):
         client, _ = sign_up(app, phone=phone)
         client.post("/alerts", {"sku": "LJ-L"})
-    page = login(app, "warehouse").get("/shop-admin/stock/LJ-L").get_data(as_text=True)
+    with app.app_context():
+        catalog.create_product(title="碧螺春", skus=[{"code": "BLC", "price": 100, "stock": 0}])
+    waiting, _ = sign_up(app, phone="13700137000")
+    waiting.post("/alerts", {"sku": "BLC"})
+    warehouse = login(app, "warehouse")
+    page = warehouse.get("/shop-admin/stock/LJ-L").get_data(as_text=True)
     assert "有 2 位买家设置了到货提醒" in page
+    # The stock list: how many wait for each SKU, and the most wanted first.
+    listed = warehouse.get("/shop-admin/stock?wanted=1").get_data(as_text=True)
+    rows = re.findall(r'data-sku="([^"]+)".*?class="kd-waiting"[^>]*>(\d*)<', listed, re.S)
+    assert rows == [("LJ-L", "2"), ("BLC", "1")]
+    everything = warehouse.get("/shop-admin/stock").get_data(as_text=True)
+    assert re.findall(r'data-sku="([^"]+)".*?class="kd-waiting"[^>]*>(\d*)<', everything, re.S) == [
+        ("BLC", "1"),
+        ("LJ-S", ""),
+        ("LJ-L", "2"),
+    ]
 
 
 def test_an_alert_a_dead_worker_left_sending_is_sent_by_a_later_sweep(texting):

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Subquery, and_, delete, func, select, update
 
 from koudai_flask.connectors.errors import PermanentFailure, TemporaryFailure
 from koudai_flask.errors import NotFound, ValidationError
@@ -195,6 +195,16 @@ def for_customer(customer_id: int) -> list[AlertRow]:
         )
         for alert, sku, product in rows
     ]
+
+
+def waiting_counts() -> Subquery:
+    """``(sku_id, waiting)`` of every SKU buyers wait for, to join to a list of SKUs."""
+    return (
+        select(StockAlert.sku_id, func.count().label("waiting"))
+        .where(StockAlert.status == "waiting")
+        .group_by(StockAlert.sku_id)
+        .subquery()
+    )
 
 
 def waiting_for(sku_code: str) -> int:

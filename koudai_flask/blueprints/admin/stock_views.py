@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -84,6 +85,7 @@ def register(bp: Blueprint) -> None:
         location = inventory.get_location(session)
         q = request.args.get("q", "").strip()[:100]
         low = request.args.get("low") == "1"
+        wanted = request.args.get("wanted") == "1"  # buyers wait for it (到货提醒)
         on_hand = func.coalesce(StockLevel.on_hand, 0)
         reserved = func.coalesce(StockLevel.reserved, 0)
         threshold = func.coalesce(Sku.low_stock_threshold, config_value("LOW_STOCK_THRESHOLD"))
@@ -95,17 +97,27 @@ def register(bp: Blueprint) -> None:
             )
         if low:
             conditions += [Sku.active.is_(True), on_hand - reserved <= threshold]
+        alerts = stock_alerts.waiting_counts()
+        waiting = func.coalesce(alerts.c.waiting, 0)
+        if wanted:
+            conditions.append(waiting > 0)
         query = (
-            select(Sku, Product.title, on_hand, reserved, threshold)
+            select(Sku, Product.title, on_hand, reserved, threshold, waiting)
             .join(Product, Product.id == Sku.product_id)
             .outerjoin(
                 StockLevel,
                 and_(StockLevel.sku_id == Sku.id, StockLevel.location_id == location.id),
             )
+            .outerjoin(alerts, alerts.c.sku_id == Sku.id)
             .where(*conditions)
         )
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        order = (on_hand - reserved, Sku.code) if low else (Product.title, Sku.id)
+        if wanted:  # the most wanted first: what to buy in
+            order: tuple[Any, ...] = (waiting.desc(), Sku.code)
+        elif low:
+            order = (on_hand - reserved, Sku.code)
+        else:
+            order = (Product.title, Sku.id)
         rows = session.execute(
             query.order_by(*order).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
         ).all()
@@ -115,6 +127,7 @@ def register(bp: Blueprint) -> None:
             total=total,
             q=q,
             low=low,
+            wanted=wanted,
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
             location=location,
