@@ -139,6 +139,8 @@ STATUS_LABELS = {
     "return_sent": lazy_gettext("Goods sent back"),
     "return_arrived": lazy_gettext("Returned goods arrived"),
     "address_changed": lazy_gettext("Address changed"),
+    # Not an order's: the buyer message of a back-in-stock alert is labelled by it.
+    "back_in_stock": lazy_gettext("Back in stock"),
     # Not a state: the buyer message of a declined refund request is labelled by it.
     "refund_declined": lazy_gettext("Refund declined"),
 }

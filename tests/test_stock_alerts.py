@@ -331,3 +331,35 @@ def test_an_alert_a_dead_worker_left_sending_is_sent_by_a_later_sweep(texting):
         assert stock_alerts.sweep() == 1
         assert len(sms.get_provider().sent) == 1
     assert alerts(app) == [("sent", "sms", 2)]
+
+
+def test_the_shops_own_words_are_sent_and_checked_when_saved(texting):
+    from koudai_flask.services import notifications
+
+    app, slug = texting
+    _, customer_id = sign_up(app, phone=PHONE)
+    with app.app_context():
+        notifications.save_template(
+            "back_in_stock",
+            "sms",
+            body="【{{ shop_name }}】{{ product }}{{ variant }}补货啦 {{ order_url }}",
+        )
+        for refused, reason in (
+            ({"body": "{{ order_number }} 到了"}, "template_unusable"),  # an order's: none here
+            ({"wechat_template_id": "TPL_1"}, "template_id_setting"),
+        ):
+            channel = "wechat" if "wechat_template_id" in refused else "sms"
+            with pytest.raises(ValidationError) as error:
+                notifications.save_template("back_in_stock", channel, **refused)
+            assert error.value.reason == reason
+            if reason == "template_unusable":
+                assert error.value.detail["variables"] == (
+                    "shop_name, product, variant, status, order_url, event"
+                )
+        stock_alerts.subscribe(customer_id, "LJ-L")
+        inventory.adjust("LJ-L", 1, reason="delivery")
+        stock_alerts.sweep()
+        [sent] = sms.get_provider().sent
+        assert sent.text == (
+            f"【Koudai Shop】龙井茶大罐补货啦 http://shop.example.com/shop/products/{slug}"
+        )

@@ -209,6 +209,10 @@ REASONS = {
         "the parcel you sent back."
     ),
     "not_your_request": lazy_gettext("Only the one who asked can take the request back."),
+    "template_id_setting": lazy_gettext(
+        "The WeChat template id of back-in-stock messages is a setting: "
+        "KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE."
+    ),
     "alert_in_stock": lazy_gettext("It is in stock now: you can buy it straight away."),
     "alert_unreachable": lazy_gettext(
         "We have no way to reach you: add a phone number or an e-mail address to your account."

@@ -131,6 +131,20 @@ _ZH: dict[tuple[str, str], Wording] = {
         "寄出后请在订单页填写快递公司和运单号。{% if order_url %}\n\n查看订单：{{ order_url }}"
         "{% endif %}\n\n{{ shop_name }}",
     ),
+    ("back_in_stock", "sms"): Wording(
+        "",
+        "【{{ shop_name }}】您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}"
+        "到货了，数量有限，欢迎选购。{% if order_url %}{{ order_url }}{% endif %}",
+    ),
+    ("back_in_stock", "email"): Wording(
+        "{{ shop_name }}：{{ product }}到货了",
+        "您好，\n\n您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}到货了，"
+        "数量有限，欢迎选购。{% if order_url %}\n\n{{ order_url }}{% endif %}"
+        "\n\n{{ shop_name }}",
+    ),
+    ("back_in_stock", "wechat"): _wechat(
+        "keyword1: {{ product }}", "keyword2: {{ variant }}", "keyword3: {{ status }}"
+    ),
     ("paid", "wechat"): _wechat(
         "keyword1: {{ order_number }}", "keyword2: {{ total }}", "keyword3: {{ status }}"
     ),
@@ -188,6 +202,17 @@ _EN: dict[tuple[str, str], Wording] = {
         "[{{ shop_name }}] Order {{ order_number }}: your return is agreed. Send the goods to "
         "{{ return_address }}, then give the waybill on your order.{% if order_url %} "
         "{{ order_url }}{% endif %}",
+    ),
+    ("back_in_stock", "sms"): Wording(
+        "",
+        "[{{ shop_name }}] {{ product }}{% if variant %} ({{ variant }}){% endif %} is back "
+        "in stock.{% if order_url %} {{ order_url }}{% endif %}",
+    ),
+    ("back_in_stock", "email"): Wording(
+        "{{ shop_name }}: {{ product }} is back in stock",
+        "Hello,\n\n{{ product }}{% if variant %} ({{ variant }}){% endif %}, which you asked "
+        "about, is back in stock while it lasts.{% if order_url %}\n\n{{ order_url }}"
+        "{% endif %}\n\n{{ shop_name }}",
     ),
     ("paid", "email"): Wording(
         "{{ shop_name }}: order {{ order_number }} is paid",
@@ -248,6 +273,14 @@ VARIABLES = (
     "return_address",
     "event",
 )
+# What a back-in-stock message knows: no order, a product (its link is ``order_url``, the
+# message's own link on every channel).
+STOCK_VARIABLES = ("shop_name", "product", "variant", "status", "order_url", "event")
+
+
+def variables_for(event: str) -> tuple[str, ...]:
+    """The variables a message of ``event`` may use."""
+    return STOCK_VARIABLES if event == "back_in_stock" else VARIABLES
 
 
 def yuan(fen: int) -> str:
@@ -273,8 +306,9 @@ def effective_wording(
 
 
 def sample_context(event: str = "shipped") -> dict[str, Any]:
-    """Plausible values of every variable, to try a template before it is saved."""
-    return {
+    """Plausible values of every variable ``event`` has, to try a template before it is
+    saved (one that names another event's variable is refused then, not when sent)."""
+    values = {
         "shop_name": "示例小店",
         "order_number": "KD202611250000000001",
         "total": yuan(25800),
@@ -285,8 +319,11 @@ def sample_context(event: str = "shipped") -> dict[str, Any]:
         "order_url": "https://shop.example.com/shop/orders/KD202611250000000001",
         "reason": "商品已发出，请留意物流",
         "return_address": "售后组 0571-88886666 杭州市西湖区文三路 90 号",
+        "product": "龙井茶",
+        "variant": "大罐",
         "event": event,
     }
+    return {name: values[name] for name in variables_for(event)}
 
 
 @functools.lru_cache(maxsize=256)
@@ -309,12 +346,12 @@ def _render_text(source: str, context: Mapping[str, Any], part: str = "body") ->
         # SecurityError (a forbidden attribute), UndefinedError, TemplateSyntaxError, ...
         reason = exc.message or type(exc).__name__
         where = f" on line {exc.lineno}" if isinstance(exc, TemplateSyntaxError) else ""
+        known = ", ".join(context)  # the variables this message has
         raise ValidationError(
-            f"the {part} template cannot be used{where}: {reason}; "
-            f"it may use {', '.join(VARIABLES)}",
+            f"the {part} template cannot be used{where}: {reason}; it may use {known}",
             {part: [reason]},
             reason="template_unusable",
-            detail={"field": part, "problem": reason, "variables": ", ".join(VARIABLES)},
+            detail={"field": part, "problem": reason, "variables": known},
         ) from None
     if len(text) > MAX_OUTPUT_LENGTH:
         raise ValidationError(

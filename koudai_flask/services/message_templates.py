@@ -19,6 +19,7 @@ from koudai_flask.services import staff
 from koudai_flask.services.transaction import unit_of_work
 
 _TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STOCK_EVENT = "back_in_stock"  # services.stock_alerts: no order, its template id a setting
 
 
 def save_template(
@@ -37,6 +38,13 @@ def save_template(
     if channel not in CHANNELS:
         raise ValidationError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
     template_id = (wechat_template_id or "").strip() or None
+    if template_id is not None and event == STOCK_EVENT:
+        raise ValidationError(
+            "the back-in-stock template id is the setting KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE: "
+            "whether a product page offers the alert is known without asking the database",
+            {"wechat_template_id": ["a setting"]},
+            reason="template_id_setting",
+        )
     if template_id is not None and (channel != "wechat" or not _TEMPLATE_ID.match(template_id)):
         raise ValidationError(
             "wechat_template_id is for WeChat only: the id (letters, digits, - and _) from "

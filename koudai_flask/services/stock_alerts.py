@@ -7,8 +7,10 @@ page counts it; the product on sale) and gives each a job of its own, oldest fir
 claims its row with one conditional UPDATE (waiting → sending), so a job run twice, or a
 sweep that queued it again, tells the buyer once. No transaction is held while a channel
 answers. A buyer is told by WeChat (when the shop set ``KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE``
-and knows their openid), else by SMS, else by e-mail; a temporary failure is tried again by
-later sweeps up to ``MAX_ATTEMPTS``, a permanent one is kept on the row.
+and knows their openid), else by SMS, else by e-mail, in the shop's words for the
+``back_in_stock`` message (the back office's buyer messages) or the built-in ones; a
+temporary failure is tried again up to ``MAX_ATTEMPTS``, a permanent one is kept on the
+row.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from sqlalchemy import Subquery, and_, delete, func, select, update
 from koudai_flask.connectors.errors import PermanentFailure, TemporaryFailure
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.jobs.dispatch import enqueue
-from koudai_flask.models import Customer, Product, Sku, StockAlert, StockLevel
+from koudai_flask.models import Customer, MessageTemplate, Product, Sku, StockAlert, StockLevel
 from koudai_flask.models.base import utcnow
 from koudai_flask.notifications import sms
 from koudai_flask.notifications.delivery import Outgoing, deliver
-from koudai_flask.notifications.render import Wording, render
+from koudai_flask.notifications.render import Wording, effective_wording, render
 from koudai_flask.services import theme
 from koudai_flask.services.ledger import get_location, get_sku
+from koudai_flask.services.message_templates import STOCK_EVENT
 from koudai_flask.services.notifications import contacts
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -42,39 +45,6 @@ MAX_ATTEMPTS = 3  # sends of one alert that failed for a while before it is left
 SWEEP_BATCH = 500  # alerts one sweep queues at most; the next sweep takes the rest
 STALE_SENDING = timedelta(minutes=10)  # a claim this old was left by a worker that died
 
-# The built-in words, by the shop's language. A WeChat template's fields read the same
-# whatever the language.
-_WECHAT = Wording("", "keyword1: {{ product }}\nkeyword2: {{ variant }}\nkeyword3: {{ stock }}")
-WORDS: dict[str, dict[str, Wording]] = {
-    "zh_CN": {
-        "sms": Wording(
-            "",
-            "【{{ shop_name }}】您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}"
-            "到货了，数量有限，欢迎选购。{% if order_url %}{{ order_url }}{% endif %}",
-        ),
-        "email": Wording(
-            "{{ shop_name }}：{{ product }}到货了",
-            "您好，\n\n您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}到货了，"
-            "数量有限，欢迎选购。{% if order_url %}\n\n{{ order_url }}{% endif %}"
-            "\n\n{{ shop_name }}",
-        ),
-        "wechat": _WECHAT,
-    },
-    "en": {
-        "sms": Wording(
-            "",
-            "[{{ shop_name }}] {{ product }}{% if variant %} ({{ variant }}){% endif %} is back "
-            "in stock.{% if order_url %} {{ order_url }}{% endif %}",
-        ),
-        "email": Wording(
-            "{{ shop_name }}: {{ product }} is back in stock",
-            "Hello,\n\n{{ product }}{% if variant %} ({{ variant }}){% endif %}, which you asked "
-            "about, is back in stock while it lasts.{% if order_url %}\n\n{{ order_url }}"
-            "{% endif %}\n\n{{ shop_name }}",
-        ),
-        "wechat": _WECHAT,
-    },
-}
 _BACK = {"zh_CN": "已到货", "en": "back in stock"}
 
 
@@ -337,19 +307,31 @@ def _prepare(alert_id: int) -> Outgoing:
         "shop_name": theme.current().name,
         "product": product.title,
         "variant": _variant(sku),
-        "stock": _BACK.get(locale, _BACK["zh_CN"]),
+        "status": _BACK.get(locale, _BACK["zh_CN"]),
+        "event": STOCK_EVENT,
         "order_url": _product_link(product.slug),  # the message's own link
     }
     return Outgoing(
         id=alert_id,
         channel=channel,
         recipient=recipient,
-        message=render(channel, WORDS.get(locale, WORDS["zh_CN"])[channel], context),
+        message=render(channel, _wording(channel, locale), context),
         wechat_template_id=current_app.config["KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE"],
         # WeChat keeps one message per openid + client_msg_id: a retry after a lost answer
         # reaches nobody twice, and a row armed again is a new message.
         client_msg_id=f"kds{alert_id}-{alert.armed_at.timestamp():.0f}",
     )
+
+
+def _wording(channel: str, locale: str) -> Wording:
+    """The shop's words for the message on ``channel`` (the messages page), else the built-in
+    ones."""
+    saved = current_session().scalar(
+        select(MessageTemplate).where(
+            MessageTemplate.event == STOCK_EVENT, MessageTemplate.channel == channel
+        )
+    )
+    return effective_wording(STOCK_EVENT, channel, saved, locale)
 
 
 def _variant(sku: Sku) -> str:

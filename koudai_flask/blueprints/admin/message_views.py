@@ -97,7 +97,7 @@ def register(bp: Blueprint) -> None:
             channel_label=CHANNEL_LABELS[channel],
             values=values,
             default=_default(event, channel),
-            variables=render.VARIABLES,
+            variables=render.variables_for(event),
             error=error,
             form=FlaskForm(),
         ), (422 if error else 200)
