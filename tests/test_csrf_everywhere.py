@@ -31,6 +31,7 @@ ANSWER_FIRST = {
     "koudai_shop.buy_again": 404,
     "koudai_shop.send_back": 404,
     "koudai_shop.withdraw_refund": 404,
+    "koudai_shop.order_address_edit": 404,
     # No buyer is signed in (staff are): sent to log in. test_address_book posts without
     # the token as the buyer.
     "koudai_shop.address_add": 302,

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from koudai_flask.errors import InvalidTransition, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent, PackingSlip
-from koudai_flask.services import channels, order_address, order_sync, orders, packing
+from koudai_flask.services import channels, customers, order_address, order_sync, orders, packing
 from koudai_flask.services.webhooks import TOPIC_EVENTS
 from tests.api_support import API, make_key
+from tests.shop_client import ShopClient
 from tests.test_admin import build, login
 
 OLD = {
@@ -283,3 +284,63 @@ def test_the_api_changes_it_and_says_why_it_will_not(shop):
     late = client.put(url, json={**NEW, "street": "别处 1 号"}, headers=headers)
     assert late.status_code == 409 and late.get_json()["code"] == "InvalidTransition"
     assert written(app, numbers["web"])["address"] == NEW
+
+
+# -- the buyer ---------------------------------------------------------------------------------
+
+
+def buyer_of(app: Flask, name: str) -> ShopClient:
+    client = ShopClient(app)
+    client.get("/account/login")
+    client.post("/account/login", {"login": f"{name}@buyers.cn", "password": "buyer-pass-1"})
+    return client
+
+
+def test_the_buyer_sends_their_paid_order_elsewhere_until_packing_begins(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    buyer = buyer_of(app, "web")
+    assert 'id="change-address"' in buyer.text(f"/orders/{number}")
+    assert 'value="1 Road"' in buyer.text(f"/orders/{number}/address")
+    changed = buyer.post(f"/orders/{number}/address", NEW)
+    assert changed.status_code == 303 and changed.headers["Location"].endswith(number)
+    assert "订单将寄往新地址。" in buyer.text(f"/orders/{number}")
+    assert written(app, number)["address"] == NEW
+    with app.app_context():
+        order = orders.get_order(get_state().session, number)
+        assert (order.events[-1].step, order.events[-1].actor) == ("address_changed", "buyer")
+        customer = customers.find_by_login("web@buyers.cn")
+        home = customers.add_address(customer.id, **{**NEW, "street": "龙井路 2 号"})
+        other = customers.find_by_login("tb-a@buyers.cn")
+        theirs = customers.add_address(other.id, **{**NEW, "street": "别人家 3 号"})
+        home_id, their_id = home.id, theirs.id
+    # One of their saved addresses, by its id; another buyer's is 404.
+    assert buyer.post(f"/orders/{number}/address", {"address_id": their_id}).status_code == 404
+    assert buyer.post(f"/orders/{number}/address", {"address_id": home_id}).status_code == 303
+    assert written(app, number)["address"]["street"] == "龙井路 2 号"
+    # Packing begins: the buyer asks the shop from now on.
+    with app.app_context():
+        packing.print_slips("staff:warehouse@shop.cn", [number])
+    assert 'id="change-address"' not in buyer.text(f"/orders/{number}")
+    before = written(app, number)
+    refused = buyer.post(f"/orders/{number}/address", NEW, follow_redirects=True)
+    assert "商家正在为此订单打包：请联系商家修改收货地址。" in refused.get_data(as_text=True)
+    assert written(app, number) == before
+
+
+def test_the_buyer_cannot_change_anothers_a_marketplaces_or_by_a_forged_post(shop):
+    app, numbers = shop
+    number = numbers["web"]
+    stranger = buyer_of(app, "tb-b")
+    assert stranger.get(f"/orders/{number}/address").status_code == 404
+    assert stranger.post(f"/orders/{number}/address", NEW).status_code == 404
+    marketplace = buyer_of(app, "tb-a")  # their own order, but Taobao's
+    assert marketplace.get(f"/orders/{numbers['tb-a']}/address").status_code == 404
+    buyer = buyer_of(app, "web")
+    before = written(app, number)
+    assert buyer.post(f"/orders/{number}/address", NEW, token=False).status_code == 400
+    bad = buyer.post(f"/orders/{number}/address", {**NEW, "phone": "call me"})
+    assert bad.status_code == 422 and 'data-error="phone"' in bad.get_data(as_text=True)
+    assert written(app, number) == before
+    page = buyer.get(f"/orders/{number}/address")
+    assert page.headers["Cache-Control"] == "private, no-store"

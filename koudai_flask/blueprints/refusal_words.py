@@ -218,6 +218,9 @@ REASONS = {
         "We have no way to reach you: add a phone number or an e-mail address to your account."
     ),
     "alert_limit": lazy_gettext("At most %(most)s alerts can wait at a time: remove some first."),
+    "address_packing": lazy_gettext(
+        "The shop is packing this order: ask them to send it to the new address."
+    ),
     "address_shipped": lazy_gettext(
         "Part of this order has shipped to the address it has: it can no longer change."
     ),

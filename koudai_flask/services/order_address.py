@@ -7,6 +7,11 @@ the buyer changes it there) nor one handed to an ERP system, which ships it from
 address it was sent (change it there). The order's price stays as placed: the fee the buyer
 paid or agreed to is not worked out again.
 
+Staff change it (``backoffice.change_address``, ``orders.edit``); the buyer changes it
+themselves while the order is unpaid, or paid and not yet being packed (its packing slip
+not printed): after that the warehouse may already be putting the label on, so they ask
+the shop.
+
 The change is a timeline entry (the address before it in its detail) and an
 ``order.address_changed`` outbox event with both addresses. A packing slip already printed
 shows the old address: the order goes back to the unprinted ones, so the warehouse's next
@@ -26,7 +31,7 @@ from koudai_flask.models.orders import ADDRESS_CHANGED
 from koudai_flask.schemas import load
 from koudai_flask.schemas.orders import AddressInput
 from koudai_flask.services.order_states import get_order, record_in_place
-from koudai_flask.services.transaction import unit_of_work
+from koudai_flask.services.transaction import current_session, unit_of_work
 
 CHANGEABLE = ("pending_payment", "paid")
 TOPIC = "order.address_changed"
@@ -34,18 +39,24 @@ TOPIC = "order.address_changed"
 _schema = AddressInput()
 
 
-def change_address(number: str, address: dict[str, Any], *, actor: str = "system") -> Order:
+def change_address(
+    number: str, address: dict[str, Any], *, actor: str = "system", by_buyer: bool = False
+) -> Order:
     """Send order ``number`` to ``address`` (the fields of ``schemas.orders.AddressInput``).
 
     The same address again changes nothing. Raises ``ValidationError`` for an address the
     schema refuses or an order whose address is kept elsewhere, ``InvalidTransition`` for an
-    order past the point where its address can change; either way nothing is written."""
+    order past the point where its address can change; either way nothing is written. The
+    buyer (``by_buyer``) changes it themselves until packing begins: a paid order whose
+    packing slip is printed is refused (``address_packing``: they ask the shop)."""
     new = load(_schema, address, "address")
     with unit_of_work() as session:
         order = get_order(session, number)
         session.refresh(order)
         _check_changeable(order)
         _check_kept_here(order)
+        if by_buyer:
+            _check_not_packing(order)
         old = dict(order.address or {})
         if old == new:
             return order
@@ -74,14 +85,29 @@ def change_address(number: str, address: dict[str, Any], *, actor: str = "system
         return order
 
 
-def changeable(order: Order) -> bool:
-    """Whether the order page offers to change ``order``'s address."""
+def changeable(order: Order, *, by_buyer: bool = False) -> bool:
+    """Whether the order page (staff's, or the buyer's with ``by_buyer``) offers to change
+    ``order``'s address."""
     try:
         _check_changeable(order)
         _check_kept_here(order)
+        if by_buyer:
+            _check_not_packing(order)
     except (InvalidTransition, ValidationError):
         return False
     return True
+
+
+def _check_not_packing(order: Order) -> None:
+    """Refuse the buyer an order the warehouse has begun to pack (its slip is printed)."""
+    printed = current_session().scalar(
+        select(PackingSlip.order_id).where(PackingSlip.order_id == order.id)
+    )
+    if printed is not None:
+        raise ValidationError(
+            f"order {order.number} is being packed: the shop changes its address now",
+            reason="address_packing",
+        )
 
 
 def _check_changeable(order: Order) -> None:
@@ -96,8 +122,6 @@ def _check_changeable(order: Order) -> None:
 
 def _check_kept_here(order: Order) -> None:
     """Refuse an order whose address a marketplace or an ERP system keeps."""
-    from koudai_flask.services.transaction import current_session
-
     bound = (
         current_session()
         .execute(

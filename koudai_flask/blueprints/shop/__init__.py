@@ -16,6 +16,7 @@ from koudai_flask.blueprints.shop import (
     alert_views,
     cart_views,
     catalog_views,
+    order_address_views,
     order_views,
     tracking_views,
 )
@@ -44,6 +45,7 @@ PRIVATE_VIEWS = frozenset(
         "address_add",
         "address_edit",
         "alerts_page",
+        "order_address_edit",
     }
 )
 
@@ -56,6 +58,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     account_views.register(bp)
     address_views.register(bp)
     alert_views.register(bp)
+    order_address_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 
     bp.before_request(secret_key_gate)  # first: without the key no form or session works

@@ -23,7 +23,7 @@ from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
-from koudai_flask.services import order_states, orders, returns
+from koudai_flask.services import order_address, order_states, orders, returns
 from koudai_flask.services import payments as payment_service
 from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session
@@ -96,6 +96,8 @@ def _order_page(
         order=order,
         form=ActionForm(),
         after_sales=after_sales_here(order),
+        address_changeable=after_sales_here(order)
+        and order_address.changeable(order, by_buyer=True),
         items_error=items_error,
         # Items are picked when there is a choice: more than one unit left to refund.
         pick_items=sum(line.refundable for line in order.lines) > 1,
