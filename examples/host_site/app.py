@@ -50,6 +50,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(_sandbox_payment_settings(app.instance_path))
         # Buyers are told by text message; the demo's provider only logs (phone masked).
         app.config["KOUDAI_SMS"] = {"provider": "log"}
+        # Back-in-stock alerts go by the WeChat sandbox's template, checked every 5 seconds.
+        from examples.host_site.demo_crm import DEMO_STOCK_TEMPLATE_ID
+
+        app.config["KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE"] = DEMO_STOCK_TEMPLATE_ID
+        app.config["KOUDAI_STOCK_ALERT_INTERVAL"] = 5
         # The linked Taobao sandbox's messages are pulled every second, without Redis.
         app.config["KOUDAI_INLINE_SCHEDULE"] = "thread"
         app.config["KOUDAI_SYNC_INTERVAL"] = 1

@@ -19,6 +19,8 @@ from koudai_flask.services import customers, identities, tags
 
 # The template the WeChat sandbox accepts (a real account registers its own).
 DEMO_TEMPLATE_ID = "DEMO_TPL_NEW_ARRIVALS"
+# The back-in-stock (到货提醒) template the sandbox accepts too.
+DEMO_STOCK_TEMPLATE_ID = "DEMO_TPL_BACK_IN_STOCK"
 DEMO_TAG = "老客 Regulars"
 DEMO_COUPON = "CAMELLIA10"
 DEMO_COUPON_OFF = 1000  # fen: ¥10 off

@@ -188,7 +188,11 @@ def serve_wechat_sandbox(port: int) -> None:
     import json
     import secrets
 
-    from examples.host_site.demo_crm import DEMO_TEMPLATE_ID, demo_openids
+    from examples.host_site.demo_crm import (
+        DEMO_STOCK_TEMPLATE_ID,
+        DEMO_TEMPLATE_ID,
+        demo_openids,
+    )
     from koudai_flask.connectors.sandbox.cli import serve_until_stopped
     from koudai_flask.connectors.sandbox.wechat import WechatSandbox
 
@@ -203,7 +207,7 @@ def serve_wechat_sandbox(port: int) -> None:
     # It accepts the demo's template and knows the demo customers' openids as followers.
     sandbox = WechatSandbox(
         port=port,
-        template_ids={DEMO_TEMPLATE_ID},
+        template_ids={DEMO_TEMPLATE_ID, DEMO_STOCK_TEMPLATE_ID},
         known_openids=demo_openids(),
         **appid_secret,
     )
@@ -283,6 +287,11 @@ def print_after_sales_walkthrough(base: str) -> None:
     print("  (the pick list, then a slip per order, each on its own page when printed);")
     print(f"  then {base}/shop-admin/orders/scan  scan (or type) a slip's number, then a waybill")
     print(f"Stocktake: {base}/shop-admin/stocktake  scan (or type) a SKU code, e.g. DEMO-001-0-S")
+    print(
+        "Back in stock (到货提醒): buyer, on a product with a sold-out size, 到货通知我; owner,"
+        f" {base}/shop-admin/stock?wanted=1  adjust that SKU up: within seconds the WeChat"
+        " sandbox's /messages shows the message (or the log, a text)"
+    )
     print(
         f"Shipping templates: {base}/shop-admin/shipping  shoes and bags ship by 鞋包快递:"
         " check out to 新疆 and the fee rises, to 香港 and the order is refused"
