@@ -826,8 +826,8 @@ def test_marketing_edits_a_message_and_a_broken_one_is_refused(shop):
     app, _ = shop
     client = login(app, "marketing")
     page = client.get("/shop-admin/messages").get_data(as_text=True)
-    # Every (event, channel): the seven order events and back in stock, x 3 channels.
-    assert page.count("data-template=") == 24
+    # Every (event, channel): the eight order events and back in stock, x 3 channels.
+    assert page.count("data-template=") == 27
     assert 'data-template="back_in_stock-sms"' in page
     stock = client.get("/shop-admin/messages/back_in_stock/wechat").get_data(as_text=True)
     assert 'id="template-id-setting"' in stock and 'name="wechat_template_id"' not in stock

@@ -202,3 +202,24 @@ def test_a_schedule_thread_runs_the_periodic_jobs_without_further_requests(make_
             assert time.monotonic() < deadline, "the schedule thread never expired the order"
             time.sleep(0.1)
         assert inventory.available("KITE") == 2
+
+
+def test_a_periodic_job_turned_on_after_start_waits_its_interval_inline(
+    make_app, database_url, monkeypatch
+):
+    """Text messages set up after the app started: the back-in-stock sweep joins the inline
+    schedule at its own interval instead of failing the request that carries the jobs."""
+    app = make_app(database_url, KOUDAI_STOCK_ALERT_INTERVAL=3600)
+    schedule = schedules.InlineSchedule(app)
+    app.config["KOUDAI_SMS"] = {"provider": "log"}
+    ran: list[str] = []
+    original = schedules.periodic_jobs
+    monkeypatch.setattr(
+        schedules,
+        "periodic_jobs",
+        lambda app_: [(n, lambda n=n: ran.append(n), e) for n, _, e in original(app_)],
+    )
+    with app.app_context():
+        schedule.run_due(app)
+    assert "koudai-stock-alerts" not in ran  # its hour starts now
+    assert ("koudai-stock-alerts", 3600) in [(n, e) for n, _, e in original(app)]

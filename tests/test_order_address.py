@@ -344,3 +344,39 @@ def test_the_buyer_cannot_change_anothers_a_marketplaces_or_by_a_forged_post(sho
     assert written(app, number) == before
     page = buyer.get(f"/orders/{number}/address")
     assert page.headers["Cache-Control"] == "private, no-store"
+
+
+def test_the_buyer_is_told_each_change_the_shop_makes_but_not_their_own(shop):
+    from koudai_flask.notifications import sms
+
+    app, numbers = shop
+    app.config["KOUDAI_SMS"] = {"provider": "log"}
+    number = numbers["web"]
+    with app.app_context():
+        order_address.change_address(number, NEW, actor="staff:service")
+        [told] = sms.get_provider().sent
+        assert told.phone == NEW["phone"]  # the order's own phone now: the buyer has none
+        assert told.text.startswith(
+            f"【Koudai Shop】您的订单{number}的收货地址已改为：王芳 13700137000 "
+            "浙江省杭州市西湖区文二路 9 号。如非您本人要求，请尽快联系我们。"
+        )
+        order_address.change_address(number, OLD, actor="staff:service")  # and back
+        assert len(sms.get_provider().sent) == 2
+        assert "Buyer web 13800138000 1 Road" in sms.get_provider().sent[1].text
+    buyer_of(app, "web").post(f"/orders/{number}/address", NEW)
+    with app.app_context():
+        assert written(app, number)["address"] == NEW
+        assert len(sms.get_provider().sent) == 2  # their own change: nothing to tell
+        payloads = [
+            e.payload
+            for e in get_state().session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.topic == order_address.TOPIC)
+                .order_by(OutboxEvent.id)
+            )
+        ]
+        assert [(p["changed_by"], p["change"]) for p in payloads] == [
+            ("shop", 1),
+            ("shop", 2),
+            ("buyer", 3),
+        ]

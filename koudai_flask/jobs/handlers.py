@@ -37,6 +37,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     "order.refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.partially_refunded": ["koudai_flask.services.notifications:on_order_event"],
     "order.refund_declined": ["koudai_flask.services.notifications:on_order_event"],
+    # The shop sent the order elsewhere: the buyer is told the new address.
+    "order.address_changed": ["koudai_flask.services.notifications:on_order_event"],
     # The seller agreed to a return: the buyer is told where to send the goods.
     "order.return_agreed": ["koudai_flask.services.notifications:on_order_event"],
     # A buyer's refund request: staff who may answer it are told by e-mail.

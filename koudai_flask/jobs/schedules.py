@@ -124,7 +124,9 @@ class InlineSchedule:
         now = time.monotonic()
         for name, func, interval in periodic_jobs(app):
             with self._lock:
-                if now < self._next_run[name]:
+                # A job the config turned on since (a channel set up later) starts its
+                # interval now rather than failing the request.
+                if now < self._next_run.setdefault(name, now + interval):
                     continue
                 self._next_run[name] = now + interval
             try:

@@ -21,6 +21,8 @@ EVENTS = (
     "partially_refunded",
     "refund_declined",
     "return_agreed",
+    # The shop sent the order elsewhere (services.order_address): the buyer knows at once.
+    "address_changed",
     # Not an order's: a sold-out SKU a buyer asked about is back (services.stock_alerts).
     "back_in_stock",
 )

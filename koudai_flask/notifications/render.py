@@ -131,6 +131,20 @@ _ZH: dict[tuple[str, str], Wording] = {
         "寄出后请在订单页填写快递公司和运单号。{% if order_url %}\n\n查看订单：{{ order_url }}"
         "{% endif %}\n\n{{ shop_name }}",
     ),
+    ("address_changed", "sms"): Wording(
+        "",
+        "【{{ shop_name }}】您的订单{{ order_number }}的收货地址已改为：{{ address }}。"
+        "如非您本人要求，请尽快联系我们。{% if order_url %}{{ order_url }}{% endif %}",
+    ),
+    ("address_changed", "email"): Wording(
+        "{{ shop_name }}：订单{{ order_number }}的收货地址已修改",
+        "您好，\n\n订单{{ order_number }}的收货地址已改为：\n{{ address }}\n\n"
+        "如非您本人要求，请尽快联系我们。{% if order_url %}\n\n查看订单：{{ order_url }}"
+        "{% endif %}\n\n{{ shop_name }}",
+    ),
+    ("address_changed", "wechat"): _wechat(
+        "keyword1: {{ order_number }}", "keyword2: {{ address }}", "keyword3: {{ status }}"
+    ),
     ("back_in_stock", "sms"): Wording(
         "",
         "【{{ shop_name }}】您关注的{{ product }}{% if variant %}（{{ variant }}）{% endif %}"
@@ -203,6 +217,17 @@ _EN: dict[tuple[str, str], Wording] = {
         "{{ return_address }}, then give the waybill on your order.{% if order_url %} "
         "{{ order_url }}{% endif %}",
     ),
+    ("address_changed", "sms"): Wording(
+        "",
+        "[{{ shop_name }}] Order {{ order_number }} now goes to: {{ address }}. If you did not "
+        "ask for this, contact us.{% if order_url %} {{ order_url }}{% endif %}",
+    ),
+    ("address_changed", "email"): Wording(
+        "{{ shop_name }}: order {{ order_number }} goes to a new address",
+        "Hello,\n\nOrder {{ order_number }} now goes to:\n{{ address }}\n\nIf you did not "
+        "ask for this, contact us.{% if order_url %}\n\nYour order: {{ order_url }}"
+        "{% endif %}\n\n{{ shop_name }}",
+    ),
     ("back_in_stock", "sms"): Wording(
         "",
         "[{{ shop_name }}] {{ product }}{% if variant %} ({{ variant }}){% endif %} is back "
@@ -271,6 +296,7 @@ VARIABLES = (
     "order_url",
     "reason",
     "return_address",
+    "address",
     "event",
 )
 # What a back-in-stock message knows: no order, a product (its link is ``order_url``, the
@@ -319,6 +345,7 @@ def sample_context(event: str = "shipped") -> dict[str, Any]:
         "order_url": "https://shop.example.com/shop/orders/KD202611250000000001",
         "reason": "商品已发出，请留意物流",
         "return_address": "售后组 0571-88886666 杭州市西湖区文三路 90 号",
+        "address": "王芳 13700137000 浙江省杭州市西湖区文二路 9 号",
         "product": "龙井茶",
         "variant": "大罐",
         "event": event,

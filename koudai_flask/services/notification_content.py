@@ -111,8 +111,17 @@ def order_context(order: Order, event: str, occurrence: int = 0) -> dict[str, An
         "reason": declined.note if declined is not None else "",
         # Where the seller, agreeing to a return, told the buyer to send the goods.
         "return_address": _address_text(session, order.id),
+        # Where the order goes now, for the address_changed message.
+        "address": _order_address(order),
         "event": event,
     }
+
+
+def _order_address(order: Order) -> str:
+    """The order's address as one line: recipient, phone, then the address itself."""
+    parts = order.address or {}
+    place = "".join(str(parts.get(key) or "") for key in ("province", "city", "district", "street"))
+    return " ".join(str(part) for part in (parts.get("name"), parts.get("phone"), place) if part)
 
 
 def _address_text(session: Session, order_id: int) -> str:

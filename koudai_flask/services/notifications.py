@@ -319,10 +319,18 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
         payload["number"], event
     ):
         return  # the marketplace told its buyer itself; ours would be a second, odd message
+    if event == "address_changed" and payload.get("changed_by") == "buyer":
+        return  # they did it themselves, on the page that said so
     failed = 0
     # Each partial refund is told on its own (an event written before refunds carried
     # their id counts as the order's first).
-    occurrence = int(payload.get("refund_id") or 0) if event == "partially_refunded" else 0
+    occurrence = (
+        int(payload.get("refund_id") or 0)
+        if event == "partially_refunded"
+        else int(payload.get("change") or 0)  # each change of address is told
+        if event == "address_changed"
+        else 0
+    )
     for notification in plan(payload["number"], event, occurrence):
         if notification.status not in CLAIMABLE:
             continue

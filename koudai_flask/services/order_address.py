@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from koudai_flask.errors import InvalidTransition, ValidationError
-from koudai_flask.models import Channel, ChannelOrder, Order, PackingSlip
+from koudai_flask.models import Channel, ChannelOrder, Order, OrderEvent, PackingSlip
 from koudai_flask.models.base import utcnow
 from koudai_flask.models.orders import ADDRESS_CHANGED
 from koudai_flask.schemas import load
@@ -70,6 +70,11 @@ def change_address(
             session.refresh(order)
             raise InvalidTransition(number, order.status, "change_address")
         reprint = session.scalar(select(PackingSlip.times).where(PackingSlip.order_id == order.id))
+        changes = session.scalar(
+            select(func.count())
+            .select_from(OrderEvent)
+            .where(OrderEvent.order_id == order.id, OrderEvent.note == ADDRESS_CHANGED)
+        )
         if reprint:
             session.execute(delete(PackingSlip).where(PackingSlip.order_id == order.id))
         session.refresh(order)
@@ -79,7 +84,16 @@ def change_address(
             actor=actor,
             note=ADDRESS_CHANGED,
             topic=TOPIC,
-            extra={"address": new, "previous_address": old, "slip_reprint": bool(reprint)},
+            extra={
+                "address": new,
+                "previous_address": old,
+                "slip_reprint": bool(reprint),
+                # Who asked: the buyer on their own order page, or the shop (staff, an API
+                # key), whose change the buyer is told of. The change's number tells one
+                # message from the next.
+                "changed_by": "buyer" if by_buyer else "shop",
+                "change": int(changes or 0) + 1,
+            },
             detail={"previous_address": old, "slips_printed": reprint or 0},
         )
         return order
