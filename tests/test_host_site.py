@@ -34,7 +34,7 @@ from examples.host_site.app import create_app
 from examples.host_site.commands import DEMO_ACCOUNTS
 from examples.host_site.extensions import db
 from examples.host_site.models import User
-from koudai_flask.models import Product, StaffMember
+from koudai_flask.models import Product, Sku, StaffMember
 from tests.conftest import PG_URL, pg_url_in_schema, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -173,6 +173,28 @@ def test_back_office_sends_an_anonymous_visitor_to_the_sites_login(site: Flask) 
     login_page = client.get(response.headers["Location"])
     assert login_page.status_code == 200
     assert "请先登录。 Please sign in first." in login_page.get_data(as_text=True)
+
+
+def test_a_shop_button_pressed_signed_out_comes_back_to_its_page_after_the_sites_login(
+    site: Flask,
+) -> None:
+    """A button posts (到货通知我, 删除): the site's login is told the page to come back to,
+    not the POST's address, which a browser cannot open again."""
+    with site.app_context():
+        code = db.session.scalar(
+            select(Sku.code).join(Product).where(Product.slug == "demo-001").limit(1)
+        )
+    client = site.test_client()
+    page = client.get("/shop/products/demo-001").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    asked = client.post("/shop/alerts", data={"sku": code, "csrf_token": token})
+    assert asked.status_code == 302
+    assert asked.headers["Location"] == "/login?next=%2Fshop%2Fproducts%2Fdemo-001"
+    assert "请先登录。 Please sign in first." in client.get(asked.headers["Location"]).get_data(
+        as_text=True
+    )
+    removed = client.post("/shop/account/addresses/1/delete", data={"csrf_token": token})
+    assert removed.headers["Location"] == "/login?next=%2Fshop%2Faccount%2Faddresses"
 
 
 def test_login_form_rejects_a_post_without_csrf_token(site: Flask) -> None:

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_login import login_url
 
 from koudai_flask import identity
 from koudai_flask.blueprints.common import (
@@ -63,10 +64,15 @@ def guest_orders() -> list[str]:
 
 def login_redirect(back: str | None = None) -> ResponseReturnValue:
     """Send a visitor to log in and come back (to ``back``, by default this page): the
-    host's login when it has one."""
+    host's login when it has one. A button's POST names the page to come back to, which
+    the host's login is given too: its own ``next`` would be the POST's address."""
     manager = identity.host_login_manager()
     if manager is not None:
-        return manager.unauthorized()
+        if back is None or not isinstance(manager.login_view, str):
+            return manager.unauthorized()
+        if manager.login_message:
+            flash(manager.login_message, manager.login_message_category)
+        return redirect(login_url(manager.login_view, next_url=back))
     return redirect(url_for(".login", next=back or current_path()))
 
 
@@ -78,7 +84,7 @@ def own_button(change: Callable[[int], object], done: str, back: str) -> Respons
 
     customer = identity.current_customer()
     if customer is None:
-        return login_redirect()
+        return login_redirect(back)
     if not ActionForm().validate():
         return expired_page(), 400
     try:
