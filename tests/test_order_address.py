@@ -355,14 +355,17 @@ def test_the_buyer_is_told_each_change_the_shop_makes_but_not_their_own(shop):
     with app.app_context():
         order_address.change_address(number, NEW, actor="staff:service")
         [told] = sms.get_provider().sent
-        assert told.phone == NEW["phone"]  # the order's own phone now: the buyer has none
+        # The buyer has no phone of their own: the one they placed the order with is told,
+        # not whoever the parcel goes to now.
+        assert told.phone == OLD["phone"]
         assert told.text.startswith(
             f"【Koudai Shop】您的订单{number}的收货地址已改为：王芳 13700137000 "
             "浙江省杭州市西湖区文二路 9 号。如非您本人要求，请尽快联系我们。"
         )
         order_address.change_address(number, OLD, actor="staff:service")  # and back
         assert len(sms.get_provider().sent) == 2
-        assert "Buyer web 13800138000 1 Road" in sms.get_provider().sent[1].text
+        back = sms.get_provider().sent[1]
+        assert back.phone == OLD["phone"] and "Buyer web 13800138000 1 Road" in back.text
     buyer_of(app, "web").post(f"/orders/{number}/address", NEW)
     with app.app_context():
         assert written(app, number)["address"] == NEW

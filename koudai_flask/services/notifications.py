@@ -37,8 +37,10 @@ from koudai_flask.models import (
     MessageTemplate,
     Notification,
     Order,
+    OrderEvent,
 )
 from koudai_flask.models.base import utcnow
+from koudai_flask.models.orders import ADDRESS_CHANGED
 from koudai_flask.notifications import EVENTS, sms
 from koudai_flask.notifications.delivery import deliver
 from koudai_flask.services import staff
@@ -129,13 +131,29 @@ def reachable(session: Session, order: Order, event: str) -> list[tuple[str, str
     openid = known.get("wechat_openid")
     if config["KOUDAI_WECHAT"] and openid and _wechat_template_id(session, event):
         found.append(("wechat", openid))
-    phone = known.get("phone") or (order.address or {}).get("phone")
+    phone = known.get("phone") or _address_phone(session, order, event)
     if config["KOUDAI_SMS"] and phone:
         found.append(("sms", str(phone).strip()))
     email = known.get("email")
     if config["KOUDAI_MAIL"] and email:
         found.append(("email", email.strip()))
     return found
+
+
+def _address_phone(session: Session, order: Order, event: str) -> str | None:
+    """The phone of the order's address; for a change of address, of the address the
+    order was placed with: the one who placed it is told, not whoever the parcel now goes to."""
+    address = order.address or {}
+    if event == "address_changed":
+        first = session.scalar(
+            select(OrderEvent.detail)
+            .where(OrderEvent.order_id == order.id, OrderEvent.note == ADDRESS_CHANGED)
+            .order_by(OrderEvent.id)
+            .limit(1)
+        )
+        address = (first or {}).get("previous_address") or address
+    phone = address.get("phone")
+    return str(phone) if phone else None
 
 
 def contacts(session: Session, customer: Customer | None) -> dict[str, str]:
