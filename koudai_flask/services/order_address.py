@@ -15,7 +15,9 @@ the shop.
 The change is a timeline entry (the address before it in its detail) and an
 ``order.address_changed`` outbox event with both addresses. A packing slip already printed
 shows the old address: the order goes back to the unprinted ones, so the warehouse's next
-"print what is not printed" prints it again.
+"print what is not printed" prints it again. (Printing does not lock the order row, to keep
+printing 200 slips cheap: a print that commits while a buyer's change is in flight is not
+seen by it, and that slip keeps the old address. The window is one transaction long.)
 """
 
 from __future__ import annotations
