@@ -307,6 +307,8 @@ def test_the_stock_page_shows_how_many_buyers_wait(texting):
     listed = warehouse.get("/shop-admin/stock?wanted=1").get_data(as_text=True)
     rows = re.findall(r'data-sku="([^"]+)".*?class="kd-waiting"[^>]*>(\d*)<', listed, re.S)
     assert rows == [("LJ-L", "2"), ("BLC", "1")]
+    dashboard = warehouse.get("/shop-admin/").get_data(as_text=True)
+    assert '<dd id="buyers-waiting"><a href="/shop-admin/stock?wanted=1">3</a></dd>' in dashboard
     everything = warehouse.get("/shop-admin/stock").get_data(as_text=True)
     assert re.findall(r'data-sku="([^"]+)".*?class="kd-waiting"[^>]*>(\d*)<', everything, re.S) == [
         ("BLC", "1"),

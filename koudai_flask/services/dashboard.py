@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 
 from koudai_flask.config import config_value
-from koudai_flask.models import Notification, Order, Product, Sku, StaffMember, StockLevel
+from koudai_flask.models import (
+    Notification,
+    Order,
+    Product,
+    Sku,
+    StaffMember,
+    StockAlert,
+    StockLevel,
+)
 from koudai_flask.services import packing, returns, staff
 from koudai_flask.services.transaction import current_session
 
@@ -27,6 +35,7 @@ class Dashboard:
     low_stock: list[tuple[str, str, int]]  # sku code, product title, available
     failed_notifications: int
     products_on_sale: int
+    buyers_waiting: int  # back-in-stock alerts (到货提醒) waiting, over every SKU
 
 
 def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard:
@@ -98,6 +107,9 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
     products = session.scalar(
         select(func.count()).select_from(Product).where(Product.status == "active")
     )
+    waiting_alerts = session.scalar(
+        select(func.count()).select_from(StockAlert).where(StockAlert.status == "waiting")
+    )
     return Dashboard(
         today=[(c, n, int(r)) for c, n, r in today],
         waiting_to_ship=waiting.get("paid", 0),
@@ -107,4 +119,5 @@ def for_member(member: StaffMember, *, now: datetime | None = None) -> Dashboard
         low_stock=[(code, title, int(left)) for code, title, left in low],
         failed_notifications=failed or 0,
         products_on_sale=products or 0,
+        buyers_waiting=waiting_alerts or 0,
     )
