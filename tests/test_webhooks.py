@@ -720,3 +720,45 @@ def test_a_product_change_reaches_the_receiver_once_per_call_with_what_it_left(h
     assert relinked["url"] == "https://m.shop.example.cn/shop/products/teapot"
     assert relinked["images"][0]["url"] == "https://m.shop.example.cn/shop/media/pots/teapot-1.jpg"
     assert all(r.verified for r in receiver.received)
+
+
+def test_shipping_templates_reach_a_receiver_when_made_changed_and_deleted(hooked, receiver):
+    """A channel or ERP charging the shop's freight follows its templates; a save that
+    changes nothing and a refused delete send nothing."""
+    from koudai_flask.errors import ValidationError
+    from koudai_flask.services import shipping_templates
+
+    subscribe(
+        receiver,
+        "shipping_template.created",
+        "shipping_template.updated",
+        "shipping_template.deleted",
+    )
+    figures = {"basis": "piece", "first": 1, "first_fee": 800, "additional": 1}
+    made = shipping_templates.save_template(
+        OWNER, None, {**figures, "name": "快递", "additional_fee": 200}
+    )
+    shipping_templates.save_template(
+        OWNER, made.id, {**figures, "name": "快递", "additional_fee": 300}
+    )
+    shipping_templates.save_template(  # the same figures again: nothing to tell
+        OWNER, made.id, {**figures, "name": "快递", "additional_fee": 300}
+    )
+    product = catalog.create_product(title="Pot", skus=[{"code": "POT", "price": 100}])
+    shipping_templates.assign(OWNER, [product.id], made.id)
+    with pytest.raises(ValidationError):
+        shipping_templates.delete_template(OWNER, made.id)  # in use: refused
+    shipping_templates.assign(OWNER, [product.id], None)
+    shipping_templates.delete_template(OWNER, made.id)
+    sent = [(r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received]
+    assert [name for name, _ in sent] == [
+        "shipping_template.created",
+        "shipping_template.updated",
+        "shipping_template.deleted",
+    ]
+    created, updated, deleted = (data for _, data in sent)
+    assert created["id"] == made.id and created["name"] == "快递"
+    assert (created["additional_fee"], updated["additional_fee"]) == (200, 300)
+    assert created["areas"] == [] and created["excluded"] == []
+    assert deleted == {"id": made.id, "name": "快递"}
+    assert all(r.verified for r in receiver.received)

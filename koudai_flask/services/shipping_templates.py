@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Product, ShippingTemplate
-from koudai_flask.services import staff
+from koudai_flask.services import outbox, staff
 from koudai_flask.services.freight import split_provinces
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -187,14 +187,18 @@ def save_template(
             for key, value in columns.items():
                 setattr(template, key, value)
         session.flush()
+        after = _snapshot(template)
         staff.audit(
             f"staff:{user_id}",
             "catalog.save_shipping_template",
             "shipping_template",
             str(template.id),
             before,
-            _snapshot(template),
+            after,
         )
+        if after != before:  # a channel or ERP charging the same fees follows
+            topic = "created" if before is None else "updated"
+            outbox.record(session, f"shipping_template.{topic}", {"id": template.id, **after})
         return template
 
 
@@ -220,6 +224,9 @@ def delete_template(user_id: str, template_id: int) -> None:
             str(template.id),
             _snapshot(template),
             None,
+        )
+        outbox.record(
+            session, "shipping_template.deleted", {"id": template.id, "name": template.name}
         )
         session.delete(template)
 
