@@ -30,9 +30,10 @@ demo: $(VENV)/.installed-demo
 # (tests/conftest.py); `worksteal` lets an idle worker take tests queued on the busy one.
 # Temporary files (every test's SQLite database) go to /dev/shm when it is writable and
 # TMPDIR is unset: a commit there costs ~0.1 ms instead of a ~1.5 ms sync to disk.
-# `$(BIN)/pytest tests/test_shop.py` runs one file in one process.
+# `$(BIN)/pytest tests/test_shop.py` runs one file in one process. The 15 slowest tests are
+# listed at the end, to see where the suite's time goes.
 test: $(VENV)/.installed-test
-	TMPDIR="$${TMPDIR:-$$(test -w /dev/shm && echo /dev/shm)}" $(BIN)/pytest -n 2 --dist worksteal
+	TMPDIR="$${TMPDIR:-$$(test -w /dev/shm && echo /dev/shm)}" $(BIN)/pytest -n 2 --dist worksteal --durations=15
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
