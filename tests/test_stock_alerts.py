@@ -365,3 +365,21 @@ def test_the_shops_own_words_are_sent_and_checked_when_saved(texting):
         assert sent.text == (
             f"【Koudai Shop】龙井茶大罐补货啦 http://shop.example.com/shop/products/{slug}"
         )
+
+
+def test_an_erp_reads_how_many_buyers_wait_through_the_api(texting):
+    from tests.api_support import API, OWNER, make_key
+
+    app, _ = texting
+    with app.app_context():
+        from koudai_flask.services import staff
+
+        staff.grant(OWNER, "owner", email="owner@shop.cn", password=PASSWORD)
+    for phone in (PHONE, "13900139000"):
+        client, _ = sign_up(app, phone=phone)
+        client.post("/alerts", {"sku": "LJ-L"})
+    headers = make_key(app, ["stock.adjust"])
+    read = app.test_client().get(f"{API}/stock/LJ-L", headers=headers).get_json()
+    assert (read["available"], read["buyers_waiting"]) == (0, 2)
+    other = app.test_client().get(f"{API}/stock/LJ-S", headers=headers).get_json()
+    assert (other["available"], other["buyers_waiting"]) == (3, 0)

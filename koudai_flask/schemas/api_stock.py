@@ -22,6 +22,16 @@ class StockLevelOut(Schema):
     available = fields.Integer(required=True)
 
 
+class StockReadOut(StockLevelOut):
+    buyers_waiting = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Buyers who asked to be told when it is back in stock (到货提醒) and "
+            "wait still: demand the shelf lacks."
+        },
+    )
+
+
 StockPage = page_of(StockLevelOut, "StockPage")
 
 

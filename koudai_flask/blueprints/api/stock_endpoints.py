@@ -15,8 +15,9 @@ from koudai_flask.schemas.api_stock import (
     StockLevelOut,
     StockListArgs,
     StockPage,
+    StockReadOut,
 )
-from koudai_flask.services import platform_actions, platform_reads
+from koudai_flask.services import platform_actions, platform_reads, stock_alerts
 
 
 def _ledger_key(kind: str, sku: str) -> str | None:
@@ -45,10 +46,18 @@ def register(bp: Blueprint) -> None:
 
     @bp.route("/stock/<sku>", methods=["GET"])
     @requires("stock.adjust")
-    @bp.response(200, StockLevelOut)
+    @bp.response(200, StockReadOut)
     def stock_read(sku: str) -> Any:
-        """A SKU's stock at the default location."""
-        return platform_actions.snapshot(principal(), sku, None)
+        """A SKU's stock at the default location, with how many buyers wait for it."""
+        level = platform_actions.snapshot(principal(), sku, None)
+        return {
+            "sku": level.sku,
+            "location": level.location,
+            "on_hand": level.on_hand,
+            "reserved": level.reserved,
+            "available": level.available,
+            "buyers_waiting": stock_alerts.waiting_for(sku),
+        }
 
     @bp.route("/stock/<sku>/adjustments", methods=["POST"])
     @requires("stock.adjust")
