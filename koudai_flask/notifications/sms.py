@@ -53,6 +53,12 @@ def mask_phones_in(text: str) -> str:
     return re.sub(r"\+?\d[\d -]{5,}\d", lambda m: mask_phone(m.group(0)), text)
 
 
+def describe_error(exc: BaseException) -> str:
+    """An error as a log line and a ``last_error`` column keep it: its kind and message,
+    every phone number masked, at most 500 characters."""
+    return mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
+
+
 def preview(text: str) -> str:
     """The first characters of a message, for a log line."""
     flat = " ".join(text.split())

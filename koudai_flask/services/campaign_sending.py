@@ -62,7 +62,9 @@ def send_recipient(recipient_id: int) -> str:
             raise RateLimited(
                 f"campaign recipient {recipient_id}", retry_after=exc.retry_after
             ) from None
-        raise TemporaryFailure(f"campaign recipient {recipient_id}: {_describe(exc)}") from None
+        raise TemporaryFailure(
+            f"campaign recipient {recipient_id}: {sms.describe_error(exc)}"
+        ) from None
     with unit_of_work() as session:
         marked = session.execute(
             update(CampaignRecipient)
@@ -125,10 +127,6 @@ def _prepare(recipient_id: int) -> tuple[Outgoing, _Recipient]:
     return outgoing, _Recipient(row.campaign_id, row.customer_id)
 
 
-def _describe(exc: BaseException) -> str:
-    return sms.mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
-
-
 def _failed(recipient_id: int, exc: BaseException, *, final: bool) -> None:
     current_session().rollback()
     with unit_of_work() as session:
@@ -140,10 +138,10 @@ def _failed(recipient_id: int, exc: BaseException, *, final: bool) -> None:
                 status="failed"
                 if final
                 else case((CampaignRecipient.attempts >= MAX_ATTEMPTS, "failed"), else_="pending"),
-                last_error=_describe(exc),
+                last_error=sms.describe_error(exc),
             )
         )
-    log.warning("campaign recipient %s not sent: %s", recipient_id, _describe(exc))
+    log.warning("campaign recipient %s not sent: %s", recipient_id, sms.describe_error(exc))
 
 
 def postpone(campaign_id: int, seconds: float) -> int:

@@ -213,7 +213,7 @@ def send(notification_id: int) -> str:
         message_id = deliver(outgoing)
     except (PermanentFailure, ValidationError) as exc:
         _record_failure(notification_id, exc)
-        log.warning("notification %s failed for good: %s", notification_id, _describe(exc))
+        log.warning("notification %s failed for good: %s", notification_id, sms.describe_error(exc))
         return "failed"
     except Exception as exc:
         _record_failure(notification_id, exc)
@@ -234,11 +234,6 @@ def send(notification_id: int) -> str:
     return "sent"
 
 
-def _describe(exc: BaseException) -> str:
-    """An error for the log and the ``last_error`` column: no phone numbers, no URLs."""
-    return sms.mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
-
-
 def _retryable(notification_id: int, exc: Exception) -> ConnectorError:
     """The same kind of error with a masked message, for the job layer to retry.
 
@@ -246,7 +241,7 @@ def _retryable(notification_id: int, exc: Exception) -> ConnectorError:
     SMS gateway's URL) or a token (a WeChat URL): only the masked text goes on. The
     traceback, which holds no values, is logged for unexpected errors.
     """
-    text = f"notification {notification_id}: {_describe(exc)}"
+    text = f"notification {notification_id}: {sms.describe_error(exc)}"
     if isinstance(exc, RateLimited):
         return RateLimited(text, retry_after=exc.retry_after)
     if isinstance(exc, AuthExpired):
@@ -264,7 +259,7 @@ def _record_failure(notification_id: int, exc: BaseException) -> None:
             update(Notification)
             .execution_options(synchronize_session=False)
             .where(Notification.id == notification_id, Notification.status == "sending")
-            .values(status="failed", last_error=_describe(exc))
+            .values(status="failed", last_error=sms.describe_error(exc))
         )
 
 
@@ -359,7 +354,7 @@ def on_order_event(topic: str, payload: dict[str, Any]) -> None:
                 "notification %s (%s) not sent: %s",
                 notification.id,
                 notification.channel,
-                _describe(exc),
+                sms.describe_error(exc),
             )
             failed += 1
     if failed:

@@ -32,7 +32,7 @@ from koudai_flask.models.base import utcnow
 from koudai_flask.notifications import sms
 from koudai_flask.notifications.delivery import Outgoing, deliver
 from koudai_flask.notifications.render import Wording, effective_wording, render
-from koudai_flask.services import theme
+from koudai_flask.services import inventory, theme
 from koudai_flask.services.ledger import get_location, get_sku
 from koudai_flask.services.message_templates import STOCK_EVENT
 from koudai_flask.services.notifications import contacts
@@ -83,7 +83,7 @@ def subscribe(customer_id: int, sku_code: str) -> StockAlert:
         product = session.get(Product, sku.product_id)
         if not sku.active or product is None or product.status != "active":
             raise ValidationError(f"SKU {sku_code} is not on sale", reason="not_on_sale")
-        if _available(sku.id) > 0:
+        if inventory.available(sku_code) > 0:
             raise ValidationError(
                 f"SKU {sku_code} is in stock: it can be bought now",
                 reason="alert_in_stock",
@@ -217,7 +217,7 @@ def sweep() -> int:
                 job_id=f"stock-alert-{alert_id}-{armed_at.timestamp():.0f}-{attempts}",
             )
         except Exception as exc:  # one buyer's channel does not hold up the others
-            log.warning("stock alert %s not sent yet: %s", alert_id, _describe(exc))
+            log.warning("stock alert %s not sent yet: %s", alert_id, sms.describe_error(exc))
             continue
         queued += 1
     return queued
@@ -273,7 +273,7 @@ def send(alert_id: int) -> str:
         return "failed"
     except Exception as exc:
         _failed(alert_id, exc, final=False)
-        raise TemporaryFailure(f"stock alert {alert_id}: {_describe(exc)}") from None
+        raise TemporaryFailure(f"stock alert {alert_id}: {sms.describe_error(exc)}") from None
     with unit_of_work() as session:
         session.execute(
             update(StockAlert)
@@ -361,22 +361,6 @@ def _product_link(slug: str) -> str | None:
         return None
 
 
-def _available(sku_id: int) -> int:
-    session = current_session()
-    location = get_location(session, None)
-    level = session.scalar(
-        select(StockLevel.on_hand - StockLevel.reserved).where(
-            StockLevel.sku_id == sku_id, StockLevel.location_id == location.id
-        )
-    )
-    return int(level or 0)
-
-
-def _describe(exc: BaseException) -> str:
-    """An error for the log and the row: no phone numbers."""
-    return sms.mask_phones_in(f"{type(exc).__name__}: {exc}")[:500]
-
-
 def _failed(alert_id: int, exc: BaseException, *, final: bool) -> None:
     """Record a failed send: for good, or back to waiting for a later sweep while it has
     attempts left."""
@@ -386,5 +370,5 @@ def _failed(alert_id: int, exc: BaseException, *, final: bool) -> None:
         if alert is None or alert.status != "sending":
             return
         alert.status = "failed" if final or alert.attempts >= MAX_ATTEMPTS else "waiting"
-        alert.last_error = _describe(exc)
-    log.warning("stock alert %s not sent: %s", alert_id, _describe(exc))
+        alert.last_error = sms.describe_error(exc)
+    log.warning("stock alert %s not sent: %s", alert_id, sms.describe_error(exc))
