@@ -64,10 +64,11 @@ def events(topic: str) -> list[dict[str, Any]]:
 # -- two calls at once -----------------------------------------------------------------------
 
 
-def race(app: Any, first: Any, second: Any, table: str) -> object:
+def race(app: Any, first: Any, second: Any, table: str, waiting: str | None = None) -> object:
     """Run ``first()`` in a transaction left open, then ``second()`` beside it; once
-    ``second`` waits for a row lock on ``table``, commit ``first``. Returns what ``second``
-    returned or raised (a KoudaiError)."""
+    ``second`` waits for a row lock on ``table`` (a statement like ``waiting``, by default
+    a SELECT ... FOR UPDATE), commit ``first``. Returns what ``second`` returned or raised
+    (a KoudaiError)."""
     import threading
 
     from koudai_flask.errors import KoudaiError
@@ -94,7 +95,7 @@ def race(app: Any, first: Any, second: Any, table: str) -> object:
     try:
         assert first_open.wait(30)
         two.start()
-        _wait_until_blocked_on(app, table)
+        _wait_until_blocked(app, waiting or f"%FROM {table} %FOR UPDATE%")
         assert "second" not in outcome
     finally:
         finish_first.set()
@@ -104,8 +105,8 @@ def race(app: Any, first: Any, second: Any, table: str) -> object:
     return outcome["second"]
 
 
-def _wait_until_blocked_on(app: Any, table: str) -> None:
-    """Until some backend of this database waits for a row lock taken FOR UPDATE on ``table``."""
+def _wait_until_blocked(app: Any, pattern: str) -> None:
+    """Until some backend of this database waits for a lock in a statement like ``pattern``."""
     import time
 
     from sqlalchemy import text
@@ -118,9 +119,9 @@ def _wait_until_blocked_on(app: Any, table: str) -> None:
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND datname = current_database() AND query LIKE :pattern"
             ),
-            {"pattern": f"%FROM {table} %FOR UPDATE%"},
+            {"pattern": pattern},
         ):
             session.rollback()
-            assert time.monotonic() < deadline, f"nothing waited for a lock on {table}"
+            assert time.monotonic() < deadline, f"no statement like {pattern!r} waited for a lock"
             time.sleep(0.05)
         session.rollback()

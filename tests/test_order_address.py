@@ -17,6 +17,7 @@ from koudai_flask.models import AuditEntry, Order, OrderEvent, OutboxEvent, Pack
 from koudai_flask.services import channels, customers, order_address, order_sync, orders, packing
 from koudai_flask.services.webhooks import TOPIC_EVENTS
 from tests.api_support import API, make_key
+from tests.crm_support import race
 from tests.shop_client import ShopClient
 from tests.test_admin import build, login
 
@@ -194,6 +195,55 @@ def test_a_printed_slip_is_printed_again_with_the_new_address(shop):
         run = packing.print_slips("staff:warehouse@shop.cn", unprinted_only=True)
         reprinted = [slip.order for slip in run.slips if slip.order.number == number]
         assert [o.address["street"] for o in reprinted] == [NEW["street"]]
+
+
+def test_a_print_waits_for_a_change_in_flight_and_shows_the_new_address(make_app, postgres_url):
+    """The buyer's change holds the order row; the warehouse's print of that order waits for
+    it (the print takes its orders FOR SHARE) and then prints where the order now goes."""
+    app, numbers = build(make_app, postgres_url)
+    number = numbers["web"]
+    run = race(
+        app,
+        lambda: order_address.change_address(number, NEW, actor="buyer", by_buyer=True),
+        lambda: packing.print_slips("staff:warehouse@shop.cn", [number]),
+        "koudai_order",
+        waiting="%FROM koudai_order %FOR SHARE%",
+    )
+    assert isinstance(run, packing.PackingRun)
+    assert [slip.order.address["street"] for slip in run.slips] == [NEW["street"]]
+    assert written(app, number)["address"] == NEW
+
+
+def test_a_buyers_change_that_meets_a_print_is_refused_and_staffs_sends_it_back(
+    make_app, postgres_url
+):
+    """A print holds the order row; a change of address waits for it, then sees the slip:
+    the buyer is refused with nothing written (packing began), the shop's change goes
+    through and sends the order back among the unprinted."""
+    app, numbers = build(make_app, postgres_url)
+    number = numbers["web"]
+    before = written(app, number)
+    refused = race(
+        app,
+        lambda: packing.print_slips("staff:warehouse@shop.cn", [number]),
+        lambda: order_address.change_address(number, NEW, actor="buyer", by_buyer=True),
+        "koudai_order",
+        waiting="%UPDATE koudai_order %",
+    )
+    assert isinstance(refused, ValidationError) and refused.reason == "address_packing"
+    assert written(app, number) == before
+    changed = race(
+        app,
+        lambda: packing.print_slips("staff:warehouse@shop.cn", [number]),
+        lambda: order_address.change_address(number, NEW, actor="staff:service@shop.cn"),
+        "koudai_order",
+        waiting="%UPDATE koudai_order %",
+    )
+    assert isinstance(changed, Order) and written(app, number)["address"] == NEW
+    with app.app_context():
+        order = orders.get_order(get_state().session, number)
+        assert get_state().session.get(PackingSlip, order.id) is None
+        assert order.events[-1].detail["slips_printed"] == 2
 
 
 def test_service_staff_change_it_from_the_order_page_and_it_is_audited(shop):

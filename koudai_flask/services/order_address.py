@@ -15,9 +15,9 @@ the shop.
 The change is a timeline entry (the address before it in its detail) and an
 ``order.address_changed`` outbox event with both addresses. A packing slip already printed
 shows the old address: the order goes back to the unprinted ones, so the warehouse's next
-"print what is not printed" prints it again. (Printing does not lock the order row, to keep
-printing 200 slips cheap: a print that commits while a buyer's change is in flight is not
-seen by it, and that slip keeps the old address. The window is one transaction long.)
+"print what is not printed" prints it again. A print takes the order rows FOR SHARE, so a
+print and a change at the same moment come one after the other: the print shows the new
+address, or the change sees the print (the buyer is then refused, as packing began).
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def change_address(
             session.refresh(order)
             raise InvalidTransition(number, order.status, "change_address")
         reprint = session.scalar(select(PackingSlip.times).where(PackingSlip.order_id == order.id))
+        if reprint and by_buyer:  # printed while the buyer was asking: packing began
+            _check_not_packing(order)
         changes = session.scalar(
             select(func.count())
             .select_from(OrderEvent)

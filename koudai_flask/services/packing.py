@@ -106,7 +106,12 @@ def print_slips(
         )
     with unit_of_work() as session:
         member = staff.require(user_id, "orders.ship")
-        query = select(Order).options(selectinload(Order.lines))
+        # FOR SHARE: a change of address in flight finishes first, so the slip shows the
+        # address the order has; one that comes after sees this print and sends the order
+        # back among the unprinted (``order_address``). Prints do not block each other.
+        query = (
+            select(Order).options(selectinload(Order.lines)).with_for_update(read=True, of=Order)
+        )
         scope = staff.visible_channels(member)
         if scope is not None:
             query = query.where(Order.channel.in_(scope))
