@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from koudai_flask.errors import KoudaiError, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.i18n import lazy_gettext as _l
 from koudai_flask.schemas import first_message
@@ -156,3 +157,11 @@ def field_errors(messages: Any, labels: dict[str, str]) -> dict[str, str]:
             problem = problem_text(message) or message
             found[name] = _k("%(field)s %(problem)s", field=labels[name], problem=problem)
     return found
+
+
+def form_errors(error: KoudaiError, form: Any) -> dict[str, str]:
+    """:func:`field_errors` for the fields of a WTForms ``form`` that a service's refusal
+    names (none for a refusal that is not a ``ValidationError``)."""
+    if not isinstance(error, ValidationError):
+        return {}
+    return field_errors(error.messages, {field.name: str(field.label.text) for field in form})

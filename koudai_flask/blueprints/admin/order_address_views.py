@@ -6,12 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from koudai_flask.blueprints.address_change import NOT_CHANGEABLE, answer_change
 from koudai_flask.blueprints.admin.common import actor_id, checked_form, staff_required
 from koudai_flask.blueprints.admin.order_views import order_or_404
-from koudai_flask.blueprints.field_messages import field_errors
-from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.blueprints.shop.forms import AddressFields, typed_address
-from koudai_flask.errors import KoudaiError, ValidationError
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.services import backoffice, order_address
 
@@ -26,22 +24,15 @@ def register(bp: Blueprint) -> None:
         back = url_for(".order_detail", number=number)
         if request.method == "GET":
             if not order_address.changeable(order):
-                flash(_k("This order's address can no longer change here."), "error")
+                flash(str(NOT_CHANGEABLE), "error")
                 return redirect(back, 303)
             return render_template(PAGE, order=order, form=AddressFields(data=order.address))
         checked_form()
         form = AddressFields()
-        try:
-            backoffice.change_address(actor_id(), number, typed_address(form))
-        except ValidationError as exc:
-            labels = {field.name: str(field.label.text) for field in form}
-            errors = field_errors(exc.messages, labels)
-            if not errors:  # not the address: the order is kept elsewhere
-                flash(refusal_text(exc), "error")
-                return redirect(back, 303)
-            return render_template(PAGE, order=order, form=form, field_errors=errors), 422
-        except KoudaiError as exc:
-            flash(refusal_text(exc), "error")
-            return redirect(back, 303)
-        flash(_k("Address changed."), "success")
-        return redirect(back, 303)
+        return answer_change(
+            form,
+            lambda: backoffice.change_address(actor_id(), number, typed_address(form)),
+            lambda errors: render_template(PAGE, order=order, form=form, field_errors=errors),
+            back=back,
+            done=_k("Address changed."),
+        )

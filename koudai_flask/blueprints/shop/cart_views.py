@@ -24,7 +24,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.field_messages import field_errors
+from koudai_flask.blueprints.field_messages import form_errors
 from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.blueprints.shop import tracking_views
 from koudai_flask.blueprints.shop.common import (
@@ -181,11 +181,7 @@ def register(bp: Blueprint) -> None:
             )
         except (ValidationError, OutOfStock, NotFound) as exc:
             message = refusal_text(exc)
-            refused_fields = (
-                field_errors(exc.messages, {field.name: str(field.label.text) for field in form})
-                if isinstance(exc, ValidationError)
-                else {}
-            )
+            refused_fields = form_errors(exc, form)
             if refused_fields:
                 # Every problem at the top too: a re-skinned checkout.html may not mark fields.
                 message = " ".join(refused_fields.values())

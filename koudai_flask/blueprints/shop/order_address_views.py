@@ -11,12 +11,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from koudai_flask import identity
-from koudai_flask.blueprints.field_messages import field_errors
-from koudai_flask.blueprints.refusals import refusal_text
+from koudai_flask.blueprints.address_change import NOT_CHANGEABLE, answer_change
 from koudai_flask.blueprints.shop.common import expired_page
 from koudai_flask.blueprints.shop.forms import ActionForm, AddressFields, typed_address
 from koudai_flask.blueprints.shop.order_views import after_sales_here, own_order
-from koudai_flask.errors import KoudaiError, NotFound, ValidationError
+from koudai_flask.errors import NotFound
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.services import customers, order_address
@@ -33,26 +32,21 @@ def register(bp: Blueprint) -> None:
             abort(404)
         if request.method == "GET":
             if not order_address.changeable(order, by_buyer=True):
-                flash(_k("The address of this order can no longer be changed here."), "error")
+                flash(str(NOT_CHANGEABLE), "error")
                 return redirect(back, 303)
             return _page(order, AddressFields(data=order.address))
         form = AddressFields()
         if not ActionForm().validate():
             return expired_page(), 400
-        try:
-            address = _chosen(form)
-            order_address.change_address(number, address, actor="buyer", by_buyer=True)
-        except ValidationError as exc:
-            errors = field_errors(exc.messages, {f.name: str(f.label.text) for f in form})
-            if errors:  # a field of the typed address: shown beside it
-                return _page(order, form, errors), 422
-            flash(refusal_text(exc), "error")
-            return redirect(back, 303)
-        except KoudaiError as exc:
-            flash(refusal_text(exc), "error")
-            return redirect(back, 303)
-        flash(_k("The order goes to the new address."), "success")
-        return redirect(back, 303)
+        return answer_change(
+            form,
+            lambda: order_address.change_address(
+                number, _chosen(form), actor="buyer", by_buyer=True
+            ),
+            lambda errors: _page(order, form, errors),
+            back=back,
+            done=_k("The order goes to the new address."),
+        )
 
 
 def _chosen(form: AddressFields) -> dict[str, Any]:
