@@ -343,6 +343,25 @@ def test_a_temporary_failure_is_retried_and_still_sends_once(make_app, database_
         assert attempts == [2, 2, 1, 1, 1]  # the batch went on past each failure
 
 
+def test_a_token_wechat_keeps_refusing_holds_one_recipient_not_the_batch(
+    make_app, database_url, wechat
+):
+    """40001 twice: the client renews the token and tries once more, then gives up
+    (``AuthExpired``); the batch sends to the others first and that recipient on its retry."""
+    app = shop_app(make_app, database_url, wechat)
+    with app.app_context():
+        vip = make_customers(4, tag="vip")
+        campaign = draft(tag_segment("vip"))
+        wechat.fail_next(2, 40001)
+        campaigns.send_campaign(campaign.id, actor="staff:owner")
+        assert [m.touser for m in wechat.api.messages] == [
+            f"o{i:06d}" for i in (*vip[1:], vip[0])
+        ]
+        assert recipients(campaign.id) == {"sent": 4}
+        attempts = session().scalars(select(CampaignRecipient.attempts).order_by("id")).all()
+        assert attempts == [2, 1, 1, 1]
+
+
 def test_the_daily_quota_postpones_the_rest(make_app, database_url, wechat):
     app = shop_app(make_app, database_url, wechat)
     with app.app_context():

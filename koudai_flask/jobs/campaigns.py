@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from koudai_flask.config import config_value
-from koudai_flask.connectors.errors import RateLimited, TemporaryFailure
+from koudai_flask.connectors.errors import AuthExpired, RateLimited, TemporaryFailure
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Campaign, CampaignRecipient
 from koudai_flask.models.base import utcnow
@@ -108,7 +108,7 @@ def send_batch(campaign_id: int, batch: int) -> int:
             campaign_sending.postpone(campaign_id, exc.retry_after or 60.0)
             log.warning("campaign %s: the channel limits us; waiting", campaign_id)
             return sent
-        except TemporaryFailure:
+        except (TemporaryFailure, AuthExpired):  # tried again by the batch's next run
             failed += 1
             continue
         sent += status == "sent"

@@ -1,28 +1,27 @@
 """Sending one campaign recipient's message, and what the jobs need around it.
 
-:func:`send_recipient` claims its row with one conditional UPDATE (pending → sending)
-before it sends and marks it sent in the same transaction as the ``push_sent`` funnel
-step, so a job that runs twice, or two workers on one batch, send each customer one
-message. ``jobs.campaigns`` calls these; :mod:`.campaigns` creates and starts campaigns.
+:func:`send_recipient` sends as every message row is sent (``message_sending``: claimed
+with one conditional UPDATE, pending → sending) and marks it sent in the same transaction
+as the ``push_sent`` funnel step, so a job that runs twice, or two workers on one batch,
+send each customer one message. ``jobs.campaigns`` calls these; :mod:`.campaigns` creates
+and starts campaigns.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from koudai_flask.connectors.errors import PermanentFailure, RateLimited, TemporaryFailure
-from koudai_flask.errors import ValidationError
 from koudai_flask.models import Campaign, CampaignRecipient, Customer
 from koudai_flask.models.base import utcnow
-from koudai_flask.notifications import render, sms
-from koudai_flask.notifications.delivery import Outgoing, deliver
-from koudai_flask.services import funnel, theme
+from koudai_flask.notifications import render
+from koudai_flask.notifications.delivery import Outgoing
+from koudai_flask.services import funnel, message_sending, theme
 from koudai_flask.services.campaigns import link_token, shop_link_base
-from koudai_flask.services.transaction import current_session, unit_of_work
+from koudai_flask.services.transaction import unit_of_work
 
 log = logging.getLogger("koudai_flask.campaigns")
 
@@ -33,71 +32,13 @@ def send_recipient(recipient_id: int) -> str:
     """Send one recipient's message unless it is sent or being sent; returns its status.
 
     A temporary failure puts the row back (until ``MAX_ATTEMPTS``) and is raised for the
-    job layer; a permanent one marks it failed.
+    job layer; a permanent one marks it failed. Sending writes the ``push_sent`` funnel
+    step in the same transaction that marks the row sent.
     """
-    with unit_of_work() as session:
-        claimed = session.execute(
-            update(CampaignRecipient)
-            .execution_options(synchronize_session=False)
-            .where(CampaignRecipient.id == recipient_id, CampaignRecipient.status == "pending")
-            # due_at becomes the claim's time: a claim this old was left by a dead worker.
-            .values(status="sending", attempts=CampaignRecipient.attempts + 1, due_at=utcnow())
-        ).rowcount  # type: ignore[attr-defined]
-    if claimed != 1:
-        status = current_session().scalar(
-            select(CampaignRecipient.status).where(CampaignRecipient.id == recipient_id)
-        )
-        current_session().rollback()
-        return status or "missing"
-    try:
-        outgoing, recipient = _prepare(recipient_id)
-        current_session().rollback()  # a read: end it before the channel is called
-        message_id = deliver(outgoing)  # no transaction is held while the channel answers
-    except (PermanentFailure, ValidationError) as exc:
-        _failed(recipient_id, exc, final=True)
-        return "failed"
-    except Exception as exc:
-        _failed(recipient_id, exc, final=False)
-        if isinstance(exc, RateLimited):
-            raise RateLimited(
-                f"campaign recipient {recipient_id}", retry_after=exc.retry_after
-            ) from None
-        raise TemporaryFailure(
-            f"campaign recipient {recipient_id}: {sms.describe_error(exc)}"
-        ) from None
-    with unit_of_work() as session:
-        marked = session.execute(
-            update(CampaignRecipient)
-            .execution_options(synchronize_session=False)
-            .where(CampaignRecipient.id == recipient_id, CampaignRecipient.status == "sending")
-            .values(
-                status="sent",
-                sent_at=utcnow(),
-                provider_message_id=message_id[:64],
-                last_error=None,
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        if marked == 1:
-            funnel.write_event(
-                session,
-                "push_sent",
-                campaign_id=recipient.campaign_id,
-                customer_id=recipient.customer_id,
-                visitor=funnel.visitor_of(recipient.customer_id),
-                ref=str(recipient.campaign_id),
-                dedupe_key=f"push_sent:{recipient_id}",
-            )
-    return "sent"
+    return message_sending.send(ROWS, recipient_id)
 
 
-@dataclass(frozen=True)
-class _Recipient:
-    campaign_id: int
-    customer_id: int
-
-
-def _prepare(recipient_id: int) -> tuple[Outgoing, _Recipient]:
-    session = current_session()
+def _prepare(session: Session, recipient_id: int) -> Outgoing:
     row = session.get(CampaignRecipient, recipient_id)
     assert row is not None
     campaign = session.get(Campaign, row.campaign_id)
@@ -114,7 +55,7 @@ def _prepare(recipient_id: int) -> tuple[Outgoing, _Recipient]:
     message = render.render(
         campaign.channel, render.Wording(campaign.subject, campaign.body), context
     )
-    outgoing = Outgoing(
+    return Outgoing(
         id=recipient_id,
         channel=campaign.channel,
         recipient=row.address,
@@ -124,24 +65,36 @@ def _prepare(recipient_id: int) -> tuple[Outgoing, _Recipient]:
         # lost answer reaches nobody twice.
         client_msg_id=f"kdc{recipient_id}",
     )
-    return outgoing, _Recipient(row.campaign_id, row.customer_id)
 
 
-def _failed(recipient_id: int, exc: BaseException, *, final: bool) -> None:
-    current_session().rollback()
-    with unit_of_work() as session:
-        session.execute(
-            update(CampaignRecipient)
-            .execution_options(synchronize_session=False)
-            .where(CampaignRecipient.id == recipient_id, CampaignRecipient.status == "sending")
-            .values(
-                status="failed"
-                if final
-                else case((CampaignRecipient.attempts >= MAX_ATTEMPTS, "failed"), else_="pending"),
-                last_error=sms.describe_error(exc),
-            )
-        )
-    log.warning("campaign recipient %s not sent: %s", recipient_id, sms.describe_error(exc))
+def _pushed(session: Session, recipient_id: int) -> None:
+    """The funnel's first step, written with the row marked sent."""
+    row = session.get(CampaignRecipient, recipient_id)
+    assert row is not None
+    funnel.write_event(
+        session,
+        "push_sent",
+        campaign_id=row.campaign_id,
+        customer_id=row.customer_id,
+        visitor=funnel.visitor_of(row.customer_id),
+        ref=str(row.campaign_id),
+        dedupe_key=f"push_sent:{recipient_id}",
+    )
+
+
+ROWS = message_sending.MessageKind(
+    label="campaign recipient",
+    model=CampaignRecipient,
+    claimable=("pending",),
+    retry_status="pending",
+    max_attempts=MAX_ATTEMPTS,
+    prepare=_prepare,
+    log=log,
+    # due_at becomes the claim's time: a claim this old was left by a dead worker.
+    claimed_values=lambda: {"due_at": utcnow()},
+    sent_values=lambda outgoing: {"sent_at": utcnow()},
+    on_sent=_pushed,
+)
 
 
 def postpone(campaign_id: int, seconds: float) -> int:

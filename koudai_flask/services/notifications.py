@@ -14,22 +14,15 @@ and act on (:func:`resend`). What a notification says is built by
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from koudai_flask.connectors.errors import (
-    AuthExpired,
-    ConnectorError,
-    PermanentFailure,
-    RateLimited,
-    TemporaryFailure,
-)
-from koudai_flask.errors import NotFound, ValidationError
+from koudai_flask.connectors.errors import TemporaryFailure
+from koudai_flask.errors import NotFound
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import (
     Customer,
@@ -42,8 +35,7 @@ from koudai_flask.models import (
 from koudai_flask.models.base import utcnow
 from koudai_flask.models.orders import ADDRESS_CHANGED
 from koudai_flask.notifications import EVENTS, sms
-from koudai_flask.notifications.delivery import deliver
-from koudai_flask.services import staff
+from koudai_flask.services import message_sending, staff
 from koudai_flask.services.message_templates import check_event, save_template
 from koudai_flask.services.notification_content import (
     RESEND_ACTION,
@@ -186,6 +178,19 @@ def _wechat_template_id(session: Session, event: str) -> str | None:
 # -- sending ---------------------------------------------------------------------------------
 
 
+ROWS = message_sending.MessageKind(
+    label="notification",
+    model=Notification,
+    claimable=CLAIMABLE,
+    # A temporary failure is retried by the job layer (a failed row may be claimed again).
+    retry_status="failed",
+    max_attempts=None,
+    prepare=prepare,
+    log=log,
+    sent_values=lambda outgoing: {"sent_at": utcnow()},
+)
+
+
 def send(notification_id: int) -> str:
     """Send one notification unless it is sent or being sent (a job); returns its status.
 
@@ -193,74 +198,7 @@ def send(notification_id: int) -> str:
     one (an unfollowed account, a refused address, a missing setting) is recorded and not
     retried: sending it again needs a person (:func:`resend`).
     """
-    with unit_of_work() as session:
-        claimed = session.execute(
-            update(Notification)
-            .execution_options(synchronize_session=False)
-            .where(Notification.id == notification_id, Notification.status.in_(CLAIMABLE))
-            .values(status="sending", attempts=Notification.attempts + 1)
-        ).rowcount  # type: ignore[attr-defined]
-    if claimed != 1:
-        status = current_session().scalar(
-            select(Notification.status).where(Notification.id == notification_id)
-        )
-        current_session().rollback()
-        return status or "missing"
-    try:
-        with unit_of_work() as session:
-            outgoing = prepare(session, notification_id)
-        # No transaction is held while the channel's server answers.
-        message_id = deliver(outgoing)
-    except (PermanentFailure, ValidationError) as exc:
-        _record_failure(notification_id, exc)
-        log.warning("notification %s failed for good: %s", notification_id, sms.describe_error(exc))
-        return "failed"
-    except Exception as exc:
-        _record_failure(notification_id, exc)
-        raise _retryable(notification_id, exc) from None
-    with unit_of_work() as session:
-        session.execute(
-            update(Notification)
-            .execution_options(synchronize_session=False)
-            .where(Notification.id == notification_id, Notification.status == "sending")
-            .values(
-                status="sent",
-                provider_message_id=message_id[:64],
-                sent_at=utcnow(),
-                last_error=None,
-            )
-        )
-    log.info("notification %s sent by %s", notification_id, outgoing.channel)
-    return "sent"
-
-
-def _retryable(notification_id: int, exc: Exception) -> ConnectorError:
-    """The same kind of error with a masked message, for the job layer to retry.
-
-    Job layers log what they catch, and a provider's error may quote a phone number (an
-    SMS gateway's URL) or a token (a WeChat URL): only the masked text goes on. The
-    traceback, which holds no values, is logged for unexpected errors.
-    """
-    text = f"notification {notification_id}: {sms.describe_error(exc)}"
-    if isinstance(exc, RateLimited):
-        return RateLimited(text, retry_after=exc.retry_after)
-    if isinstance(exc, AuthExpired):
-        return AuthExpired(text)
-    if not isinstance(exc, ConnectorError):
-        log.error("%s\n%s", text, "".join(traceback.format_tb(exc.__traceback__)).rstrip())
-    return TemporaryFailure(text)
-
-
-def _record_failure(notification_id: int, exc: BaseException) -> None:
-    session = current_session()
-    session.rollback()
-    with unit_of_work() as session:
-        session.execute(
-            update(Notification)
-            .execution_options(synchronize_session=False)
-            .where(Notification.id == notification_id, Notification.status == "sending")
-            .values(status="failed", last_error=sms.describe_error(exc))
-        )
+    return message_sending.send(ROWS, notification_id)
 
 
 # -- staff -----------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ back, and is told once, on the first channel that reaches them.
 A periodic sweep (``KOUDAI_STOCK_ALERT_INTERVAL``) finds the waiting alerts whose SKU the
 shop shows in stock again (on hand minus reserved at the default location, as the product
 page counts it; the product on sale) and gives each a job of its own, oldest first. The job
-claims its row with one conditional UPDATE (waiting → sending), so a job run twice, or a
-sweep that queued it again, tells the buyer once. No transaction is held while a channel
-answers. A buyer is told by WeChat (when the shop set ``KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE``
-and knows their openid), else by SMS, else by e-mail, in the shop's words for the
-``back_in_stock`` message (the back office's buyer messages) or the built-in ones; a
-temporary failure is tried again up to ``MAX_ATTEMPTS``, a permanent one is kept on the
-row.
+claims its row with one conditional UPDATE (waiting → sending; ``message_sending``), so a
+job run twice, or a sweep that queued it again, tells the buyer once. No transaction is
+held while a channel answers. A buyer is told by WeChat (when the shop set
+``KOUDAI_STOCK_ALERT_WECHAT_TEMPLATE`` and knows their openid), else by SMS, else by
+e-mail, in the shop's words for the ``back_in_stock`` message (the back office's buyer
+messages) or the built-in ones; a temporary failure is tried again up to
+``MAX_ATTEMPTS``, a permanent one is kept on the row.
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Subquery, and_, delete, func, select, update
+from sqlalchemy.orm import Session
 
-from koudai_flask.connectors.errors import PermanentFailure, TemporaryFailure
+from koudai_flask.connectors.errors import PermanentFailure
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.jobs.dispatch import enqueue
 from koudai_flask.models import Customer, MessageTemplate, Product, Sku, StockAlert, StockLevel
 from koudai_flask.models.base import utcnow
 from koudai_flask.notifications import sms
-from koudai_flask.notifications.delivery import Outgoing, deliver
+from koudai_flask.notifications.delivery import Outgoing
 from koudai_flask.notifications.render import Wording, effective_wording, render
-from koudai_flask.services import inventory, theme
+from koudai_flask.services import inventory, message_sending, theme
 from koudai_flask.services.ledger import get_location, get_sku
 from koudai_flask.services.message_templates import STOCK_EVENT
 from koudai_flask.services.notifications import contacts
@@ -251,48 +252,10 @@ def due_alerts(limit: int = SWEEP_BATCH) -> list[tuple[int, datetime, int]]:
 def send(alert_id: int) -> str:
     """Tell one buyer their SKU is back, unless that is done or being done; returns the
     alert's status. A temporary failure is raised for the job layer to retry."""
-    with unit_of_work() as session:
-        claimed = session.execute(
-            update(StockAlert)
-            .execution_options(synchronize_session=False)
-            .where(StockAlert.id == alert_id, StockAlert.status == "waiting")
-            .values(status="sending", attempts=StockAlert.attempts + 1, claimed_at=utcnow())
-        ).rowcount  # type: ignore[attr-defined]
-    if claimed != 1:
-        status = current_session().scalar(
-            select(StockAlert.status).where(StockAlert.id == alert_id)
-        )
-        current_session().rollback()
-        return status or "missing"
-    try:
-        outgoing = _prepare(alert_id)
-        current_session().rollback()  # a read: end it before the channel is called
-        message_id = deliver(outgoing)  # no transaction is held while the channel answers
-    except (PermanentFailure, ValidationError) as exc:
-        _failed(alert_id, exc, final=True)
-        return "failed"
-    except Exception as exc:
-        _failed(alert_id, exc, final=False)
-        raise TemporaryFailure(f"stock alert {alert_id}: {sms.describe_error(exc)}") from None
-    with unit_of_work() as session:
-        session.execute(
-            update(StockAlert)
-            .execution_options(synchronize_session=False)
-            .where(StockAlert.id == alert_id, StockAlert.status == "sending")
-            .values(
-                status="sent",
-                channel=outgoing.channel,
-                provider_message_id=message_id[:64],
-                notified_at=utcnow(),
-                last_error=None,
-            )
-        )
-    log.info("stock alert %s sent by %s", alert_id, outgoing.channel)
-    return "sent"
+    return message_sending.send(ROWS, alert_id)
 
 
-def _prepare(alert_id: int) -> Outgoing:
-    session = current_session()
+def _prepare(session: Session, alert_id: int) -> Outgoing:
     alert = session.get(StockAlert, alert_id)
     sku = session.get(Sku, alert.sku_id) if alert is not None else None
     product = session.get(Product, sku.product_id) if sku is not None else None
@@ -361,14 +324,14 @@ def _product_link(slug: str) -> str | None:
         return None
 
 
-def _failed(alert_id: int, exc: BaseException, *, final: bool) -> None:
-    """Record a failed send: for good, or back to waiting for a later sweep while it has
-    attempts left."""
-    current_session().rollback()
-    with unit_of_work() as session:
-        alert = session.get(StockAlert, alert_id)
-        if alert is None or alert.status != "sending":
-            return
-        alert.status = "failed" if final or alert.attempts >= MAX_ATTEMPTS else "waiting"
-        alert.last_error = sms.describe_error(exc)
-    log.warning("stock alert %s not sent: %s", alert_id, sms.describe_error(exc))
+ROWS = message_sending.MessageKind(
+    label="stock alert",
+    model=StockAlert,
+    claimable=("waiting",),
+    retry_status="waiting",  # the next sweep queues it again
+    max_attempts=MAX_ATTEMPTS,
+    prepare=_prepare,
+    log=log,
+    claimed_values=lambda: {"claimed_at": utcnow()},
+    sent_values=lambda outgoing: {"channel": outgoing.channel, "notified_at": utcnow()},
+)
