@@ -25,9 +25,18 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import metadata
 from koudai_flask.schema import create_all, seed_rows
 from tests.helpers import fresh_sqlite_url
+from tests.suite_speed import forget_compiled_statements, settle_heap
+from tests.url_builders import share_url_builders
 
 if TYPE_CHECKING:
     from tests.tryton_server import TrytonServer
+
+share_url_builders()  # see tests/url_builders.py: half of each app's start
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    settle_heap()  # see tests/suite_speed.py
+
 
 PG_URL = os.environ.get(
     "KOUDAI_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -183,6 +192,8 @@ def make_app(tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[AppFacto
         engine = get_state(app).engine
         if engine is not None:
             engine.dispose()
+    if apps:
+        forget_compiled_statements()
 
 
 @pytest.fixture

@@ -354,9 +354,7 @@ def test_a_token_wechat_keeps_refusing_holds_one_recipient_not_the_batch(
         campaign = draft(tag_segment("vip"))
         wechat.fail_next(2, 40001)
         campaigns.send_campaign(campaign.id, actor="staff:owner")
-        assert [m.touser for m in wechat.api.messages] == [
-            f"o{i:06d}" for i in (*vip[1:], vip[0])
-        ]
+        assert [m.touser for m in wechat.api.messages] == [f"o{i:06d}" for i in (*vip[1:], vip[0])]
         assert recipients(campaign.id) == {"sent": 4}
         attempts = session().scalars(select(CampaignRecipient.attempts).order_by("id")).all()
         assert attempts == [2, 1, 1, 1]
