@@ -167,7 +167,7 @@ def make_app(tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[AppFacto
     """Build a Flask app with koudai on its own engine: ``make_app(url, **config)``.
 
     In a module marked ``services_only`` the app registers no blueprints (a host's choice
-    too, ``KOUDAI_REGISTER_BLUEPRINTS``): their ~200 URL rules are most of an app's start.
+    too, ``KOUDAI_REGISTER_BLUEPRINTS``): their ~245 URL rules are most of an app's start.
     """
     apps: list[Flask] = []
     pages = request.node.get_closest_marker("services_only") is None
