@@ -110,6 +110,25 @@ def test_a_buyer_asks_on_a_sold_out_size_and_is_texted_once_when_it_is_back(text
         assert len(sms.get_provider().sent) == 2
 
 
+def test_the_product_page_tells_a_buyer_what_they_already_wait_for(texting):
+    app, slug = texting
+    client, customer_id = sign_up(app, phone=PHONE)
+    other, _ = sign_up(app, phone="13900139000")
+    assert client.post("/alerts", {"sku": "LJ-L"}).status_code == 303
+    section = client.text(f"/products/{slug}").split('id="stock-alerts"')[1]
+    assert 'value="LJ-L"' not in section  # no second button
+    assert "大罐 · 到货会通知您" in section and "/shop/account/alerts" in section
+    # Another buyer, and a guest, are offered the button.
+    assert 'value="LJ-L"' in other.text(f"/products/{slug}").split('id="stock-alerts"')[1]
+    guest = ShopClient(app).text(f"/products/{slug}").split('id="stock-alerts"')[1]
+    assert 'value="LJ-L"' in guest and "到货会通知您" not in guest
+    # Taken back: offered again.
+    with app.app_context():
+        alert_id = get_state().session.scalar(select(StockAlert.id))
+        stock_alerts.cancel(customer_id, alert_id)
+    assert 'value="LJ-L"' in client.text(f"/products/{slug}").split('id="stock-alerts"')[1]
+
+
 def refused_with(app: Flask, customer_id: int, sku: str, reason: str | None) -> None:
     before = alerts(app)
     with app.app_context(), pytest.raises((ValidationError, NotFound)) as refused:

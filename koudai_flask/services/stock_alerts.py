@@ -16,7 +16,7 @@ messages) or the built-in ones; a temporary failure is tried again up to
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,6 +126,21 @@ def subscribe(customer_id: int, sku_code: str) -> StockAlert:
             alert.notified_at = None
         session.flush()
         return alert
+
+
+def awaited(customer_id: int, sku_ids: Collection[int]) -> set[int]:
+    """Which of ``sku_ids`` the buyer already waits for (the product page says so instead
+    of offering the button again)."""
+    if not sku_ids:
+        return set()
+    rows = current_session().scalars(
+        select(StockAlert.sku_id).where(
+            StockAlert.customer_id == customer_id,
+            StockAlert.sku_id.in_(list(sku_ids)),
+            StockAlert.status.in_(("waiting", "sending")),
+        )
+    )
+    return set(rows)
 
 
 def cancel(customer_id: int, alert_id: int) -> None:

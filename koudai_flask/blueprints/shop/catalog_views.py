@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from koudai_flask import identity
 from koudai_flask.blueprints.shop import catalog_reads
 from koudai_flask.blueprints.shop.catalog_reads import CategoryRow
 from koudai_flask.blueprints.shop.chrome import shop_links
@@ -150,6 +151,11 @@ def register(bp: Blueprint) -> None:
             for option in row.options
         }
         first_in_stock = next((s.code for s in skus if stock.get(s.id, 0) > 0), None)
+        # Sold-out SKUs offer 到货提醒 when some channel can tell the buyer; a signed-in
+        # buyer sees which of them they already wait for.
+        sold_out = [s for s in skus if stock.get(s.id, 0) <= 0] if stock_alerts.offered() else []
+        customer = identity.current_customer() if sold_out else None
+        awaited = stock_alerts.awaited(customer.id, [s.id for s in sold_out]) if customer else set()
         return render_template(
             "koudai/shop/product.html",
             product=row,
@@ -162,8 +168,8 @@ def register(bp: Blueprint) -> None:
             chosen_sku=first_in_stock,
             form_token=form_token(),
             shipping=freight.offer(row.shipping_template_id),
-            # Sold-out SKUs offer 到货提醒 when some channel can tell the buyer.
-            sold_out=[s for s in skus if stock.get(s.id, 0) <= 0] if stock_alerts.offered() else [],
+            sold_out=sold_out,
+            awaited=awaited,
         )
 
     @bp.get("/media/<path:filename>")
