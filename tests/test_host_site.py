@@ -460,3 +460,20 @@ def test_stopping_the_demo_stops_the_site_and_every_sandbox(tmp_path: Path) -> N
             os.killpg(demo.pid, signal.SIGKILL)
         demo.wait(timeout=30)
         log.close()
+
+
+def test_a_failing_set_up_step_stops_the_demo_with_its_status_and_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Set-up runs the Flask CLI in this process: a step it refuses ends the demo as the
+    ``flask`` command would (its message, its exit status) and names the step."""
+    monkeypatch.setattr(run_demo, "SETUP_STEPS", [["koudai", "no-such-step"]])
+    monkeypatch.delenv("FLASK_APP", raising=False)
+
+    status = run_demo.main(["--no-serve"])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "No such command 'no-such-step'" in err
+    assert "demo set-up failed at: flask koudai no-such-step" in err
+    assert "FLASK_APP" not in os.environ  # the steps' environment is not left behind
