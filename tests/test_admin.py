@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import tracemalloc
 from typing import Any
@@ -648,6 +650,45 @@ def test_csv_export_of_10000_orders_in_bounded_memory(make_app, database_url):
         assert size > 700_000
         # Everything at once would hold 10,000 ORM objects (tens of MB); batches hold 500.
         assert peak < 12 * 1024 * 1024, peak
+
+
+def test_csv_export_keeps_a_buyers_formula_as_text(make_app, sqlite_url):
+    """A buyer's address typed as a formula stays text in the spreadsheet the shop opens."""
+    app = make_app(sqlite_url)
+    with app.app_context():
+        staff.grant("staff:boss", "owner")
+        now = utcnow()
+        with get_state().get_engine().begin() as connection:
+            connection.execute(
+                insert(Order),
+                [
+                    {
+                        "number": "KDX00000001",
+                        "status": "paid",
+                        "channel": "web",
+                        "external_id": "@SUM(1)",
+                        "request_digest": "",
+                        "note": "",
+                        "subtotal": 1000,
+                        "shipping_fee": 0,
+                        "discount": 0,
+                        "total": 1000,
+                        "created_at": now,
+                        "updated_at": now,
+                        "address": {
+                            "name": '=HYPERLINK("http://x","y")',
+                            "phone": "+8613800138000",
+                            "street": "-2+3",
+                        },
+                    }
+                ],
+            )
+        text = "".join(order_csv.export_orders("staff:boss", order_search.OrderFilters()))
+    header, row = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["buyer"] == '\'=HYPERLINK("http://x","y")'
+    assert (cells["phone"], cells["address"]) == ("'+8613800138000", "'-2+3")
+    assert cells["external_id"] == "'@SUM(1)" and cells["total_yuan"] == "10.00"
 
 
 def test_stock_and_payments_are_untouched_by_refused_actions(make_app, sqlite_url):

@@ -45,6 +45,7 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("sku_update", "PATCH", "/skus/SHIRT-W", {"price": 9900}, 200),
     ("stock_list", "GET", "/stock", None, 200),
     ("stock_read", "GET", "/stock/SHIRT-W", None, 200),
+    ("best_sellers_report", "GET", "/reports/best-sellers", None, 200),
     ("stock_adjust", "POST", "/stock/SHIRT-W/adjustments", {"delta": 2}, 201),
     ("stock_count", "POST", "/stock/SHIRT-W/counts", {"quantity": 30}, 201),
     ("orders_list", "GET", "/orders", None, 200),

@@ -13,6 +13,7 @@ from koudai_flask.config import config_value
 from koudai_flask.models import Customer, CustomerIdentity, CustomerTag, Tag
 from koudai_flask.services import backoffice, staff
 from koudai_flask.services.customer_stats import stats_subquery
+from koudai_flask.services.product_form import fen_to_yuan
 from koudai_flask.services.transaction import current_session
 
 EXPORT_COLUMNS = [
@@ -29,15 +30,10 @@ EXPORT_COLUMNS = [
 ]
 
 
-def _cell(value: str) -> str:
-    """Text a spreadsheet shows as text: a leading = + - @ would start a formula."""
+def text_cell(value: str) -> str:
+    """Text a spreadsheet shows as text: a leading = + - @ would start a formula (every CSV
+    export passes text it did not write itself through this)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
 def export_customers(
@@ -96,14 +92,14 @@ def export_customers(
             writer.writerow(
                 [
                     customer.id,
-                    _cell(customer.name or ""),
-                    _cell(customer.phone or ""),
-                    _cell(customer.email or ""),
+                    text_cell(customer.name or ""),
+                    text_cell(customer.phone or ""),
+                    text_cell(customer.email or ""),
                     int(row.order_count) if row is not None else 0,
-                    _yuan(int(row.total_spent)) if row is not None else "0.00",
+                    fen_to_yuan(int(row.total_spent)) if row is not None else "0.00",
                     last.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if last else "",
                     f"{row.rfm_r}{row.rfm_f}{row.rfm_m}" if row is not None else "000",
-                    _cell(" ".join(tag_names.get(customer.id, []))),
+                    text_cell(" ".join(tag_names.get(customer.id, []))),
                     " ".join(sorted(set(known.get(customer.id, [])))),
                 ]
             )

@@ -17,6 +17,8 @@ from koudai_flask.connectors.logistics.carriers import resolve_carrier
 from koudai_flask.errors import KoudaiError
 from koudai_flask.models import Order
 from koudai_flask.services import backoffice, order_search, staff
+from koudai_flask.services.customer_csv import text_cell
+from koudai_flask.services.product_form import fen_to_yuan
 from koudai_flask.services.transaction import current_session
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -36,10 +38,6 @@ EXPORT_COLUMNS = [
     "skus",
     "tracking",
 ]
-
-
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
 
 
 def export_orders(
@@ -76,17 +74,21 @@ def export_orders(
                 [
                     order.number,
                     order.channel,
-                    order.external_id or "",
+                    text_cell(order.external_id or ""),
                     order.status,
                     order.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                     order.paid_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
                     if order.paid_at
                     else "",
-                    _yuan(order.total),
-                    _yuan(order.shipping_fee),
-                    address.get("name", ""),
-                    address.get("phone", ""),
-                    "".join(address.get(k, "") for k in ("province", "city", "district", "street")),
+                    fen_to_yuan(order.total),
+                    fen_to_yuan(order.shipping_fee),
+                    text_cell(address.get("name", "")),
+                    text_cell(address.get("phone", "")),
+                    text_cell(
+                        "".join(
+                            address.get(k, "") for k in ("province", "city", "district", "street")
+                        )
+                    ),
                     " ".join(f"{line.sku_code}x{line.quantity}" for line in order.lines),
                     " ".join(f"{s.carrier}:{s.tracking_number}" for s in order.shipments),
                 ]

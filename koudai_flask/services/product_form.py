@@ -48,8 +48,10 @@ def yuan_to_fen(text: str) -> int:
 
 
 def fen_to_yuan(fen: int) -> str:
-    """12999 → ``"129.99"``: how a price is shown in a form field."""
-    return f"{fen // 100}.{fen % 100:02d}"
+    """12999 → ``"129.99"`` (-50 → ``"-0.50"``): a price in a form field or a CSV cell."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
 def split_values(text: str) -> list[str]:

@@ -8,6 +8,7 @@ member's channel scope.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -133,6 +134,18 @@ def _day(value: str | None, default: date) -> date:
         return default
 
 
+def report_days(args: Mapping[str, str], default_days: int) -> tuple[date, date]:
+    """A report's ``from`` and ``to`` (the shop's days, both included): ``to`` defaults to
+    today and ``from`` to ``default_days`` before it; a value that is not a day is taken as
+    missing, swapped ends are put in order, and at most ``MAX_DAYS`` are kept back from
+    ``to``."""
+    end = _day(args.get("to"), funnel_stats.today())
+    start = _day(args.get("from"), end - timedelta(days=default_days - 1))
+    if start > end:
+        start, end = end, start
+    return max(start, end - timedelta(days=funnel_stats.MAX_DAYS - 1)), end
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
@@ -141,12 +154,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/funnel")
     @staff_required("marketing.manage")
     def funnel_dashboard() -> ResponseReturnValue:
-        today = funnel_stats.today()
-        end = _day(request.args.get("to"), today)
-        start = _day(request.args.get("from"), end - timedelta(days=DEFAULT_DAYS - 1))
-        if start > end:
-            start, end = end, start
-        start = max(start, end - timedelta(days=funnel_stats.MAX_DAYS - 1))
+        start, end = report_days(request.args, DEFAULT_DAYS)
         campaign_id = _int(request.args.get("campaign"))
         scope = staff.visible_channels(acting())
         session = current_session()
