@@ -20,6 +20,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,10 @@ from examples.host_site.app import create_app
 from examples.host_site.commands import DEMO_ACCOUNTS
 from examples.host_site.extensions import db
 from examples.host_site.models import User
-from koudai_flask.models import Product, Sku, StaffMember
+from koudai_flask.models import FunnelEvent, Order, OrderLine, Product, Sku, StaffMember
+from koudai_flask.services import best_sellers, funnel_stats
 from tests.conftest import PG_URL, pg_url_in_schema, unavailable
+from tests.helpers import assert_ledger_consistent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = 31
@@ -72,9 +75,15 @@ def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Flask]:
     """A site set up as ``make demo`` does, shared by the read-only tests of this module."""
-    tmp_path = tmp_path_factory.mktemp("host_site")
+    with set_up_site(request.param, tmp_path_factory.mktemp("host_site")) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def set_up_site(backend: str, tmp_path: Path) -> Iterator[Flask]:
+    """A site on a fresh SQLite file or PostgreSQL schema, after ``SETUP_COMMANDS``."""
     drop_schema = None
-    if request.param == "sqlite":
+    if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'site.db'}"
     else:
         url, drop_schema = _postgres_schema()
@@ -288,6 +297,37 @@ def test_setup_commands_can_run_again(site: Flask) -> None:
         assert sorted(roles) == sorted(
             [(str(owner.id), "owner"), (str(agent.id), "customer_service")]
         )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sample_sales_are_real_orders_of_past_days_placed_once(
+    backend: str, tmp_path: Path
+) -> None:
+    """``flask seed-sales``: paid orders through the engine, spread over the days asked,
+    shipped and delivered but the last two days', stock held and taken as for real orders,
+    no funnel steps; run again, it adds nothing."""
+    with set_up_site(backend, tmp_path) as app:
+        first = run_command(app, ["seed-sales", "--days", "10"])
+        placed = int(re.fullmatch(r"sample orders placed over 10 days: (\d+)\n", first).group(1))
+        assert run_command(app, ["seed-sales", "--days", "10"]) == "sample orders exist\n"
+        with app.app_context():
+            session = db.session
+            rows = session.execute(select(Order.channel, Order.status, Order.paid_at)).all()
+            assert len(rows) == placed > 10
+            today = funnel_stats.today()
+            zone = funnel_stats.zone()
+            for channel, status, paid_at in rows:
+                back = (
+                    today - paid_at.replace(tzinfo=paid_at.tzinfo or UTC).astimezone(zone).date()
+                ).days
+                assert channel == "web" and 1 <= back <= 10
+                assert status == ("paid" if back <= 2 else "delivered"), (back, status)
+            assert {status for _, status, _ in rows} == {"paid", "delivered"}
+            assert session.scalar(select(func.count()).select_from(FunnelEvent)) == 0
+            sold = session.scalar(select(func.sum(OrderLine.quantity)))
+            ranking = best_sellers.ranking(today - timedelta(days=10), today, limit=None)
+            assert ranking.units == sold and ranking.rows[0].units > ranking.rows[-1].units
+            assert_ledger_consistent(session)
 
 
 def test_site_tables_and_koudai_tables_are_made_by_their_own_commands(site: Flask) -> None:

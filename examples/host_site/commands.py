@@ -147,8 +147,10 @@ def link_taobao(settings_file: Path, name: str) -> None:
 
 def register(app: Flask) -> None:
     from examples.host_site.demo_crm import seed_crm, subscribe_webhook
+    from examples.host_site.demo_sales import seed_sales
 
     app.cli.add_command(seed_crm)
+    app.cli.add_command(seed_sales)
     app.cli.add_command(subscribe_webhook)
     app.cli.add_command(init_db)
     app.cli.add_command(seed_users)

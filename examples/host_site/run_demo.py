@@ -1,9 +1,9 @@
 """Set up and serve the demo: ``python -m examples.host_site.run_demo [--no-serve]``.
 
 Runs, in this process, the commands a merchant would type, with ``FLASK_APP`` pointed at
-this site: create the site's tables, koudai's schema, the demo catalog and the demo
-accounts. Every step can run again, so starting the demo twice keeps the data of the first
-run.
+this site: create the site's tables, koudai's schema, the demo catalog, the demo accounts
+and a month of sample sales. Every step can run again, so starting the demo twice keeps
+the data of the first run.
 
 The site and its sandboxes run as child processes of this one, which stops them all when
 the site stops, on Ctrl+C or on SIGTERM or SIGHUP; so a demo that ended leaves no sandbox
@@ -40,6 +40,7 @@ SETUP_STEPS: list[list[str]] = [
     ["koudai", "demo", "seed"],
     ["seed-users"],
     ["seed-crm"],
+    ["seed-sales"],
 ]
 
 

@@ -32,6 +32,10 @@ def print_after_sales_walkthrough(base: str) -> None:
     print(f"  then {base}/shop-admin/orders/scan  scan (or type) a slip's number, then a waybill")
     print(f"Stocktake: {base}/shop-admin/stocktake  scan (or type) a SKU code, e.g. DEMO-001-0-S")
     print(
+        f"Best sellers (热销商品): {base}/shop-admin/best-sellers  a month of sample orders:"
+        " what sells, on which channel, and (order by 最先卖完) what runs out first"
+    )
+    print(
         "Back in stock (到货提醒): buyer, on a product with a sold-out size, 到货通知我; owner,"
         f" {base}/shop-admin/stock?wanted=1  adjust that SKU up: within seconds the WeChat"
         " sandbox's /messages shows the message (or the log, a text)"
