@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,14 @@ def test_every_string_in_code_and_templates_has_a_chinese_translation(tmp_path):
     }
     missing = sorted(extracted_ids(tmp_path) - translated)
     assert missing == []
+
+
+def test_the_catalog_translates_each_message_once():
+    """Two entries for one message: the compiled catalog keeps one, silently (a translation
+    added a second time, in other words, would never show)."""
+    text = (TRANSLATIONS / "zh" / "LC_MESSAGES" / "koudai.po").read_text(encoding="utf-8")
+    ids = re.findall(r'^msgid "(.+)"$', text, re.M)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
 
 
 def test_the_compiled_catalog_matches_the_po_file():

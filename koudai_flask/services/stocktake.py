@@ -5,7 +5,8 @@ finds the SKU, they count what is there and enter it. The count becomes the SKU'
 figure at the default location, written as a ``count`` movement of the difference
 (``inventory.set_on_hand``) and audited. A count is refused, changing nothing, when the
 shelf moved while they counted (a parcel went out: the figure they saw is no longer the
-book's) or when it is below what open orders hold.
+book's, unless the book now shows exactly their count) or when it is below what open
+orders hold.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def count(user_id: str, code: str, counted: int, *, seen: int | None = None) -> 
             session, inventory.stock_level(session, sku, inventory.get_location(session))
         )
         before = level.on_hand
-        if seen is not None and seen != before:
+        # A book that moved to exactly the count needs nothing (the same count sent again).
+        if seen is not None and seen != before and counted != before:
             raise ValidationError(
                 f"{code}: the book changed from {seen} to {before} while counting",
                 reason="count_moved",

@@ -67,3 +67,23 @@ def acting() -> StaffMember:
 
 def actor_id() -> str:
     return acting().user_id
+
+
+MAX_UPLOAD = 5 * 1024 * 1024
+
+
+def uploaded_text(field: str = "file") -> str | None:
+    """The text of the CSV file uploaded as ``field`` (None when no file was chosen): UTF-8,
+    or GB18030 as a spreadsheet saved on a Chinese Windows writes it; over 5 MiB is a 413."""
+    from flask import request
+
+    upload = request.files.get(field)
+    if upload is None or not upload.filename:
+        return None
+    raw = upload.read(MAX_UPLOAD + 1)
+    if len(raw) > MAX_UPLOAD:
+        abort(413)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("gb18030", errors="replace")

@@ -21,7 +21,13 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from koudai_flask.blueprints.admin import packing_views
-from koudai_flask.blueprints.admin.common import acting, actor_id, checked_form, staff_required
+from koudai_flask.blueprints.admin.common import (
+    acting,
+    actor_id,
+    checked_form,
+    staff_required,
+    uploaded_text,
+)
 from koudai_flask.blueprints.common import page_number
 from koudai_flask.blueprints.refusals import refusal_text
 from koudai_flask.errors import KoudaiError, NotFound
@@ -152,17 +158,10 @@ def register(bp: Blueprint) -> None:
     @staff_required("orders.ship")
     def orders_ship_csv() -> ResponseReturnValue:
         checked_form()
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
+        text = uploaded_text()
+        if text is None:
             flash(_k("Choose a CSV file."), "error")
             return redirect(url_for(".orders_list"))
-        raw = upload.read(5 * 1024 * 1024 + 1)
-        if len(raw) > 5 * 1024 * 1024:
-            abort(413)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("gb18030", errors="replace")  # spreadsheets saved on Windows
         results = order_csv.ship_from_csv(actor_id(), text)
         return render_template(
             "koudai/admin/ship_results.html", results=results, row_text=_row_text
