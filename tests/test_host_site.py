@@ -35,7 +35,15 @@ from examples.host_site.app import create_app
 from examples.host_site.commands import DEMO_ACCOUNTS
 from examples.host_site.extensions import db
 from examples.host_site.models import User
-from koudai_flask.models import FunnelEvent, Order, OrderLine, Product, Sku, StaffMember
+from koudai_flask.models import (
+    FunnelEvent,
+    Order,
+    OrderLine,
+    Product,
+    ProductReview,
+    Sku,
+    StaffMember,
+)
 from koudai_flask.services import best_sellers, funnel_stats
 from tests.conftest import PG_URL, pg_url_in_schema, unavailable
 from tests.helpers import assert_ledger_consistent
@@ -328,6 +336,8 @@ def test_sample_sales_are_real_orders_of_past_days_placed_once(
             ranking = best_sellers.ranking(today - timedelta(days=10), today, limit=None)
             assert ranking.units == sold and ranking.rows[0].units > ranking.rows[-1].units
             assert_ledger_consistent(session)
+            written = session.scalar(select(func.count()).select_from(ProductReview))
+            assert written and session.scalar(select(func.sum(Product.review_count))) == written
 
 
 def test_site_tables_and_koudai_tables_are_made_by_their_own_commands(site: Flask) -> None:

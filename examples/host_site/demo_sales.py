@@ -3,7 +3,8 @@
 ``flask seed-sales`` places orders in the own shop over the last ``--days`` days through
 koudai's order engine (stock held, paid, shipped and delivered as a real order would be),
 then moves their times back to the day they stand for: the dashboard, the funnel's sales
-chart, the best sellers and the customers' RFM scores read a shop with a history. A few
+chart, the best sellers and the customers' RFM scores read a shop with a history, and
+about half the delivered orders of the demo's customers carry their reviews (评价). A few
 products sell far more than the rest, as in a real shop. The last two days' orders stay
 paid and unshipped, for the packing and scanning walk-throughs; a SKU that runs out is
 simply not sold again. Run again, it adds nothing. No funnel steps are recorded for them:
@@ -22,8 +23,17 @@ from sqlalchemy import select, update
 
 from examples.host_site.demo_crm import seed_customers
 from koudai_flask.errors import OutOfStock
-from koudai_flask.models import Order, OrderEvent, Payment, Product, Shipment, Sku
-from koudai_flask.services import funnel_stats, orders
+from koudai_flask.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    Product,
+    ProductReview,
+    Shipment,
+    Sku,
+)
+from koudai_flask.services import funnel_stats, orders, reviews
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 KEY = "demo-sale-{}"  # each order's idempotency key: the first one found means seeded
@@ -34,6 +44,13 @@ ADDRESSES = [
     ("赵敏", "13800138004", "北京市", "北京市", "海淀区", "中关村大街 27 号"),
 ]
 UNSHIPPED_DAYS = 2
+REVIEW_WORDS = {
+    5: ("很满意，会回购。", "质量很好，和图片一样。", "发货快，包装仔细。", ""),
+    4: ("不错，就是物流慢了一点。", "挺好的，颜色比图片略深。", ""),
+    3: ("一般般，对得起价格。", ""),
+    2: ("尺码偏小，建议买大一号。",),
+    1: ("收到有破损，联系客服处理中。",),
+}
 
 
 def _address(rng: random.Random) -> dict[str, str]:
@@ -68,10 +85,26 @@ def _backdate(number: str, moment: datetime) -> None:
             .where(Order.id == order_id)
             .values(created_at=moment, updated_at=moment, paid_at=moment + timedelta(minutes=3))
         )
-        for model in (OrderEvent, Payment, Shipment):
+        for model in (OrderEvent, Payment, Shipment, ProductReview):
             session.execute(
                 update(model).where(model.order_id == order_id).values(created_at=moment)
             )
+
+
+def _review(rng: random.Random, customer_id: int, number: str) -> None:
+    """The buyer's stars and words on each item of a delivered order, most of them good."""
+    line_ids = (
+        current_session()
+        .scalars(
+            select(OrderLine.id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.number == number)
+        )
+        .all()
+    )
+    for line_id in line_ids:
+        rating = rng.choices((5, 4, 3, 2, 1), weights=(12, 6, 2, 1, 1))[0]
+        reviews.write(customer_id, number, line_id, rating, rng.choice(REVIEW_WORDS[rating]))
 
 
 def place_sales(days: int, *, seed: int = 2013) -> int:
@@ -110,6 +143,8 @@ def place_sales(days: int, *, seed: int = 2013) -> int:
             if back > UNSHIPPED_DAYS:
                 orders.ship(number, carrier="shunfeng", tracking_number=f"SF{placed + 1:010d}")
                 orders.deliver(number)
+                if order.customer_id is not None and rng.random() < 0.6:
+                    _review(rng, order.customer_id, number)
             _backdate(number, moment)
             placed += 1
     return placed

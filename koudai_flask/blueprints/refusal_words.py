@@ -218,6 +218,12 @@ REASONS = {
         "We have no way to reach you: add a phone number or an e-mail address to your account."
     ),
     "alert_limit": lazy_gettext("At most %(most)s alerts can wait at a time: remove some first."),
+    "review_not_received": lazy_gettext(
+        "Order %(number)s has not arrived yet: review it once you have it."
+    ),
+    "review_exists": lazy_gettext("You have reviewed %(item)s of this order already."),
+    "review_rating": lazy_gettext("Choose from one to five stars."),
+    "review_too_long": lazy_gettext("A review is at most %(most)s characters."),
     "address_packing": lazy_gettext(
         "The shop is packing this order: ask them to send it to the new address."
     ),

@@ -54,7 +54,13 @@ from koudai_flask.models.onboarding import MerchantCredential, OnboardingStep, S
 from koudai_flask.models.orders import Order, OrderEvent, OrderLine, Payment, Refund, Shipment
 from koudai_flask.models.outbox import OutboxEvent
 from koudai_flask.models.platform import ApiKey, IdempotencyRecord
-from koudai_flask.models.shop import Address, CartLine, ShopProfile, StockAlert
+from koudai_flask.models.shop import (
+    Address,
+    CartLine,
+    ProductReview,
+    ShopProfile,
+    StockAlert,
+)
 from koudai_flask.models.social import (
     AutoReplyRule,
     WechatFollower,
@@ -102,6 +108,7 @@ __all__ = [
     "Address",
     "CartLine",
     "ShopProfile",
+    "ProductReview",
     "StockAlert",
     "AuditEntry",
     "Base",

@@ -72,6 +72,10 @@ class Product(Base, Timestamped):
     # Names of the attributes its SKUs vary by, in display order, e.g. ["color", "size"].
     options: Mapped[list[Any]] = mapped_column(default=list)
     sales_count: Mapped[int] = mapped_column(default=0)
+    # Published buyer reviews (评价) and the sum of their stars, kept with each review's
+    # change, so a page shows the average without reading the reviews.
+    review_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    rating_total: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # None: the shop's flat fee (KOUDAI_SHIPPING_FEE).
     shipping_template_id: Mapped[int | None] = mapped_column(

@@ -94,3 +94,33 @@ class StockAlert(Base, Timestamped):
     provider_message_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(500))
     notified_at: Mapped[datetime | None]
+
+
+class ProductReview(Base, Timestamped):
+    """A buyer's review (评价) of an item they received: one per order line.
+
+    ``published`` reviews show on the product's page and count in the product's
+    ``review_count`` and ``rating_total``; staff may hide one (``hidden``) and show it again,
+    and reply once (``reply``, changed by replying again)."""
+
+    __tablename__ = "koudai_product_review"
+    __table_args__ = (
+        UniqueConstraint("order_line_id"),
+        CheckConstraint("rating >= 1 AND rating <= 5", name="rating_range"),
+        Index("ix_koudai_product_review_product_status", "product_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("koudai_product.id"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("koudai_sku.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("koudai_order_line.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("koudai_customer.id"), index=True)
+    rating: Mapped[int]
+    body: Mapped[str] = mapped_column(String(500), default="")
+    # What the buyer bought (the line's variant) and how the page names them ("李*").
+    variant: Mapped[str] = mapped_column(String(200), default="")
+    author: Mapped[str] = mapped_column(String(40), default="")
+    status: Mapped[str] = mapped_column(String(16), default="published")
+    reply: Mapped[str] = mapped_column(String(500), default="")
+    replied_at: Mapped[datetime | None]

@@ -18,6 +18,7 @@ from koudai_flask.blueprints.shop import (
     catalog_views,
     order_address_views,
     order_views,
+    review_views,
     tracking_views,
 )
 from koudai_flask.blueprints.shop.catalog_views import media_folder
@@ -58,6 +59,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     account_views.register(bp)
     address_views.register(bp)
     alert_views.register(bp)
+    review_views.register(bp)
     order_address_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps
 

@@ -146,7 +146,17 @@ def category(slug: str) -> CategoryRow | None:
 _PRODUCT = _Columns(
     Product,
     "p_",
-    ["id", "slug", "title", "description", "status", "options", "shipping_template_id"],
+    [
+        "id",
+        "slug",
+        "title",
+        "description",
+        "status",
+        "options",
+        "shipping_template_id",
+        "review_count",
+        "rating_total",
+    ],
 )
 _SKU = _Columns(Sku, "s_", ["id", "code", "attributes", "price", "active"])
 _IMAGE = _Columns(ProductImage, "i_", ["id", "path", "alt"])

@@ -23,7 +23,7 @@ from koudai_flask.i18n import CARRIERS
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Order
 from koudai_flask.payments import PaymentGatewayError
-from koudai_flask.services import order_address, order_states, orders, returns
+from koudai_flask.services import order_address, order_states, orders, returns, reviews
 from koudai_flask.services import payments as payment_service
 from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session
@@ -91,9 +91,12 @@ def _order_page(
     order: Order, refund_form: RefundRequestForm | None = None, *, items_error: bool = False
 ) -> str:
     answer = order_states.last_declined(order.events)
+    reviewable = order.customer_id is not None and reviews.can_review(order)
     return render_template(
         "koudai/shop/order.html",
         order=order,
+        reviewable=reviewable,
+        reviewed=reviews.reviewed_lines(order.id) if reviewable else {},
         form=ActionForm(),
         after_sales=after_sales_here(order),
         address_changeable=after_sales_here(order)
