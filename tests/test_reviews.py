@@ -14,10 +14,14 @@ from sqlalchemy import func, select
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Product, ProductReview
-from koudai_flask.services import catalog, order_states, orders, reviews, staff
+from koudai_flask.services import catalog, channels, order_states, orders, reviews, staff, webhooks
 from koudai_flask.services.transaction import unit_of_work
 from tests.test_campaigns import PASSWORD, login
+from tests.test_notifications import SmtpServer, mail_settings
 from tests.test_stock_alerts import sign_up
+from tests.test_webhooks import SECRET, receiver
+
+__all__ = ["receiver"]  # the webhook receiver fixture
 
 SLUG = "longjing"
 
@@ -51,7 +55,11 @@ def figures(app: Flask) -> tuple[int, int, int]:
 
 @pytest.fixture
 def shop(make_app: Any, database_url: str) -> tuple[Flask, Any, int, str, list[int]]:
-    app = make_app(database_url)
+    return tea_shop(make_app(database_url))
+
+
+def tea_shop(app: Flask) -> tuple[Flask, Any, int, str, list[int]]:
+    """The tea in two sizes, customer service and a viewer, a buyer with a delivered order."""
     with app.app_context():
         catalog.create_product(
             title="龙井茶",
@@ -199,3 +207,57 @@ def test_staff_hide_show_and_reply_and_the_average_follows(shop):
         follow_redirects=True,
     )
     assert "评价最多 500 个字。" in too_long.get_data(as_text=True)
+
+
+def test_a_low_review_is_mailed_to_who_answers_reviews_and_every_review_is_a_webhook(
+    make_app, database_url, receiver
+):
+    smtp = SmtpServer()
+    try:
+        app = make_app(
+            database_url,
+            KOUDAI_MAIL=mail_settings(smtp),
+            SERVER_NAME="shop.example.com",
+            KOUDAI_WEBHOOKS=True,
+            KOUDAI_WEBHOOKS_ALLOW_PRIVATE=True,
+        )
+        _, client, customer_id, number, lines = tea_shop(app)
+        with app.app_context():
+            channels.create("taobao", "tb-a", settings={})
+            staff.grant("staff:wh@shop.cn", "warehouse", email="wh@shop.cn", password=PASSWORD)
+            staff.grant(
+                "staff:tb@shop.cn",
+                "customer_service",
+                channels=["tb-a"],
+                email="tb@shop.cn",
+                password=PASSWORD,
+            )
+            webhooks.create_subscription(
+                receiver.url, ["review.created"], owner_user_id="staff:cs@shop.cn", secret=SECRET
+            )
+        before = len(smtp.state.received)
+        client.post(f"/orders/{number}/review/{lines[0]}", {"rating": "5", "body": "好喝"})
+        assert len(smtp.state.received) == before  # a good review troubles nobody
+        client.post(f"/orders/{number}/review/{lines[1]}", {"rating": "1", "body": "罐子破了"})
+        mails = smtp.state.received[before:]
+        assert [mail.rcpt_tos for mail in mails] == [["cs@shop.cn"]]  # not the warehouse
+        message = mails[0].message
+        assert message["Subject"] == "★ 差评：龙井茶"
+        body = message.get_body(("plain",)).get_content()
+        assert f"买家给 龙井茶 大罐 打了 ★（订单 {number}）。" in body and "罐子破了" in body
+        assert "http://shop.example.com/shop-admin/reviews?low=1" in body
+
+        events = [
+            (r.headers["Koudai-Webhook-Event"], r.document["data"]) for r in receiver.received
+        ]
+        assert [name for name, _ in events] == ["review.created", "review.created"]
+        assert {k: events[1][1][k] for k in ("rating", "number", "sku", "body", "author")} == {
+            "rating": 1,
+            "number": number,
+            "sku": "LJ-L",
+            "body": "罐子破了",
+            "author": "李*",
+        }
+        assert events[1][1]["customer_id"] == customer_id
+    finally:
+        smtp.stop()

@@ -51,6 +51,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
     ],
     # ... and staff are told when it was signed for.
     "order.return_arrived": ["koudai_flask.services.staff_alerts:on_return"],
+    # A buyer's review of one or two stars: staff who answer reviews are told (差评).
+    "review.created": ["koudai_flask.services.staff_alerts:on_low_review"],
 }
 # CRM: a customer's rule tags are recomputed when their orders or identities change, and
 # for everyone when a rule is saved (services.rule_tags).

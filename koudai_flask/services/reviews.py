@@ -9,6 +9,8 @@ again, and reply to it; each change is audited. Refused with nothing written: an
 buyer's order or a marketplace's (``NotFound``: it does not exist for them), an item not
 received yet (``review_not_received``), a second review of one line (``review_exists``),
 stars outside 1..5 (``review_rating``), a text over 500 characters (``review_too_long``).
+A published review is a ``review.created`` outbox event (the webhook of that name; staff
+who answer reviews are e-mailed one of one or two stars, ``staff_alerts.on_low_review``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from koudai_flask.errors import NotFound, ValidationError
 from koudai_flask.models import Customer, Order, OrderLine, Product, ProductReview, Sku
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import staff
+from koudai_flask.services import outbox, staff
 from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -101,6 +103,25 @@ def write(customer_id: int, number: str, line_id: int, rating: int, text: str) -
         except IntegrityError:  # the same line reviewed at the same moment elsewhere
             raise _exists(number, line.title) from None
         _count(session, product_id, 1, rating)
+        product = session.get(Product, product_id)
+        assert product is not None
+        outbox.record(
+            session,
+            "review.created",
+            {
+                "id": review.id,
+                "product_id": product_id,
+                "product": product.title,
+                "slug": product.slug,
+                "sku": line.sku_code,
+                "variant": line.variant,
+                "number": number,
+                "customer_id": customer_id,
+                "rating": rating,
+                "body": body,
+                "author": review.author,
+            },
+        )
         return review
 
 

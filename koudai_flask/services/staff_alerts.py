@@ -29,6 +29,7 @@ from koudai_flask.models import Order, OrderEvent, StaffMember
 from koudai_flask.notifications.email import mailer_from_config
 from koudai_flask.notifications.render import yuan
 from koudai_flask.services import order_states, returns, staff
+from koudai_flask.services.checkout import SHOP_CHANNEL
 from koudai_flask.services.transaction import unit_of_work
 
 log = logging.getLogger("koudai_flask.notifications")
@@ -106,6 +107,49 @@ def on_return(topic: str, payload: dict[str, Any]) -> None:
         members = _who_answers(session, order)
         key = f"{prefix}-{order.id}-{waybill['tracking_number']}"
     _send_each(members, str(subject) % figures, text, key)
+
+
+LOW_RATING = 2  # stars at most: a review staff hear of (差评)
+
+
+def on_low_review(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox handler of ``review.created``: a review of one or two stars is e-mailed to
+    the staff who answer reviews (``customers.edit`` on the own shop), with what the buyer
+    wrote and a link to the low reviews, so a reply or a call comes while it still helps."""
+    if not current_app.config["KOUDAI_MAIL"] or payload["rating"] > LOW_RATING:
+        return
+    figures = {
+        "stars": "★" * payload["rating"],
+        "product": payload["product"],
+        "variant": payload["variant"],
+        "number": payload["number"],
+    }
+    subject = _k("%(stars)s review: %(product)s", **figures)
+    text = "\n\n".join(
+        [
+            _k("A buyer gave %(product)s %(variant)s %(stars)s (order %(number)s).", **figures),
+            payload["body"] or _k("(no words)"),
+            _k("Reply to it, or hide it: %(url)s", url=_reviews_url()),
+        ]
+    )
+    with unit_of_work() as session:
+        members = [
+            member.id
+            for member in session.scalars(
+                select(StaffMember)
+                .where(StaffMember.active.is_(True), StaffMember.email.is_not(None))
+                .order_by(StaffMember.id)
+            )
+            if staff.allows(member, "customers.edit", channel=SHOP_CHANNEL)
+        ]
+    _send_each(members, subject, text, f"staff-review-{payload['id']}")
+
+
+def _reviews_url() -> str:
+    try:
+        return url_for("koudai_admin.reviews_list", low="1", _external=True)
+    except (RuntimeError, BuildError):
+        return "/reviews?low=1"
 
 
 def _who_answers(session: Session, order: Order) -> list[int]:

@@ -64,6 +64,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "customer.tagged": "customer.tagged",
     "customer.merged": "customer.merged",
     "customer.split": "customer.split",
+    "review.created": "review.created",
 }
 EVENTS: tuple[str, ...] = tuple(TOPIC_EVENTS.values())
 PING = "ping"
