@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from koudai_flask.blueprints.api import SCOPES
+from koudai_flask.extension import get_state
+from koudai_flask.models import OrderLine
 from koudai_flask.services import (
     identities,
     merges,
     orders,
+    reviews,
     segments,
     shipping_templates,
     staff,
@@ -137,6 +141,10 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("segment_delete", "DELETE", "/segments/1", None, 204),
     ("segment_members", "GET", "/segments/1/members", None, 200),
     ("segment_export", "GET", "/segments/1/export.csv", None, 200),
+    ("reviews_list", "GET", "/reviews", None, 200),
+    ("review_read", "GET", "/reviews/1", None, 200),
+    ("review_reply_api", "PUT", "/reviews/1/reply", {"reply": "谢谢惠顾"}, 200),
+    ("review_status_api", "PUT", "/reviews/1/status", {"status": "hidden"}, 200),
 ]
 PUBLIC = {"root", "openapi_json", "docs"}
 # Scopes a view needs besides its declared one (a segment: customers.edit or marketing.manage).
@@ -175,6 +183,18 @@ def build(make_app: Any, url: str) -> tuple[Flask, dict[str, str]]:
         orders.request_refund(returning, reason="too big", returning=True)
         theme.update(return_address={"name": "售后", "phone": "0571-88886666", "address": "杭州"})
         shipping_templates.save_template(OWNER, None, {**SHIPPING_TEMPLATE, "name": "平邮"})  # 1
+        reviewed = orders.place(
+            channel="web", lines=[{"sku": "SHIRT-W", "quantity": 1}], customer=1
+        )
+        orders.mark_paid(
+            reviewed.number, amount=reviewed.total, transaction_id="T-R", provider="offline"
+        )
+        orders.ship(reviewed.number, carrier="shunfeng", tracking_number="SF100200400")
+        orders.deliver(reviewed.number)
+        line_id = get_state().session.scalar(
+            select(OrderLine.id).where(OrderLine.order_id == reviewed.id)
+        )
+        reviews.write(1, reviewed.number, line_id, 2, "偏小")  # review 1
     return app, {
         "ext": numbers["ext"],
         "paid": numbers["ext-b"],

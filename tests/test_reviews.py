@@ -16,6 +16,7 @@ from koudai_flask.extension import get_state
 from koudai_flask.models import AuditEntry, Product, ProductReview
 from koudai_flask.services import catalog, channels, order_states, orders, reviews, staff, webhooks
 from koudai_flask.services.transaction import unit_of_work
+from tests.api_support import API, make_key
 from tests.test_campaigns import PASSWORD, login
 from tests.test_notifications import SmtpServer, mail_settings
 from tests.test_stock_alerts import sign_up
@@ -261,3 +262,49 @@ def test_a_low_review_is_mailed_to_who_answers_reviews_and_every_review_is_a_web
         assert events[1][1]["customer_id"] == customer_id
     finally:
         smtp.stop()
+
+
+def test_the_api_lists_answers_and_hides_reviews_within_the_keys_channels(shop):
+    app, client, _, number, lines = shop
+    client.post(f"/orders/{number}/review/{lines[0]}", {"rating": "5", "body": "香"})
+    client.post(f"/orders/{number}/review/{lines[1]}", {"rating": "2", "body": "罐子小"})
+    with app.app_context():
+        channels.create("taobao", "tb-a", settings={})
+    api = app.test_client()
+    reader = make_key(app, ["customers.view"], owner="staff:cs@shop.cn")
+    editor = make_key(app, ["customers.view", "customers.edit"], owner="staff:cs@shop.cn")
+    marketplace = make_key(app, ["customers.view"], channels=["tb-a"], owner="staff:cs@shop.cn")
+
+    page = api.get(f"{API}/reviews?limit=1", headers=reader).get_json()
+    assert [(r["sku"], r["rating"], r["number"]) for r in page["items"]] == [("LJ-L", 2, number)]
+    rest = api.get(f"{API}/reviews?cursor={page['next_cursor']}", headers=reader).get_json()
+    assert [r["sku"] for r in rest["items"]] == ["LJ-S"] and rest["next_cursor"] is None
+    low = api.get(f"{API}/reviews?rating_max=2", headers=reader).get_json()["items"]
+    assert [r["body"] for r in low] == ["罐子小"]
+    low_id = low[0]["id"]
+    assert api.get(f"{API}/reviews", headers=marketplace).get_json()["items"] == []
+    assert api.get(f"{API}/reviews/{low_id}", headers=marketplace).status_code == 404
+
+    replied = api.put(f"{API}/reviews/{low_id}/reply", json={"reply": "已补寄"}, headers=editor)
+    assert replied.status_code == 200 and replied.get_json()["reply"] == "已补寄"
+    hidden = api.put(f"{API}/reviews/{low_id}/status", json={"status": "hidden"}, headers=editor)
+    assert hidden.get_json()["status"] == "hidden" and figures(app) == (1, 5, 2)
+    assert (
+        api.put(
+            f"{API}/reviews/{low_id}/status", json={"status": "gone"}, headers=editor
+        ).status_code
+        == 422
+    )
+    assert (
+        api.put(
+            f"{API}/reviews/{low_id}/reply", json={"reply": "长" * 501}, headers=editor
+        ).status_code
+        == 422
+    )
+    assert (
+        api.put(
+            f"{API}/reviews/{low_id}/status", json={"status": "published"}, headers=reader
+        ).status_code
+        == 403
+    )
+    assert figures(app) == (1, 5, 2)
