@@ -275,6 +275,10 @@ def test_the_api_lists_answers_and_hides_reviews_within_the_keys_channels(shop):
     editor = make_key(app, ["customers.view", "customers.edit"], owner="staff:cs@shop.cn")
     marketplace = make_key(app, ["customers.view"], channels=["tb-a"], owner="staff:cs@shop.cn")
 
+    with app.app_context():
+        product_id = get_state().session.scalar(select(Product.id).where(Product.slug == SLUG))
+    product = api.get(f"{API}/products/{product_id}", headers=reader).get_json()
+    assert (product["review_count"], product["rating"]) == (2, 3.5)
     page = api.get(f"{API}/reviews?limit=1", headers=reader).get_json()
     assert [(r["sku"], r["rating"], r["number"]) for r in page["items"]] == [("LJ-L", 2, number)]
     rest = api.get(f"{API}/reviews?cursor={page['next_cursor']}", headers=reader).get_json()
@@ -289,6 +293,8 @@ def test_the_api_lists_answers_and_hides_reviews_within_the_keys_channels(shop):
     assert replied.status_code == 200 and replied.get_json()["reply"] == "已补寄"
     hidden = api.put(f"{API}/reviews/{low_id}/status", json={"status": "hidden"}, headers=editor)
     assert hidden.get_json()["status"] == "hidden" and figures(app) == (1, 5, 2)
+    product = api.get(f"{API}/products/{product_id}", headers=reader).get_json()
+    assert (product["review_count"], product["rating"]) == (1, 5.0)
     assert (
         api.put(
             f"{API}/reviews/{low_id}/status", json={"status": "gone"}, headers=editor

@@ -8,6 +8,7 @@ from koudai_flask.models import Product
 from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.catalog import CODE, ProductInput, SkuUpdate
+from koudai_flask.services.reviews import summary
 
 _AMOUNT = validate.Range(min=0, max=MAX_INT)
 
@@ -71,6 +72,18 @@ class ProductOut(Schema):
         "image_paths", required=True, metadata={"type": "array", "items": {"type": "string"}}
     )
     skus = fields.List(fields.Nested(SkuOut), required=True)
+    review_count = fields.Integer(
+        required=True, metadata={"description": "Published buyer reviews (评价)"}
+    )
+    rating = fields.Method(
+        "average_rating",
+        required=True,
+        metadata={
+            "type": "number",
+            "nullable": True,
+            "description": "Their average stars, one decimal; null without reviews",
+        },
+    )
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -80,6 +93,9 @@ class ProductOut(Schema):
     def shipping_template_name(self, product: Product) -> str | None:
         template = product.shipping_template
         return template.name if template is not None else None
+
+    def average_rating(self, product: Product) -> float | None:
+        return summary(product.review_count, product.rating_total).average
 
     def category_slug(self, product: Product) -> str | None:
         return product.category.slug if product.category is not None else None
