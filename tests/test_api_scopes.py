@@ -77,6 +77,7 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         {"name": "王芳", "phone": "13700137000", "street": "文二路 9 号"},
         200,
     ),
+    ("order_memo_put", "PUT", "/orders/{paid}/memo", {"memo": "送礼, 不要发票", "flag": 1}, 200),
     ("order_slip", "POST", "/orders/{paid}/slip", None, 200),
     ("order_refund", "POST", "/orders/{paid}/refunds", {"amount": 100}, 201),
     (

@@ -39,6 +39,7 @@ from koudai_flask.models import (
     FunnelEvent,
     Order,
     OrderLine,
+    OrderMemo,
     Product,
     ProductReview,
     Sku,
@@ -338,6 +339,12 @@ def test_sample_sales_are_real_orders_of_past_days_placed_once(
             assert_ledger_consistent(session)
             written = session.scalar(select(func.count()).select_from(ProductReview))
             assert written and session.scalar(select(func.sum(Product.review_count))) == written
+            # Some orders to pack carry the seller's memo and flag; shipped ones none.
+            memos = session.execute(
+                select(Order.status, OrderMemo.flag).join(OrderMemo, OrderMemo.order_id == Order.id)
+            ).all()
+            assert memos and {status for status, _ in memos} == {"paid"}
+            assert all(1 <= flag <= 5 for _, flag in memos)
 
 
 def test_site_tables_and_koudai_tables_are_made_by_their_own_commands(site: Flask) -> None:

@@ -43,6 +43,7 @@ def test_a_buyer_s_pages_are_not_stored_and_the_catalog_is_left_alone(shop: Flas
         "address_edit": "/account/addresses/1/edit",
         "address_add": "POST /account/addresses",
         "alerts_page": "/account/alerts",
+        "favourites_page": "/account/favourites",
         "order_address_edit": f"/orders/{number}/address",
     }
     assert set(private) == PRIVATE_VIEWS  # every private view is looked at here

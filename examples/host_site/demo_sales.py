@@ -6,7 +6,8 @@ then moves their times back to the day they stand for: the dashboard, the funnel
 chart, the best sellers and the customers' RFM scores read a shop with a history, and
 about half the delivered orders of the demo's customers carry their reviews (评价). A few
 products sell far more than the rest, as in a real shop. The last two days' orders stay
-paid and unshipped, for the packing and scanning walk-throughs; a SKU that runs out is
+paid and unshipped, for the packing and scanning walk-throughs, some of them with the
+seller's memo and flag (卖家备注, 旗帜) a shop puts on orders to pack; a SKU that runs out is
 simply not sold again. Run again, it adds nothing. No funnel steps are recorded for them:
 they never went through the shop's pages.
 """
@@ -33,7 +34,7 @@ from koudai_flask.models import (
     Shipment,
     Sku,
 )
-from koudai_flask.services import funnel_stats, orders, reviews
+from koudai_flask.services import funnel_stats, order_memo, orders, reviews
 from koudai_flask.services.transaction import current_session, unit_of_work
 
 KEY = "demo-sale-{}"  # each order's idempotency key: the first one found means seeded
@@ -51,6 +52,7 @@ REVIEW_WORDS = {
     2: ("尺码偏小，建议买大一号。",),
     1: ("收到有破损，联系客服处理中。",),
 }
+MEMOS = ("送礼，不要放发票", "先打电话确认再发", "多包一层气泡膜", "与上一单合并发货", "")
 
 
 def _address(rng: random.Random) -> dict[str, str]:
@@ -113,6 +115,7 @@ def place_sales(days: int, *, seed: int = 2013) -> int:
     if session.scalar(select(Order.id).where(Order.idempotency_key == KEY.format(0))):
         return 0
     rng = random.Random(seed)
+    memo_rng = random.Random(seed + 1)  # its own draws: the orders are the same without it
     codes = _codes()
     weights = [1 / (rank + 1) for rank in range(len(codes))]  # Zipf: a few best sellers
     buyers = seed_customers()
@@ -145,6 +148,13 @@ def place_sales(days: int, *, seed: int = 2013) -> int:
                 orders.deliver(number)
                 if order.customer_id is not None and rng.random() < 0.6:
                     _review(rng, order.customer_id, number)
+            elif memo_rng.random() < 0.5:
+                order_memo.set_memo(
+                    number,
+                    memo=memo_rng.choice(MEMOS),
+                    flag=memo_rng.choice((1, 1, 2, 3, 4)),
+                    actor="staff:owner@example.com",
+                )
             _backdate(number, moment)
             placed += 1
     return placed

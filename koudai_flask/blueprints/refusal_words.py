@@ -236,6 +236,13 @@ REASONS = {
     "address_in_erp": lazy_gettext(
         "This order went to %(channel)s, which ships it: change the address there."
     ),
+    "favourite_limit": lazy_gettext(
+        "You keep %(most)s products in your favourites already: take some off first."
+    ),
+    "memo": lazy_gettext("The memo must be text."),
+    "memo_long": lazy_gettext("A memo is at most %(limit)s characters."),
+    "memo_flag": lazy_gettext("Choose a flag: none, red, yellow, green, blue or purple."),
+    "memo_none_chosen": lazy_gettext("Tick at least one order to flag."),
     "refund_on_channel": lazy_gettext(
         "This order was paid on %(channel)s: refund or refuse there, and this order follows."
     ),

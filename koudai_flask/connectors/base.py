@@ -46,6 +46,7 @@ PUSH_ORDER = "push_order"  # our paid orders go there (ERPs)
 PUSH_SHIPMENT = "push_shipment"  # our shipments of their orders go there (marketplaces)
 FETCH_SHIPMENTS = "fetch_shipments"  # their shipments of our orders come back (ERPs)
 EVENTS = "events"  # a message queue to pull (Taobao TMC)
+PUSH_MEMO = "push_memo"  # the seller's memo and flag on their orders go there (Taobao)
 
 # What to do with a quantity seen on a channel that is not our own echo (DESIGN.md).
 OVERWRITE = "overwrite"  # we are the truth: publish our figure again
@@ -116,6 +117,10 @@ class RemoteOrder:
     shipping_fee: int = 0
     buyer: str = ""
     address: Mapping[str, Any] = field(default_factory=dict)
+    # The seller's memo and flag (0-5) as the channel keeps them; None where it keeps none.
+    memo: str | None = None
+    flag: int | None = None
+    buyer_message: str = ""  # what the buyer wrote with the order (买家留言)
 
     @property
     def refund_asked(self) -> bool:
@@ -228,6 +233,11 @@ class Connector:
         """Tell the channel its order left with ``carrier`` (a Kuaidi100 code)."""
         raise NotImplementedError
 
+    def push_memo(self, external_id: str, memo: str, flag: int) -> None:
+        """Set the seller's memo and flag (0-5) of the channel's order; an empty memo clears
+        it there."""
+        raise NotImplementedError
+
     def fetch_shipments(self, since: datetime) -> Iterator[RemoteShipment]:
         """Shipments of our orders made on the channel since ``since``."""
         raise NotImplementedError
@@ -314,6 +324,7 @@ __all__ = [
     "FETCH_STOCK",
     "OVERWRITE",
     "PUSH_ORDER",
+    "PUSH_MEMO",
     "PUSH_SHIPMENT",
     "PUSH_STOCK",
     "REMOTE_REFUNDS",

@@ -29,6 +29,8 @@ BUILTIN_HANDLERS: dict[str, list[str]] = {
         # A marketplace's order is marked shipped there too (jobs.sync).
         "koudai_flask.jobs.sync:on_order_shipped",
     ],
+    # The seller's memo changed here on a marketplace's order: it goes there too (jobs.sync).
+    "order.memo_changed": ["koudai_flask.jobs.sync:on_order_memo_changed"],
     # A stock change marked listings of linked channels: push them (jobs.sync).
     "channel.push_due": ["koudai_flask.jobs.sync:on_push_due"],
     # A parcel of a partly shipped order is tracked from the moment it leaves.

@@ -39,6 +39,7 @@ from koudai_flask.connectors.base import (
     FETCH_ORDERS,
     FETCH_SHIPMENTS,
     FETCH_STOCK,
+    PUSH_MEMO,
     PUSH_ORDER,
     PUSH_SHIPMENT,
     PUSH_STOCK,
@@ -55,7 +56,7 @@ from koudai_flask.connectors.errors import (
 from koudai_flask.errors import KoudaiError, NotFound
 from koudai_flask.jobs.sync_tasks import JOBS
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import channels, stock_sync, sync_log
+from koudai_flask.services import channel_memos, channels, stock_sync, sync_log
 from koudai_flask.services.channels import ChannelInfo
 
 log = logging.getLogger("koudai_flask.sync")
@@ -316,6 +317,18 @@ def on_order_shipped(topic: str, payload: dict[str, Any]) -> None:
         schedule(channel.id, "push_shipment", payload["number"])
 
 
+def on_order_memo_changed(topic: str, payload: dict[str, Any]) -> None:
+    """Outbox ``order.memo_changed``: a memo changed here goes to the order's channel."""
+    if not payload.get("push"):
+        return  # the channel's own change, or an order no channel keeps memos of
+    try:
+        channel = channels.info(str(payload.get("channel") or ""))
+    except NotFound:
+        return
+    if channel.active and channel.kind in kinds_with(PUSH_MEMO):
+        schedule(channel.id, "push_memo", payload["number"])
+
+
 def sync_tick() -> int:
     """The periodic pass over every linked channel; returns the jobs it scheduled."""
     from koudai_flask.connectors.erp.webhook import TOLERANCE
@@ -346,6 +359,10 @@ def sync_tick() -> int:
             wanted.append("push_stock")
         for job in wanted:
             scheduled += int(schedule(channel.id, job))
+        if PUSH_MEMO in cls.capabilities:
+            # Memos changed here whose push was lost or waited out a pause (not dead letters).
+            for number in channel_memos.pending_pushes(channel.id):
+                scheduled += int(schedule(channel.id, "push_memo", number))
     return scheduled
 
 
@@ -363,6 +380,7 @@ __all__ = [
     "backoff",
     "build_connector",
     "channel_queue",
+    "on_order_memo_changed",
     "on_order_paid",
     "on_order_shipped",
     "on_push_due",

@@ -25,7 +25,7 @@ from koudai_flask.connectors.base import (
 from koudai_flask.errors import InvalidTransition, NotFound
 from koudai_flask.jobs.catalog_import import import_catalog
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import channels, order_sync, stock_sync, sync_log
+from koudai_flask.services import channels, order_memo, order_sync, stock_sync, sync_log
 from koudai_flask.services.channels import ChannelInfo
 
 log = logging.getLogger("koudai_flask.sync")
@@ -175,6 +175,19 @@ def push_shipment(connector: Connector, channel: ChannelInfo, number: str) -> in
     return 1
 
 
+def push_memo(connector: Connector, channel: ChannelInfo, number: str) -> int:
+    """The seller's memo and flag of a channel's order, changed here, to that channel.
+
+    What goes is the memo as it is now; if it changed again meanwhile, its push stays due
+    (``record_pushed`` is False) and that change's own job sends it."""
+    push = order_memo.to_push(channel.name, number)
+    if push is None:
+        return 0
+    connector.push_memo(push.external_id, push.memo, push.flag)
+    order_memo.record_pushed(number, push.version)
+    return 1
+
+
 def pull_shipments(connector: Connector, channel: ChannelInfo) -> int:
     """Shipments made in an ERP since the cursor ship our orders; returns how many."""
     now = utcnow()
@@ -200,6 +213,7 @@ JOBS: dict[str, Callable[..., int]] = {
     "poll_messages": poll_messages,
     "push_order": push_order,
     "push_shipment": push_shipment,
+    "push_memo": push_memo,
     "pull_shipments": pull_shipments,
     "import_catalog": import_catalog,
 }

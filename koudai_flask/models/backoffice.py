@@ -1,4 +1,5 @@
-"""What the back office keeps: custom roles, internal notes, tracking events, notifications."""
+"""What the back office keeps: custom roles, internal notes, seller memos, tracking events,
+notifications."""
 
 from __future__ import annotations
 
@@ -33,6 +34,30 @@ class OrderNote(Base, Timestamped):
     order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), index=True)
     author: Mapped[str] = mapped_column(String(80))
     body: Mapped[str] = mapped_column(Text)
+
+
+class OrderMemo(Base):
+    """The seller's memo and flag on an order (卖家备注, 旗帜): one line and a colour that the
+    order list shows and filters on, the same pair a Taobao trade carries and syncs both ways.
+    Buyers never see it. Kept beside the order: placing an order writes none of this.
+
+    ``push_pending`` is set when a change made here still has to reach the order's channel;
+    ``version`` counts the changes, so a push clears ``push_pending`` only if nothing changed
+    while it was on its way."""
+
+    __tablename__ = "koudai_order_memo"
+    __table_args__ = (
+        CheckConstraint("flag >= 0 AND flag <= 5", name="flag_range"),
+        Index("ix_koudai_order_memo_flag", "flag"),
+    )
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("koudai_order.id"), primary_key=True)
+    memo: Mapped[str] = mapped_column(Text, default="")
+    flag: Mapped[int] = mapped_column(default=0)
+    version: Mapped[int] = mapped_column(default=1)
+    push_pending: Mapped[bool] = mapped_column(default=False)
+    updated_by: Mapped[str] = mapped_column(String(80), default="system")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class PackingSlip(Base):

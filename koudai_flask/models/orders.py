@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from koudai_flask.models.base import Base, Timestamped, utcnow
 
 if TYPE_CHECKING:
-    from koudai_flask.models.backoffice import TrackingEvent
+    from koudai_flask.models.backoffice import OrderMemo, TrackingEvent
     from koudai_flask.models.customers import Customer
 
 # Which way a parcel goes (``Shipment.direction``): sent by the shop, or sent back by the
@@ -70,6 +70,8 @@ class Order(Base, Timestamped):
         viewonly=True,
     )
     customer: Mapped[Customer | None] = relationship()
+    # The seller's memo and flag (卖家备注, 旗帜), if it has one (services.order_memo).
+    seller_memo: Mapped[OrderMemo | None] = relationship(viewonly=True)
 
     @property
     def paid_amount(self) -> int:

@@ -1,4 +1,5 @@
-"""What the storefront keeps for buyers: carts, address books and the shop's profile."""
+"""What the storefront keeps for buyers: carts, address books, favourites, alerts, reviews
+and the shop's profile."""
 
 from __future__ import annotations
 
@@ -124,3 +125,18 @@ class ProductReview(Base, Timestamped):
     status: Mapped[str] = mapped_column(String(16), default="published")
     reply: Mapped[str] = mapped_column(String(500), default="")
     replied_at: Mapped[datetime | None]
+
+
+class Favourite(Base):
+    """A product a buyer keeps in their favourites (收藏), one row per buyer and product."""
+
+    __tablename__ = "koudai_favourite"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "product_id"),
+        Index("ix_koudai_favourite_product_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("koudai_customer.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("koudai_product.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

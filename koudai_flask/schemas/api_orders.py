@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as MarshmallowValidationError
 
 from koudai_flask.schemas import Length
 from koudai_flask.schemas.api_common import MAX_INT, PageArgs, page_of
 from koudai_flask.schemas.orders import AddressInput
+from koudai_flask.services.order_memo import FLAGS, MAX_MEMO
+from koudai_flask.services.order_search import FLAG_FILTERS
 from koudai_flask.services.order_states import STATES as ORDER_STATES
 from koudai_flask.services.shipping import TRACKING_NUMBER
 
 _AMOUNT = validate.Range(min=1, max=MAX_INT)
 
 STATES = list(ORDER_STATES)
+FLAG_TEXT = "the seller's flag (旗帜): " + ", ".join(f"{k} {v}" for k, v in FLAGS.items())
 
 
 class OrderLineOut(Schema):
@@ -112,9 +118,41 @@ class OrderOut(Schema):
         attribute="open_refund_request",
         metadata={"description": "what a refunding order waits on; null otherwise"},
     )
+    seller_memo = fields.Function(
+        lambda order: order.seller_memo.memo if order.seller_memo else "",
+        required=True,
+        metadata={
+            "type": "string",
+            "description": "the seller's memo (卖家备注); buyers never see it",
+        },
+    )
+    seller_flag = fields.Function(
+        lambda order: order.seller_memo.flag if order.seller_memo else 0,
+        required=True,
+        metadata={"type": "integer", "description": FLAG_TEXT},
+    )
 
 
 OrderPage = page_of(OrderOut, "OrderPage")
+
+
+class MemoIn(Schema):
+    memo = fields.String(
+        load_default=None,
+        validate=Length(max=MAX_MEMO),
+        metadata={"description": "The new memo; empty clears it; left out keeps it."},
+    )
+    flag = fields.Integer(
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=0, max=5),
+        metadata={"description": FLAG_TEXT + "; left out keeps it"},
+    )
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("memo") is None and data.get("flag") is None:
+            raise MarshmallowValidationError("give memo, flag or both", field_name="memo")
 
 
 class OrderListArgs(PageArgs):
@@ -132,6 +170,11 @@ class OrderListArgs(PageArgs):
         load_default=None,
         validate=validate.OneOf(["printed", "unprinted"]),
         metadata={"description": "Orders whose packing slip was printed, or never was."},
+    )
+    flag = fields.String(
+        load_default=None,
+        validate=validate.OneOf(FLAG_FILTERS),
+        metadata={"description": "The seller's flag: any, none, or one colour 1-5."},
     )
     customer_id = fields.Integer(
         load_default=None,

@@ -37,6 +37,8 @@ EXPORT_COLUMNS = [
     "address",
     "skus",
     "tracking",
+    "seller_flag",
+    "seller_memo",
 ]
 
 
@@ -91,6 +93,8 @@ def export_orders(
                     ),
                     " ".join(f"{line.sku_code}x{line.quantity}" for line in order.lines),
                     " ".join(f"{s.carrier}:{s.tracking_number}" for s in order.shipments),
+                    order.seller_memo.flag if order.seller_memo else 0,
+                    text_cell(order.seller_memo.memo) if order.seller_memo else "",
                 ]
             )
         yield out.getvalue()

@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select
+from sqlalchemy.orm import selectinload
 
 from koudai_flask.config import config_value
-from koudai_flask.models import Customer, Notification, Order, OrderLine, Shipment, StaffMember
+from koudai_flask.models import (
+    Customer,
+    Notification,
+    Order,
+    OrderLine,
+    OrderMemo,
+    Shipment,
+    StaffMember,
+)
 from koudai_flask.services import packing, returns, staff
 
 
@@ -30,6 +39,8 @@ class OrderFilters:
     return_arrived: bool = False
     # Only orders whose packing slip (发货单) was never printed.
     slip_unprinted: bool = False
+    # The seller's flag (旗帜): "any" flagged, "none" unflagged, or one colour "1" to "5".
+    flag: str | None = None
 
 
 def _local_day_start(day: date) -> datetime:
@@ -86,4 +97,23 @@ def order_query(member: StaffMember, filters: OrderFilters) -> Select[Order]:
         query = query.where(returns.goods_arrived())
     if filters.slip_unprinted:
         query = query.where(packing.unprinted())
-    return query.order_by(Order.created_at.desc(), Order.id.desc())
+    if filters.flag:
+        query = query.where(_flagged(filters.flag))
+    return query.options(selectinload(Order.seller_memo)).order_by(
+        Order.created_at.desc(), Order.id.desc()
+    )
+
+
+FLAG_FILTERS = ("any", "none", "1", "2", "3", "4", "5")
+
+
+def _flagged(flag: str) -> ColumnElement[bool]:
+    """Orders with the seller's flag ``flag`` (one of ``FLAG_FILTERS``; another is no order)."""
+    if flag not in FLAG_FILTERS:
+        return false()
+    flagged = exists().where(OrderMemo.order_id == Order.id, OrderMemo.flag > 0)
+    if flag == "any":
+        return flagged
+    if flag == "none":
+        return ~flagged
+    return exists().where(OrderMemo.order_id == Order.id, OrderMemo.flag == int(flag))

@@ -5,6 +5,8 @@
   the buyer paid there (the hold no longer expires), cancelled when it closed there (the
   stock goes back, once). The binding keeps the channel's last modified time, and an import
   not newer than it is skipped, so a message that arrives late or twice changes nothing.
+  The seller's memo and flag come with it (``channel_memos.mirror``), the buyer's message
+  goes into a new order's note.
 - Out (ERPs): our paid order as an :class:`OrderExport` (``order_export``), and the binding
   of the id the ERP gave it (``record_export``).
 - Shipments: one of our channel orders shipped here goes back to its channel
@@ -24,7 +26,7 @@ from koudai_flask.connectors.base import OrderExport, RemoteOrder, RemoteShipmen
 from koudai_flask.errors import InvalidTransition, KoudaiError, ValidationError
 from koudai_flask.models import ChannelListing, ChannelOrder, Order, Sku
 from koudai_flask.models.base import utcnow
-from koudai_flask.services import channel_refunds, order_states, orders
+from koudai_flask.services import channel_memos, channel_refunds, order_states, orders
 from koudai_flask.services.channels import get as get_channel
 from koudai_flask.services.transaction import current_session, unit_of_work
 
@@ -33,6 +35,7 @@ log = logging.getLogger("koudai_flask.sync")
 # The payment provider of an order a marketplace's buyer paid there: its refunds are made
 # there too (services.channel_refunds mirrors them).
 CHANNEL_PROVIDER = "channel"
+NOTE_LIMIT = 500  # schemas.orders.PlaceOrderInput.note
 
 # What an imported order's state may become, by the remote state: the actions to take in turn.
 _ACTIONS = {
@@ -120,7 +123,7 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
         external_id=remote.external_id,
         idempotency_key=f"channel:{channel_name}:{remote.external_id}",
         shipping_fee=remote.shipping_fee,
-        note=f"{channel.kind} buyer {remote.buyer}".strip(),
+        note=_note(channel.kind, remote),
         actor=channel_refunds.channel_actor(channel_name),
     )
     number, status, total = order.number, order.status, order.total
@@ -130,8 +133,21 @@ def import_order(channel_name: str, remote: RemoteOrder) -> ImportResult:
             outcome = "updated" if outcome == "unchanged" else outcome
     if channel_refunds.mirror(channel_name, number, remote, codes):
         outcome = "updated" if outcome == "unchanged" else outcome
+    # Before the binding moves on: a memo lost to a crash here comes again with the trade.
+    if channel_memos.mirror(channel_name, number, remote):
+        outcome = "updated" if outcome == "unchanged" else outcome
     _bind(channel_id, number, remote)
     return ImportResult(outcome, number)
+
+
+def _note(channel_kind: str, remote: RemoteOrder) -> str:
+    """An imported order's note: whose it is, then what the buyer wrote with it (买家留言),
+    cut to the 500 characters a note holds."""
+    note = f"{channel_kind} buyer {remote.buyer}".strip()
+    message = remote.buyer_message.strip()
+    if message:
+        note = f"{note}: {message}"
+    return note if len(note) <= NOTE_LIMIT else note[: NOTE_LIMIT - 1] + "…"
 
 
 def _buyer(channel_kind: str, buyer: str) -> int | None:

@@ -193,6 +193,7 @@ def orders(
     limit: int,
     customer_id: int | None = None,
     slip: str | None = None,
+    flag: str | None = None,
 ) -> Page[Order]:
     member = staff.require(who.user_id, "orders.view")
     filters = OrderFilters(
@@ -203,6 +204,7 @@ def orders(
         sku=sku_code,
         q=q,
         slip_unprinted=slip == "unprinted",
+        flag=flag,
     )
     query = order_search.order_query(member, filters).options(
         selectinload(Order.lines),

@@ -53,6 +53,7 @@ TOPIC_EVENTS: dict[str, str] = {
     "order.return_agreed": "order.return_agreed",
     "order.return_sent": "order.return_sent",
     "order.return_arrived": "order.return_arrived",
+    "order.memo_changed": "order.memo_changed",
     "stock.changed": "stock.changed",
     "product.created": "product.created",
     "product.updated": "product.updated",

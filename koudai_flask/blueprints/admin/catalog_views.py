@@ -26,7 +26,7 @@ from koudai_flask.errors import KoudaiError, NotFound, PermissionDenied, Validat
 from koudai_flask.extension import get_state
 from koudai_flask.i18n import gettext as _k
 from koudai_flask.models import Category, Product
-from koudai_flask.services import catalog, catalog_admin, shipping_templates
+from koudai_flask.services import catalog, catalog_admin, favourites, shipping_templates
 from koudai_flask.services.catalog_admin import MAX_OPTIONS, MAX_SKUS, ProductDraft, SkuRow
 from koudai_flask.services.transaction import current_session
 
@@ -258,6 +258,7 @@ def register(bp: Blueprint) -> None:
             statuses=STATUSES,
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
+            kept=favourites.counts(p.id for p in products),
         )
 
     @bp.post("/products/shipping")

@@ -39,6 +39,7 @@ from koudai_flask.services import (
     notifications,
     order_address,
     order_csv,
+    order_memo,
     order_search,
     order_states,
     orders,
@@ -75,6 +76,7 @@ def filters_from_request() -> order_search.OrderFilters:
         message_failed=args.get("messages") == "failed",
         return_arrived=args.get("returns") == "arrived",
         slip_unprinted=args.get("slip") == "unprinted",
+        flag=args.get("flag") or None,
     )
 
 
@@ -201,6 +203,7 @@ def register(bp: Blueprint) -> None:
             notes=backoffice.notes(order),
             left=remaining(order),
             address_changeable=order_address.changeable(order),
+            memo_channel=order_memo.synced_channel(order),
             form=FlaskForm(),
             carriers=CARRIERS,
             can=lambda codename: staff.can(member.user_id, codename, channel=order.channel),

@@ -1,6 +1,6 @@
 """Order endpoints: list, read, create for an external channel, pay, ship, cancel, refund,
-change an unshipped order's address, and answer a refund request (decline it, agree to a
-return)."""
+change an unshipped order's address, the seller's memo and flag, and answer a refund request
+(decline it, agree to a return)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from koudai_flask.blueprints.api.access import idempotent, principal, requires
 from koudai_flask.schemas.api_orders import (
     CancelIn,
     DeclineRefundIn,
+    MemoIn,
     OrderCreateIn,
     OrderListArgs,
     OrderOut,
@@ -22,7 +23,13 @@ from koudai_flask.schemas.api_orders import (
     SlipOut,
 )
 from koudai_flask.schemas.orders import AddressInput
-from koudai_flask.services import backoffice, packing, platform_actions, platform_reads
+from koudai_flask.services import (
+    backoffice,
+    order_memo,
+    packing,
+    platform_actions,
+    platform_reads,
+)
 
 
 def register(bp: Blueprint) -> None:
@@ -44,6 +51,7 @@ def register(bp: Blueprint) -> None:
             limit=args["limit"],
             customer_id=args["customer_id"],
             slip=args["slip"],
+            flag=args["flag"],
         )
 
     @bp.route("/orders", methods=["POST"])
@@ -118,6 +126,19 @@ def register(bp: Blueprint) -> None:
         address again changes nothing; receivers of `order.address_changed` learn both."""
         platform_reads.order(principal(), number, "orders.edit")
         backoffice.change_address(principal().user_id, number, data)
+        return platform_reads.order(principal(), number)
+
+    @bp.route("/orders/<number>/memo", methods=["PUT"])
+    @requires("orders.edit")
+    @idempotent
+    @bp.arguments(MemoIn)
+    @bp.response(200, OrderOut)
+    def order_memo_put(data: dict[str, Any], number: str) -> Any:
+        """Set the seller's memo and/or flag (卖家备注, 旗帜); buyers never see them. An
+        order from a Taobao shop gets them on its trade there too. The same values again
+        change nothing; receivers of `order.memo_changed` learn both the old and the new."""
+        platform_reads.order(principal(), number, "orders.edit")
+        order_memo.staff_set_memo(principal().user_id, number, memo=data["memo"], flag=data["flag"])
         return platform_reads.order(principal(), number)
 
     @bp.route("/orders/<number>/refund-request/decline", methods=["POST"])

@@ -16,6 +16,7 @@ from koudai_flask.blueprints.shop import (
     alert_views,
     cart_views,
     catalog_views,
+    favourite_views,
     order_address_views,
     order_views,
     review_views,
@@ -46,6 +47,7 @@ PRIVATE_VIEWS = frozenset(
         "address_add",
         "address_edit",
         "alerts_page",
+        "favourites_page",
         "order_address_edit",
     }
 )
@@ -59,6 +61,7 @@ def create_shop_blueprint(name: str = "koudai_shop") -> Blueprint:
     account_views.register(bp)
     address_views.register(bp)
     alert_views.register(bp)
+    favourite_views.register(bp)
     review_views.register(bp)
     order_address_views.register(bp)
     tracking_views.register(bp)  # campaign links /r/<token> and the funnel's steps

@@ -20,7 +20,7 @@ from koudai_flask.blueprints.shop.common import page_number, per_page
 from koudai_flask.blueprints.shop.forms import AddToCartForm, form_token, lazy_form
 from koudai_flask.models import Category
 from koudai_flask.models.catalog import Cover
-from koudai_flask.services import catalog, freight, stock_alerts
+from koudai_flask.services import catalog, favourites, freight, stock_alerts
 from koudai_flask.services.transaction import current_session
 
 
@@ -154,8 +154,12 @@ def register(bp: Blueprint) -> None:
         # Sold-out SKUs offer 到货提醒 when some channel can tell the buyer; a signed-in
         # buyer sees which of them they already wait for.
         sold_out = [s for s in skus if stock.get(s.id, 0) <= 0] if stock_alerts.offered() else []
-        customer = identity.current_customer() if sold_out else None
-        awaited = stock_alerts.awaited(customer.id, [s.id for s in sold_out]) if customer else set()
+        customer = identity.current_customer()
+        awaited = (
+            stock_alerts.awaited(customer.id, [s.id for s in sold_out])
+            if customer and sold_out
+            else set()
+        )
         return render_template(
             "koudai/shop/product.html",
             product=row,
@@ -170,6 +174,8 @@ def register(bp: Blueprint) -> None:
             shipping=freight.offer(row.shipping_template_id),
             sold_out=sold_out,
             awaited=awaited,
+            # A signed-in buyer's 收藏 shows whether they keep it (a guest's asks to log in).
+            favourite=favourites.kept(customer.id, row.id) if customer else False,
         )
 
     @bp.get("/media/<path:filename>")

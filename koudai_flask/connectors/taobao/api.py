@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 
-from koudai_flask.connectors.taobao.client import TopClient
+from koudai_flask.connectors.taobao.client import TopClient, parse_time
 from koudai_flask.connectors.taobao.oauth import OAuthToken, TaobaoOAuth, authorize_url
 from koudai_flask.connectors.taobao.records import (
     Item,
@@ -34,11 +34,13 @@ MAX_SKUS_NUM_IIDS = 40
 MAX_ONSALE_PAGE = 200
 TRADE_FIELDS = (
     "tid,status,payment,total_fee,post_fee,buyer_nick,buyer_open_uid,created,modified,"
-    "pay_time,orders"
+    "pay_time,orders,seller_memo,seller_flag,buyer_message"
 )
 # §1.6: the increment window may span at most one day (30 minutes recommended).
 MAX_INCREMENT_WINDOW = timedelta(days=1)
 FULL, DELTA = 1, 2  # taobao.item.quantity.update "type": 1 absolute, 2 incremental
+# taobao.trade.memo.update "flag": 0 grey (none), 1 red, 2 yellow, 3 green, 4 blue, 5 purple.
+MEMO_FLAGS = range(6)
 
 
 def _check_type(type: int) -> None:
@@ -225,6 +227,26 @@ class TaobaoAdapter:
         shipping = answer.get("shipping") or {}
         return bool(shipping.get("is_success"))
 
+    def update_memo(self, tid: int, memo: str, flag: int) -> datetime | None:
+        """Set the seller's memo and flag of a trade (``taobao.trade.memo.update``); returns
+        the trade's new ``modified``.
+
+        TOP ignores an empty ``memo`` unless ``reset=true``, which clears the memo whatever
+        ``memo`` says (the method's documented semantics), so an empty memo is sent as
+        ``reset=true`` and a non-empty one as itself.
+        """
+        if flag not in MEMO_FLAGS:
+            raise ValueError("a trade memo flag is 0..5")
+        answer = self.client.call(
+            "taobao.trade.memo.update",
+            tid=tid,
+            flag=flag,
+            memo=memo or None,
+            reset=True if not memo else None,
+        )
+        modified = (answer.get("trade") or {}).get("modified")
+        return parse_time(str(modified)) if modified else None
+
     # -- TMC (§1.8, HTTP pull) -------------------------------------------------------------
 
     def tmc_consume(self, group_name: str = "default", quantity: int = 100) -> list[TmcMessage]:
@@ -258,6 +280,7 @@ __all__ = [
     "FULL",
     "ITEM_FIELDS",
     "MAX_SKUS_NUM_IIDS",
+    "MEMO_FLAGS",
     "ONSALE_FIELDS",
     "SKU_FIELDS",
     "OAuthToken",

@@ -11,7 +11,9 @@ of :mod:`koudai_flask.connectors.base` (the mapper), both ways:
   ``trade.fullinfo.get``, their status mapped to ours (:data:`TRADE_STATES`);
 - TMC: trade topics become "trade changed" messages (the engine then fetches the trade, so
   duplicates and disorder do not matter) and ``ItemStockChanged`` a quantity seen there;
-- shipments: ``logistics.offline.send`` with TOP's company code for our carrier.
+- shipments: ``logistics.offline.send`` with TOP's company code for our carrier;
+- the seller's memo and flag: read with the trade, set with ``trade.memo.update``
+  (``TradeMemoModified`` brings a change made in the seller's back office).
 
 Settings: ``gateway_url``, ``app_key``, ``app_secret``, ``sign_method`` (md5, hmac,
 hmac-sha256), the seller's tokens sealed by ``tokens.seal_token``
@@ -30,6 +32,7 @@ from koudai_flask.connectors.base import (
     FETCH_ORDERS,
     FETCH_STOCK,
     OVERWRITE,
+    PUSH_MEMO,
     PUSH_SHIPMENT,
     PUSH_STOCK,
     ChannelMessage,
@@ -81,6 +84,8 @@ TRADE_TOPICS = frozenset(
         "taobao_trade_TradeSellerShip",
         "taobao_trade_TradeChanged",
         "taobao_trade_TradePartlyRefund",
+        # The seller's memo or flag changed (in the back office, or by our own push).
+        "taobao_trade_TradeMemoModified",
         # §1.8's refund topics carry the trade's tid too: its lines' refund_status changed.
         "taobao_refund_RefundCreated",
         "taobao_refund_RefundSuccess",
@@ -94,7 +99,7 @@ SKUS_PER_UPDATE = 20  # SKUs of one item per skus.quantity.update call
 class TaobaoConnector(Connector):
     kind: ClassVar[str] = "taobao"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {PUSH_STOCK, FETCH_STOCK, FETCH_ORDERS, PUSH_SHIPMENT, EVENTS}
+        {PUSH_STOCK, FETCH_STOCK, FETCH_ORDERS, PUSH_SHIPMENT, PUSH_MEMO, EVENTS}
     )
     stock_policy: ClassVar[str] = OVERWRITE
     secret_settings: ClassVar[tuple[str, ...]] = (
@@ -260,12 +265,18 @@ class TaobaoConnector(Connector):
             total=trade.payment_fen if trade.payment else 0,
             shipping_fee=yuan_to_fen(trade.post_fee) if trade.post_fee else 0,
             buyer=trade.buyer_nick,
+            memo=trade.seller_memo or "",
+            flag=trade.seller_flag or 0,
+            buyer_message=trade.buyer_message,
         )
 
     def push_shipment(self, external_id: str, carrier: str, tracking_number: str) -> None:
         ok = self.adapter.offline_send(int(external_id), tracking_number, top_code(carrier))
         if not ok:
             raise PermanentFailure(f"taobao refused the shipment of trade {external_id}")
+
+    def push_memo(self, external_id: str, memo: str, flag: int) -> None:
+        self.adapter.update_memo(int(external_id), memo, flag)
 
     # -- TMC -----------------------------------------------------------------------------
 

@@ -237,7 +237,12 @@ class TradeOrder:
 
 @dataclass(frozen=True)
 class Trade:
-    """A Taobao trade (交易) with its lines; times are UTC."""
+    """A Taobao trade (交易) with its lines; times are UTC.
+
+    ``seller_memo`` and ``seller_flag`` (0-5) are the seller's memo and flag (卖家备注, 旗帜),
+    ``buyer_message`` what the buyer wrote with the order (买家留言); TOP leaves an empty
+    one out of the answer, read here as "" (and flag 0).
+    """
 
     tid: int
     status: str = ""
@@ -249,6 +254,9 @@ class Trade:
     modified: datetime | None = None
     pay_time: datetime | None = None
     orders: tuple[TradeOrder, ...] = ()
+    seller_memo: str = ""
+    seller_flag: int = 0
+    buyer_message: str = ""
 
     @property
     def payment_fen(self) -> int:
@@ -268,6 +276,9 @@ class Trade:
             modified=_time(row.get("modified")),
             pay_time=_time(row.get("pay_time")),
             orders=tuple(TradeOrder.from_top(o) for o in listed(row.get("orders"), "order")),
+            seller_memo=str(row.get("seller_memo") or ""),
+            seller_flag=_int(row.get("seller_flag")),
+            buyer_message=str(row.get("buyer_message") or ""),
         )
 
 

@@ -15,7 +15,9 @@ OAuth pages, and can be told to fail::
     sandbox.stop()
 
 Every stock change publishes ``taobao_item_ItemStockChanged`` and every trade step its
-``taobao_trade_*`` message (``state``, ``shop``, ``trades``).
+``taobao_trade_*`` message (``state``, ``shop``, ``trades``); a change of the seller's memo or
+flag, by ``taobao.trade.memo.update`` or by the seller (``set_memo``, the memo page),
+publishes ``taobao_trade_TradeMemoModified`` (``memos``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 form merged, app key, timestamp (GMT+8 text or epoch ms, ±10 min), version, format and the
 signature in any of the three methods, then the seller session; refusals are the exact
 ``error_response`` wrapper. ``/authorize`` and ``/token`` issue sessions (§1.7);
-``/img/<name>.png`` serves item pictures; ``/`` is the seller's stock page (``stock_page``).
+``/img/<name>.png`` serves item pictures; ``/`` is the seller's stock page (``stock_page``),
+``/sandbox/memos`` the seller's memos of the trades (``memo_page``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask import Flask, Response, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
 
 from koudai_flask.connectors.sandbox.taobao.images import png_bytes, valid_name
+from koudai_flask.connectors.sandbox.taobao.memo_page import register_memo_page
 from koudai_flask.connectors.sandbox.taobao.methods import METHODS
 from koudai_flask.connectors.sandbox.taobao.state import (
     ACCESS_TTL,
@@ -244,4 +246,5 @@ def create_taobao_sandbox(state: TopState) -> Flask:
         return response
 
     register_stock_page(app, state)
+    register_memo_page(app, state)
     return app

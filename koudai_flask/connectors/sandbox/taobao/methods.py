@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from koudai_flask.connectors.sandbox.taobao import shop, trades
+from koudai_flask.connectors.sandbox.taobao import memos, shop, trades
 from koudai_flask.connectors.sandbox.taobao.state import (
     SELLER_NICK,
     SandboxItem,
@@ -251,6 +251,18 @@ def logistics_offline_send(state: TopState, params: Params, app_key: str) -> dic
     return {"shipping": {"is_success": True}}
 
 
+def trade_memo_update(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
+    """The seller's memo and flag of a trade: ``reset=true`` clears the memo whatever
+    ``memo`` says; without it an empty memo is left as it was. An absent ``flag`` is 0, the
+    default the SDK's TradeMemoUpdateRequest documents [U]."""
+    tid, flag = integer(params, "tid"), integer(params, "flag", 0)
+    with state.lock:
+        trade = memos.update_memo(
+            state, tid, memo=params.get("memo", ""), flag=flag, reset=params.get("reset") == "true"
+        )
+        return {"trade": {"tid": trade["tid"], "modified": trade["modified"]}}
+
+
 def tmc_messages_consume(state: TopState, params: Params, app_key: str) -> dict[str, Any]:
     quantity = integer(params, "quantity", 100)
     if not 10 <= quantity <= 200:
@@ -282,6 +294,7 @@ METHODS: dict[str, tuple[bool, Handler]] = {
     "taobao.trades.sold.increment.get": (True, trades_sold_increment_get),
     "taobao.trade.fullinfo.get": (True, trade_fullinfo_get),
     "taobao.logistics.offline.send": (True, logistics_offline_send),
+    "taobao.trade.memo.update": (True, trade_memo_update),
     "taobao.tmc.messages.consume": (False, tmc_messages_consume),
     "taobao.tmc.messages.confirm": (False, tmc_messages_confirm),
 }

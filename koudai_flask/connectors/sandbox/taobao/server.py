@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from koudai_flask.connectors.sandbox.loopback import LoopbackServer
-from koudai_flask.connectors.sandbox.taobao import catalog, shop, trades
+from koudai_flask.connectors.sandbox.taobao import catalog, memos, shop, trades
 from koudai_flask.connectors.sandbox.taobao.gateway import create_taobao_sandbox
 from koudai_flask.connectors.sandbox.taobao.state import Grant, SandboxItem, TmcEntry, TopState
 
@@ -163,7 +163,9 @@ class TaobaoSandbox(LoopbackServer):
 
     def add_trade(self, lines: list[tuple[int, int | None, int]], **options: Any) -> dict[str, Any]:
         """A buyer's trade for ``(num_iid, sku_id, num)`` lines; takes the stock at once and
-        publishes TradeCreate, ItemStockChanged per line and (if ``paid``) TradeBuyerPay."""
+        publishes TradeCreate, ItemStockChanged per line and (if ``paid``) TradeBuyerPay.
+        Options: ``buyer_nick``, ``post_fee``, ``paid``, ``modified``, ``tid``,
+        ``buyer_message``, ``seller_memo``, ``seller_flag``."""
         return trades.add_trade(self.state, lines, **options)
 
     def pay_trade(self, tid: int, *, modified: datetime | None = None) -> dict[str, Any]:
@@ -207,6 +209,25 @@ class TaobaoSandbox(LoopbackServer):
     def finish_trade(self, tid: int, *, modified: datetime | None = None) -> dict[str, Any]:
         """The buyer confirms receipt of a shipped trade (TradeSuccess)."""
         return trades.finish_trade(self.state, tid, modified=modified)
+
+    def set_memo(
+        self,
+        tid: int,
+        memo: str | None = None,
+        flag: int | None = None,
+        *,
+        modified: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The seller changes a trade's memo and/or flag in the Taobao back office (``None``
+        keeps it; "" clears the memo): ``modified`` moves on and TradeMemoModified is
+        published, unless nothing changed."""
+        return memos.update_memo(
+            self.state, tid, memo=memo or "", flag=flag, reset=memo == "", modified=modified
+        )
+
+    def memo_of(self, tid: int) -> tuple[str, int]:
+        """The trade's ``(seller_memo, seller_flag)`` as Taobao keeps them."""
+        return memos.memo_of(self.state, tid)
 
     def shipment_of(self, tid: int) -> tuple[str, str] | None:
         """``(company_code, out_sid)`` recorded by ``taobao.logistics.offline.send``."""

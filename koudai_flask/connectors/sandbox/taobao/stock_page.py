@@ -5,7 +5,8 @@
 so TradeCreate, ItemStockChanged and TradeBuyerPay are published) and a seller "set
 quantity" form (``/sandbox/set-quantity``: ItemStockChanged). Each recent trade has its
 after-sales buttons (``/sandbox/refund``): the buyer asks for a refund of the whole trade,
-the seller agrees or refuses (RefundCreated, RefundSuccess + TradeClose, RefundClosed). It
+the seller agrees or refuses (RefundCreated, RefundSuccess + TradeClose, RefundClosed); the
+trades' memos and flags are on their own page (``memo_page``). It
 plays Taobao, not our shop: a separate app on 127.0.0.1 with no login and no CSRF token,
 like the other sandboxes.
 """
@@ -65,7 +66,8 @@ nav{margin:8px 0 24px}nav a{margin-right:12px}
 <main>
 {% if done %}<p class="note done" id="done">{{ done }}</p>{% endif %}
 {% if error %}<p class="note error" id="error">{{ error }}</p>{% endif %}
-<section class="card"><h2>最近交易 <span class="en">Recent trades</span></h2>
+<section class="card"><h2>最近交易 <span class="en">Recent trades</span>
+· <a href="/sandbox/memos">卖家备注 <span class="en">Seller memos</span></a></h2>
 <table id="trades-table"><thead><tr><th style="width:30%">交易号 Trade</th>
 <th style="width:30%">状态 Status</th><th>实付 Paid</th><th style="width:24%">售后 Refund</th>
 </tr></thead>

@@ -96,13 +96,20 @@ def add_trade(
     paid: bool = True,
     modified: datetime | None = None,
     tid: int | None = None,
+    buyer_message: str = "",
+    seller_memo: str = "",
+    seller_flag: int = 0,
 ) -> dict[str, Any]:
     """A buyer's trade for ``(num_iid, sku_id, num)`` lines, all or nothing.
 
+    ``buyer_message`` is what the buyer wrote with it (买家留言); ``seller_memo`` and
+    ``seller_flag`` (0-5) the seller's memo and flag it starts with (``memos``).
     Publishes TradeCreate, then one ItemStockChanged per line (the stock is taken now),
     then TradeBuyerPay if ``paid``.
     """
     wanted = list(lines)
+    if seller_flag not in range(6):
+        raise ValueError("seller_flag is 0..5")
     with state.lock:
         check_lines(state, wanted)
         if tid is not None and tid in state.trades:
@@ -145,6 +152,10 @@ def add_trade(
             "modified": stamp,
             "pay_time": stamp if paid else "",
             "orders": {"order": orders},
+            # Answered only when asked for and not empty, like every trade field (§1.6).
+            "buyer_message": buyer_message,
+            "seller_memo": seller_memo,
+            "seller_flag": seller_flag,
         }
         state.trades[tid] = trade
         state.publish("taobao_trade_TradeCreate", trade_content(trade))
