@@ -39,7 +39,7 @@ class FavouriteRow:
 def _on_sale_product(slug: str) -> Product:
     product = current_session().scalar(select(Product).where(Product.slug == slug))
     if product is None or product.status != "active":
-        raise NotFound(f"no product {slug!r} on sale", reason="unknown_product")
+        raise NotFound(f"no product {slug!r} on sale", reason="not_on_sale")
     return product
 
 
